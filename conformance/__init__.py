@@ -1,0 +1,1 @@
+"""gearspec.conformance: the Gearman conformance suite and its targets."""

@@ -1,0 +1,1 @@
+"""gearspec.fuzz: Hypothesis fuzzers for parsers, stateful server models, a network fuzzer."""

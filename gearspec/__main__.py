@@ -1,0 +1,7 @@
+"""`python -m gearspec` is the `gearspec` command."""
+
+import sys
+
+from gearspec.cli import main
+
+sys.exit(main())

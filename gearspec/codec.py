@@ -1,0 +1,545 @@
+"""Table-driven encoder and sans-IO incremental decoder.
+
+Nothing here is written per packet type: both directions interpret `gearspec.spec.PACKETS`.
+
+    decoder = Decoder(accept=Magic.REQ)      # what a server reads
+    decoder.receive_data(chunk)              # any chunking; b"" means end of stream
+    for event in decoder:                    # Packet, AdminLine (RawPacket when lenient)
+        ...                                  # stops when more bytes are needed
+
+Binary packets and admin text lines share a connection: a NUL first byte starts a packet,
+any other byte starts a text line ending in "\\n" (one "\\r" before it is dropped).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterator
+from typing import Final
+
+from gearspec.errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
+from gearspec.spec import (
+    HEADER_SIZE,
+    KIND_RULES,
+    PACKETS,
+    ArgKind,
+    Magic,
+    PacketSpec,
+    PacketType,
+    packet_spec,
+)
+
+__all__ = [
+    "Packet",
+    "RawPacket",
+    "AdminLine",
+    "Event",
+    "NEED_DATA",
+    "CLOSED",
+    "Decoder",
+    "encode",
+    "decode",
+    "DEFAULT_MAX_PACKET_SIZE",
+    "DEFAULT_MAX_LINE",
+]
+
+DEFAULT_MAX_PACKET_SIZE: Final = 64 * 1024 * 1024
+DEFAULT_MAX_LINE: Final = 8192  # gearmand's receive buffer for one admin line
+
+_HEADER = struct.Struct(">4sII")
+_MAGIC_BY_BYTES = {m.value: m for m in Magic}
+
+
+class Packet:
+    """A well-formed binary packet: magic, type and its arguments as bytes, in wire order.
+
+    Arguments can be read by name: ``packet.handle`` or ``packet["handle"]``.
+    """
+
+    __slots__ = ("magic", "type", "args")
+
+    magic: Magic
+    type: PacketType
+    args: tuple[bytes, ...]
+
+    def __init__(self, magic: Magic, type: PacketType, args: tuple[bytes, ...] = ()) -> None:
+        self.magic = magic
+        self.type = type
+        self.args = args
+
+    # -- construction with validation ---------------------------------------------------
+    @classmethod
+    def request(cls, type: PacketType | int | str, *args: object, **named: object) -> Packet:
+        """A packet toward the server (REQ magic), arguments checked against the table."""
+        return cls._build(Magic.REQ, type, args, named)
+
+    @classmethod
+    def response(cls, type: PacketType | int | str, *args: object, **named: object) -> Packet:
+        """A packet from the server (RES magic), arguments checked against the table."""
+        return cls._build(Magic.RES, type, args, named)
+
+    @classmethod
+    def make(cls, type: PacketType | int | str, *args: object, **named: object) -> Packet:
+        """A packet with the only magic its type has (WORK_* need `request`/`response`)."""
+        spec = _spec_or_local_error(type)
+        if len(spec.magics) != 1:
+            raise LocalProtocolError(
+                f"{spec.name} travels both ways: use Packet.request or Packet.response",
+                code=ErrorCode.INVALID_MAGIC,
+            )
+        (magic,) = spec.magics
+        return cls._build(magic, spec.code, args, named)
+
+    @classmethod
+    def _build(
+        cls, magic: Magic, type: PacketType | int | str, args: tuple[object, ...], named: dict[str, object]
+    ) -> Packet:
+        spec = _spec_or_local_error(type)
+        if spec.reserved:
+            raise LocalProtocolError(f"packet type {spec.code} ({spec.name}) is reserved", code=ErrorCode.INVALID_COMMAND)
+        if magic not in spec.magics:
+            raise LocalProtocolError(
+                f"{spec.name} is never sent with {magic.name} magic", code=ErrorCode.INVALID_MAGIC
+            )
+        values = list(args)
+        if named:
+            if len(values) > len(spec.args):
+                raise LocalProtocolError(_count_message(spec, len(values)), code=ErrorCode.INVALID_PACKET)
+            for arg in spec.args[len(values):]:
+                if arg.name not in named:
+                    raise LocalProtocolError(f"{spec.name} needs argument {arg.name!r}")
+                values.append(named.pop(arg.name))
+            if named:
+                raise LocalProtocolError(f"{spec.name} has no argument named {sorted(named)[0]!r}")
+        if len(values) != len(spec.args):
+            raise LocalProtocolError(_count_message(spec, len(values)), code=ErrorCode.INVALID_PACKET)
+        encoded = []
+        for arg, value in zip(spec.args, values):
+            rule = KIND_RULES[arg.kind]
+            try:
+                raw = rule.encode(value)
+            except (TypeError, ValueError) as exc:
+                raise LocalProtocolError(f"{spec.name} argument {arg.name!r}: {exc}") from None
+            problem = rule.problem(raw)
+            if problem is None and arg is not spec.args[-1] and b"\0" in raw:
+                problem = "contains a NUL byte"
+            if problem is not None:
+                raise LocalProtocolError(f"{spec.name} argument {arg.name!r} {problem}")
+            encoded.append(raw)
+        return cls(magic, PacketType(spec.code), tuple(encoded))
+
+    # -- reading ------------------------------------------------------------------------
+    @property
+    def spec(self) -> PacketSpec:
+        return self.type.spec
+
+    @property
+    def name(self) -> str:
+        return self.type.name
+
+    @property
+    def fields(self) -> dict[str, bytes]:
+        """Arguments as a name → value map, in wire order."""
+        return {arg.name: value for arg, value in zip(self.type.spec.args, self.args)}
+
+    def __getitem__(self, name: str) -> bytes:
+        try:
+            return self.args[self.type.spec.arg_index[name]]
+        except KeyError:
+            raise KeyError(f"{self.type.name} has no argument {name!r}") from None
+
+    def __getattr__(self, name: str) -> bytes:
+        # Only reached for names that are not slots: the packet's argument names.
+        try:
+            return self.args[self.type.spec.arg_index[name]]
+        except (KeyError, AttributeError):
+            raise AttributeError(f"{type(self).__name__} {self.type.name} has no argument {name!r}") from None
+
+    def to_bytes(self) -> bytes:
+        payload = b"\0".join(self.args)
+        return _HEADER.pack(self.magic.value, self.type, len(payload)) + payload
+
+    __bytes__ = to_bytes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Packet):
+            return NotImplemented
+        return self.magic is other.magic and self.type == other.type and self.args == other.args
+
+    def __hash__(self) -> int:
+        return hash((self.magic, int(self.type), self.args))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in self.fields.items())
+        return f"<{self.magic.name} {self.type.name}({shown})>"
+
+
+class RawPacket:
+    """A binary packet kept as it came (lenient mode): re-encodes to the identical bytes.
+
+    `problem` is the error strict mode would have raised for it.
+    """
+
+    __slots__ = ("magic", "code", "payload", "problem")
+
+    def __init__(self, magic: bytes, code: int, payload: bytes, problem: ProtocolError) -> None:
+        self.magic = magic
+        self.code = code
+        self.payload = payload
+        self.problem = problem
+
+    @property
+    def type(self) -> PacketType | None:
+        try:
+            return PacketType(self.code)
+        except ValueError:
+            return None
+
+    @property
+    def name(self) -> str:
+        known = self.type
+        return known.name if known is not None else f"UNKNOWN_{self.code}"
+
+    def to_bytes(self) -> bytes:
+        return _HEADER.pack(self.magic, self.code, len(self.payload)) + self.payload
+
+    __bytes__ = to_bytes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawPacket):
+            return NotImplemented
+        return (self.magic, self.code, self.payload) == (other.magic, other.code, other.payload)
+
+    def __hash__(self) -> int:
+        return hash((self.magic, self.code, self.payload))
+
+    def __repr__(self) -> str:
+        return f"<RawPacket {self.magic!r} {self.name} {_short(self.payload)}: {self.problem.message}>"
+
+
+class AdminLine:
+    """One line of the text admin protocol: a command to the server or a reply line."""
+
+    __slots__ = ("text", "terminator")
+
+    def __init__(self, text: bytes, terminator: bytes = b"\n") -> None:
+        self.text = text
+        self.terminator = terminator
+
+    @property
+    def words(self) -> list[str]:
+        """Space-separated tokens (gearmand splits on spaces), decoded losslessly as latin-1."""
+        return self.text.decode("latin-1").split()
+
+    def to_bytes(self) -> bytes:
+        return self.text + self.terminator
+
+    __bytes__ = to_bytes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AdminLine):
+            return NotImplemented
+        return (self.text, self.terminator) == (other.text, other.terminator)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.terminator))
+
+    def __repr__(self) -> str:
+        ending = "" if self.terminator == b"\n" else f" {self.terminator!r}"
+        return f"<AdminLine {self.text!r}{ending}>"
+
+
+class _Sentinel(enum.Enum):
+    NEED_DATA = "NEED_DATA"
+    CLOSED = "CLOSED"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+NEED_DATA: Final = _Sentinel.NEED_DATA  # feed more bytes before the next event
+CLOSED: Final = _Sentinel.CLOSED  # the peer ended the stream cleanly
+
+Event = Packet | RawPacket | AdminLine
+
+
+# Per-type decoding plans, derived from the table once at import:
+# (PacketType, spec, number of args, last arg is data, indices of NUMBER args).
+_Plan = tuple[PacketType, PacketSpec, int, bool, tuple[int, ...]]
+_PLANS: dict[int, _Plan] = {
+    spec.code: (
+        PacketType(spec.code),
+        spec,
+        len(spec.args),
+        spec.has_data,
+        tuple(i for i, a in enumerate(spec.args) if a.kind is ArgKind.NUMBER),
+    )
+    for spec in PACKETS
+    if not spec.reserved
+}
+
+
+class Decoder:
+    """Sans-IO incremental decoder for one direction of one connection.
+
+    `accept` is the magic this side expects (REQ for a server, RES for a client), or None
+    for either (dissectors). In strict mode (the default) anything off-spec raises
+    `RemoteProtocolError`; when the error is not `fatal` the bad packet was consumed and the
+    next call goes on with the following bytes. In lenient mode such packets come back as
+    `RawPacket` values instead, and only lost framing raises.
+    """
+
+    def __init__(
+        self,
+        accept: Magic | None = None,
+        *,
+        lenient: bool = False,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        max_line: int = DEFAULT_MAX_LINE,
+        admin: bool = True,
+    ) -> None:
+        self.accept = accept
+        self.lenient = lenient
+        self.max_packet_size = max_packet_size
+        self.max_line = max_line
+        self.admin = admin
+        self._buf = b""
+        self._pos = 0
+        self._more: list[bytes] = []
+        self._more_len = 0
+        self._base = 0  # stream offset of self._buf[0]
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+
+    # -- input ---------------------------------------------------------------------------
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes as they arrive; b"" marks the end of the stream."""
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("received data after end of stream")
+        self._more.append(bytes(data))
+        self._more_len += len(data)
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the next byte to decode."""
+        return self._base + self._pos
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet decoded."""
+        return len(self._buf) - self._pos + self._more_len
+
+    def _have(self, n: int) -> bool:
+        """Make at least n undecoded bytes contiguous in self._buf, if they have arrived."""
+        have = len(self._buf) - self._pos
+        if have >= n:
+            return True
+        if have + self._more_len < n:
+            return False
+        self._base += self._pos
+        self._buf = self._buf[self._pos:] + b"".join(self._more)
+        self._pos = 0
+        self._more = []
+        self._more_len = 0
+        return True
+
+    # -- output --------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Event]:
+        """Events until more data is needed or the stream closed."""
+        while True:
+            event = self.next_event()
+            if event is NEED_DATA or event is CLOSED:
+                return
+            yield event  # type: ignore[misc]
+
+    def next_event(self) -> Event | _Sentinel:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next()
+        except RemoteProtocolError as exc:
+            if exc.fatal:
+                self._error = exc
+            raise
+
+    def _next(self) -> Event | _Sentinel:
+        if not self._have(1):
+            return self._at_end()
+        buf, pos = self._buf, self._pos
+        if buf[pos] != 0:
+            return self._next_line()
+        if not self._have(HEADER_SIZE):
+            if self._have(4) and self._buf[self._pos:self._pos + 4] not in _MAGIC_BY_BYTES:
+                return self._bad_magic_early()
+            return self._at_end()
+        buf, pos = self._buf, self._pos
+        magic_bytes, code, size = _HEADER.unpack_from(buf, pos)
+        start = self._base + pos
+        if size > self.max_packet_size:
+            raise RemoteProtocolError(
+                f"packet size {size} exceeds the limit of {self.max_packet_size}",
+                code=ErrorCode.DATA_TOO_LARGE, offset=start + 8, fatal=True,
+            )
+        if not self._have(HEADER_SIZE + size):
+            return self._at_end()
+        buf, pos = self._buf, self._pos
+        end = pos + HEADER_SIZE + size
+        payload = buf[pos + HEADER_SIZE:end]
+        self._pos = end
+
+        magic = _MAGIC_BY_BYTES.get(magic_bytes)
+        if magic is None:
+            return self._reject(
+                magic_bytes, code, payload,
+                f"bad magic {magic_bytes!r} (expected {Magic.REQ.value!r} or {Magic.RES.value!r})",
+                ErrorCode.INVALID_MAGIC, start, fatal=True,
+            )
+        plan = _PLANS.get(code)
+        if plan is None:
+            what = "reserved" if 0 <= code < len(PACKETS) else "unknown"
+            return self._reject(
+                magic_bytes, code, payload, f"{what} packet type {code}", ErrorCode.INVALID_COMMAND, start + 4
+            )
+        ptype, spec, n, has_data, numbers = plan
+        if self.accept is not None and magic is not self.accept:
+            return self._reject(
+                magic_bytes, code, payload,
+                f"{spec.name} with {magic.name} magic where {self.accept.name} was expected",
+                ErrorCode.INVALID_MAGIC, start,
+            )
+        if magic not in spec.magics:
+            return self._reject(
+                magic_bytes, code, payload,
+                f"{spec.name} is never sent with {magic.name} magic", ErrorCode.INVALID_COMMAND, start,
+            )
+        if n == 0:
+            if size:
+                return self._reject(
+                    magic_bytes, code, payload, f"{spec.name} takes no arguments but has a {size}-byte payload",
+                    ErrorCode.INVALID_PACKET, start + HEADER_SIZE,
+                )
+            return Packet(magic, ptype, ())
+        args = payload.split(b"\0", n - 1) if n > 1 else [payload]
+        if len(args) != n:
+            return self._reject(
+                magic_bytes, code, payload, _count_message(spec, len(args)), ErrorCode.INVALID_PACKET, start + 8
+            )
+        if not has_data and b"\0" in args[-1]:
+            return self._reject(
+                magic_bytes, code, payload,
+                f"{spec.name} has more than {n} arguments (NUL inside {spec.args[-1].name!r})",
+                ErrorCode.INVALID_PACKET, start + HEADER_SIZE + len(payload) - len(args[-1]) + args[-1].index(b"\0"),
+            )
+        for i in numbers:
+            if not args[i].isdigit():
+                field_at = start + HEADER_SIZE + sum(len(a) + 1 for a in args[:i])
+                return self._reject(
+                    magic_bytes, code, payload,
+                    f"{spec.name} argument {spec.args[i].name!r} is not a decimal number: {_short(args[i])}",
+                    ErrorCode.INVALID_PACKET, field_at,
+                )
+        return Packet(magic, ptype, tuple(args))
+
+    def _reject(
+        self, magic: bytes, code: int, payload: bytes, message: str, error_code: ErrorCode, offset: int,
+        fatal: bool = False,
+    ) -> RawPacket:
+        error = RemoteProtocolError(message, code=error_code, offset=offset, fatal=fatal)
+        if self.lenient:
+            return RawPacket(magic, code, payload, error)
+        raise error
+
+    def _bad_magic_early(self) -> Event:
+        # Four bytes already rule the packet out: say so now rather than wait for a header
+        # that may never come. In lenient mode we still wait for the header to keep the bytes.
+        if self.lenient:
+            return self._at_end()  # type: ignore[return-value]
+        magic = self._buf[self._pos:self._pos + 4]
+        raise RemoteProtocolError(
+            f"bad magic {magic!r} (expected {Magic.REQ.value!r} or {Magic.RES.value!r})",
+            code=ErrorCode.INVALID_MAGIC, offset=self.offset, fatal=True,
+        )
+
+    def _next_line(self) -> Event | _Sentinel:
+        if not self.admin:
+            raise RemoteProtocolError(
+                f"expected a binary packet (NUL first byte), got {self._buf[self._pos:self._pos + 8]!r}",
+                code=ErrorCode.INVALID_MAGIC, offset=self.offset, fatal=True,
+            )
+        end = self._buf.find(b"\n", self._pos)
+        if end < 0 and self._more_len:
+            self._have(len(self._buf) - self._pos + self._more_len)
+            end = self._buf.find(b"\n", self._pos)
+        pos = self._pos
+        if end < 0:
+            if len(self._buf) - pos > self.max_line:
+                raise RemoteProtocolError(
+                    f"admin line longer than {self.max_line} bytes without a newline",
+                    code=ErrorCode.DATA_TOO_LARGE, offset=self.offset, fatal=True,
+                )
+            return self._at_end()
+        if end - pos > self.max_line:
+            raise RemoteProtocolError(
+                f"admin line of {end - pos} bytes exceeds the limit of {self.max_line}",
+                code=ErrorCode.DATA_TOO_LARGE, offset=self.offset, fatal=True,
+            )
+        self._pos = end + 1
+        if end > pos and self._buf[end - 1] == 13:
+            return AdminLine(self._buf[pos:end - 1], b"\r\n")
+        return AdminLine(self._buf[pos:end], b"\n")
+
+    def _at_end(self) -> _Sentinel:
+        if not self._eof:
+            return NEED_DATA
+        left = self.buffered
+        if left == 0:
+            return CLOSED
+        if self.lenient and self._buf[self._pos:self._pos + 1] != b"\0":
+            self._have(left)
+            line = self._buf[self._pos:]
+            self._pos = len(self._buf)
+            return AdminLine(line, b"")  # type: ignore[return-value]
+        inside = "packet" if self._buf[self._pos:self._pos + 1] == b"\0" else "text line"
+        raise RemoteProtocolError(
+            f"stream ended inside a {inside} ({left} bytes left over)",
+            code=ErrorCode.LOST_CONNECTION, offset=self.offset, fatal=True,
+        )
+
+
+def _spec_or_local_error(type: PacketType | int | str) -> PacketSpec:
+    try:
+        return packet_spec(type)
+    except KeyError as exc:
+        raise LocalProtocolError(str(exc.args[0]), code=ErrorCode.INVALID_COMMAND) from None
+
+
+def _count_message(spec: PacketSpec, got: int) -> str:
+    names = ", ".join(a.name for a in spec.args) or "none"
+    return f"{spec.name} takes {len(spec.args)} arguments ({names}), got {got}"
+
+
+def _short(value: bytes, limit: int = 32) -> str:
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"...({len(value)} bytes)"
+
+
+def encode(type: PacketType | int | str, *args: object, magic: Magic | None = None, **named: object) -> bytes:
+    """Bytes of one packet, arguments checked against the table.
+
+    The magic defaults to the only one the type has; WORK_* packets travel both ways and
+    need it given.
+    """
+    if magic is None:
+        return Packet.make(type, *args, **named).to_bytes()
+    return Packet._build(magic, type, args, named).to_bytes()
+
+
+def decode(data: bytes, accept: Magic | None = None, *, lenient: bool = False) -> list[Event]:
+    """Every event in a complete byte string; raises if it ends inside a packet."""
+    decoder = Decoder(accept, lenient=lenient)
+    decoder.receive_data(data)
+    decoder.receive_data(b"")
+    return list(decoder)  # the end of stream raises if bytes were left over

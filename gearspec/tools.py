@@ -1,0 +1,84 @@
+"""The core's own subcommands: `gearspec spec` and `gearspec decode`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gearspec.admin import ADMIN_COMMANDS
+from gearspec.codec import CLOSED, NEED_DATA, Decoder
+from gearspec.errors import RemoteProtocolError
+from gearspec.export import event_as_data, spec_as_data
+from gearspec.spec import PACKETS, Magic
+
+
+def configure_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print both tables as JSON")
+
+
+def run_spec(args: argparse.Namespace) -> int:
+    if args.json:
+        json.dump(spec_as_data(), sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{'#':>3}  {'name':<29} {'magic':<8} {'origin':<9} arguments")
+    for row in PACKETS:
+        magic = "/".join(sorted(m.name for m in row.magics)) or "-"
+        names = ", ".join(a.name for a in row.args) or "-"
+        if row.reserved:
+            names = "(reserved)"
+        print(f"{row.code:>3}  {row.name:<29} {magic:<8} {row.origin:<9} {names}")
+    print()
+    print("admin commands:")
+    for cmd in ADMIN_COMMANDS:
+        print(f"  {cmd.usage():<38} {cmd.reply.value:<6} {cmd.summary}")
+    return 0
+
+
+def configure_decode(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", help="file of raw bytes (default: standard input)")
+    parser.add_argument("--hex", metavar="HEX", help="decode these hex digits instead of a file")
+    parser.add_argument(
+        "--direction",
+        choices=("any", "to-server", "from-server"),
+        default="any",
+        help="which magic to expect (default: either)",
+    )
+    parser.add_argument("--lenient", action="store_true", help="keep malformed packets instead of stopping")
+    parser.add_argument("--offsets", action="store_true", help="add each event's byte offset")
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    if args.hex is not None:
+        try:
+            data = bytes.fromhex("".join(args.hex.split()))
+        except ValueError as exc:
+            print(f"gearspec decode: --hex is not hex digits: {exc}", file=sys.stderr)
+            return 2
+    elif args.file and args.file != "-":
+        try:
+            with open(args.file, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            print(f"gearspec decode: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    else:
+        data = sys.stdin.buffer.read()
+    accept = {"any": None, "to-server": Magic.REQ, "from-server": Magic.RES}[args.direction]
+    decoder = Decoder(accept, lenient=args.lenient)
+    decoder.receive_data(data)
+    decoder.receive_data(b"")
+    while True:
+        offset = decoder.offset
+        try:
+            event = decoder.next_event()
+        except RemoteProtocolError as exc:
+            print(json.dumps({"error": exc.message, "code": exc.code.value, "offset": exc.offset}))
+            print(f"gearspec decode: {exc}", file=sys.stderr)
+            if exc.fatal:
+                return 1
+            continue
+        if event is CLOSED or event is NEED_DATA:
+            return 0
+        print(json.dumps(event_as_data(event, offset if args.offsets else None)))  # type: ignore[arg-type]

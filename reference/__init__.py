@@ -1,0 +1,1 @@
+"""gearspec.reference: a reference Gearman job server, client, worker and admin client."""

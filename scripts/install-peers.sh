@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything the tests talk to on a fresh Debian 12 machine (run as root):
+# the peer Gearman implementations, tshark, and gearspec itself with its dev extras.
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  gearman-job-server gearman-tools      # C gearmand 1.1.x, gearman and gearadmin CLIs
+  gearman-server                        # Perl Gearman::Server (/usr/bin/gearmand)
+  libgearman-client-perl                # Perl Gearman::Client / Gearman::Worker
+  php-cli php-gearman                   # PHP's gearman extension
+  tshark                                # Wireshark's Gearman dissector, an independent oracle
+  procps iproute2
+)
+# node gearman client/worker: the machine image ships node and npm; Debian's otherwise.
+command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "install-peers: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # tshark asks whether non-root users may capture; answer no without a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[all]' gear gearman3 pygearman
+
+# node's gearman library, kept inside the checkout (ignored by git).
+if [ ! -d .peers/node/node_modules/gearman ]; then
+  mkdir -p .peers/node
+  (cd .peers/node && npm install --silent --no-audit --no-fund gearman@2 >/dev/null)
+fi
+echo "install-peers: done"
