@@ -17,10 +17,10 @@ from gearspec import __version__
 # name -> (module, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "test": ("gearspec.conformance.cli", "run the conformance suite against a job server"),
-    "serve": ("gearspec.reference.cli", "run the reference job server"),
-    "submit": ("gearspec.reference.cli", "submit a job (like gearman's client mode)"),
-    "work": ("gearspec.reference.cli", "run a worker that pipes jobs through a command"),
-    "admin": ("gearspec.reference.cli", "send admin commands (like gearadmin)"),
+    "serve": ("gearspec.reference.server_cli", "run the reference job server"),
+    "submit": ("gearspec.reference.client_cli", "submit a job (like gearman's client mode)"),
+    "work": ("gearspec.reference.client_cli", "run a worker that pipes jobs through a command"),
+    "admin": ("gearspec.reference.client_cli", "send admin commands (like gearadmin)"),
     "fuzz": ("gearspec.fuzz.cli", "fuzz a job server over the network"),
     "interop": ("gearspec.conformance.interop", "run every client against every server"),
     "dissect": ("gearspec.wire.cli", "decode Gearman traffic in a pcap file"),
