@@ -1,1 +1,167 @@
-"""pytest plugin entry point (filled in by the conformance suite)."""
+"""pytest plugin: run the conformance cases as pytest items.
+
+    pytest --pyargs gearspec.conformance --gearman-target 127.0.0.1:4730 [--gearman-profile gearmand]
+    pytest --pyargs gearspec.conformance --gearman-server gearmand -k framing
+
+The plugin is registered as the `gearspec` pytest11 entry point, so it is loaded by every
+pytest run on a machine where gearspec is installed. It stays inert there: it only adds its
+options, and collects cases only when pytest walks the gearspec.conformance package itself.
+Each case becomes one item named by its ID; the same runner as `gearspec test` runs it.
+Verdicts map to pytest outcomes: pass, non-strict and informational pass (with a report
+section), unsupported skips, a listed deviation xfails, an unexpected pass or a counted
+failure fails, and a SHOULD failure without --gearman-strict xfails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+__all__ = ["CaseItem", "pytest_addoption", "pytest_collect_file"]
+
+_CASES_INIT = Path(__file__).resolve().parent / "cases" / "__init__.py"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gearspec", "gearspec conformance suite (pytest --pyargs gearspec.conformance)")
+    group.addoption("--gearman-target", metavar="HOST:PORT", help="the job server to test")
+    group.addoption(
+        "--gearman-server", metavar="NAME",
+        help="start a local server on port 0 instead (reference, gearmand, perl, gear; default reference)",
+    )
+    group.addoption("--gearman-profile", metavar="NAME", help="built-in expectations (known deviations)")
+    group.addoption("--gearman-expect", metavar="FILE", help="an expectations file")
+    group.addoption("--gearman-strict", action="store_true", help="SHOULD failures fail")
+    group.addoption("--gearman-timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout")
+    group.addoption("--gearman-wait", type=float, default=2.0, metavar="SECONDS", help="wait for one reply")
+    group.addoption("--gearman-seed", default="0", help="seed for names and data")
+    group.addoption("--gearman-destructive", action="store_true", help="also run cases that may stop the target")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    # Only the gearspec.conformance.cases package turns into conformance items.
+    if file_path.name == "__init__.py" and file_path.resolve() == _CASES_INIT:
+        return CaseCollector.from_parent(parent, path=file_path)
+    return None
+
+
+class _Target:
+    """The session's target, opened on first use and closed at the end of the session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.stack = contextlib.ExitStack()
+        self.value: Any = None
+        self.run_config: Any = None
+        self.error: str | None = None
+
+    def get(self) -> tuple[Any, Any]:
+        from gearspec.conformance.harness import Target
+        from gearspec.conformance.launch import LaunchError, start_peer
+        from gearspec.conformance.runner import (
+            Expectations,
+            ExpectationsError,
+            RunConfig,
+            builtin_profiles,
+            load_expectations,
+        )
+
+        if self.error is not None:
+            raise pytest.UsageError(self.error)
+        if self.value is None:
+            opt = self.config.getoption
+            try:
+                expectations = Expectations(name="no expectations")
+                if opt("gearman_profile"):
+                    profiles = builtin_profiles()
+                    if opt("gearman_profile") not in profiles:
+                        raise ExpectationsError(f"no profile {opt('gearman_profile')!r}; known: {', '.join(profiles)}")
+                    expectations = load_expectations(profiles[opt("gearman_profile")])
+                elif opt("gearman_expect"):
+                    expectations = load_expectations(opt("gearman_expect"))
+                if opt("gearman_target"):
+                    self.value = Target.parse(opt("gearman_target"))
+                else:
+                    server = start_peer(opt("gearman_server") or "reference")
+                    self.stack.callback(server.stop)
+                    self.value = Target(server.host, server.port)
+            except (ExpectationsError, ValueError, LaunchError) as exc:
+                self.error = f"gearspec: {exc}"
+                raise pytest.UsageError(self.error) from None
+            self.run_config = RunConfig(
+                timeout=opt("gearman_timeout"), wait=opt("gearman_wait"), seed=opt("gearman_seed"),
+                strict=opt("gearman_strict"), expectations=expectations, destructive=opt("gearman_destructive"),
+            )
+        return self.value, self.run_config
+
+
+_TARGET_KEY = pytest.StashKey[_Target]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = session.config.stash.get(_TARGET_KEY, None)
+    if target is not None:
+        target.stack.close()
+
+
+class CaseCollector(pytest.File):
+    """Every registered case, as items named by case ID."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from gearspec.conformance.registry import all_cases
+
+        if _TARGET_KEY not in self.config.stash:
+            self.config.stash[_TARGET_KEY] = _Target(self.config)
+        for c in all_cases():
+            item = CaseItem.from_parent(self, name=c.id)
+            item.case = c
+            item.add_marker(pytest.mark.gearspec_conformance)
+            yield item
+
+
+class CaseFailure(Exception):
+    """A case that counts against the target."""
+
+
+class CaseItem(pytest.Item):
+    case: Any
+
+    def runtest(self) -> None:
+        from gearspec.conformance.reports import format_trace
+        from gearspec.conformance.runner import Verdict, run_case
+
+        target, run_config = self.config.stash[_TARGET_KEY].get()
+        result = run_case(self.case, target, run_config)
+        verdict = result.verdict
+        text = f"{verdict.value}: {result.message}"
+        if result.expected is not None:
+            text += f"\nexpected: {result.expected}\nactual:   {result.actual}"
+        self.add_report_section("call", "gearspec", f"{text}\n\n{format_trace(result)}")
+        if verdict is Verdict.UNSUPPORTED:
+            pytest.skip(f"unsupported: {result.message}")
+        if verdict is Verdict.EXPECTED_FAIL:
+            reason = result.deviation.reason if result.deviation is not None else result.message
+            pytest.xfail(f"known deviation: {reason}")
+        if verdict is Verdict.UNEXPECTED_PASS:
+            reason = result.deviation.reason if result.deviation is not None else ""
+            raise CaseFailure(f"unexpectedly passed: listed as a known deviation ({reason}); update the expectations")
+        if verdict in (Verdict.FAIL, Verdict.ERROR):
+            if not result.counts_against(run_config.strict):
+                pytest.xfail(f"{self.case.level.value} not met (counts with --gearman-strict): {result.message}")
+            raise CaseFailure(f"{text}\n\ntrace:\n{format_trace(result)}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CaseFailure):
+            return f"{self.case.describe()}\nsource: {self.case.source}\n{excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.case.id} [{self.case.level.value}]"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gearspec_conformance: a gearspec conformance case (set by the plugin)")

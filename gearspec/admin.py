@@ -18,26 +18,26 @@ from dataclasses import dataclass
 from gearspec.errors import ErrorCode, RemoteProtocolError
 
 __all__ = [
-    "ReplyFraming",
+    "ADMIN_COMMANDS",
     "AdminArg",
     "AdminCommand",
-    "ADMIN_COMMANDS",
-    "admin_command",
-    "match_admin_command",
-    "encode_admin",
+    "AdminError",
     "AdminReply",
     "AdminReplyReader",
-    "AdminError",
-    "StatusRow",
-    "PriorityStatusRow",
-    "WorkerRow",
     "JobRow",
-    "parse_status",
+    "PriorityStatusRow",
+    "ReplyFraming",
+    "StatusRow",
+    "WorkerRow",
+    "admin_command",
+    "encode_admin",
+    "match_admin_command",
+    "parse_ok",
     "parse_prioritystatus",
-    "parse_workers",
     "parse_show_jobs",
     "parse_show_unique_jobs",
-    "parse_ok",
+    "parse_status",
+    "parse_workers",
 ]
 
 _TEXT_SOURCE = "libgearman-server/text.cc server_run_text"
@@ -175,7 +175,7 @@ class AdminReply:
 
     @property
     def is_error(self) -> bool:
-        return len(self.lines) == 1 and self.lines[0].startswith("ERR")
+        return len(self.lines) == 1 and _is_err_line(self.lines[0])
 
     def error(self) -> AdminError | None:
         if not self.is_error:
@@ -183,6 +183,11 @@ class AdminReply:
         _, _, rest = self.lines[0].partition(" ")
         code, _, text = rest.partition(" ")
         return AdminError(code, text.replace("+", " "))
+
+
+def _is_err_line(line: str) -> bool:
+    # "ERR CODE text" (gearmand text.cc); a function named "ERRATA" in a block is not one.
+    return line == "ERR" or line.startswith("ERR ")
 
 
 class AdminReplyReader:
@@ -205,9 +210,10 @@ class AdminReplyReader:
         if line.endswith("\r"):
             line = line[:-1]
         framing = self.command.reply if self.command else ReplyFraming.LINE
-        if framing is ReplyFraming.BLOCK and not (not self._lines and line.startswith("ERR")):
+        if framing is ReplyFraming.BLOCK and not (not self._lines and _is_err_line(line)):
             if line == ".":
-                return AdminReply(self.command, tuple(self._lines))
+                lines, self._lines = tuple(self._lines), []  # ready for the next reply
+                return AdminReply(self.command, lines)
             self._lines.append(line)
             return None
         return AdminReply(self.command, (line,))
@@ -292,7 +298,7 @@ def parse_workers(reply: AdminReply | Sequence[str]) -> list[WorkerRow]:
     rows = []
     for line in _lines(reply):
         head, colon, tail = line.partition(" :")
-        parts = head.split(" ")
+        parts = head.split(" ", 2)  # a client id may hold spaces (SET_CLIENT_ID takes any bytes)
         if not colon or len(parts) != 3:
             raise _bad("workers line needs 'FD IP CLIENT_ID : FUNCTION...'", line)
         rows.append(WorkerRow(parts[0], parts[1], parts[2], tuple(tail.split())))

@@ -31,17 +31,17 @@ from gearspec.spec import (
 )
 
 __all__ = [
+    "CLOSED",
+    "DEFAULT_MAX_LINE",
+    "DEFAULT_MAX_PACKET_SIZE",
+    "NEED_DATA",
+    "AdminLine",
+    "Decoder",
+    "Event",
     "Packet",
     "RawPacket",
-    "AdminLine",
-    "Event",
-    "NEED_DATA",
-    "CLOSED",
-    "Decoder",
-    "encode",
     "decode",
-    "DEFAULT_MAX_PACKET_SIZE",
-    "DEFAULT_MAX_LINE",
+    "encode",
 ]
 
 DEFAULT_MAX_PACKET_SIZE: Final = 64 * 1024 * 1024
@@ -57,7 +57,7 @@ class Packet:
     Arguments can be read by name: ``packet.handle`` or ``packet["handle"]``.
     """
 
-    __slots__ = ("magic", "type", "args")
+    __slots__ = ("args", "magic", "type")
 
     magic: Magic
     type: PacketType
@@ -115,7 +115,7 @@ class Packet:
         if len(values) != len(spec.args):
             raise LocalProtocolError(_count_message(spec, len(values)), code=ErrorCode.INVALID_PACKET)
         encoded = []
-        for arg, value in zip(spec.args, values):
+        for arg, value in zip(spec.args, values, strict=True):
             rule = KIND_RULES[arg.kind]
             try:
                 raw = rule.encode(value)
@@ -141,7 +141,7 @@ class Packet:
     @property
     def fields(self) -> dict[str, bytes]:
         """Arguments as a name → value map, in wire order."""
-        return {arg.name: value for arg, value in zip(self.type.spec.args, self.args)}
+        return {arg.name: value for arg, value in zip(self.type.spec.args, self.args, strict=False)}
 
     def __getitem__(self, name: str) -> bytes:
         try:
@@ -150,7 +150,10 @@ class Packet:
             raise KeyError(f"{self.type.name} has no argument {name!r}") from None
 
     def __getattr__(self, name: str) -> bytes:
-        # Only reached for names that are not slots: the packet's argument names.
+        # Only reached for names that are not slots: the packet's argument names. Dunder
+        # and unset-slot lookups (copy, pickle) must fail plainly, not recurse.
+        if name.startswith("__") or name in Packet.__slots__:
+            raise AttributeError(name)
         try:
             return self.args[self.type.spec.arg_index[name]]
         except (KeyError, AttributeError):
@@ -181,7 +184,7 @@ class RawPacket:
     `problem` is the error strict mode would have raised for it.
     """
 
-    __slots__ = ("magic", "code", "payload", "problem")
+    __slots__ = ("code", "magic", "payload", "problem")
 
     def __init__(self, magic: bytes, code: int, payload: bytes, problem: ProtocolError) -> None:
         self.magic = magic
@@ -221,7 +224,7 @@ class RawPacket:
 class AdminLine:
     """One line of the text admin protocol: a command to the server or a reply line."""
 
-    __slots__ = ("text", "terminator")
+    __slots__ = ("terminator", "text")
 
     def __init__(self, text: bytes, terminator: bytes = b"\n") -> None:
         self.text = text
@@ -279,6 +282,23 @@ _PLANS: dict[int, _Plan] = {
     if not spec.reserved
 }
 
+# The hot path's plans, keyed by the first 8 header bytes (magic + type) read as one big-endian
+# integer (no bytes object to allocate and hash), and built once per
+# accepted magic: one dict lookup replaces the magic, type, direction and sender checks.
+# (magic, PacketType, number of args, last arg is data, indices of NUMBER args).
+_FastPlan = tuple[Magic, PacketType, int, bool, tuple[int, ...]]
+_FAST_PLANS: dict[Magic | None, dict[int, _FastPlan]] = {
+    accept: {
+        int.from_bytes(magic.value + code.to_bytes(4, "big"), "big"): (magic, ptype, n, has_data, numbers)
+        for code, (ptype, spec, n, has_data, numbers) in _PLANS.items()
+        for magic in spec.magics
+        if accept is None or magic is accept
+    }
+    for accept in (None, Magic.REQ, Magic.RES)
+}
+_KEY_AND_SIZE = struct.Struct(">QI")  # magic + type as one integer, then the payload size
+_new_object = object.__new__  # Packet(...) costs an __init__ frame; the hot paths set the slots themselves
+
 
 class Decoder:
     """Sans-IO incremental decoder for one direction of one connection.
@@ -304,6 +324,8 @@ class Decoder:
         self.max_packet_size = max_packet_size
         self.max_line = max_line
         self.admin = admin
+        self._fast_plans = _FAST_PLANS[accept]
+        self._need = 0  # undecoded bytes the packet at self._pos needs (0: not known)
         self._buf = b""
         self._pos = 0
         self._more: list[bytes] = []
@@ -350,23 +372,102 @@ class Decoder:
     # -- output --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Event]:
         """Events until more data is needed or the stream closed."""
+        # The loop repeats next_event's fast path with everything it needs in locals: a
+        # generator resumes for far less than a method call costs. Keep the two in step
+        # (tests/core/test_properties.py checks that both give the same events).
+        plans, limit, unpack_header, new = self._fast_plans, self.max_packet_size, _KEY_AND_SIZE.unpack_from, _new_object
+        checked = self._next_guarded  # the fast path below was tried already
         while True:
-            event = self.next_event()
-            if event is NEED_DATA or event is CLOSED:
+            buf, pos = self._buf, self._pos
+            if len(buf) - pos >= HEADER_SIZE and not self._need and self._error is None:
+                key, size = unpack_header(buf, pos)
+                plan = plans.get(key)
+                if plan is not None:
+                    end = pos + HEADER_SIZE + size
+                    if end <= len(buf) and size <= limit:
+                        magic, ptype, n, has_data, numbers = plan
+                        if n == 0:
+                            if not size:
+                                self._pos = end
+                                packet = new(Packet)
+                                packet.magic, packet.type, packet.args = magic, ptype, ()
+                                yield packet
+                                continue
+                        else:
+                            args = buf[pos + HEADER_SIZE:end].split(b"\0", n - 1)
+                            if len(args) == n and (has_data or b"\0" not in args[-1]):
+                                for i in numbers:
+                                    if not args[i].isdigit():
+                                        break
+                                else:
+                                    self._pos = end
+                                    packet = new(Packet)
+                                    packet.magic, packet.type, packet.args = magic, ptype, tuple(args)
+                                    yield packet
+                                    continue
+            event = checked()
+            if event.__class__ is _Sentinel:  # NEED_DATA or CLOSED
                 return
             yield event  # type: ignore[misc]
 
     def next_event(self) -> Event | _Sentinel:
+        """The next packet or admin line, `NEED_DATA`, or `CLOSED` after a clean end of stream.
+
+        Raises `RemoteProtocolError` for bytes that break the protocol (strict mode), or
+        when framing is lost (either mode); a fatal error is raised again on every call.
+        """
+        # The hot path, inline because calls are dear in CPython: a complete, well-formed
+        # packet already in the buffer. Anything else (more bytes needed, an admin line, any
+        # flaw, a sticky error) goes to `_next_checked`, which decides again from scratch
+        # and words the error.
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos >= HEADER_SIZE and not self._need and self._error is None:
+            key, size = _KEY_AND_SIZE.unpack_from(buf, pos)
+            plan = self._fast_plans.get(key)
+            if plan is not None:
+                end = pos + HEADER_SIZE + size
+                if end <= len(buf) and size <= self.max_packet_size:
+                    magic, ptype, n, has_data, numbers = plan
+                    if n == 0:
+                        if not size:
+                            self._pos = end
+                            packet = _new_object(Packet)
+                            packet.magic, packet.type, packet.args = magic, ptype, ()
+                            return packet
+                    else:
+                        args = buf[pos + HEADER_SIZE:end].split(b"\0", n - 1)
+                        if len(args) == n and (has_data or b"\0" not in args[-1]):
+                            for i in numbers:
+                                if not args[i].isdigit():
+                                    break
+                            else:
+                                self._pos = end
+                                packet = _new_object(Packet)
+                                packet.magic, packet.type, packet.args = magic, ptype, tuple(args)
+                                return packet
+        return self._next_guarded()
+
+    def _next_guarded(self) -> Event | _Sentinel:
+        # The full path, with the sticky-error rule.
         if self._error is not None:
             raise self._error
         try:
-            return self._next()
+            return self._next_checked()
         except RemoteProtocolError as exc:
             if exc.fatal:
                 self._error = exc
             raise
 
-    def _next(self) -> Event | _Sentinel:
+    def _next_checked(self) -> Event | _Sentinel:
+        if self._more_len:
+            if self._need and not self._eof and len(self._buf) - self._pos + self._more_len < self._need:
+                return NEED_DATA  # still short of the packet we are waiting for
+            # Join what has arrived; a packet split across receives is then whole, and the
+            # fast path can take it (one level of recursion at most: nothing is left to join).
+            self._need = 0
+            self._have(len(self._buf) - self._pos + self._more_len)
+            if self._error is None:
+                return self.next_event()
         if not self._have(1):
             return self._at_end()
         buf, pos = self._buf, self._pos
@@ -379,12 +480,15 @@ class Decoder:
         buf, pos = self._buf, self._pos
         magic_bytes, code, size = _HEADER.unpack_from(buf, pos)
         start = self._base + pos
+        if magic_bytes not in _MAGIC_BY_BYTES and not self.lenient:
+            return self._bad_magic_early()  # framing is lost: do not wait for a payload
         if size > self.max_packet_size:
             raise RemoteProtocolError(
                 f"packet size {size} exceeds the limit of {self.max_packet_size}",
                 code=ErrorCode.DATA_TOO_LARGE, offset=start + 8, fatal=True,
             )
         if not self._have(HEADER_SIZE + size):
+            self._need = HEADER_SIZE + size
             return self._at_end()
         buf, pos = self._buf, self._pos
         end = pos + HEADER_SIZE + size

@@ -12,13 +12,13 @@ import enum
 __all__ = [
     "ErrorCode",
     "GearspecError",
-    "ProtocolError",
     "LocalProtocolError",
+    "ProtocolError",
     "RemoteProtocolError",
 ]
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(str, enum.Enum):  # noqa: UP042 - str mixin kept for 3.11 format() behaviour
     """Codes carried by ERROR packets (gearmand's names, `gearmand_strerror`)."""
 
     INVALID_MAGIC = "INVALID_MAGIC"  # a packet with the wrong magic for its direction

@@ -8,7 +8,7 @@ from gearspec.admin import ADMIN_COMMANDS
 from gearspec.codec import AdminLine, Event, Packet, RawPacket
 from gearspec.spec import PACKETS, Role
 
-__all__ = ["spec_as_data", "event_as_data", "show_bytes"]
+__all__ = ["event_as_data", "show_bytes", "spec_as_data"]
 
 _ROLE_NAMES = (Role.CLIENT, Role.WORKER, Role.SERVER)
 

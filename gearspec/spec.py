@@ -18,20 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
-    "HEADER_SIZE",
     "DEFAULT_PORT",
-    "Magic",
-    "Role",
-    "ArgKind",
+    "HEADER_SIZE",
+    "KIND_RULES",
+    "PACKETS",
     "Arg",
-    "Priority",
-    "SubmitAttrs",
+    "ArgKind",
+    "KindRule",
+    "Magic",
     "PacketSpec",
     "PacketType",
-    "PACKETS",
+    "Priority",
+    "Role",
+    "SubmitAttrs",
     "packet_spec",
-    "KIND_RULES",
-    "KindRule",
 ]
 
 HEADER_SIZE = 12
@@ -337,7 +337,10 @@ PACKETS: tuple[PacketSpec, ...] = (
         "gearmand", _EXT, submit=SubmitAttrs(True, Priority.NORMAL, reduce=True),
         note="as SUBMIT_REDUCE_JOB",
     ),
-    PacketSpec(39, "GRAB_JOB_ALL", _REQ, W, (), "gearmand", _EXT, grab=True),
+    PacketSpec(
+        39, "GRAB_JOB_ALL", _REQ, W, (), "gearmand", _EXT + "; " + _SERVER, grab=True,
+        note="gearmand answers JOB_ASSIGN_ALL only for jobs with a reducer, else JOB_ASSIGN_UNIQ",
+    ),
     PacketSpec(
         40, "JOB_ASSIGN_ALL", _RES, S,
         (_HANDLE, _FUNCTION, _UNIQUE, Arg("reducer", ArgKind.FUNCTION), _DATA),

@@ -7,12 +7,14 @@ table, so a new row is covered without new code. Other projects may import these
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import strategies as st
 
 from gearspec.codec import Packet
 from gearspec.spec import PACKETS, ArgKind, Magic, PacketSpec, PacketType
 
-__all__ = ["ARG_STRATEGIES", "arg_values", "packets", "packet_types", "packet_streams", "chunkings"]
+__all__ = ["ARG_STRATEGIES", "arg_values", "chunkings", "packet_streams", "packet_types", "packets"]
 
 _NO_NUL = st.binary(max_size=40).map(lambda b: b.replace(b"\0", b""))
 _WORDISH = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.:", max_size=24).map(str.encode)
@@ -56,7 +58,7 @@ def chunkings(draw: st.DrawFn, data: bytes) -> list[bytes]:
         return []
     cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=max(1, len(data) - 1)), max_size=12)))
     bounds = [0, *[c for c in cuts if c < len(data)], len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def packet_streams(direction: Magic | None = None, max_size: int = 12) -> st.SearchStrategy[list[Packet]]:

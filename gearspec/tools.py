@@ -69,6 +69,7 @@ def run_decode(args: argparse.Namespace) -> int:
     decoder = Decoder(accept, lenient=args.lenient)
     decoder.receive_data(data)
     decoder.receive_data(b"")
+    failed = False  # a non-fatal error skips one packet, but the exit status still says so
     while True:
         offset = decoder.offset
         try:
@@ -78,7 +79,8 @@ def run_decode(args: argparse.Namespace) -> int:
             print(f"gearspec decode: {exc}", file=sys.stderr)
             if exc.fatal:
                 return 1
+            failed = True
             continue
         if event is CLOSED or event is NEED_DATA:
-            return 0
-        print(json.dumps(event_as_data(event, offset if args.offsets else None)))  # type: ignore[arg-type]
+            return 1 if failed else 0
+        print(json.dumps(event_as_data(event, offset if args.offsets else None)))

@@ -1,0 +1,186 @@
+"""Shared steps for the job-semantics case modules (submit, coalesce, work, ...).
+
+Not a case module (the leading underscore keeps the registry from importing it as one).
+Every helper takes the case's `Session` and fails the case through it, so a case reads as
+a short script of what the protocol requires.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+
+from gearspec.codec import Packet, RawPacket
+from gearspec.conformance.harness import Closed, Conn, Garbled, Received, Session, describe
+from gearspec.spec import PacketType as T
+
+__all__ = [
+    "PROTOCOL",
+    "RUN",
+    "JOB_ADD",
+    "JOB_TAKE",
+    "JOB_PEEK",
+    "QUEUE_WORK_DATA",
+    "PERL_CLIENT",
+    "GEAR_SERVER",
+    "ASSIGN_TYPES",
+    "probe",
+    "refusal",
+    "submit_or_unsupported",
+    "start_job",
+    "drain_until",
+    "settle",
+    "status_fields",
+    "first_to_speak",
+]
+
+PROTOCOL = "PROTOCOL"
+RUN = "gearmand libgearman-server/server.cc gearman_server_run_command"
+JOB_ADD = "gearmand libgearman-server/job.cc gearman_server_job_add_reducer (gearman_server_job_add)"
+JOB_TAKE = "gearmand libgearman-server/gearmand_con.cc gearman_server_job_take"
+JOB_PEEK = "gearmand libgearman-server/gearmand_con.cc gearman_server_job_peek"
+QUEUE_WORK_DATA = "gearmand libgearman-server/server.cc _server_queue_work_data"
+PERL_CLIENT = "Perl Gearman::Server lib/Gearman/Server/Client.pm"
+GEAR_SERVER = "python gear gear/__init__.py Server"
+
+ASSIGN_TYPES = (T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL)
+
+
+def _barrier(s: Session, conn: Conn) -> bytes:
+    """Send the session's barrier request; returns the token its reply carries."""
+    token = b"gs-barrier-" + s.token().encode()
+    if s.barrier == "status":
+        conn.send(T.GET_STATUS, token)
+    else:
+        conn.send(T.ECHO_REQ, token)
+    return token
+
+
+def _is_barrier_reply(event: Received, token: bytes) -> bool:
+    if isinstance(event, Packet) and event.type is T.ECHO_RES:
+        return event.data == token
+    if isinstance(event, (Packet, RawPacket)) and event.name == "STATUS_RES":
+        first = event.args[0] if isinstance(event, Packet) else event.payload.split(b"\0")[0]
+        return first == token
+    return False
+
+
+def probe(s: Session, conn: Conn, type: T, *args: object) -> list[Received] | None:
+    """Send one request and a barrier; what came before the barrier reply, None if closed.
+
+    For requests a target may not know (extensions): an ERROR, silence and a closed
+    connection are all answers here, where `conn.sync()` would fail the case on a close.
+    """
+    conn.send(type, *args)
+    token = _barrier(s, conn)
+    before: list[Received] = []
+    while True:
+        event = conn.receive()
+        if event is None:
+            s.fail(f"a reply to the barrier after {type.name}", "nothing (the target stopped answering)")
+        if isinstance(event, Closed):
+            return None
+        if isinstance(event, Garbled):
+            s.fail(f"a decodable reply to {type.name}", describe(event))
+        if _is_barrier_reply(event, token):
+            return before
+        before.append(event)
+
+
+def refusal(events: list[Received] | None) -> str | None:
+    """Why the events mean "this request is not supported", or None when they do not."""
+    if events is None:
+        return "the target closed the connection"
+    if not events:
+        return "the target ignored the request"
+    first = events[0]
+    if isinstance(first, (Packet, RawPacket)) and first.name == "ERROR":
+        return f"the target refused it: {describe(first)}"
+    return None
+
+
+def submit_or_unsupported(s: Session, conn: Conn, type: T, *args: object) -> bytes:
+    """Send an extension submit packet; its handle, or end unsupported when it is refused."""
+    events = probe(s, conn, type, *args)
+    reason = refusal(events)
+    if reason is not None:
+        s.unsupported(f"{type.name}: {reason}")
+    assert events is not None
+    first = events[0]
+    if not (isinstance(first, Packet) and first.type is T.JOB_CREATED):
+        s.fail(f"JOB_CREATED for {type.name}", describe(first))
+    if len(events) > 1:
+        s.fail(f"only JOB_CREATED for {type.name}", "; ".join(describe(e) for e in events))
+    return first.handle
+
+
+def start_job(
+    s: Session, fn: str, data: bytes = b"", unique: str | bytes = b"", type: T = T.SUBMIT_JOB
+) -> tuple[Conn, Conn, bytes, Packet]:
+    """Submit one job and have a fresh worker take it: (client, worker, handle, assignment)."""
+    client = s.client()
+    handle = client.submit(fn, data, unique, type)
+    worker = s.worker(fn)
+    job = worker.grab()
+    s.check_equal(job.handle, handle, "handle in the assignment")
+    return client, worker, handle, job
+
+
+def drain_until(s: Session, conn: Conn, last: T, ignore: tuple[T, ...] = ()) -> list[Packet]:
+    """Packets on `conn` up to and including the first of type `last`."""
+    got: list[Packet] = []
+    while True:
+        event = conn.receive()
+        if isinstance(event, Packet) and event.type in ignore:
+            continue
+        if not isinstance(event, Packet):
+            seen = ", ".join(p.name for p in got) or "nothing"
+            s.fail(f"{last.name} (after {seen})", conn._as_actual(event, None))
+        got.append(event)
+        if event.type is last:
+            return got
+
+
+def settle(*conns: Conn) -> None:
+    """Make sure the server has processed everything sent so far on each connection.
+
+    A round trip per connection, in order: what one connection's request made the server
+    send to another is queued before the next barrier reply there.
+    """
+    for conn in conns:
+        extra = conn.sync()
+        if extra:
+            conn.pending[:0] = extra  # keep them for the case to read
+
+
+def status_fields(packet: Packet) -> tuple[bytes, ...]:
+    """STATUS_RES fields after the handle: (known, running, numerator, denominator)."""
+    return tuple(packet.args[1:5])
+
+
+def first_to_speak(s: Session, conns: list[Conn], timeout: float) -> Conn | None:
+    """Wait (up to `timeout`, within the case deadline) until one of `conns` receives something.
+
+    Returns that connection, with the event left for its next `receive()`, or None when all
+    stayed quiet. For races between alternatives, e.g. "the client gets WORK_FAIL or a
+    sleeping worker gets NOOP", without paying the full wait for the one that never comes.
+    """
+    deadline = min(time.monotonic() + timeout, s.deadline)
+    while True:
+        for conn in conns:
+            if not conn.pending and conn.closed_by_server is None:
+                buffered = conn._decode_one()  # bytes already read but not yet decoded
+                if buffered is not None:
+                    conn.pending.append(buffered)
+            if conn.pending:
+                return conn
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([c.sock for c in conns if not c.closed], [], [], remaining)
+        for conn in conns:
+            if conn.sock in readable:
+                event = conn.receive(timeout=0.05)
+                if event is not None:
+                    conn.pending.append(event)
+                    return conn

@@ -1,0 +1,173 @@
+"""Worker abilities: CAN_DO, CANT_DO and RESET_ABILITIES.
+
+Sources: gearmand `PROTOCOL` ("Worker Requests": CAN_DO, CANT_DO, RESET_ABILITIES; none has
+a response); `libgearman-server/server.cc` `gearman_server_run_command` (CAN_DO ->
+`gearman_server_worker_add`, CANT_DO -> `gearman_server_con_free_worker`, RESET_ABILITIES ->
+`gearman_server_con_free_workers`); `libgearman-server/text.cc` (status: available workers).
+"""
+
+from __future__ import annotations
+
+from gearspec.admin import parse_status
+from gearspec.conformance.cases._jobs import PROTOCOL, RUN, settle
+from gearspec.conformance.harness import Conn, Session
+from gearspec.conformance.registry import MUST, SHOULD, case
+from gearspec.spec import PacketType as T
+
+_RULE = f"{PROTOCOL} (Worker Requests); {RUN}"
+
+
+@case(
+    "abilities/can_do/1",
+    "CAN_DO, CANT_DO and RESET_ABILITIES get no reply",
+    packets=["CAN_DO", "CANT_DO", "RESET_ABILITIES"],
+    source=f"{_RULE} (no response types exist)",
+)
+def no_replies(s: Session) -> None:
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO, s.name("a"))
+    worker.send(T.CAN_DO, s.name("b"))
+    worker.send(T.CANT_DO, s.name("a"))
+    worker.send(T.RESET_ABILITIES)
+    worker.expect_silence("no reply to ability changes")
+
+
+@case(
+    "abilities/can_do/2",
+    "CAN_DO twice for one function is harmless: its job is assigned once",
+    level=SHOULD,
+    packets=["CAN_DO", "JOB_ASSIGN", "NO_JOB"],
+    source=f"{RUN} (gearman_server_worker_add finds the existing registration)",
+)
+def can_do_twice(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.worker(fn, fn)
+    s.client().submit(fn, b"x")
+    worker.grab()
+    worker.grab_nothing()
+
+
+@case(
+    "abilities/cant_do/1",
+    "After CANT_DO the worker is not given that function's jobs",
+    packets=["CAN_DO", "CANT_DO", "GRAB_JOB", "NO_JOB"],
+    source=f"{PROTOCOL} (CANT_DO); {RUN} (gearman_server_con_free_worker)",
+)
+def cant_do(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.worker(fn)
+    worker.send(T.CANT_DO, fn)
+    s.client().submit(fn, b"x")
+    worker.grab_nothing()
+
+
+@case(
+    "abilities/cant_do/2",
+    "CANT_DO for one of two functions keeps the other",
+    packets=["CAN_DO", "CANT_DO", "JOB_ASSIGN", "NO_JOB"],
+    source=f"{PROTOCOL} (CANT_DO); {RUN}",
+)
+def cant_do_one(s: Session) -> None:
+    fn_a, fn_b = s.name("a"), s.name("b")
+    worker = s.worker(fn_a, fn_b)
+    worker.send(T.CANT_DO, fn_a)
+    client = s.client()
+    client.submit(fn_a, b"a")
+    handle = client.submit(fn_b, b"b")
+    s.check_equal(worker.grab().handle, handle, "the job of the kept function")
+    worker.grab_nothing()
+
+
+@case(
+    "abilities/cant_do/3",
+    "CANT_DO for a function never registered is harmless and gets no reply",
+    level=SHOULD,
+    packets=["CANT_DO", "CAN_DO", "JOB_ASSIGN"],
+    source=f"{PROTOCOL} (CANT_DO); {RUN}",
+)
+def cant_do_unknown(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.worker(fn)
+    worker.send(T.CANT_DO, s.name("never"))
+    worker.expect_silence("no reply to CANT_DO")
+    handle = s.client().submit(fn, b"x")
+    s.check_equal(worker.grab().handle, handle, "job of the registered function")
+
+
+@case(
+    "abilities/reset/1",
+    "After RESET_ABILITIES the worker is given no jobs of any earlier function",
+    packets=["CAN_DO", "RESET_ABILITIES", "GRAB_JOB", "NO_JOB"],
+    source=f"{PROTOCOL} (RESET_ABILITIES); {RUN} (gearman_server_con_free_workers)",
+)
+def reset(s: Session) -> None:
+    fn_a, fn_b = s.name("a"), s.name("b")
+    worker = s.worker(fn_a, fn_b)
+    worker.send(T.RESET_ABILITIES)
+    client = s.client()
+    client.submit(fn_a, b"a")
+    client.submit(fn_b, b"b")
+    worker.grab_nothing()
+
+
+@case(
+    "abilities/reset/2",
+    "CAN_DO after RESET_ABILITIES registers again",
+    packets=["RESET_ABILITIES", "CAN_DO", "JOB_ASSIGN"],
+    source=f"{PROTOCOL} (RESET_ABILITIES, CAN_DO)",
+)
+def reset_then_can_do(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.worker(fn)
+    worker.send(T.RESET_ABILITIES)
+    worker.can_do(fn)
+    handle = s.client().submit(fn, b"x")
+    s.check_equal(worker.grab().handle, handle, "assigned handle")
+
+
+@case(
+    "abilities/sleep/1",
+    "A sleeping worker that sent CANT_DO for a function is not woken by its jobs",
+    level=SHOULD,
+    packets=["CANT_DO", "PRE_SLEEP", "NOOP"],
+    source=f"{PROTOCOL} (PRE_SLEEP: jobs 'the worker is able to perform'); {RUN}",
+)
+def no_wake_after_cant_do(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.worker(fn)
+    worker.send(T.CANT_DO, fn)
+    worker.send(T.PRE_SLEEP)
+    settle(worker)
+    s.client().submit(fn, b"x")
+    worker.expect_silence("no NOOP after CANT_DO")
+
+
+def _available_workers(s: Session, conn: Conn, fn: str) -> int | None:
+    reply = conn.admin("status")
+    for row in parse_status(reply):
+        if row.function == fn:
+            return row.workers
+    return None
+
+
+@case(
+    "abilities/status/1",
+    "The admin 'status' count of available workers follows CAN_DO and CANT_DO",
+    level=SHOULD,
+    packets=["CAN_DO", "CANT_DO"],
+    admin=["status"],
+    source=f"{PROTOCOL} (Administrative Protocol: status); gearmand libgearman-server/text.cc",
+)
+def status_counts_workers(s: Session) -> None:
+    fn = s.name("fn")
+    w1, w2 = s.worker(fn), s.worker(fn)
+    settle(w1, w2)
+    admin = s.connect("admin")
+    s.check_equal(_available_workers(s, admin, fn), 2, "available workers after two CAN_DO")
+    w1.send(T.CANT_DO, fn)
+    settle(w1)
+    s.check_equal(_available_workers(s, admin, fn), 1, "available workers after one CANT_DO")
+    w2.send(T.RESET_ABILITIES)
+    settle(w2)
+    count = _available_workers(s, admin, fn)
+    s.check(count in (None, 0), "0 available workers (or no row) after RESET_ABILITIES", f"{count}")

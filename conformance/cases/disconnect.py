@@ -1,0 +1,201 @@
+"""Disconnects: what happens to jobs when their worker or client goes away.
+
+PROTOCOL says nothing about disconnects; the cases follow what servers do and what clients
+rely on. Sources: gearmand `libgearman-server/gearmand_con.cc` `gearman_server_con_free`
+(a worker's jobs go back to the queue with `gearman_server_job_queue`; a client's foreground
+jobs are marked `ignore_job`), `gearman_server_job_peek` / `gearman_server_job_take` (an
+ignored job is dropped when a worker would get it), `libgearman-server/job.cc`
+`gearman_server_job_queue` (retries, then WORK_FAIL); Perl Gearman::Server
+`lib/Gearman/Server/Client.pm` `close` (jobs of a dead worker are requeued).
+"""
+
+from __future__ import annotations
+
+from gearspec.codec import Packet
+from gearspec.conformance.cases._jobs import JOB_PEEK, first_to_speak, settle, start_job
+from gearspec.conformance.harness import Session, describe
+from gearspec.conformance.registry import MUST, SHOULD, case
+from gearspec.spec import PacketType as T
+
+_CON_FREE = "gearmand libgearman-server/gearmand_con.cc gearman_server_con_free"
+_REQUEUE = f"{_CON_FREE} (worker's jobs requeued); gearmand libgearman-server/job.cc gearman_server_job_queue"
+
+
+@case(
+    "disconnect/worker/1",
+    "When a worker disconnects holding a foreground job, the job goes to another worker",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "WORK_COMPLETE"],
+    source=f"{_REQUEUE}; Perl Gearman::Server Client.pm close",
+    alternatives={"fail": "the client was sent WORK_FAIL instead (no retry)"},
+)
+def worker_dies_foreground(s: Session) -> None:
+    fn = s.name("fn")
+    client, first, handle, _job = start_job(s, fn, b"retry me")
+    standby = s.worker(fn)
+    standby.grab_nothing()
+    standby.send(T.PRE_SLEEP)
+    settle(standby)
+    first.close()
+    who = first_to_speak(s, [client, standby], timeout=s.wait)
+    if who is None:
+        s.fail("the job requeued (NOOP to a sleeping worker) or WORK_FAIL to the client", "nothing")
+    if who is client:
+        event = client.receive()
+        if isinstance(event, Packet) and event.type is T.WORK_FAIL:
+            s.non_strict("fail")
+        s.fail("nothing for the client while the job is retried", describe(event) if event else "nothing")
+    standby.expect(T.NOOP)
+    job = standby.grab()
+    s.check_equal((job.handle, job["data"]), (handle, b"retry me"), "requeued job")
+    standby.work(T.WORK_COMPLETE, handle, b"second try")
+    s.check_equal(client.expect(T.WORK_COMPLETE)["data"], b"second try", "result")
+
+
+@case(
+    "disconnect/worker/2",
+    "When a worker disconnects holding a background job, the job is requeued",
+    level=SHOULD,
+    packets=["SUBMIT_JOB_BG", "JOB_ASSIGN", "GET_STATUS", "STATUS_RES"],
+    source=_REQUEUE,
+)
+def worker_dies_background(s: Session) -> None:
+    fn = s.name("fn")
+    _client, first, handle, _job = start_job(s, fn, b"bg", b"", T.SUBMIT_JOB_BG)
+    standby = s.worker(fn)
+    standby.grab_nothing()
+    standby.send(T.PRE_SLEEP)
+    settle(standby)
+    first.close()
+    standby.expect(T.NOOP)  # woken when the job is back in the queue
+    s.check_equal(standby.grab().handle, handle, "requeued handle")
+
+
+@case(
+    "disconnect/worker/3",
+    "A requeued job's GET_STATUS shows it queued again (running 0)",
+    level=SHOULD,
+    packets=["SUBMIT_JOB_BG", "WORK_STATUS", "GET_STATUS", "STATUS_RES"],
+    source=_REQUEUE,
+)
+def requeued_status(s: Session) -> None:
+    fn = s.name("fn")
+    client, first, handle, _job = start_job(s, fn, b"bg", b"", T.SUBMIT_JOB_BG)
+    first.work(T.WORK_STATUS, handle, 1, 2)
+    settle(first)
+    standby = s.worker(fn)
+    standby.grab_nothing()
+    standby.send(T.PRE_SLEEP)
+    settle(standby)
+    first.close()
+    standby.expect(T.NOOP)  # requeued
+    status = client.get_status(handle)
+    s.check_equal(tuple(status.args[1:3]), (b"1", b"0"), "known, running after the worker died")
+
+
+@case(
+    "disconnect/worker/4",
+    "A sleeping worker that disconnects does not stop jobs reaching the other workers",
+    packets=["PRE_SLEEP", "SUBMIT_JOB", "NOOP", "JOB_ASSIGN"],
+    source=f"{_CON_FREE} (worker removed from its functions)",
+)
+def sleeper_leaves(s: Session) -> None:
+    fn = s.name("fn")
+    gone = s.worker(fn)
+    gone.send(T.PRE_SLEEP)
+    settle(gone)
+    gone.close()
+    stay = s.worker(fn)
+    stay.grab_nothing()
+    stay.send(T.PRE_SLEEP)
+    settle(stay)
+    handle = s.client().submit(fn, b"x")
+    stay.expect(T.NOOP)
+    s.check_equal(stay.grab().handle, handle, "job for the remaining worker")
+
+
+@case(
+    "disconnect/client/1",
+    "A queued foreground job whose only client disconnected is not handed to a worker",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "GRAB_JOB", "NO_JOB", "JOB_ASSIGN"],
+    source=f"{_CON_FREE} (ignore_job); {JOB_PEEK} (dropped lazily)",
+    alternatives={"runs-anyway": "the orphaned job was still assigned to a worker (nobody wants its result)"},
+)
+def orphan_dropped(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()
+    client.submit(fn, b"orphan")
+    client.close()
+    witness = s.client()
+    witness.submit(s.name("other"), b"")  # a round trip after the close, on another connection
+    settle(witness)
+    worker = s.worker(fn)
+    worker.send(s.grab_type)
+    reply = worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL)
+    if reply.type is not T.NO_JOB:
+        s.non_strict("runs-anyway", f"{reply.name} for the orphaned job")
+
+
+@case(
+    "disconnect/client/2",
+    "A worker may finish a job whose client has gone: WORK_COMPLETE is accepted without ERROR",
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "WORK_DATA", "WORK_COMPLETE"],
+    source=f"{_CON_FREE} (client removed from the running job)",
+)
+def finish_for_nobody(s: Session) -> None:
+    fn = s.name("fn")
+    client, worker, handle, _job = start_job(s, fn)
+    client.close()
+    settle(s.client())
+    worker.work(T.WORK_DATA, handle, b"to nobody")
+    worker.work(T.WORK_COMPLETE, handle, b"to nobody")
+    worker.expect_silence("no ERROR for finishing an abandoned job")
+    worker.grab_nothing()
+
+
+@case(
+    "disconnect/client/3",
+    "A coalesced job survives the disconnect of one of its two clients while queued",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "WORK_COMPLETE"],
+    source=f"{_CON_FREE} (only jobs with no client left are ignored)",
+)
+def coalesced_survives(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    a, b = s.client(), s.client()
+    handle = a.submit(fn, b"x", unique)
+    b.submit(fn, b"x", unique)
+    a.close()
+    settle(b)
+    worker = s.worker(fn)
+    s.check_equal(worker.grab().handle, handle, "assigned handle")
+    worker.work(T.WORK_COMPLETE, handle, b"for b")
+    s.check_equal(b.expect(T.WORK_COMPLETE)["data"], b"for b", "remaining client's result")
+
+
+@case(
+    "disconnect/abrupt/1",
+    "A connection closed in the middle of a packet header does not disturb the server",
+    packets=["SUBMIT_JOB"],
+    source="gearmand libgearman-server/io.cc gearmand_io_recv (partial packet, then EOF)",
+)
+def mid_packet(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(Packet.request(T.SUBMIT_JOB, s.name("fn"), b"", b"data").to_bytes()[:7], "7 bytes of a header")
+    conn.close()
+    s.check_alive("a connection closed mid-packet")
+
+
+@case(
+    "disconnect/abrupt/2",
+    "A worker closing right after sending WORK_COMPLETE still delivers the result to the client",
+    packets=["JOB_ASSIGN", "WORK_COMPLETE"],
+    source=f"{_CON_FREE} (packets already read are run first)",
+)
+def complete_then_close(s: Session) -> None:
+    fn = s.name("fn")
+    client, worker, handle, _job = start_job(s, fn)
+    worker.work(T.WORK_COMPLETE, handle, b"last words")
+    worker.close()
+    s.check_equal(client.expect(T.WORK_COMPLETE)["data"], b"last words", "result")

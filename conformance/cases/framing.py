@@ -1,0 +1,529 @@
+"""Framing and bad input: magic, packet types, argument counts, sizes, text and binary mixed.
+
+Sources: gearmand `PROTOCOL` ("Binary Packet", "Administrative Protocol");
+`libgearman-server/gearmand_con.cc` / `libgearman-server/io.cc` (`gearmand_io_recv`, the
+packet parser that closes the connection on bad magic or an unknown type);
+`libgearman-server/server.cc` `gearman_server_run_command` (ERROR INVALID_MAGIC "Request
+magic expected", ERROR INVALID_COMMAND "Command not expected");
+`libgearman-server/text.cc` `server_run_text` (admin lines, `\\r` stripped).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from gearspec.conformance.harness import Closed, Conn, Session, describe
+from gearspec.conformance.registry import INFO, MUST, SHOULD, case
+
+from gearspec.codec import Packet, RawPacket
+from gearspec.spec import PACKETS, Magic, PacketSpec
+from gearspec.spec import PacketType as T
+
+_PROTOCOL = "PROTOCOL (Binary Packet)"
+_PARSER = "gearmand libgearman-server/io.cc gearmand_io_recv (packet parser)"
+_RUN = "gearmand libgearman-server/server.cc gearman_server_run_command"
+_TEXT = "gearmand libgearman-server/text.cc server_run_text"
+
+
+def _header(magic: bytes, code: int, size: int) -> bytes:
+    return magic + struct.pack(">II", code, size)
+
+
+def _raw(magic: bytes, code: int, payload: bytes = b"") -> bytes:
+    return _header(magic, code, len(payload)) + payload
+
+
+def _refused(s: Session, conn: Conn, what: str) -> None:
+    """The server answers a refused packet with ERROR or by closing; nothing else passes.
+
+    A malformed ERROR (e.g. an extra NUL) still counts as a refusal here; the shape of ERROR
+    packets has its own case (framing/error/1).
+    """
+    event = conn.receive()
+    if isinstance(event, Closed):
+        s.check_alive(what)
+        return
+    if isinstance(event, Packet) and event.type is T.ERROR:
+        return
+    if isinstance(event, RawPacket) and event.code == T.ERROR:
+        s.note(f"refused with a malformed ERROR: {describe(event)}")
+        return
+    actual = "nothing (the packet was ignored)" if event is None else describe(event)
+    s.fail(f"ERROR or the connection closed after {what}", actual)
+
+
+# -- magic ---------------------------------------------------------------------------------
+
+
+@case(
+    "framing/magic/1",
+    "A REQ packet is answered with RES magic (ECHO_REQ -> ECHO_RES)",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    source=_PROTOCOL,
+)
+def response_magic(s: Session) -> None:
+    conn = s.client()
+    conn.send(T.ECHO_REQ, b"magic")
+    reply = conn.expect(T.ECHO_RES)
+    s.check_equal(reply.data, b"magic", "ECHO_RES data")
+
+
+@case(
+    "framing/magic/2",
+    "A request sent with RES magic is refused (ERROR INVALID_MAGIC or close), not executed",
+    level=SHOULD,
+    packets=["ECHO_REQ", "ERROR"],
+    source=f"{_PROTOCOL}; {_RUN} (ERROR INVALID_MAGIC 'Request magic expected')",
+)
+def request_with_response_magic(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(_raw(Magic.RES.value, T.ECHO_REQ, b"wrong-magic"))
+    _refused(s, conn, "ECHO_REQ with RES magic")
+
+
+@case(
+    "framing/magic/3",
+    "A packet with unknown magic (\\0XYZ) makes the server close the connection",
+    packets=["ECHO_REQ"],
+    source=f"{_PROTOCOL}; {_PARSER}",
+    alternatives={"error-kept-open": "answered ERROR and kept the connection open"},
+)
+def unknown_magic(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(_raw(b"\0XYZ", T.ECHO_REQ, b"bad"))
+    event = conn.receive()
+    if isinstance(event, Closed):
+        return
+    if isinstance(event, (Packet, RawPacket)) and event.name == "ERROR":
+        s.non_strict("error-kept-open", describe(event))
+    s.fail("the connection closed (framing is lost after bad magic)", conn._as_actual(event, None))
+
+
+@case(
+    "framing/magic/4",
+    "Every packet of a whole job round (JOB_CREATED, JOB_ASSIGN*, NO_JOB, NOOP, WORK_COMPLETE) carries RES magic",
+    packets=["SUBMIT_JOB", "JOB_CREATED", "CAN_DO", "PRE_SLEEP", "NOOP", "NO_JOB", "WORK_COMPLETE"],
+    source=_PROTOCOL,
+)
+def res_magic_everywhere(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.worker(fn)
+    worker.grab_nothing()
+    worker.send(T.PRE_SLEEP)
+    client = s.client()
+    handle = client.submit(fn, b"payload")
+    worker.expect(T.NOOP)  # lenient decoding: REQ magic here would be a RawPacket and fail
+    job = worker.grab()
+    worker.work(T.WORK_COMPLETE, job.handle, b"done")
+    done = client.expect(T.WORK_COMPLETE)
+    s.check_equal(done.handle, handle, "WORK_COMPLETE handle")
+
+
+# -- packet types ----------------------------------------------------------------------------
+
+
+def _bad_type_case(number: int, code: int, label: str, source: str, destructive: bool = False) -> None:
+    @case(
+        f"framing/type/{number}",
+        f"A packet of {label} is refused with ERROR or by closing the connection, and the server lives on",
+        level=MUST,
+        packets=["ECHO_REQ"],
+        source=source,
+        destructive=destructive,
+    )
+    def bad_type(s: Session) -> None:
+        conn = s.client()
+        conn.send_raw(_raw(Magic.REQ.value, code, b""))
+        _refused(s, conn, f"type {code}")
+
+    bad_type.__name__ = bad_type.__qualname__ = f"bad_type_{number}"
+
+
+_bad_type_case(1, 0, "type 0 (TEXT, never a binary packet)", f"libgearman-1.0/protocol.h GEARMAN_COMMAND_TEXT; {_PARSER}")
+_bad_type_case(2, 5, "reserved type 5", f"libgearman-1.0/protocol.h GEARMAN_COMMAND_UNUSED; {_RUN}")
+_bad_type_case(3, len(PACKETS), f"unknown type {len(PACKETS)} (one past the table)", _PARSER)
+# Destructive: gearmand 1.1.20 dies of SIGSEGV on this one, which would end the whole run.
+_bad_type_case(4, 0xFFFFFFFF, "unknown type 0xFFFFFFFF", _PARSER, destructive=True)
+
+
+@case(
+    "framing/type/5",
+    "After refusing reserved type 5 with ERROR the connection still answers ECHO_REQ",
+    level=SHOULD,
+    packets=["ECHO_REQ", "ECHO_RES", "ERROR"],
+    source=f"{_RUN} (ERROR is not fatal)",
+    alternatives={"closes": "closed the connection instead of answering ERROR"},
+)
+def usable_after_error(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(_raw(Magic.REQ.value, 5, b""))
+    event = conn.receive()
+    if isinstance(event, Closed):
+        s.non_strict("closes")
+    if not isinstance(event, (Packet, RawPacket)) or event.name != "ERROR":
+        s.fail("ERROR", conn._as_actual(event, None))
+    conn.send(T.ECHO_REQ, b"still-there")
+    s.check_equal(conn.expect(T.ECHO_RES).data, b"still-there", "ECHO_RES data")
+
+
+@case(
+    "framing/type/6",
+    "ALL_YOURS (defined, never implemented) is refused or ignored and the connection stays usable",
+    level=SHOULD,
+    packets=["ALL_YOURS"],
+    source=f"PROTOCOL (ALL_YOURS: not yet implemented); {_RUN} (ERROR INVALID_COMMAND)",
+)
+def all_yours(s: Session) -> None:
+    conn = s.worker(s.name("fn"))
+    conn.send(T.ALL_YOURS)
+    extra = conn.sync()
+    for event in extra:
+        if not (isinstance(event, (Packet, RawPacket)) and event.name == "ERROR"):
+            s.fail("ERROR or nothing before the barrier reply", describe(event))
+    if extra:
+        s.note(f"answered {describe(extra[0])}")
+
+
+# Packets only the server sends, sent toward it with REQ magic: refused, never acted on.
+_SERVER_ONLY = [row for row in PACKETS if not row.reserved and row.magics == frozenset({Magic.RES})]
+for _n, _row in enumerate(_SERVER_ONLY, start=1):
+
+    def _make(row: PacketSpec = _row, n: int = _n) -> None:
+        @case(
+            f"framing/direction/{n}",
+            f"{row.name}, which only a server sends, is refused when a client sends it (REQ magic)",
+            level=SHOULD,
+            packets=[row.name],
+            source=f"{_RUN} (ERROR INVALID_COMMAND 'Command not expected')",
+        )
+        def server_packet_from_client(s: Session) -> None:
+            conn = s.client()
+            payload = b"\0".join(b"0" if a.kind.value == "number" else b"x" for a in row.args)
+            conn.send_raw(_raw(Magic.REQ.value, row.code, payload))
+            _refused(s, conn, f"{row.name} from a client")
+
+        server_packet_from_client.__name__ = server_packet_from_client.__qualname__ = f"direction_{row.name.lower()}"
+
+    _make()
+
+
+# -- arguments -------------------------------------------------------------------------------
+
+
+@case(
+    "framing/args/1",
+    "Opaque data with NUL bytes survives ECHO_REQ -> ECHO_RES byte for byte",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    source=f"{_PROTOCOL}: the last argument runs to the end of the payload",
+)
+def data_with_nuls(s: Session) -> None:
+    data = b"\0a\0\0b\0" + bytes(range(256))
+    conn = s.client()
+    conn.send(T.ECHO_REQ, data)
+    s.check_equal(conn.expect(T.ECHO_RES).data, data, "ECHO_RES data")
+
+
+@case(
+    "framing/args/2",
+    "An empty ECHO_REQ (zero-length payload) gets an empty ECHO_RES",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    source=_PROTOCOL,
+)
+def empty_echo(s: Session) -> None:
+    conn = s.client()
+    conn.send(T.ECHO_REQ, b"")
+    s.check_equal(conn.expect(T.ECHO_RES).data, b"", "ECHO_RES data")
+
+
+@case(
+    "framing/args/3",
+    "SUBMIT_JOB with too few arguments (no NUL after the unique) is refused, not queued",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "ERROR", "ECHO_REQ"],
+    source=f"{_PROTOCOL}; libgearman/command.cc gearmand_command_info_list (SUBMIT_JOB argc 2 + data)",
+)
+def too_few_arguments(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(_raw(Magic.REQ.value, T.SUBMIT_JOB, s.name("fn").encode() + b"\0unique-only"))
+    # gearmand only notices once more bytes arrive (it closes then): follow with an ECHO_REQ.
+    conn.send(T.ECHO_REQ, b"after-short-submit")
+    _refused(s, conn, "a 2-field SUBMIT_JOB")
+
+
+@case(
+    "framing/args/4",
+    "Empty unique and empty data are legal: SUBMIT_JOB_BG with both empty gets JOB_CREATED",
+    packets=["SUBMIT_JOB_BG", "JOB_CREATED"],
+    source=f"{_PROTOCOL} (arguments may be empty)",
+)
+def empty_arguments(s: Session) -> None:
+    conn = s.client()
+    handle = conn.submit(s.name("fn"), b"", b"", type=T.SUBMIT_JOB_BG)
+    s.check(bool(handle), "a non-empty job handle", "an empty handle")
+
+
+@case(
+    "framing/args/5",
+    "Job data with NUL bytes reaches the worker byte for byte (SUBMIT_JOB -> JOB_ASSIGN*)",
+    packets=["SUBMIT_JOB", "JOB_CREATED", "CAN_DO", "GRAB_JOB", "JOB_ASSIGN"],
+    source=_PROTOCOL,
+)
+def job_data_with_nuls(s: Session) -> None:
+    fn = s.name("fn")
+    data = b"\0x\0y\0\0" + bytes(range(1, 256))
+    s.client().submit(fn, data)
+    job = s.worker(fn).grab()
+    s.check_equal(job.data, data, "job data")
+
+
+@case(
+    "framing/args/6",
+    "A packet that takes no arguments but carries a payload (GRAB_JOB + 2 bytes): behaviour recorded",
+    level=INFO,
+    packets=["GRAB_JOB", "NO_JOB"],
+    source=f"{_PROTOCOL}; libgearman/command.cc gearmand_command_info_list (GRAB_JOB argc 0)",
+)
+def payload_on_no_argument_packet(s: Session) -> None:
+    conn = s.worker(s.name("fn"))
+    conn.send_raw(_raw(Magic.REQ.value, T.GRAB_JOB, b"xx"))
+    event = conn.receive()
+    s.note(f"answered {conn._as_actual(event, None)}")
+
+
+@case(
+    "framing/args/7",
+    "A NUL inside the last non-data argument (GET_STATUS handle 'h\\0x'): behaviour recorded",
+    level=INFO,
+    packets=["GET_STATUS", "STATUS_RES"],
+    source=f"{_PROTOCOL}; libgearman/command.cc gearmand_command_info_list (GET_STATUS argc 1, no data)",
+)
+def nul_inside_handle(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(_raw(Magic.REQ.value, T.GET_STATUS, b"gs-no-such-handle\0x"))
+    event = conn.receive()
+    s.note(f"answered {conn._as_actual(event, None)}")
+
+
+@case(
+    "framing/error/1",
+    "ERROR packets have exactly two arguments: an error code token and a text (no trailing NUL)",
+    level=SHOULD,
+    packets=["OPTION_REQ", "ERROR"],
+    source=f"{_PROTOCOL} (ERROR); {_RUN} _server_error_packet",
+)
+def error_shape(s: Session) -> None:
+    conn = s.client()
+    conn.send(T.OPTION_REQ, b"gs-no-such-option")
+    event = conn.receive()
+    if isinstance(event, RawPacket) and event.code == T.ERROR:
+        s.fail("ERROR code NUL text", f"{describe(event)}")
+    if not isinstance(event, Packet) or event.type is not T.ERROR:
+        s.fail("ERROR for an unknown option", conn._as_actual(event, None))
+    s.check(bool(event.code) and b" " not in event.code, "a non-empty error code without spaces", describe(event))
+
+
+# -- sizes -----------------------------------------------------------------------------------
+
+
+@case(
+    "framing/size/1",
+    "A 1 MiB ECHO_REQ comes back whole",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    source=f"{_PROTOCOL} (32-bit size field)",
+)
+def one_mebibyte_echo(s: Session) -> None:
+    data = bytes(s.rng.getrandbits(8) for _ in range(1024)) * 1024
+    conn = s.client()
+    conn.send(T.ECHO_REQ, data)
+    reply = conn.expect(T.ECHO_RES)
+    s.check(reply.data == data, "the same 1 MiB back", f"{len(reply.data)} bytes, equal={reply.data == data}")
+
+
+@case(
+    "framing/size/2",
+    "A 256 KiB job payload reaches the worker intact",
+    packets=["SUBMIT_JOB_BG", "GRAB_JOB", "JOB_ASSIGN"],
+    source=f"{_PROTOCOL} (32-bit size field)",
+)
+def large_job(s: Session) -> None:
+    fn = s.name("fn")
+    data = s.token().encode() * (256 * 1024 // 8)
+    s.client().submit(fn, data, type=T.SUBMIT_JOB_BG)
+    job = s.worker(fn).grab()
+    s.check(job.data == data, "the same 256 KiB", f"{len(job.data)} bytes, equal={job.data == data}")
+
+
+@case(
+    "framing/size/3",
+    "A header announcing a 4 GiB - 1 payload, then silence: the server's limit is recorded",
+    level=INFO,
+    packets=["ECHO_REQ"],
+    source=f"{_PROTOCOL} (32-bit size field); gearmand has no maximum packet size constant",
+)
+def huge_size_field(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(_header(Magic.REQ.value, T.ECHO_REQ, 0xFFFFFFFF) + b"x" * 1024)
+    event = conn.receive(timeout=min(s.wait, 1.0))
+    if event is None:
+        s.note("waits for the rest of the payload (no early size check)")
+    else:
+        s.note(f"answered {describe(event)}")
+
+
+@case(
+    "framing/size/4",
+    "An admin line longer than 8 KiB without a newline: the server's limit is recorded",
+    level=INFO,
+    admin=["status"],
+    source=f"{_TEXT}; gearmand 8192-byte receive buffer (libgearman-server/io.cc)",
+)
+def long_admin_line(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(b"status" + b" " * 16384)
+    event = conn.receive(timeout=min(s.wait, 1.0))
+    if event is None:
+        s.note("waits for the newline (no line limit within 16 KiB)")
+    else:
+        s.note(f"answered {describe(event)}")
+
+
+# -- split and pipelined input ---------------------------------------------------------------
+
+
+@case(
+    "framing/split/1",
+    "A packet written one byte at a time is decoded",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    source=f"{_PROTOCOL} (TCP is a byte stream)",
+)
+def byte_by_byte(s: Session) -> None:
+    conn = s.client()
+    data = Packet.request(T.ECHO_REQ, b"split").to_bytes()
+    for i in range(len(data)):
+        conn.send_raw(data[i : i + 1], f"byte {i} of ECHO_REQ")
+    s.check_equal(conn.expect(T.ECHO_RES).data, b"split", "ECHO_RES data")
+
+
+@case(
+    "framing/split/2",
+    "A header and its payload in separate writes, the payload split mid-argument, are decoded",
+    packets=["SUBMIT_JOB", "JOB_CREATED"],
+    source=f"{_PROTOCOL} (TCP is a byte stream)",
+)
+def header_then_payload(s: Session) -> None:
+    conn = s.client()
+    data = Packet.request(T.SUBMIT_JOB, s.name("fn"), s.name("u"), b"payload").to_bytes()
+    conn.send_raw(data[:12], "header of SUBMIT_JOB")
+    conn.send_raw(data[12:20], "payload part 1")
+    conn.send_raw(data[20:], "payload part 2")
+    conn.expect(T.JOB_CREATED)
+
+
+@case(
+    "framing/pipeline/1",
+    "Several requests in one write are all answered, in order",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    source=f"{_PROTOCOL}",
+)
+def pipelined_echoes(s: Session) -> None:
+    conn = s.client()
+    tokens = [f"p{i}".encode() for i in range(20)]
+    conn.send_raw(b"".join(Packet.request(T.ECHO_REQ, t).to_bytes() for t in tokens))
+    got = [conn.expect(T.ECHO_RES).data for _ in tokens]
+    s.check_equal(got, tokens, "ECHO_RES order")
+
+
+@case(
+    "framing/pipeline/2",
+    "Pipelined SUBMIT_JOB_BG packets get one JOB_CREATED each, with distinct handles",
+    packets=["SUBMIT_JOB_BG", "JOB_CREATED"],
+    source=f"{_PROTOCOL}",
+)
+def pipelined_submits(s: Session) -> None:
+    conn = s.client()
+    fn = s.name("fn")
+    conn.send_raw(b"".join(Packet.request(T.SUBMIT_JOB_BG, fn, f"u{i}", b"").to_bytes() for i in range(10)))
+    handles = [conn.expect(T.JOB_CREATED).handle for _ in range(10)]
+    s.check_equal(len(set(handles)), 10, "distinct handles")
+
+
+# -- text and binary on one connection -------------------------------------------------------
+
+
+@case(
+    "framing/text/1",
+    "An admin line ending in LF is answered on the job port",
+    admin=["status"],
+    source=f"PROTOCOL (Administrative Protocol); {_TEXT}",
+)
+def admin_lf(s: Session) -> None:
+    s.client().admin("status")
+
+
+@case(
+    "framing/text/2",
+    "An admin line ending in CRLF is answered like one ending in LF",
+    level=SHOULD,
+    admin=["status"],
+    source=f"{_TEXT} (a trailing \\r is stripped); gearadmin sends CRLF",
+)
+def admin_crlf(s: Session) -> None:
+    s.client().admin("status", crlf=True)
+
+
+@case(
+    "framing/text/3",
+    "A binary packet after an admin line on the same connection is answered",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    admin=["status"],
+    source=f"PROTOCOL (Administrative Protocol: same port); {_TEXT}",
+)
+def binary_after_text(s: Session) -> None:
+    conn = s.client()
+    conn.admin("status")
+    conn.send(T.ECHO_REQ, b"after-text")
+    s.check_equal(conn.expect(T.ECHO_RES).data, b"after-text", "ECHO_RES data")
+
+
+@case(
+    "framing/text/4",
+    "An admin line after a binary packet on the same connection is answered",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    admin=["status"],
+    source=f"PROTOCOL (Administrative Protocol: same port); {_TEXT}",
+)
+def text_after_binary(s: Session) -> None:
+    conn = s.client()
+    conn.send(T.ECHO_REQ, b"before-text")
+    conn.expect(T.ECHO_RES)
+    conn.admin("status")
+
+
+@case(
+    "framing/text/5",
+    "Binary packets and admin lines pipelined in one write are answered in order",
+    packets=["ECHO_REQ", "ECHO_RES"],
+    admin=["status"],
+    source=f"PROTOCOL (Administrative Protocol); {_TEXT}",
+)
+def mixed_pipeline(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(
+        Packet.request(T.ECHO_REQ, b"one").to_bytes() + b"status\n" + Packet.request(T.ECHO_REQ, b"two").to_bytes()
+    )
+    s.check_equal(conn.expect(T.ECHO_RES).data, b"one", "first ECHO_RES")
+    conn.expect_admin("status")
+    s.check_equal(conn.expect(T.ECHO_RES).data, b"two", "second ECHO_RES")
+
+
+@case(
+    "framing/text/6",
+    "An admin line split across writes is answered once the newline arrives",
+    admin=["status"],
+    source=f"{_TEXT}",
+)
+def split_admin_line(s: Session) -> None:
+    conn = s.client()
+    conn.send_raw(b"sta", "admin line part 1")
+    conn.send_raw(b"tus\n", "admin line part 2")
+    conn.expect_admin("status")

@@ -1,0 +1,220 @@
+"""Job status: GET_STATUS -> STATUS_RES and GET_STATUS_UNIQUE -> STATUS_RES_UNIQUE.
+
+Sources: gearmand `PROTOCOL` (GET_STATUS, STATUS_RES, GET_STATUS_UNIQUE, STATUS_RES_UNIQUE);
+`libgearman-server/server.cc` `gearman_server_run_command` (GET_STATUS: unknown handle ->
+`h 0 0 0 0`, known -> `h 1 running numerator denominator`; GET_STATUS_UNIQUE answers the
+unique plus a client count). GET_STATUS_UNIQUE is a gearmand extension.
+"""
+
+from __future__ import annotations
+
+from gearspec.codec import Packet
+from gearspec.conformance.cases._jobs import PERL_CLIENT, PROTOCOL, RUN, probe, refusal, settle, start_job, status_fields
+from gearspec.conformance.harness import Conn, Session, describe
+from gearspec.conformance.registry import EXTENSION, MUST, SHOULD, case
+from gearspec.spec import PacketType as T
+
+_STATUS = f"{PROTOCOL} (GET_STATUS, STATUS_RES); {RUN} (GET_STATUS)"
+_UNIQUE = f"{PROTOCOL} (GET_STATUS_UNIQUE, STATUS_RES_UNIQUE); {RUN} (GET_STATUS_UNIQUE)"
+
+
+@case(
+    "status/unknown/1",
+    "GET_STATUS for a handle the server never issued answers STATUS_RES with known 0, running 0",
+    packets=["GET_STATUS", "STATUS_RES"],
+    source=_STATUS,
+)
+def unknown_handle(s: Session) -> None:
+    handle = s.name("no-such-handle").encode()
+    status = s.client().get_status(handle)
+    s.check_equal(status.handle, handle, "STATUS_RES handle")
+    s.check_equal(status_fields(status)[:2], (b"0", b"0"), "known, running")
+
+
+@case(
+    "status/unknown/2",
+    "STATUS_RES for an unknown job reports numerator and denominator 0",
+    level=SHOULD,
+    packets=["GET_STATUS", "STATUS_RES"],
+    source=f"{RUN} (GET_STATUS: '0' fields); {PERL_CLIENT} CMD_get_status (empty fields)",
+    alternatives={"empty": "numerator and denominator are empty strings (Perl Gearman::Server)"},
+)
+def unknown_zero_numbers(s: Session) -> None:
+    status = s.client().get_status(s.name("no-such-handle").encode())
+    numbers = status_fields(status)[2:]
+    if numbers == (b"", b""):
+        s.non_strict("empty")
+    s.check_equal(numbers, (b"0", b"0"), "numerator, denominator")
+
+
+@case(
+    "status/queued/1",
+    "GET_STATUS for a queued job answers known 1, running 0",
+    packets=["SUBMIT_JOB_BG", "GET_STATUS", "STATUS_RES"],
+    source=_STATUS,
+)
+def queued(s: Session) -> None:
+    client = s.client()
+    handle = client.submit(s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
+    status = client.get_status(handle)
+    s.check_equal(status.handle, handle, "STATUS_RES handle")
+    s.check_equal(status_fields(status)[:2], (b"1", b"0"), "known, running")
+
+
+@case(
+    "status/running/1",
+    "GET_STATUS for a job a worker holds answers known 1, running 1",
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "GET_STATUS", "STATUS_RES"],
+    source=_STATUS,
+)
+def running(s: Session) -> None:
+    client, _worker, handle, _job = start_job(s, s.name("fn"))
+    s.check_equal(status_fields(client.get_status(handle))[:2], (b"1", b"1"), "known, running")
+
+
+@case(
+    "status/progress/1",
+    "GET_STATUS of a background job reports the numbers of the worker's last WORK_STATUS",
+    packets=["SUBMIT_JOB_BG", "WORK_STATUS", "GET_STATUS", "STATUS_RES"],
+    source=f"{_STATUS}; {PROTOCOL} (WORK_STATUS: kept for background clients)",
+)
+def background_progress(s: Session) -> None:
+    client, worker, handle, _job = start_job(s, s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
+    worker.work(T.WORK_STATUS, handle, 42, 99)
+    settle(worker)
+    s.check_equal(status_fields(client.get_status(handle)), (b"1", b"1", b"42", b"99"), "status fields")
+
+
+@case(
+    "status/other_conn/1",
+    "Any connection may ask GET_STATUS for a handle, not only the submitter",
+    packets=["SUBMIT_JOB_BG", "GET_STATUS", "STATUS_RES"],
+    source=f"{_STATUS} (looked up by handle only)",
+)
+def other_connection(s: Session) -> None:
+    handle = s.client().submit(s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
+    s.check_equal(status_fields(s.client().get_status(handle))[:2], (b"1", b"0"), "known, running")
+
+
+@case(
+    "status/pipeline/1",
+    "Several GET_STATUS in one write are answered in order, each with its own handle",
+    packets=["GET_STATUS", "STATUS_RES"],
+    source=f"{_STATUS} (one reply per request, in order)",
+)
+def pipelined(s: Session) -> None:
+    client = s.client()
+    known = client.submit(s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
+    handles = [known, s.name("nope").encode(), known]
+    client.send_raw(b"".join(Packet.request(T.GET_STATUS, h).to_bytes() for h in handles), "3 x GET_STATUS")
+    got = [client.expect(T.STATUS_RES) for _ in handles]
+    s.check_equal([(p.handle, p["known"]) for p in got], [(known, b"1"), (handles[1], b"0"), (known, b"1")], "replies")
+
+
+# -- GET_STATUS_UNIQUE (gearmand extension) -------------------------------------------------
+
+
+def _status_unique(s: Session, conn: Conn, unique: str) -> Packet:
+    events = probe(s, conn, T.GET_STATUS_UNIQUE, unique)
+    reason = refusal(events)
+    if reason is not None:
+        s.unsupported(f"GET_STATUS_UNIQUE: {reason}")
+    assert events is not None
+    reply = events[0]
+    if not (isinstance(reply, Packet) and reply.type is T.STATUS_RES_UNIQUE):
+        s.fail("STATUS_RES_UNIQUE", describe(reply))
+    s.check_equal(reply["unique"], unique.encode(), "STATUS_RES_UNIQUE unique")
+    return reply
+
+
+def _unique_fields(reply: Packet) -> tuple[bytes, ...]:
+    return tuple(reply.args[1:6])
+
+
+@case(
+    "status/unique/1",
+    "GET_STATUS_UNIQUE for an unknown unique answers STATUS_RES_UNIQUE with known 0 and client count 0",
+    level=EXTENSION,
+    packets=["GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE"],
+    source=_UNIQUE,
+)
+def unique_unknown(s: Session) -> None:
+    reply = _status_unique(s, s.client(), s.name("u"))
+    s.check_equal(_unique_fields(reply), (b"0", b"0", b"0", b"0", b"0"), "known, running, num, den, clients")
+
+
+@case(
+    "status/unique/2",
+    "GET_STATUS_UNIQUE for a queued foreground job answers known 1, running 0, one waiting client",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB", "GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE"],
+    source=_UNIQUE,
+)
+def unique_queued(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    client = s.client()
+    client.submit(fn, b"", unique)
+    reply = _status_unique(s, s.client(), unique)
+    fields = _unique_fields(reply)
+    s.check_equal((fields[0], fields[1], fields[4]), (b"1", b"0", b"1"), "known, running, clients")
+
+
+@case(
+    "status/unique/3",
+    "GET_STATUS_UNIQUE for a running job reports running 1 and the last WORK_STATUS numbers",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB", "WORK_STATUS", "GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE"],
+    source=_UNIQUE,
+)
+def unique_running(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    client, worker, handle, _job = start_job(s, fn, b"", unique)
+    worker.work(T.WORK_STATUS, handle, 3, 4)
+    client.expect(T.WORK_STATUS)
+    reply = _status_unique(s, s.client(), unique)
+    s.check_equal(_unique_fields(reply)[:4], (b"1", b"1", b"3", b"4"), "known, running, num, den")
+
+
+@case(
+    "status/unique/4",
+    "STATUS_RES_UNIQUE's client count counts every foreground client coalesced onto the job",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB", "GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE"],
+    source=f"{_UNIQUE} (client_count)",
+)
+def unique_client_count(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    clients = [s.client() for _ in range(3)]
+    for c in clients:
+        c.submit(fn, b"", unique)
+    reply = _status_unique(s, s.client(), unique)
+    s.check_equal(reply["client_count"], b"3", "client count")
+
+
+@case(
+    "status/unique/5",
+    "A queued background job is known to GET_STATUS_UNIQUE with client count 0",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB_BG", "GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE"],
+    source=f"{_UNIQUE} (background jobs have no clients)",
+)
+def unique_background(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    s.client().submit(fn, b"", unique, T.SUBMIT_JOB_BG)
+    fields = _unique_fields(_status_unique(s, s.client(), unique))
+    s.check_equal((fields[0], fields[4]), (b"1", b"0"), "known, clients")
+
+
+@case(
+    "status/unique/6",
+    "After the job completes, GET_STATUS_UNIQUE reports its unique unknown",
+    level=EXTENSION,
+    packets=["WORK_COMPLETE", "GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE"],
+    source=_UNIQUE,
+)
+def unique_after_done(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    client, worker, handle, _job = start_job(s, fn, b"", unique)
+    worker.work(T.WORK_COMPLETE, handle, b"")
+    client.expect(T.WORK_COMPLETE)
+    s.check_equal(_unique_fields(_status_unique(s, client, unique))[0], b"0", "known")

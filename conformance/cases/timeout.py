@@ -1,0 +1,135 @@
+"""CAN_DO_TIMEOUT: a function registered with a time limit for each job.
+
+Sources: gearmand `PROTOCOL` (CAN_DO_TIMEOUT: "After the timeout value, the job server will
+mark the job as failed and notify any listening clients"; the value is in milliseconds);
+`libgearman-server/server.cc` `gearman_server_run_command` (CAN_DO_TIMEOUT registers like
+CAN_DO); `libgearman-server/connection.cc` `gearman_server_con_add_job_timeout` (at least
+1000 ms) and `_server_job_timeout` (gearmand *requeues* the job instead of failing it);
+Perl Gearman::Server `Client.pm` `CMD_grab_job` (timer in seconds, then WORK_FAIL).
+The expiry case sends a timeout of "1": 1 s for Perl (seconds), raised to 1000 ms by
+gearmand, 1 ms for a server taking the value literally; in every reading it expires fast.
+"""
+
+from __future__ import annotations
+
+from gearspec.codec import Packet
+from gearspec.conformance.cases._jobs import PERL_CLIENT, PROTOCOL, RUN, first_to_speak, settle
+from gearspec.conformance.harness import Session, describe
+from gearspec.conformance.registry import MUST, SHOULD, case
+from gearspec.spec import PacketType as T
+
+_RULE = f"{PROTOCOL} (CAN_DO_TIMEOUT); {RUN} (CAN_DO_TIMEOUT)"
+_EXPIRY = "gearmand libgearman-server/connection.cc _server_job_timeout (requeue)"
+
+
+@case(
+    "timeout/register/1",
+    "CAN_DO_TIMEOUT registers the function like CAN_DO: the worker is assigned its jobs",
+    packets=["CAN_DO_TIMEOUT", "SUBMIT_JOB", "GRAB_JOB", "JOB_ASSIGN"],
+    source=_RULE,
+)
+def registers(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO_TIMEOUT, fn, 60000)
+    handle = s.client().submit(fn, b"x")
+    s.check_equal(worker.grab().handle, handle, "assigned handle")
+
+
+@case(
+    "timeout/register/2",
+    "CAN_DO_TIMEOUT gets no reply",
+    packets=["CAN_DO_TIMEOUT"],
+    source=f"{_RULE} (no response type exists)",
+)
+def silent(s: Session) -> None:
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO_TIMEOUT, s.name("fn"), 60000)
+    worker.expect_silence("no reply to CAN_DO_TIMEOUT")
+
+
+@case(
+    "timeout/complete/1",
+    "A job completed within its CAN_DO_TIMEOUT limit ends normally, with one WORK_COMPLETE",
+    packets=["CAN_DO_TIMEOUT", "JOB_ASSIGN", "WORK_COMPLETE"],
+    source=_RULE,
+)
+def completes_in_time(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO_TIMEOUT, fn, 60000)
+    client = s.client()
+    handle = client.submit(fn, b"x")
+    worker.grab()
+    worker.work(T.WORK_COMPLETE, handle, b"in time")
+    s.check_equal(client.expect(T.WORK_COMPLETE)["data"], b"in time", "result")
+    worker.expect_silence("no error for a job completed in time")
+
+
+@case(
+    "timeout/expiry/1",
+    "When a job outlives its CAN_DO_TIMEOUT, the server fails it: the client gets WORK_FAIL",
+    level=SHOULD,
+    packets=["CAN_DO_TIMEOUT", "SUBMIT_JOB", "JOB_ASSIGN", "WORK_FAIL", "PRE_SLEEP", "NOOP"],
+    source=f"{_RULE}; {_EXPIRY}; {PERL_CLIENT} CMD_grab_job (timer -> WORK_FAIL)",
+    alternatives={"requeue": "the job was put back in the queue for another worker (gearmand 1.1)"},
+    timeout=15,
+)
+def expiry(s: Session) -> None:
+    fn = s.name("fn")
+    slow = s.connect("worker")
+    slow.send(T.CAN_DO_TIMEOUT, fn, 1)
+    client = s.client()
+    handle = client.submit(fn, b"too slow")
+    s.check_equal(slow.grab().handle, handle, "assigned handle")
+    standby = s.worker(fn)
+    standby.grab_nothing()
+    standby.send(T.PRE_SLEEP)
+    settle(standby)
+    first = first_to_speak(s, [client, standby], timeout=3.0)
+    if first is None:
+        s.fail("WORK_FAIL to the client (or the job requeued) within 3 s of a 1 s timeout", "nothing")
+    if first is standby:
+        standby.expect(T.NOOP)
+        again = standby.grab()
+        s.check_equal(again.handle, handle, "requeued handle")
+        s.non_strict("requeue", "a standby worker was woken and given the same job")
+    event = client.receive()
+    if not (isinstance(event, Packet) and event.type is T.WORK_FAIL):
+        s.fail("WORK_FAIL", describe(event) if event is not None else "nothing")
+    s.check_equal(event.handle, handle, "WORK_FAIL handle")
+
+
+@case(
+    "timeout/expiry/2",
+    "A late WORK_COMPLETE after the timeout does not give the client a second ending",
+    level=SHOULD,
+    packets=["CAN_DO_TIMEOUT", "WORK_FAIL", "WORK_COMPLETE"],
+    source=f"{_RULE}; {_EXPIRY}",
+    alternatives={"requeue": "the job was requeued rather than failed (gearmand 1.1); not checked further"},
+    timeout=15,
+)
+def late_complete(s: Session) -> None:
+    fn = s.name("fn")
+    slow = s.connect("worker")
+    slow.send(T.CAN_DO_TIMEOUT, fn, 1)
+    client = s.client()
+    handle = client.submit(fn, b"too slow")
+    slow.grab()
+    standby = s.worker(fn)
+    standby.grab_nothing()
+    standby.send(T.PRE_SLEEP)
+    settle(standby)
+    first = first_to_speak(s, [client, standby], timeout=3.0)
+    if first is None:
+        s.fail("WORK_FAIL to the client (or the job requeued) within 3 s of a 1 s timeout", "nothing")
+    if first is standby:
+        s.non_strict("requeue", "a standby worker was woken instead of the client getting WORK_FAIL")
+    event = client.receive()
+    if not (isinstance(event, Packet) and event.type is T.WORK_FAIL):
+        s.fail("WORK_FAIL", describe(event))
+    slow.work(T.WORK_COMPLETE, handle, b"late")
+    settle(slow)
+    extra = client.sync()
+    if extra:
+        s.fail("nothing after WORK_FAIL", "; ".join(describe(e) for e in extra))

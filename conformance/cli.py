@@ -1,0 +1,229 @@
+"""`gearspec test`: run the conformance suite against a job server and grade it.
+
+    gearspec test --target 127.0.0.1:4730 --profile gearmand -j 4 --html report.html
+    gearspec test                      # starts the embedded reference server on port 0
+    gearspec test --server gearmand    # starts a local peer (gearmand, perl, gear) on port 0
+    gearspec test --list --select 'framing/*'
+
+The command runs cases with the suite's own runner (threads for -j, a deadline on every
+wait); `pytest --pyargs gearspec.conformance --gearman-target HOST:PORT` runs the same
+registry through pytest (conformance/plugin.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from gearspec.conformance import reports
+from gearspec.conformance.harness import Target
+from gearspec.conformance.registry import Case, all_cases, select_cases, uncovered
+from gearspec.conformance.runner import (
+    Expectations,
+    ExpectationsError,
+    Result,
+    RunConfig,
+    builtin_profiles,
+    load_expectations,
+    probe_target,
+    run_cases,
+)
+
+from gearspec.spec import PacketType
+
+__all__ = ["configure_test", "run_test"]
+
+
+def configure_test(parser: argparse.ArgumentParser) -> None:
+    """Options of `gearspec test`."""
+    where = parser.add_argument_group("target")
+    where.add_argument("--target", metavar="HOST:PORT|docker:IMAGE", help="the server to test (default: start the reference server)")
+    where.add_argument(
+        "--server", metavar="NAME",
+        help="start a local server on port 0 and test it: reference (default), gearmand, gearmand-threads, perl, gear",
+    )
+    where.add_argument("--impl", metavar="NAME", help="a server implementation from the Docker registry (conformance/impls.toml)")
+    pick = parser.add_argument_group("cases")
+    pick.add_argument("--select", "-k", action="append", default=[], metavar="GLOB", help="run only cases whose ID matches (repeatable; 'framing' selects an area)")
+    pick.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip cases whose ID matches (repeatable)")
+    pick.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    pick.add_argument("--destructive", action="store_true", help="also run cases that may stop the target (admin shutdown)")
+    grade = parser.add_argument_group("grading")
+    grade.add_argument("--strict", action="store_true", help="SHOULD failures fail the run too")
+    grade.add_argument("--profile", metavar="NAME", help=f"built-in expectations: {', '.join(builtin_profiles())}")
+    grade.add_argument("--expect", metavar="FILE", help="an expectations file (TOML) listing the target's known deviations")
+    grade.add_argument("--grab", choices=["GRAB_JOB", "GRAB_JOB_UNIQ", "GRAB_JOB_ALL"], help="the grab packet generic cases use (default: the profile's, else GRAB_JOB)")
+    run = parser.add_argument_group("running")
+    run.add_argument("-j", "--jobs", type=int, default=min(8, (os.cpu_count() or 1) * 2), metavar="N", help="cases run in parallel (default %(default)s)")
+    run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
+    run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
+    run.add_argument("--seed", default=None, help="seed for names and data (default: random per run; set it to reproduce a trace)")
+    out = parser.add_argument_group("reports")
+    out.add_argument("--junit", metavar="FILE", help="write JUnit XML")
+    out.add_argument("--json", metavar="FILE", help="write JSON results")
+    out.add_argument("--html", metavar="FILE", help="write an HTML report")
+    out.add_argument("--markdown", metavar="FILE", help="write a markdown summary (per-area grades)")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only the summary")
+    out.add_argument("-v", "--verbose", action="store_true", help="print the trace of every failed case")
+    roles = parser.add_argument_group("role testing (clients and workers instead of servers)")
+    roles.add_argument("--role", choices=["client", "worker"], help="test a client or worker program instead of a server")
+    roles.add_argument("--exec", dest="exec_cmd", metavar="CMD", help="the program to test with --role (a shell command)")
+
+
+def run_test(args: argparse.Namespace) -> int:
+    """Run the suite; exit 0 when nothing counts against the target, 1 when something does."""
+    if args.role:
+        try:
+            from gearspec.conformance.roles import run_roles
+        except ImportError:
+            print("gearspec test: --role needs gearspec.conformance.roles, which is not installed", file=sys.stderr)
+            return 2
+        return int(run_roles(args))
+    if args.jobs < 1:
+        print("gearspec test: -j must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        expectations = _expectations(args)
+    except (ExpectationsError, KeyError) as exc:
+        print(f"gearspec test: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 2
+    cases = select_cases(all_cases(), args.select, args.exclude)
+    if args.list:
+        for c in cases:
+            print(f"{c.id:28} {c.level.value:9} {c.requirement}")
+        print(f"{len(cases)} cases")
+        return 0
+    if not cases:
+        print("gearspec test: no case matches the selection", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else f"{int.from_bytes(os.urandom(4), 'big'):08x}"
+    config = RunConfig(
+        timeout=args.timeout, wait=args.wait, seed=seed, strict=args.strict, expectations=expectations,
+        grab=PacketType[args.grab] if args.grab else None, destructive=args.destructive,
+        run_token=args.seed[:4] if args.seed else "",
+    )
+    try:
+        with _open_target(args) as (target, label):
+            return _run(args, cases, target, label, config)
+    except _TargetError as exc:
+        print(f"gearspec test: {exc}", file=sys.stderr)
+        return 2
+
+
+def _expectations(args: argparse.Namespace) -> Expectations:
+    if args.profile and args.expect:
+        raise ExpectationsError("use --profile or --expect, not both")
+    if args.profile:
+        profiles = builtin_profiles()
+        if args.profile not in profiles:
+            raise ExpectationsError(f"no profile {args.profile!r}; known: {', '.join(profiles)}")
+        return load_expectations(profiles[args.profile])
+    if args.expect:
+        return load_expectations(args.expect)
+    return Expectations(name="no expectations")
+
+
+class _TargetError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
+    """The target to test: HOST:PORT, a Docker target, or a local server started here."""
+    spec = args.target
+    if args.impl and not spec:
+        spec = f"impl:{args.impl}"
+    if spec and ":" in spec and spec.split(":", 1)[0] in ("docker", "impl", "local"):
+        try:
+            from gearspec.conformance.targets import open_target
+        except ImportError:
+            raise _TargetError(f"{spec}: Docker and registry targets need gearspec.conformance.targets") from None
+        from gearspec.conformance.launch import LaunchError
+
+        try:
+            opened = open_target(spec)
+            found = opened.__enter__()
+        except (LaunchError, OSError, ValueError) as exc:
+            raise _TargetError(f"{spec}: {exc}") from None
+        with contextlib.ExitStack() as stack:
+            stack.push(opened)
+            if isinstance(found, tuple):  # (host, port, logs) form
+                yield Target(found[0], int(found[1])), spec
+            else:
+                yield Target(found.host, int(found.port)), getattr(found, "description", spec)
+        return
+    if spec:
+        try:
+            yield Target.parse(spec), spec
+        except ValueError as exc:
+            raise _TargetError(str(exc)) from None
+        return
+    from gearspec.conformance.launch import LaunchError, start_peer
+
+    name = args.server or "reference"
+    try:
+        server = start_peer(name)
+    except LaunchError as exc:
+        hint = "" if name != "reference" else "\n(try --server gearmand, or --target HOST:PORT)"
+        raise _TargetError(f"cannot start the {name} server: {exc}{hint}") from None
+    try:
+        yield Target(server.host, server.port), f"{name} (started on {server.address})"
+    finally:
+        server.stop()
+
+
+def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> str:
+    parts = ["gearspec", "test"]
+    if args.target:
+        parts += ["--target", args.target]
+    elif args.server:
+        parts += ["--server", args.server]
+    if args.profile:
+        parts += ["--profile", args.profile]
+    if args.expect:
+        parts += ["--expect", args.expect]
+    if args.grab:
+        parts += ["--grab", args.grab]
+    if args.strict:
+        parts.append("--strict")
+    parts += ["--select", case.id, "-v"]
+    return shlex.join(parts)
+
+
+def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig) -> int:
+    stream = sys.stdout
+    problem = probe_target(target, timeout=min(3.0, max(0.5, args.wait)), barrier=config.expectations.barrier)
+    if problem is not None:
+        print(f"gearspec test: warning: {problem}; running every case anyway", file=sys.stderr)
+    packets, admin = uncovered(all_cases())
+    if (packets or admin) and not (args.select or args.exclude):
+        print(f"gearspec test: note: not exercised by any case: {', '.join(packets + admin)}", file=sys.stderr)
+    progress = reports.Progress(len(cases), stream, enabled=not args.quiet)
+    print(
+        f"gearspec test: {len(cases)} cases against {label} "
+        f"[{config.expectations.name}; grab {config.grab_type.name}; -j {args.jobs}; seed {config.seed}]",
+        file=stream,
+    )
+    started = time.monotonic()
+    results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=progress.update)
+    elapsed = time.monotonic() - started
+    progress.finish()
+    run = reports.RunInfo(
+        target=label, expectations=config.expectations.name, strict=config.strict, seed=config.seed,
+        elapsed=elapsed, grab=config.grab_type.name,
+    )
+    reports.print_summary(results, run, stream, verbose=args.verbose, rerun=lambda c: _rerun_command(args, c, label))
+    for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):
+        if path:
+            try:
+                getattr(reports, f"write_{kind}")(results, run, Path(path))
+            except OSError as exc:
+                print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+    return 1 if any(r.counts_against(config.strict) for r in results) else 0

@@ -1,0 +1,118 @@
+"""The driver command-line contract, for drivers written in Python.
+
+Every driver, whatever its language, accepts the same arguments and answers with the same
+exit codes (conformance/drivers/README.md is the reference). This module parses them and
+holds the worker's job behaviour so the Python drivers stay small and agree with each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+__all__ = [
+    "EXIT_CONNECTION",
+    "EXIT_EXCEPTION",
+    "EXIT_FAIL",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_UNSUPPORTED",
+    "EXIT_USAGE",
+    "ClientArgs",
+    "WorkerAction",
+    "WorkerArgs",
+    "parse",
+    "unsupported",
+    "worker_action",
+]
+
+EXIT_OK = 0
+EXIT_USAGE = 1  # bad command line, or an internal error of the driver
+EXIT_CONNECTION = 2  # the server cannot be reached or the connection broke
+EXIT_FAIL = 3  # the job ended with WORK_FAIL
+EXIT_EXCEPTION = 4  # the job ended with WORK_EXCEPTION
+EXIT_UNSUPPORTED = 5  # the library cannot do what was asked
+EXIT_TIMEOUT = 6  # no result within --timeout seconds
+
+
+@dataclass(frozen=True)
+class ClientArgs:
+    host: str
+    port: int
+    function: str
+    unique: str | None
+    background: bool
+    priority: str  # "high", "normal" or "low"
+    data: bytes
+    timeout: float
+
+
+@dataclass(frozen=True)
+class WorkerArgs:
+    host: str
+    port: int
+    function: str
+    count: int | None
+    timeout: float
+
+
+@dataclass(frozen=True)
+class WorkerAction:
+    """What a contract worker does with one job's data."""
+
+    fail: bool = False  # answer WORK_FAIL
+    status: bool = False  # send WORK_STATUS 1/2 and WORK_DATA "partial" first
+    result: bytes = b""  # the WORK_COMPLETE data
+
+
+def worker_action(data: bytes) -> WorkerAction:
+    """The contract's worker: "fail" fails, "status" streams then says "done", else reverse."""
+    if data == b"fail":
+        return WorkerAction(fail=True)
+    if data == b"status":
+        return WorkerAction(status=True, result=b"done")
+    return WorkerAction(result=data[::-1])
+
+
+def unsupported(what: str) -> NoReturn:
+    """Say the library cannot do `what` and exit 5 (never ignore a feature silently)."""
+    print(f"unsupported: {what}", file=sys.stderr)
+    sys.exit(EXIT_UNSUPPORTED)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def parse(argv: Sequence[str] | None = None, prog: str | None = None) -> ClientArgs | WorkerArgs:
+    """Parse `client ...` or `worker ...` as the contract defines them."""
+    parser = _Parser(prog=prog)
+    roles = parser.add_subparsers(dest="role", required=True, parser_class=_Parser)
+    client = roles.add_parser("client")
+    worker = roles.add_parser("worker")
+    for sub in (client, worker):
+        sub.add_argument("--host", required=True)
+        sub.add_argument("--port", required=True, type=int)
+        sub.add_argument("--function", required=True)
+    client.add_argument("--unique")
+    client.add_argument("--background", action="store_true")
+    client.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
+    client.add_argument("--data", default="")
+    client.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the result")
+    worker.add_argument("--count", type=int)
+    worker.add_argument("--timeout", type=float, default=60.0, help="seconds before the worker gives up")
+    ns = parser.parse_args(argv)
+    if ns.role == "client":
+        return ClientArgs(
+            ns.host, ns.port, ns.function, ns.unique, ns.background, ns.priority,
+            ns.data.encode("utf-8", "surrogateescape"), ns.timeout,
+        )
+    if ns.count is not None and ns.count < 1:
+        parser.error("--count must be at least 1")
+    return WorkerArgs(ns.host, ns.port, ns.function, ns.count, ns.timeout)

@@ -1,0 +1,157 @@
+"""Driver for the python `gearman` module as installed by PyPI `gearman3` (or `pygearman`).
+
+Both distributions install a package named `gearman` (the python-gearman 2.x API), so the
+one on disk is whichever was installed last; `installed_distribution()` tells which by
+checking the files against each distribution's RECORD hashes. gearman3 0.2.1 reads socket
+data with `array.fromstring` (gearman/connection.py `read_data_from_socket`), which
+Python 3.9 removed: on this interpreter every job fails the moment the first reply
+arrives. The driver still tries for real, and reports that failure as "unsupported" with
+exit 5 rather than hiding it.
+
+python-gearman's client has no WORK_EXCEPTION report of its own (it sets job.exception but
+this driver is not told apart from a failure by the API before the job ends).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata as metadata
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gearspec.conformance.drivers import contract as c
+
+DISTRIBUTIONS = ("gearman3", "pygearman")
+
+
+def installed_distribution() -> tuple[str, str] | None:
+    """(distribution, version) whose files the `gearman` package on disk matches, if any."""
+    best: tuple[int, str, str] | None = None
+    for name in DISTRIBUTIONS:
+        try:
+            files = metadata.files(name) or []
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        matching = 0
+        for entry in files:
+            if not str(entry).startswith("gearman/") or not str(entry).endswith(".py") or entry.hash is None:
+                continue
+            try:
+                digest = hashlib.new(entry.hash.mode, Path(str(entry.locate())).read_bytes()).digest()
+            except OSError:
+                continue
+            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == entry.hash.value:
+                matching += 1
+        if matching and (best is None or matching > best[0]):
+            best = (matching, name, version)
+    return None if best is None else (best[1], best[2])
+
+
+def _broken(exc: BaseException) -> None:
+    """Exit 5 when the library itself cannot run here (gearman3 on Python >= 3.9)."""
+    text = str(exc)
+    if isinstance(exc, AttributeError) and ("fromstring" in text or "tostring" in text):
+        owner = installed_distribution()
+        which = f"{owner[0]} {owner[1]}" if owner else "the installed gearman module"
+        c.unsupported(
+            f"{which} cannot run on Python {sys.version_info[0]}.{sys.version_info[1]}: "
+            f"array.{'fromstring' if 'fromstring' in text else 'tostring'} was removed in Python 3.9"
+        )
+
+
+def client(args: c.ClientArgs) -> int:
+    import gearman  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+    priority = {"high": gearman.PRIORITY_HIGH, "normal": gearman.PRIORITY_NONE, "low": gearman.PRIORITY_LOW}
+    gm = gearman.GearmanClient([f"{args.host}:{args.port}"])
+    try:
+        request = gm.submit_job(
+            args.function, args.data, unique=args.unique, priority=priority[args.priority],
+            background=args.background, wait_until_complete=not args.background, poll_timeout=args.timeout,
+        )
+    except gearman.errors.ServerUnavailable as exc:
+        print(f"connection error: {exc}", file=sys.stderr)
+        return c.EXIT_CONNECTION
+    except AttributeError as exc:
+        _broken(exc)
+        raise
+    if args.background:
+        if request.state != gearman.JOB_CREATED:
+            print(f"connection error: job state {request.state}", file=sys.stderr)
+            return c.EXIT_CONNECTION
+        print(request.job.handle if isinstance(request.job.handle, str) else request.job.handle.decode())
+        return c.EXIT_OK
+    if request.timed_out:
+        print(f"timed out after {args.timeout:g}s", file=sys.stderr)
+        return c.EXIT_TIMEOUT
+    for update in request.status_updates:
+        print(f"status: {update[0]}/{update[1]}", file=sys.stderr)
+    for chunk in request.data_updates:
+        print(f"data: {chunk}", file=sys.stderr)
+    if request.exception is not None:
+        print(f"exception: {request.exception}", file=sys.stderr)
+        return c.EXIT_EXCEPTION
+    if request.state == gearman.JOB_FAILED:
+        return c.EXIT_FAIL
+    result = request.result
+    sys.stdout.buffer.write(result if isinstance(result, bytes) else str(result).encode())
+    return c.EXIT_OK
+
+
+def worker(args: c.WorkerArgs) -> int:
+    import gearman
+
+    done = 0
+    deadline = time.monotonic() + args.timeout
+
+    class _Worker(gearman.GearmanWorker):  # type: ignore[misc,unused-ignore]
+        def after_poll(self, any_activity: bool) -> bool:
+            return (args.count is None or done < args.count) and time.monotonic() < deadline
+
+    def handle(gm: Any, job: Any) -> Any:
+        nonlocal done
+        data = job.data if isinstance(job.data, bytes) else str(job.data).encode("latin-1")
+        action = c.worker_action(data)
+        done += 1
+        if action.fail:
+            raise RuntimeError("fail")  # python-gearman answers an exception with WORK_FAIL
+        if action.status:
+            gm.send_job_status(job, 1, 2)
+            gm.send_job_data(job, b"partial")
+        return action.result
+
+    gm = _Worker([f"{args.host}:{args.port}"])
+    # pygearman needs bytes function names to match JOB_ASSIGN_UNIQ (see /work/shared/peers.md).
+    owner = installed_distribution()
+    name: Any = args.function.encode() if owner is not None and owner[0] == "pygearman" else args.function
+    gm.register_task(name, handle)
+    try:
+        gm.work(poll_timeout=0.5)
+    except gearman.errors.ServerUnavailable as exc:
+        print(f"connection error: {exc}", file=sys.stderr)
+        return c.EXIT_CONNECTION
+    except AttributeError as exc:
+        _broken(exc)
+        raise
+    if args.count is not None and done < args.count:
+        print(f"timed out after {args.timeout:g}s ({done} jobs done)", file=sys.stderr)
+        return c.EXIT_TIMEOUT
+    return c.EXIT_OK
+
+
+def main() -> int:
+    try:
+        import gearman  # noqa: F401
+    except ImportError:
+        print("python_gearman_driver: no `gearman` module (pip install gearman3 or pygearman)", file=sys.stderr)
+        return c.EXIT_USAGE
+    args = c.parse(prog="python_gearman_driver")
+    return client(args) if isinstance(args, c.ClientArgs) else worker(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

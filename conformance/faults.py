@@ -1,0 +1,275 @@
+"""A fault-injecting TCP proxy: plants realistic server bugs in front of a clean server.
+
+    with FaultProxy(("127.0.0.1", 4730), ["swallow-error"]) as proxy:
+        ...  # point the suite at proxy.host:proxy.port; it must fail a fitting case
+
+Each fault rewrites the decoded packet stream in one direction; everything else is passed
+through re-encoded byte for byte. The suite's own tests (tests/conformance/test_faults.py)
+show that the suite passes the clean server and fails each fault with a fitting case ID.
+
+    python -m gearspec.conformance.faults --upstream 127.0.0.1:4730 --fault no-coalesce
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gearspec.codec import AdminLine, Decoder, Event, Packet, RawPacket, decode
+from gearspec.errors import ProtocolError
+from gearspec.spec import Magic
+from gearspec.spec import PacketType as T
+
+__all__ = ["FAULTS", "Fault", "FaultProxy", "main"]
+
+TO_SERVER, TO_CLIENT = "to-server", "to-client"
+
+# A rewrite takes one decoded event and returns the bytes to forward instead (b"" drops it).
+Rewrite = Callable[[Event], bytes]
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    direction: str
+    description: str
+    make: Callable[[], Rewrite]  # a fresh rewrite per connection (some keep counters)
+
+
+def _keep(event: Event) -> bytes:
+    return event.to_bytes()
+
+
+def _request_magic() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        data = event.to_bytes()
+        return Magic.REQ.value + data[4:] if isinstance(event, Packet) else data
+
+    return rewrite
+
+
+def _drop(*types: T) -> Callable[[], Rewrite]:
+    def make() -> Rewrite:
+        def rewrite(event: Event) -> bytes:
+            return b"" if isinstance(event, Packet) and event.type in types else event.to_bytes()
+
+        return rewrite
+
+    return make
+
+
+def _swap_status() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        if isinstance(event, Packet) and event.type is T.STATUS_RES:
+            handle, known, running, numerator, denominator = event.args
+            return Packet(event.magic, event.type, (handle, known, running, denominator, numerator)).to_bytes()
+        return event.to_bytes()
+
+    return rewrite
+
+
+def _admin_spaces() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        if isinstance(event, AdminLine):
+            return AdminLine(event.text.replace(b"\t", b" "), event.terminator).to_bytes()
+        return event.to_bytes()
+
+    return rewrite
+
+
+def _no_terminator() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        return b"" if isinstance(event, AdminLine) and event.text == b"." else event.to_bytes()
+
+    return rewrite
+
+
+_SUBMITS = {t for t in T if t.spec.submit is not None}
+
+
+_UNIQUE_SUFFIX = itertools.count(1)  # shared by every connection: no two submits stay alike
+
+
+def _no_coalesce() -> Rewrite:
+    counter = _UNIQUE_SUFFIX
+
+    def rewrite(event: Event) -> bytes:
+        if isinstance(event, Packet) and event.type in _SUBMITS and event.args[1]:
+            args = list(event.args)
+            args[1] = args[1] + b"~" + str(next(counter)).encode()
+            return Packet(event.magic, event.type, tuple(args)).to_bytes()
+        return event.to_bytes()
+
+    return rewrite
+
+
+_INVERTED = {
+    T.SUBMIT_JOB_HIGH: T.SUBMIT_JOB_LOW, T.SUBMIT_JOB_LOW: T.SUBMIT_JOB_HIGH,
+    T.SUBMIT_JOB_HIGH_BG: T.SUBMIT_JOB_LOW_BG, T.SUBMIT_JOB_LOW_BG: T.SUBMIT_JOB_HIGH_BG,
+}
+
+
+def _invert_priority() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        if isinstance(event, Packet) and event.type in _INVERTED:
+            return Packet(event.magic, _INVERTED[event.type], event.args).to_bytes()
+        return event.to_bytes()
+
+    return rewrite
+
+
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault("request-magic", TO_CLIENT, "responses carry \\0REQ magic", _request_magic),
+        Fault("swallow-error", TO_CLIENT, "ERROR packets are never sent", _drop(T.ERROR)),
+        Fault("drop-work-data", TO_CLIENT, "WORK_DATA never reaches clients", _drop(T.WORK_DATA)),
+        Fault("drop-noop", TO_CLIENT, "sleeping workers are never woken (NOOP dropped)", _drop(T.NOOP)),
+        Fault("swap-status", TO_CLIENT, "STATUS_RES numerator and denominator swapped", _swap_status),
+        Fault("admin-spaces", TO_CLIENT, "admin columns separated by spaces, not tabs", _admin_spaces),
+        Fault("no-terminator", TO_CLIENT, "admin blocks miss their closing '.' line", _no_terminator),
+        Fault("no-coalesce", TO_SERVER, "jobs with the same unique id are never merged", _no_coalesce),
+        Fault("invert-priority", TO_SERVER, "HIGH jobs are queued as LOW and LOW as HIGH", _invert_priority),
+    )
+}
+
+
+class FaultProxy:
+    """A threaded TCP proxy on an ephemeral port applying `faults` to every connection."""
+
+    def __init__(self, upstream: tuple[str, int], faults: Sequence[str] = (), host: str = "127.0.0.1") -> None:
+        unknown = [f for f in faults if f not in FAULTS]
+        if unknown:
+            raise ValueError(f"unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
+        self.upstream = upstream
+        self.faults = [FAULTS[f] for f in faults]
+        self.listener = socket.create_server((host, 0))
+        self.host, self.port = self.listener.getsockname()[:2]
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._accept_loop, name="fault-proxy", daemon=True)
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        except OSError:
+            pass
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        with self._lock:
+            for sock in self._sockets:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+            self._sockets.clear()
+        self._thread.join(timeout=2)
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._sockets += [client, server]
+            for src, dst, direction in ((client, server, TO_SERVER), (server, client, TO_CLIENT)):
+                rewrites = [f.make() for f in self.faults if f.direction == direction]
+                accept = Magic.REQ if direction == TO_SERVER else Magic.RES
+                threading.Thread(
+                    target=_pump, args=(src, dst, accept, rewrites), name=f"fault-proxy {direction}", daemon=True
+                ).start()
+
+
+def _apply(rewrites: list[Rewrite], event: Event) -> bytes:
+    """Run each rewrite over the output of the previous one (off-spec packets pass as they are)."""
+    if isinstance(event, RawPacket):
+        return event.to_bytes()
+    events: list[Event] = [event]
+    for rewrite in rewrites:
+        events = [e for old in events for e in decode(rewrite(old), lenient=True)]
+    return b"".join(e.to_bytes() for e in events)
+
+
+def _pump(src: socket.socket, dst: socket.socket, accept: Magic, rewrites: list[Rewrite]) -> None:
+    """Copy src to dst, rewriting decoded events; after undecodable bytes copy raw."""
+    decoder = Decoder(accept, lenient=True)
+    raw = not rewrites
+    try:
+        while True:
+            chunk = src.recv(65536)
+            if not chunk:
+                break
+            if raw:
+                dst.sendall(chunk)
+                continue
+            decoder.receive_data(chunk)
+            out = bytearray()
+            try:
+                for event in decoder:
+                    out += _apply(rewrites, event)
+            except ProtocolError:
+                # Framing is lost (e.g. a case sent bad magic): forward the rest untouched.
+                out += bytes(decoder._buf[decoder._pos:]) + b"".join(decoder._more)
+                raw = True
+            if out:
+                dst.sendall(out)
+    except OSError:
+        pass
+    finally:
+        for sock, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
+            try:
+                sock.shutdown(how)
+            except OSError:
+                pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gearspec.conformance.faults", description=__doc__.split("\n")[0])
+    parser.add_argument("--upstream", required=True, metavar="HOST:PORT")
+    parser.add_argument("--fault", action="append", default=[], choices=sorted(FAULTS))
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args(argv)
+    if args.list:
+        for fault in FAULTS.values():
+            print(f"{fault.name:16} {fault.direction:10} {fault.description}")
+        return 0
+    host, _, port = args.upstream.rpartition(":")
+    with FaultProxy((host, int(port)), args.fault) as proxy:
+        print(f"fault proxy: listening on {proxy.host}:{proxy.port}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""Reports of a conformance run: terminal progress and summary, JUnit XML, JSON, HTML, markdown.
+
+Every report is made from the same `Result` list (runner.py) and a `RunInfo` header. The
+HTML page is one self-contained file (template: report_template.html) with a grade per
+area, each case's requirement, expected vs actual, and the decoded trace of both
+directions with the hex of each packet behind a <details>.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import string
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from gearspec.conformance.registry import Case
+from gearspec.conformance.runner import Result, Verdict
+
+__all__ = [
+    "Progress",
+    "RunInfo",
+    "area_grades",
+    "format_trace",
+    "print_summary",
+    "results_as_data",
+    "write_html",
+    "write_json",
+    "write_junit",
+    "write_markdown",
+]
+
+VERDICT_ORDER = (
+    Verdict.PASS, Verdict.NON_STRICT, Verdict.INFORMATIONAL, Verdict.UNSUPPORTED,
+    Verdict.EXPECTED_FAIL, Verdict.FAIL, Verdict.ERROR, Verdict.UNEXPECTED_PASS,
+)
+_SYMBOL = {
+    Verdict.PASS: ".", Verdict.NON_STRICT: "n", Verdict.INFORMATIONAL: "i", Verdict.UNSUPPORTED: "u",
+    Verdict.EXPECTED_FAIL: "x", Verdict.FAIL: "F", Verdict.ERROR: "E", Verdict.UNEXPECTED_PASS: "X",
+}
+
+
+@dataclass
+class RunInfo:
+    """What was tested and how."""
+
+    target: str
+    expectations: str
+    strict: bool
+    seed: str
+    elapsed: float
+    grab: str = "GRAB_JOB"
+
+
+# -- terminal -------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on a terminal; a dot line otherwise."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool = True) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = enabled
+        self.done = 0
+        self.counts: Counter[Verdict] = Counter()
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+
+    def update(self, result: Result) -> None:
+        self.done += 1
+        self.counts[result.verdict] += 1
+        if not self.enabled:
+            return
+        if self.tty:
+            width = 30
+            filled = int(width * self.done / max(1, self.total))
+            bad = self.counts[Verdict.FAIL] + self.counts[Verdict.ERROR] + self.counts[Verdict.UNEXPECTED_PASS]
+            self.stream.write(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+                f"  failed {bad}  {result.case.id[:40]:40}"
+            )
+        else:
+            self.stream.write(_SYMBOL[result.verdict])
+            if self.done % 60 == 0:
+                self.stream.write(f" {self.done}/{self.total}\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\n" if not self.tty else "\r" + " " * 110 + "\r")
+            self.stream.flush()
+
+
+def format_trace(result: Result, limit: int = 60) -> str:
+    lines = [entry.format() for entry in result.trace]
+    if len(lines) > limit:
+        lines = [*lines[: limit // 2], f"   ... {len(lines) - limit} more ...", *lines[-limit // 2:]]
+    return "\n".join(lines)
+
+
+def area_grades(results: Sequence[Result]) -> dict[str, Counter[Verdict]]:
+    grades: dict[str, Counter[Verdict]] = {}
+    for r in results:
+        grades.setdefault(r.case.area, Counter())[r.verdict] += 1
+    return grades
+
+
+def _grade_letter(counts: Counter[Verdict]) -> str:
+    graded = sum(counts.values()) - counts[Verdict.INFORMATIONAL]
+    bad = counts[Verdict.FAIL] + counts[Verdict.ERROR] + counts[Verdict.UNEXPECTED_PASS] + counts[Verdict.EXPECTED_FAIL]
+    if graded <= 0:
+        return "-"
+    score = 1 - bad / graded
+    return "A" if score >= 0.99 else "B" if score >= 0.9 else "C" if score >= 0.75 else "D" if score >= 0.5 else "F"
+
+
+def print_summary(
+    results: Sequence[Result],
+    run: RunInfo,
+    stream: TextIO = sys.stdout,
+    *,
+    verbose: bool = False,
+    rerun: Callable[[Case], str] | None = None,
+) -> None:
+    """Problems first (with a rerun command each), then per-area counts and the totals."""
+    w = stream.write
+    problems = [r for r in results if r.counts_against(run.strict)]
+    shoulds = [r for r in results if r.verdict in (Verdict.FAIL, Verdict.ERROR) and not r.counts_against(run.strict)]
+    for r in problems + shoulds:
+        counted = "" if r in problems else "  (SHOULD: not counted without --strict)"
+        w(f"\n{r.verdict.value.upper()} {r.case.id} [{r.case.level.value}]{counted}\n")
+        w(f"  requirement: {r.case.requirement}\n")
+        if r.verdict is Verdict.UNEXPECTED_PASS and r.deviation is not None:
+            w(f"  listed as a known deviation ({r.deviation.reason}) but passed: update the expectations\n")
+        elif r.expected is not None:
+            w(f"  expected: {r.expected}\n  actual:   {r.actual}\n")
+        else:
+            w(f"  {r.message}\n")
+        if verbose:
+            w("  trace:\n" + "\n".join("    " + line for line in format_trace(r).splitlines()) + "\n")
+        if rerun is not None:
+            w(f"  rerun: {rerun(r.case)}\n")
+    if verbose:
+        for r in results:
+            if r.verdict in (Verdict.NON_STRICT, Verdict.INFORMATIONAL, Verdict.UNSUPPORTED, Verdict.EXPECTED_FAIL):
+                w(f"{r.verdict.value:15} {r.case.id}: {r.message}\n")
+    w("\n")
+    grades = area_grades(results)
+    shown = [v for v in VERDICT_ORDER if any(c[v] for c in grades.values())]
+    w(f"{'area':14} {'grade':5} " + " ".join(f"{v.value:>15}" for v in shown) + "\n")
+    for area, counts in sorted(grades.items()):
+        w(f"{area:14} {_grade_letter(counts):5} " + " ".join(f"{counts[v]:>15}" for v in shown) + "\n")
+    totals: Counter[Verdict] = Counter(r.verdict for r in results)
+    parts = ", ".join(f"{totals[v]} {v.value}" for v in VERDICT_ORDER if totals[v])
+    verdict = "FAILED" if problems else "OK"
+    w(f"\n{verdict}: {len(results)} cases in {run.elapsed:.1f} s against {run.target}: {parts}\n")
+    stream.flush()
+
+
+# -- data reports ---------------------------------------------------------------------------
+
+
+def _show(data: bytes) -> str:
+    return data.hex(" ")
+
+
+def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
+    """Everything a machine reader needs, JSON-ready."""
+    return {
+        "run": {
+            "target": run.target, "expectations": run.expectations, "strict": run.strict, "seed": run.seed,
+            "elapsed": round(run.elapsed, 3), "grab": run.grab,
+        },
+        "totals": {v.value: n for v, n in Counter(r.verdict for r in results).items()},
+        "failed": any(r.counts_against(run.strict) for r in results),
+        "cases": [
+            {
+                "id": r.case.id,
+                "area": r.case.area,
+                "level": r.case.level.value,
+                "requirement": r.case.requirement,
+                "packets": [p.name for p in r.case.packets],
+                "admin": list(r.case.admin),
+                "source": r.case.source,
+                "outcome": r.outcome.value,
+                "verdict": r.verdict.value,
+                "counts_against": r.counts_against(run.strict),
+                "message": r.message,
+                "expected": r.expected,
+                "actual": r.actual,
+                "alternative": r.alternative,
+                "deviation": None if r.deviation is None else {"case": r.deviation.case, "reason": r.deviation.reason},
+                "duration": round(r.duration, 4),
+                "notes": r.notes,
+                "trace": [
+                    {"t": round(e.time, 6), "conn": e.conn, "dir": e.direction, "summary": e.summary, "hex": _show(e.data)}
+                    for e in r.trace
+                ],
+            }
+            for r in results
+        ],
+    }
+
+
+def write_json(results: Sequence[Result], run: RunInfo, path: Path) -> None:
+    path.write_text(json.dumps(results_as_data(results, run), indent=1) + "\n")
+
+
+def _xml_safe(text: str) -> str:
+    # XML 1.0 forbids most control characters, which decoded traces can contain.
+    return "".join(c if c in "\t\n\r" or (" " <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd") else f"\\x{ord(c):02x}" for c in text)
+
+
+def write_junit(results: Sequence[Result], run: RunInfo, path: Path) -> None:
+    """JUnit XML: one testsuite per area, one testcase per case named by its ID."""
+    root = ET.Element("testsuites", name="gearspec conformance", time=f"{run.elapsed:.3f}")
+    for area in sorted({r.case.area for r in results}):
+        mine = [r for r in results if r.case.area == area]
+        failures = sum(1 for r in mine if r.counts_against(run.strict) and r.verdict is not Verdict.ERROR)
+        errors = sum(1 for r in mine if r.counts_against(run.strict) and r.verdict is Verdict.ERROR)
+        skipped = sum(1 for r in mine if r.verdict in (Verdict.UNSUPPORTED, Verdict.EXPECTED_FAIL))
+        suite = ET.SubElement(
+            root, "testsuite", name=f"gearspec.conformance.{area}", tests=str(len(mine)), failures=str(failures),
+            errors=str(errors), skipped=str(skipped), time=f"{sum(r.duration for r in mine):.3f}",
+        )
+        for r in mine:
+            tc = ET.SubElement(
+                suite, "testcase", classname=f"gearspec.conformance.{area}",
+                name=f"{r.case.id} [{r.case.level.value}] {r.case.requirement}", time=f"{r.duration:.3f}",
+            )
+            detail = _xml_safe(f"{r.message}\nexpected: {r.expected}\nactual: {r.actual}")
+            if r.counts_against(run.strict):
+                tag = "error" if r.verdict is Verdict.ERROR else "failure"
+                ET.SubElement(tc, tag, message=_xml_safe(f"{r.verdict.value}: {r.message}"[:500])).text = detail
+            elif r.verdict in (Verdict.UNSUPPORTED, Verdict.EXPECTED_FAIL):
+                reason = r.deviation.reason if r.deviation is not None and r.verdict is Verdict.EXPECTED_FAIL else r.message
+                ET.SubElement(tc, "skipped", message=_xml_safe(f"{r.verdict.value}: {reason}"[:500]))
+            ET.SubElement(tc, "system-out").text = _xml_safe(
+                f"verdict: {r.verdict.value}\nsource: {r.case.source}\n{r.message}\n\n"
+                + "\n".join(f"{e.format()}\n{'':14}{_show(e.data)}" if e.data else e.format() for e in r.trace)
+            )
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_markdown(results: Sequence[Result], run: RunInfo, path: Path) -> None:
+    path.write_text(markdown_summary(results, run))
+
+
+def markdown_summary(results: Sequence[Result], run: RunInfo) -> str:
+    grades = area_grades(results)
+    cols = [v for v in VERDICT_ORDER if any(c[v] for c in grades.values())]
+    lines = [
+        f"Conformance of **{run.target}** ({run.expectations}): {len(results)} cases in {run.elapsed:.1f} s",
+        "",
+        "| area | grade | " + " | ".join(v.value for v in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for area, counts in sorted(grades.items()):
+        lines.append(f"| {area} | {_grade_letter(counts)} | " + " | ".join(str(counts[v]) for v in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# -- HTML -----------------------------------------------------------------------------------
+
+_VERDICT_CLASS = {
+    Verdict.PASS: "pass", Verdict.NON_STRICT: "nonstrict", Verdict.INFORMATIONAL: "info",
+    Verdict.UNSUPPORTED: "unsupported", Verdict.EXPECTED_FAIL: "xfail", Verdict.FAIL: "fail",
+    Verdict.ERROR: "error", Verdict.UNEXPECTED_PASS: "fail",
+}
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _trace_html(result: Result) -> str:
+    rows = []
+    for entry in result.trace:
+        cls = {"send": "send", "recv": "recv", "note": "note", "event": "event"}[entry.direction]
+        hexdump = ""
+        if entry.data:
+            shown = entry.data[:4096]
+            more = f" … ({len(entry.data)} bytes)" if len(entry.data) > len(shown) else ""
+            hexdump = f"<details><summary>hex</summary><pre>{_e(shown.hex(' '))}{more}</pre></details>"
+        rows.append(
+            f'<tr class="{cls}"><td>{entry.time * 1000:.1f} ms</td><td>{_e(entry.conn)}</td>'
+            f"<td>{_e(entry.arrow())}</td><td><code>{_e(entry.summary)}</code>{hexdump}</td></tr>"
+        )
+    return '<table class="trace">' + "".join(rows) + "</table>"
+
+
+def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
+    grades = area_grades(results)
+    cols = [v for v in VERDICT_ORDER if any(c[v] for c in grades.values())]
+    head = "".join(f"<th>{_e(v.value)}</th>" for v in cols)
+    area_rows = "".join(
+        f'<tr><td><a href="#area-{_e(area)}">{_e(area)}</a></td><td class="grade">{_grade_letter(c)}</td>'
+        + "".join(f'<td class="{_VERDICT_CLASS[v] if c[v] else ""}">{c[v]}</td>' for v in cols)
+        + "</tr>"
+        for area, c in sorted(grades.items())
+    )
+    sections = []
+    for area in sorted(grades):
+        items = []
+        for r in (r for r in results if r.case.area == area):
+            v = r.verdict
+            open_attr = " open" if r.counts_against(run.strict) else ""
+            extra = ""
+            if r.expected is not None or r.actual is not None:
+                extra += f"<p><b>expected</b> {_e(r.expected)}<br><b>actual</b> {_e(r.actual)}</p>"
+            elif r.message:
+                extra += f"<p>{_e(r.message)}</p>"
+            if r.deviation is not None:
+                extra += f"<p><b>known deviation</b>: {_e(r.deviation.reason)}</p>"
+            rows = ", ".join(p.name for p in r.case.packets) + (
+                ("; admin: " + ", ".join(r.case.admin)) if r.case.admin else ""
+            )
+            items.append(
+                f'<details class="case {_VERDICT_CLASS[v]}" id="{_e(r.case.id)}"{open_attr}>'
+                f'<summary><span class="badge {_VERDICT_CLASS[v]}">{_e(v.value)}</span> '
+                f"<code>{_e(r.case.id)}</code> <small>{_e(r.case.level.value)}</small> {_e(r.case.requirement)}</summary>"
+                f'<div class="body"><p class="meta">spec rows: {_e(rows) or "-"}<br>source: {_e(r.case.source)}'
+                f"<br>time: {r.duration * 1000:.0f} ms</p>{extra}{_trace_html(r)}</div></details>"
+            )
+        sections.append(f'<h2 id="area-{_e(area)}">{_e(area)}</h2>' + "".join(items))
+    totals = Counter(r.verdict for r in results)
+    template = string.Template((resources.files("gearspec.conformance") / "report_template.html").read_text())
+    page = template.substitute(
+        title=_e(f"gearspec conformance: {run.target}"),
+        target=_e(run.target),
+        expectations=_e(run.expectations),
+        summary=_e(", ".join(f"{totals[v]} {v.value}" for v in VERDICT_ORDER if totals[v])),
+        verdict="FAILED" if any(r.counts_against(run.strict) for r in results) else "OK",
+        details=_e(f"{len(results)} cases in {run.elapsed:.1f} s; seed {run.seed}; grab {run.grab}; strict {run.strict}"),
+        head=head,
+        areas=area_rows,
+        sections="".join(sections),
+    )
+    path.write_text(page)

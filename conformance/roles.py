@@ -1,0 +1,1124 @@
+"""Testing clients and workers: the suite plays a scripted job server.
+
+    gearspec test --role client --exec 'python my_client.py --port {port}'
+    gearspec test --role worker --exec 'perl conformance/drivers/perl_driver.pl worker {args}'
+
+Each scenario starts a scripted server (asyncio, port 0; a second one for failover), runs
+the command against it and grades what the library sends and how it copes with what the
+server sends back. The command gets the server in environment variables (GEARMAN_HOST,
+GEARMAN_PORT, GEARSPEC_SERVERS="h:p,h:p"; GEARMAN_SERVERS too in failover scenarios, as
+libgearman reads it itself) and in placeholders of the command string:
+{host} {port} {servers} {function} {data} {unique} {count} {timeout}, and {args}, the
+whole argument list of the driver contract (conformance/drivers/contract.py) for this
+scenario, e.g. `--host H --port P --function F --data D --priority high --timeout T`.
+Scenario parameters are also in GEARSPEC_FUNCTION, GEARSPEC_DATA, GEARSPEC_UNIQUE,
+GEARSPEC_BACKGROUND (0/1), GEARSPEC_PRIORITY, GEARSPEC_COUNT, GEARSPEC_SCENARIO.
+
+Programs following the driver contract are graded precisely (exit codes: 0 ok, 2 connection
+lost, 3 WORK_FAIL, 4 WORK_EXCEPTION, 5 unsupported, 6 timeout; the result on stdout); other
+programs are graded on exit status and on what they send. Grades: pass, fail, unsupported
+(the library cannot do it, or says so with exit status 5), informational (acceptable
+behaviour worth knowing, not a failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fnmatch
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from gearspec.codec import AdminLine, Decoder, Event, Packet, RawPacket
+from gearspec.errors import ProtocolError
+from gearspec.spec import Magic, PacketType
+
+__all__ = [
+    "SCENARIOS",
+    "Outcome",
+    "Scenario",
+    "format_table",
+    "run_roles",
+    "run_scenarios",
+]
+
+T = PacketType
+PASS, FAIL, UNSUPPORTED, INFO = "pass", "fail", "unsupported", "informational"
+
+EXIT_OK, EXIT_CONNECTION, EXIT_FAIL, EXIT_EXCEPTION, EXIT_UNSUPPORTED, EXIT_TIMEOUT = 0, 2, 3, 4, 5, 6
+HANDLE = b"H:gearspec:1"
+
+_SUBMIT_BY_OPTIONS: dict[tuple[bool, str], PacketType] = {
+    (False, "normal"): T.SUBMIT_JOB,
+    (True, "normal"): T.SUBMIT_JOB_BG,
+    (False, "high"): T.SUBMIT_JOB_HIGH,
+    (True, "high"): T.SUBMIT_JOB_HIGH_BG,
+    (False, "low"): T.SUBMIT_JOB_LOW,
+    (True, "low"): T.SUBMIT_JOB_LOW_BG,
+}
+_ASSIGN_FOR_GRAB = {T.GRAB_JOB: T.JOB_ASSIGN, T.GRAB_JOB_UNIQ: T.JOB_ASSIGN_UNIQ, T.GRAB_JOB_ALL: T.JOB_ASSIGN_ALL}
+
+
+class Verdict(Exception):
+    """Raised by a scenario script to end it with a grade."""
+
+    def __init__(self, grade: str, reason: str) -> None:
+        super().__init__(reason)
+        self.grade = grade
+        self.reason = reason
+
+
+@dataclass
+class Outcome:
+    """The graded result of one scenario."""
+
+    id: str
+    role: str
+    title: str
+    grade: str
+    reason: str
+    duration: float
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    trace: list[str] = field(default_factory=list)
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "role": self.role, "title": self.title, "grade": self.grade, "reason": self.reason,
+            "duration": round(self.duration, 3), "exit_code": self.exit_code,
+            "stdout": self.stdout[-2000:], "stderr": self.stderr[-2000:], "trace": self.trace,
+        }
+
+
+@dataclass(frozen=True)
+class Params:
+    """What the command is asked to do in one scenario."""
+
+    function: str = "gearspec_reverse"
+    data: str = "hello"
+    unique: str | None = None
+    background: bool = False
+    priority: str = "normal"
+    count: int | None = None
+
+
+# -- the scripted server -----------------------------------------------------------------
+
+
+class Connection:
+    """One accepted connection of a scripted server.
+
+    A reader task decodes what the peer sends, answers housekeeping packets at once
+    (OPTION_REQ, ECHO_REQ) and queues everything else, tagged with the connection, for
+    the scenario script; so a library may open probe connections or several connections
+    and the script still sees every packet.
+    """
+
+    def __init__(self, ctx: Context, server: ScriptedServer, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.ctx = ctx
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.decoder = Decoder(Magic.REQ, lenient=True)
+        self.closed = False
+        self.number = len(server.connections)
+        self.name = f"{server.name}#{self.number}"
+        self.task = asyncio.ensure_future(self._read_loop())
+
+    def log(self, text: str) -> None:
+        self.ctx.log(f"[{self.name}] {text}")
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    data = await self.reader.read(65536)
+                except (ConnectionError, OSError):
+                    data = b""
+                self.decoder.receive_data(data)
+                try:
+                    for event in self.decoder:
+                        self.log(f"-> {_describe(event)}")
+                        if not (isinstance(event, Packet) and self.ctx.answer_housekeeping(self, event)):
+                            self.ctx.events.put_nowait((self, event))
+                except ProtocolError as exc:
+                    self.log(f"-> undecodable bytes: {exc}")
+                if not data:
+                    break
+        finally:
+            if not self.closed:
+                self.log("-> (connection closed by the peer)")
+            self.closed = True
+            self.ctx.events.put_nowait((self, None))
+
+    def send(self, *packets: Packet) -> None:
+        for packet in packets:
+            self.log(f"<- {_describe(packet)}")
+            if not self.writer.is_closing():
+                self.writer.write(packet.to_bytes())
+
+    def close(self) -> None:
+        self.log("<- (server closes the connection)")
+        self.closed = True
+        self.writer.close()
+
+
+class ScriptedServer:
+    """An asyncio listener on port 0 whose connections feed the scenario's event queue."""
+
+    def __init__(self, ctx: Context, name: str, refuse: bool = False) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.refuse = refuse  # close every connection at once (a dead first server)
+        self.connections: list[Connection] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self, host: str) -> None:
+        self._server = await asyncio.start_server(self._accept, host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = Connection(self.ctx, self, reader, writer)
+        self.connections.append(connection)
+        connection.log("accepted a connection")
+        if self.refuse:
+            connection.close()
+
+    async def close(self) -> None:
+        for connection in self.connections:
+            if not connection.writer.is_closing():
+                connection.writer.close()
+            connection.task.cancel()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+
+def _describe(event: Event | Packet) -> str:
+    if isinstance(event, Packet):
+        fields = " ".join(f"{k}={v[:40]!r}" for k, v in event.fields.items())
+        return f"{event.type.name} {fields}".rstrip()
+    if isinstance(event, RawPacket):
+        return f"malformed {event.name}: {event.problem.message}"
+    return f"admin line {event.text!r}"
+
+
+class Exited(Verdict):
+    """The command ended while the script waited for something from it."""
+
+    def __init__(self, code: int, grade: str, reason: str) -> None:
+        super().__init__(grade, reason)
+        self.code = code
+
+
+class Lost(Verdict):
+    """The connection the script was talking on closed."""
+
+
+# -- one scenario run ---------------------------------------------------------------------
+
+
+Tolerate = Callable[["Connection", Packet], bool]
+
+
+class Context:
+    """What a scenario script works with: the servers, the command's process, a deadline."""
+
+    def __init__(self, role: str, params: Params, timeout: float) -> None:
+        self.role = role
+        self.params = params
+        self.timeout = timeout
+        self.trace: list[str] = []
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+        self.events: asyncio.Queue[tuple[Connection, Event | None]] = asyncio.Queue()
+        self.server = ScriptedServer(self, "server")
+        self.backup: ScriptedServer | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.stdout = b""
+        self.stderr = b""
+        self._output: asyncio.Future[tuple[bytes, bytes]] | None = None
+        self.option_exceptions = False  # the peer asked for OPTION_REQ exceptions
+
+    def log(self, text: str) -> None:
+        self.trace.append(f"{time.monotonic() - self.started:7.3f} {text}")
+
+    # -- process ----------------------------------------------------------------------
+    async def spawn(self, command: str, host: str) -> None:
+        servers = [self.server] + ([self.backup] if self.backup else [])
+        first = servers[0]
+        p = self.params
+        contract = ["--host", host, "--port", str(first.port), "--function", p.function]
+        if self.role == "client":
+            contract += ["--data", p.data]
+            if p.unique is not None:
+                contract += ["--unique", p.unique]
+            if p.background:
+                contract.append("--background")
+            if p.priority != "normal":
+                contract += ["--priority", p.priority]
+        elif p.count is not None:
+            contract += ["--count", str(p.count)]
+        # The command's own timeout ends before ours, so a hang is reported by the
+        # program itself (contract exit status 6) when it can.
+        own_timeout = max(1.0, round(self.timeout * 0.6, 1))
+        contract += ["--timeout", f"{own_timeout:g}"]
+        values = {
+            "host": host, "port": str(first.port),
+            "servers": ",".join(f"{host}:{s.port}" for s in servers),
+            "function": p.function, "data": p.data, "unique": p.unique or "",
+            "count": str(p.count or ""), "timeout": f"{own_timeout:g}",
+        }
+        quoted = {k: shlex.quote(v) for k, v in values.items()}
+        quoted["args"] = " ".join(shlex.quote(a) for a in contract)
+        try:
+            argv = command.format(**quoted)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise Verdict(FAIL, f"bad --exec template: {exc!r} (placeholders: {', '.join(sorted(quoted))})") from None
+        env = dict(os.environ)
+        env.update({
+            "GEARMAN_HOST": host, "GEARMAN_PORT": str(first.port), "GEARSPEC_SERVERS": values["servers"],
+            "GEARSPEC_ROLE": self.role, "GEARSPEC_FUNCTION": p.function, "GEARSPEC_DATA": p.data,
+            "GEARSPEC_UNIQUE": p.unique or "", "GEARSPEC_BACKGROUND": "1" if p.background else "0",
+            "GEARSPEC_PRIORITY": p.priority, "GEARSPEC_COUNT": str(p.count or ""),
+            "GEARSPEC_TIMEOUT": f"{own_timeout:g}",
+        })
+        if self.backup is not None:
+            # libgearman itself reads GEARMAN_SERVERS (and then opens a connection per entry),
+            # so it is set only where several servers are the point.
+            env["GEARMAN_SERVERS"] = values["servers"]
+        else:
+            env.pop("GEARMAN_SERVERS", None)
+        self.log(f"[exec] {argv}")
+        self.process = await asyncio.create_subprocess_shell(
+            argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
+        )
+        self._output = asyncio.ensure_future(self._collect(self.process))
+
+    async def _collect(self, process: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+        # Read both pipes as output comes, so that a running command's stderr can be read.
+        out, err = bytearray(), bytearray()
+
+        async def pump(stream: asyncio.StreamReader | None, into: bytearray, name: str) -> None:
+            while stream is not None and (chunk := await stream.read(65536)):
+                into.extend(chunk)
+                if name == "out":
+                    self.stdout = bytes(into)
+                else:
+                    self.stderr = bytes(into)
+
+        await asyncio.gather(pump(process.stdout, out, "out"), pump(process.stderr, err, "err"))
+        await process.wait()
+        return bytes(out), bytes(err)
+
+    async def wait_exit(self, deadline: float | None = None) -> int | None:
+        """The exit status once the command ends, or None if it still runs at the deadline."""
+        assert self.process is not None and self._output is not None
+        remaining = max(0.0, (deadline or self.deadline) - time.monotonic())
+        try:
+            self.stdout, self.stderr = await asyncio.wait_for(asyncio.shield(self._output), remaining)
+        except TimeoutError:
+            return None
+        if self.process.returncode is not None:
+            self.log(f"[exec] exit status {self.process.returncode}")
+        return self.process.returncode
+
+    def exited(self) -> bool:
+        return self._output is not None and self._output.done()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        if self._output is not None:
+            with contextlib.suppress(Exception):
+                self.stdout, self.stderr = await asyncio.wait_for(self._output, 5)
+
+    # -- conversation -----------------------------------------------------------------
+    def answer_housekeeping(self, conn: Connection, packet: Packet) -> bool:
+        """Answer what a library may send at any time; True when the packet is dealt with."""
+        if packet.type is T.OPTION_REQ:
+            if packet["option"].lower() == b"exceptions":
+                self.option_exceptions = True
+                conn.send(Packet.response("OPTION_RES", packet["option"]))
+            else:
+                conn.send(Packet.response("ERROR", "UNKNOWN_OPTION", "Unknown option"))
+            return True
+        if packet.type is T.ECHO_REQ:
+            conn.send(Packet.response("ECHO_RES", packet["data"]))
+            return True
+        return packet.type in (T.SET_CLIENT_ID, T.RESET_ABILITIES)
+
+    async def next(self, deadline: float | None = None) -> tuple[Connection, Event | None] | None:
+        """The next event from any connection; None at the deadline; `Exited` when the
+        command ends with nothing more queued."""
+        deadline = self.deadline if deadline is None else deadline
+        while True:
+            if not self.events.empty():
+                return self.events.get_nowait()
+            if self.exited():
+                # Its last packets may still be in flight to our reader tasks.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    return await asyncio.wait_for(self.events.get(), 0.2)
+                code = await self.wait_exit()
+                assert code is not None
+                if code == EXIT_UNSUPPORTED:
+                    raise Exited(code, UNSUPPORTED, self.unsupported_reason())
+                raise Exited(code, FAIL, f"exited with status {code}{self.stderr_tail()}")
+            get = asyncio.ensure_future(self.events.get())
+            assert self._output is not None
+            done, _ = await asyncio.wait(
+                {get, self._output}, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+            )
+            if get in done:
+                return get.result()
+            get.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await get
+            if not done:
+                return None
+
+    async def expect(
+        self, wanted: set[PacketType] | PacketType, purpose: str, *, conn: Connection | None = None,
+        tolerate: Tolerate | None = None, deadline: float | None = None,
+    ) -> tuple[Packet, Connection]:
+        """The next packet of a wanted type (from `conn` if given, else from any
+        connection). Packets `tolerate` accepts are skipped; anything else is a verdict."""
+        wanted = {wanted} if isinstance(wanted, PacketType) else wanted
+        names = " or ".join(sorted(t.name for t in wanted))
+        while True:
+            try:
+                item = await self.next(deadline)
+            except Exited as exited:
+                exited.reason = f"{exited.reason.replace('exited', 'exited before sending ' + names, 1)} ({purpose})"
+                raise
+            if item is None:
+                raise Verdict(FAIL, f"no {names} within {self.timeout:g}s ({purpose})")
+            source, event = item
+            if event is None:
+                if source is conn:
+                    raise Lost(FAIL, f"closed the connection while {purpose} (waiting for {names})")
+                continue  # a probe or an idle connection went away
+            if conn is not None and source is not conn and isinstance(event, Packet) and event.type in wanted:
+                raise Verdict(FAIL, f"sent {event.type.name} on another connection ({source.name}) while {purpose}")
+            if isinstance(event, RawPacket):
+                raise Verdict(FAIL, f"sent a malformed packet while {purpose}: {event.problem.message}")
+            if isinstance(event, AdminLine):
+                continue  # an admin command is harmless here; nothing answers it
+            if event.type in wanted:
+                return event, source
+            if tolerate is not None and tolerate(source, event):
+                continue
+            raise Verdict(FAIL, f"sent {event.type.name} where {names} was expected ({purpose})")
+
+    def stderr_tail(self) -> str:
+        text = self.stderr.decode("utf-8", "replace").strip()
+        return f" (stderr: {text.splitlines()[-1][:200]})" if text else ""
+
+    def unsupported_reason(self) -> str:
+        text = self.stderr.decode("utf-8", "replace").strip()
+        lines = [line for line in text.splitlines() if "unsupported" in line.lower()] or text.splitlines()
+        return lines[-1][:200] if lines else "the command says it cannot do this (exit status 5)"
+
+
+Script = Callable[[Context], Awaitable[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One thing a client or worker is tested on."""
+
+    id: str
+    role: str
+    title: str
+    script: Script
+    params: Params = Params()
+    backup_server: bool = False
+    first_server_dead: bool = False
+
+
+# -- client scenarios ---------------------------------------------------------------------
+
+
+def _check_submit(ctx: Context, submit: Packet) -> None:
+    p = ctx.params
+    wanted = _SUBMIT_BY_OPTIONS[(p.background, p.priority)]
+    if submit.type is not wanted:
+        raise Verdict(FAIL, f"sent {submit.type.name}, expected {wanted.name}")
+    if submit["function"] != p.function.encode():
+        raise Verdict(FAIL, f"function {submit['function']!r}, expected {p.function!r}")
+    if submit["data"] != p.data.encode():
+        raise Verdict(FAIL, f"data {submit['data'][:60]!r}, expected {p.data!r}")
+    if p.unique is not None and submit["unique"] != p.unique.encode():
+        raise Verdict(FAIL, f"unique {submit['unique']!r}, expected {p.unique!r}")
+
+
+_ANY_SUBMIT = set(_SUBMIT_BY_OPTIONS.values())
+
+
+async def _client_submit(ctx: Context) -> tuple[Connection, Packet]:
+    submit, conn = await ctx.expect(_ANY_SUBMIT, "submitting the job")
+    _check_submit(ctx, submit)
+    return conn, submit
+
+
+def _grade_client_exit(ctx: Context, code: int | None, want_code: int, want_stdout: bytes | None, what: str) -> tuple[str, str]:
+    if code is None:
+        return FAIL, f"still running {ctx.timeout:g}s after {what} (hung)"
+    if code == EXIT_UNSUPPORTED:
+        return UNSUPPORTED, ctx.unsupported_reason()
+    if code == EXIT_TIMEOUT and want_code != EXIT_TIMEOUT:
+        return FAIL, f"timed out after {what} (exit status 6){ctx.stderr_tail()}"
+    if want_code == EXIT_OK:
+        if code != 0:
+            return FAIL, f"exit status {code} after {what}{ctx.stderr_tail()}"
+        if want_stdout is not None and ctx.stdout.strip() != want_stdout:
+            return FAIL, f"printed {ctx.stdout.strip()[:80]!r}, expected {want_stdout!r} after {what}"
+        return PASS, f"{what}: exit 0" + (f", printed {want_stdout!r}" if want_stdout is not None else "")
+    if code == 0:
+        return FAIL, f"exit status 0 (success) after {what}"
+    if code == want_code:
+        return PASS, f"{what}: exit status {code} as the contract says"
+    return PASS, f"{what}: reported an error (exit status {code}; the contract's is {want_code})"
+
+
+async def client_basic(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, ctx.params.data[::-1]))
+    code = await ctx.wait_exit()
+    return _grade_client_exit(ctx, code, EXIT_OK, ctx.params.data[::-1].encode(), "JOB_CREATED, WORK_COMPLETE")
+
+
+async def client_streamed(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send(
+        Packet.response("JOB_CREATED", HANDLE),
+        Packet.response("WORK_STATUS", HANDLE, 1, 3),
+        Packet.response("WORK_DATA", HANDLE, b"part1"),
+        Packet.response("WORK_WARNING", HANDLE, b"careful"),
+        Packet.response("WORK_STATUS", HANDLE, 2, 3),
+        Packet.response("WORK_DATA", HANDLE, b"part2"),
+        Packet.response("WORK_COMPLETE", HANDLE, b"done"),
+    )
+    code = await ctx.wait_exit()
+    if code == 0 and ctx.stdout.strip() != b"done" and b"done" in ctx.stdout:
+        return INFO, f"the result is mixed with WORK_DATA/status on stdout ({ctx.stdout.strip()[:60]!r})"
+    return _grade_client_exit(ctx, code, EXIT_OK, b"done", "streamed WORK_STATUS/DATA/WARNING then WORK_COMPLETE")
+
+
+async def client_background(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send(Packet.response("JOB_CREATED", HANDLE))
+    code = await ctx.wait_exit()
+    grade, reason = _grade_client_exit(ctx, code, EXIT_OK, None, "JOB_CREATED for a background job")
+    if grade == PASS and HANDLE.decode() not in ctx.stdout.decode("latin-1"):
+        reason += " (the handle was not printed)"
+    return grade, reason
+
+
+async def client_submit_only(ctx: Context) -> tuple[str, str]:
+    """Priority and unique variants: grade the SUBMIT packet, then finish the job."""
+    conn, submit = await _client_submit(ctx)
+    conn.send(Packet.response("JOB_CREATED", HANDLE))
+    if not ctx.params.background:
+        conn.send(Packet.response("WORK_COMPLETE", HANDLE, b"ok"))
+    code = await ctx.wait_exit()
+    grade, reason = _grade_client_exit(ctx, code, EXIT_OK, None, submit.type.name)
+    if grade == PASS:
+        reason = f"sent {submit.type.name} with the right arguments; exit 0"
+    return grade, reason
+
+
+async def client_work_fail(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_FAIL", HANDLE))
+    return _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_FAIL, None, "WORK_FAIL")
+
+
+async def client_work_exception(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send(Packet.response("JOB_CREATED", HANDLE))
+    if not ctx.option_exceptions:
+        # What gearmand does for a client that did not ask for exceptions.
+        conn.send(Packet.response("WORK_FAIL", HANDLE))
+        grade, reason = _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_FAIL, None,
+                                           "WORK_FAIL standing in for an exception")
+        if grade == PASS:
+            return INFO, "does not send OPTION_REQ exceptions, so exceptions reach it as WORK_FAIL"
+        return grade, reason
+    conn.send(Packet.response("WORK_EXCEPTION", HANDLE, b"boom"))
+    return _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_EXCEPTION, None, "OPTION_RES exceptions, WORK_EXCEPTION")
+
+
+async def client_error_reply(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send(Packet.response("ERROR", "QUEUE_ERROR", "queue is full"))
+    code = await ctx.wait_exit()
+    if code is None:
+        return FAIL, "hung after an ERROR reply to its SUBMIT_JOB"
+    if code == EXIT_UNSUPPORTED:
+        return UNSUPPORTED, ctx.unsupported_reason()
+    if code == 0:
+        return FAIL, "exit status 0 (success) after an ERROR reply to its SUBMIT_JOB"
+    if code == EXIT_TIMEOUT:
+        return FAIL, "ignored the ERROR reply and waited until its own timeout (exit status 6)"
+    return PASS, f"reported the ERROR (exit status {code}){ctx.stderr_tail()}"
+
+
+async def client_server_closes(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send(Packet.response("JOB_CREATED", HANDLE))
+    await asyncio.sleep(0.05)  # let JOB_CREATED arrive before the close
+    conn.close()
+    try:
+        submit, conn2 = await ctx.expect(_ANY_SUBMIT, "resubmitting after the server closed")
+    except Exited as exited:
+        if exited.code == EXIT_UNSUPPORTED:
+            return UNSUPPORTED, ctx.unsupported_reason()
+        if exited.code == EXIT_TIMEOUT:
+            if len(ctx.server.connections) > 1:
+                return FAIL, "reconnected but never resubmitted the job; waited until its own timeout (exit status 6)"
+            return FAIL, "never noticed the closed connection; waited until its own timeout (exit status 6)"
+        if exited.code == 0:
+            return FAIL, "exit status 0 (success) although the job never finished"
+        return PASS, f"reported the lost connection (exit status {exited.code})"
+    except Verdict as verdict:
+        if verdict.reason.startswith("no "):
+            return FAIL, "neither reported the lost connection nor resubmitted (hung)"
+        raise
+    _check_submit(ctx, submit)
+    conn2.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, b"again"))
+    grade, reason = _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_OK, b"again", "a resubmission")
+    return grade, ("reconnected and resubmitted the job; " + reason) if grade == PASS else reason
+
+
+async def client_failover(ctx: Context) -> tuple[str, str]:
+    try:
+        submit, conn = await ctx.expect(_ANY_SUBMIT, "submitting to the second server")
+    except Exited as exited:
+        tried_backup = ctx.backup is not None and bool(ctx.backup.connections)
+        if tried_backup:
+            return FAIL, f"connected to the second server but gave up (exit status {exited.code}){ctx.stderr_tail()}"
+        return UNSUPPORTED, (
+            f"tried only the first (dead) server (exit status {exited.code}); "
+            "a command given {servers} or GEARMAN_SERVERS could fail over"
+        )
+    _check_submit(ctx, submit)
+    conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, b"failover"))
+    return _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_OK, b"failover", "failing over to the second server")
+
+
+# -- worker scenarios ---------------------------------------------------------------------
+
+
+_GRABS = set(_ASSIGN_FOR_GRAB)
+_RESULTS = {T.WORK_COMPLETE, T.WORK_FAIL, T.WORK_EXCEPTION}
+_UPDATES = {T.WORK_DATA, T.WORK_STATUS, T.WORK_WARNING}
+
+
+def _tolerate_registration(conn: Connection, packet: Packet) -> bool:
+    """While waiting for a grab: registrations are fine, a PRE_SLEEP gets its NOOP."""
+    if packet.type is T.PRE_SLEEP:
+        conn.send(Packet.response("NOOP"))
+        return True
+    return packet.type in (T.CAN_DO, T.CAN_DO_TIMEOUT, T.CANT_DO)
+
+
+def _tolerate_while_working(conn: Connection, packet: Packet) -> bool:
+    """While a job runs: another grab (a worker with spare capacity) gets NO_JOB."""
+    if packet.type in _GRABS:
+        conn.send(Packet.response("NO_JOB"))
+        return True
+    return packet.type in (T.PRE_SLEEP, T.CAN_DO, T.CAN_DO_TIMEOUT)
+
+
+async def _registered(ctx: Context) -> Connection:
+    can_do, conn = await ctx.expect({T.CAN_DO, T.CAN_DO_TIMEOUT}, "registering its function")
+    if can_do["function"] != ctx.params.function.encode():
+        raise Verdict(FAIL, f"registered {can_do['function']!r}, expected {ctx.params.function!r}")
+    return conn
+
+
+async def _grab(ctx: Context, purpose: str) -> tuple[Packet, Connection]:
+    return await ctx.expect(_GRABS, purpose, tolerate=_tolerate_registration)
+
+
+def _assign(conn: Connection, grab: Packet, handle: bytes, function: str, data: bytes, unique: bytes = b"u-1") -> None:
+    kind = _ASSIGN_FOR_GRAB[grab.type]
+    if kind is T.JOB_ASSIGN:
+        conn.send(Packet.response(kind, handle, function, data))
+    elif kind is T.JOB_ASSIGN_UNIQ:
+        conn.send(Packet.response(kind, handle, function, unique, data))
+    else:
+        conn.send(Packet.response(kind, handle, function, unique, b"", data))
+
+
+async def _result(ctx: Context, conn: Connection, handle: bytes) -> tuple[Packet, list[PacketType]]:
+    """The job's final packet and the updates sent before it, all on `conn`."""
+    updates: list[PacketType] = []
+    while True:
+        packet, _ = await ctx.expect(_RESULTS | _UPDATES, "working on the job", conn=conn,
+                                     tolerate=_tolerate_while_working)
+        if packet["handle"] != handle:
+            raise Verdict(FAIL, f"{packet.type.name} for handle {packet['handle']!r}, it was assigned {handle!r}")
+        if packet.type in _RESULTS:
+            return packet, updates
+        updates.append(packet.type)
+
+
+async def _complete(ctx: Context, conn: Connection, handle: bytes, data: bytes) -> None:
+    packet, _ = await _result(ctx, conn, handle)
+    if packet.type is not T.WORK_COMPLETE:
+        raise Verdict(FAIL, f"answered {packet.type.name}, expected WORK_COMPLETE")
+    if packet["data"] != data:
+        raise Verdict(FAIL, f"WORK_COMPLETE carries {packet['data'][:60]!r}, expected {data!r}")
+
+
+async def worker_sleep_and_wake(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    grab, conn = await _grab(ctx, "asking for a job")
+    conn.send(Packet.response("NO_JOB"))
+    polls = 0
+    while True:
+        packet, _ = await ctx.expect(_GRABS | {T.PRE_SLEEP}, "going to sleep after NO_JOB", conn=conn,
+                                     tolerate=_tolerate_registration)
+        if packet.type is T.PRE_SLEEP:
+            break
+        polls += 1
+        if polls >= 3:
+            raise Verdict(FAIL, "keeps sending GRAB after NO_JOB instead of PRE_SLEEP (busy polling)")
+        conn.send(Packet.response("NO_JOB"))
+    # Asleep: nothing should come on this connection until the NOOP.
+    quiet_until = time.monotonic() + 0.2
+    while (item := await ctx.next(quiet_until)) is not None:
+        source, event = item
+        if source is conn and event is not None:
+            raise Verdict(FAIL, f"sent {_describe(event)} while asleep (before any NOOP)")
+    conn.send(Packet.response("NOOP"))
+    grab, _ = await ctx.expect(_GRABS, "grabbing after the NOOP wake-up", conn=conn)
+    data = ctx.params.data.encode()
+    _assign(conn, grab, HANDLE, ctx.params.function, data)
+    await _complete(ctx, conn, HANDLE, data[::-1])
+    how = "after 1 extra GRAB" if polls == 1 else f"after {polls} extra GRABs" if polls else "at once"
+    return PASS, f"NO_JOB -> PRE_SLEEP ({how}), NOOP -> {grab.type.name} -> WORK_COMPLETE"
+
+
+async def worker_job(ctx: Context) -> tuple[str, str]:
+    """Assign at the first grab; the data decides the expected answer (contract worker)."""
+    await _registered(ctx)
+    grab, conn = await _grab(ctx, "asking for a job")
+    data = ctx.params.data.encode()
+    _assign(conn, grab, HANDLE, ctx.params.function, data)
+    packet, updates = await _result(ctx, conn, HANDLE)
+    if data == b"fail":
+        if packet.type is T.WORK_FAIL:
+            return PASS, "answered WORK_FAIL for a failing job"
+        return FAIL, f"answered {packet.type.name} for a job that should fail"
+    if data == b"status":
+        if packet.type is T.WORK_FAIL:
+            await ctx.wait_exit(time.monotonic() + 0.3)  # let its stderr arrive
+            if b"unsupported" in ctx.stderr.lower():
+                return UNSUPPORTED, "cannot send WORK_STATUS/WORK_DATA (the driver fails the job instead)"
+            return FAIL, "failed the job instead of streaming WORK_STATUS/WORK_DATA"
+        if T.WORK_STATUS not in updates or T.WORK_DATA not in updates:
+            return FAIL, f"sent {[t.name for t in updates]} before {packet.type.name}, expected WORK_STATUS and WORK_DATA"
+        return PASS, "streamed " + ", ".join(t.name for t in updates) + f", then {packet.type.name}"
+    if packet.type is not T.WORK_COMPLETE or packet["data"] != data[::-1]:
+        return FAIL, f"answered {_describe(packet)}, expected WORK_COMPLETE {data[::-1]!r}"
+    return PASS, f"{grab.type.name} -> {_ASSIGN_FOR_GRAB[grab.type].name} -> WORK_COMPLETE {data[::-1]!r}"
+
+
+async def worker_two_jobs_then_exit(ctx: Context) -> tuple[str, str]:
+    connections = set()
+    for number in (1, 2):
+        grab, conn = await _grab(ctx, f"asking for job {number}")
+        connections.add(conn)
+        handle = b"H:gearspec:%d" % number
+        data = f"job{number}".encode()
+        _assign(conn, grab, handle, ctx.params.function, data)
+        await _complete(ctx, conn, handle, data[::-1])
+    code = await ctx.wait_exit(time.monotonic() + min(5.0, ctx.timeout / 2))
+    how = "on one connection" if len(connections) == 1 else f"on {len(connections)} connections"
+    if code is None:
+        return INFO, f"did both jobs {how} but kept running after --count 2"
+    if code != 0:
+        return FAIL, f"did both jobs, then exit status {code}{ctx.stderr_tail()}"
+    return PASS, f"did two jobs {how}, then exited 0"
+
+
+async def worker_spurious_noop(ctx: Context) -> tuple[str, str]:
+    conn = await _registered(ctx)
+    conn.send(Packet.response("NOOP"))  # no PRE_SLEEP came: a wake-up it never asked for
+    grab, conn = await _grab(ctx, "asking for a job after an unexpected NOOP")
+    data = ctx.params.data.encode()
+    _assign(conn, grab, HANDLE, ctx.params.function, data)
+    await _complete(ctx, conn, HANDLE, data[::-1])
+    return PASS, "took a NOOP it did not ask for in its stride and did the job"
+
+
+async def worker_error_reply(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    _, conn = await _grab(ctx, "asking for a job")
+    conn.send(Packet.response("ERROR", "INTERNAL_ERROR", "try again"))
+    try:
+        grab, conn = await _grab(ctx, "asking again after an ERROR")
+    except Exited as exited:
+        return INFO, f"exited after an ERROR reply to its grab (status {exited.code})"
+    except Verdict as verdict:
+        if verdict.reason.startswith("no "):
+            return FAIL, "stopped asking for jobs after an ERROR reply (stuck, still running)"
+        raise
+    data = ctx.params.data.encode()
+    _assign(conn, grab, HANDLE, ctx.params.function, data)
+    await _complete(ctx, conn, HANDLE, data[::-1])
+    return PASS, "carried on after an ERROR reply and did the next job"
+
+
+async def worker_server_closes(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    grab, conn = await _grab(ctx, "asking for a job")
+    _assign(conn, grab, HANDLE, ctx.params.function, b"lost")
+    await asyncio.sleep(0.05)
+    conn.close()
+    stale: list[str] = []
+
+    def tolerate(source: Connection, packet: Packet) -> bool:
+        if source is conn:
+            return True  # what it sent before it noticed the close
+        if packet.spec.work_update and packet["handle"] == HANDLE:
+            stale.append(packet.type.name)  # the old job's result on the new connection
+            return True
+        return _tolerate_registration(source, packet)
+
+    try:
+        await ctx.expect({T.CAN_DO, T.CAN_DO_TIMEOUT}, "registering again after the server closed", tolerate=tolerate)
+        grab, conn2 = await ctx.expect(_GRABS, "asking for a job after reconnecting", tolerate=tolerate)
+    except Exited as exited:
+        if exited.code == 0:
+            return INFO, "exited 0 when the server closed the connection (a supervisor must restart it)"
+        if exited.code == EXIT_TIMEOUT:
+            return FAIL, "neither reconnected nor exited when the server closed the connection (its own timeout ended it)"
+        return INFO, f"gave up when the server closed the connection (exit status {exited.code}; a supervisor must restart it)"
+    except Verdict as verdict:
+        if verdict.reason.startswith("no "):
+            return FAIL, "neither reconnected nor exited after the server closed the connection mid-job"
+        raise
+    data = ctx.params.data.encode()
+    _assign(conn2, grab, HANDLE, ctx.params.function, data)
+    await _complete(ctx, conn2, HANDLE, data[::-1])
+    if stale:
+        return FAIL, (
+            f"reconnected, but sent {', '.join(stale)} for the job of the closed connection on the new one "
+            "(a server answers ERROR JOB_NOT_FOUND: the handle was never assigned to that connection)"
+        )
+    return PASS, "reconnected, registered again and did the next job"
+
+
+async def worker_failover(ctx: Context) -> tuple[str, str]:
+    try:
+        grab, conn = await _grab(ctx, "asking the second server for a job")
+    except Exited as exited:
+        return UNSUPPORTED, (
+            f"never worked for the second server (exit status {exited.code}); "
+            "a command given {servers} or GEARMAN_SERVERS could fail over"
+        )
+    except Verdict as verdict:
+        if verdict.reason.startswith("no "):
+            return UNSUPPORTED, "never asked the second server for work; a command given {servers} or GEARMAN_SERVERS could"
+        raise
+    data = ctx.params.data.encode()
+    _assign(conn, grab, HANDLE, ctx.params.function, data)
+    await _complete(ctx, conn, HANDLE, data[::-1])
+    return PASS, "skipped the dead first server and worked for the second"
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("client/submit", "client", "SUBMIT_JOB, then JOB_CREATED and WORK_COMPLETE", client_basic),
+    Scenario("client/streamed", "client", "JOB_CREATED, streamed WORK_STATUS/DATA/WARNING, then the result", client_streamed),
+    Scenario("client/background", "client", "SUBMIT_JOB_BG returns after JOB_CREATED", client_background,
+             Params(background=True)),
+    Scenario("client/priority-high", "client", "--priority high sends SUBMIT_JOB_HIGH", client_submit_only,
+             Params(priority="high")),
+    Scenario("client/priority-low", "client", "--priority low sends SUBMIT_JOB_LOW", client_submit_only,
+             Params(priority="low")),
+    Scenario("client/high-background", "client", "high priority in the background sends SUBMIT_JOB_HIGH_BG",
+             client_submit_only, Params(priority="high", background=True)),
+    Scenario("client/unique", "client", "the unique id is sent as given", client_submit_only,
+             Params(unique="gearspec-unique-1")),
+    Scenario("client/work-fail", "client", "WORK_FAIL is reported as a failure", client_work_fail),
+    Scenario("client/work-exception", "client", "WORK_EXCEPTION (after OPTION_REQ exceptions) is reported",
+             client_work_exception),
+    Scenario("client/error-reply", "client", "an ERROR reply to the submit is reported, not waited out",
+             client_error_reply),
+    Scenario("client/server-closes", "client", "the server closing mid-job is reported or retried",
+             client_server_closes),
+    Scenario("client/failover", "client", "a dead first server: the job goes to the second", client_failover,
+             backup_server=True, first_server_dead=True),
+    Scenario("worker/sleep-wake", "worker", "NO_JOB -> PRE_SLEEP, NOOP wakes it, then a job", worker_sleep_and_wake),
+    Scenario("worker/job", "worker", "a job at the first grab gets WORK_COMPLETE", worker_job),
+    Scenario("worker/fail", "worker", "a failing job gets WORK_FAIL (contract data 'fail')", worker_job,
+             Params(data="fail")),
+    Scenario("worker/status", "worker", "WORK_STATUS and WORK_DATA before the result (contract data 'status')",
+             worker_job, Params(data="status")),
+    Scenario("worker/two-jobs", "worker", "two jobs in a row, then exit with --count 2", worker_two_jobs_then_exit,
+             Params(count=2)),
+    Scenario("worker/spurious-noop", "worker", "a NOOP it never asked for is harmless", worker_spurious_noop),
+    Scenario("worker/error-reply", "worker", "an ERROR reply to a grab", worker_error_reply),
+    Scenario("worker/server-closes", "worker", "the server closing mid-job: reconnect (or exit)",
+             worker_server_closes),
+    Scenario("worker/failover", "worker", "a dead first server: it works for the second", worker_failover,
+             backup_server=True, first_server_dead=True),
+)
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+async def run_scenario(scenario: Scenario, command: str, *, timeout: float = 10.0, host: str = "127.0.0.1") -> Outcome:
+    """Run one scenario against the command; never raises for the command's behaviour."""
+    ctx = Context(scenario.role, scenario.params, timeout)
+    if scenario.backup_server:
+        ctx.backup = ScriptedServer(ctx, "backup")
+        ctx.server.refuse = scenario.first_server_dead
+    grade, reason = FAIL, "did not run"
+    try:
+        await ctx.server.start(host)
+        if ctx.backup is not None:
+            await ctx.backup.start(host)
+        await ctx.spawn(command, host)
+        grade, reason = await scenario.script(ctx)
+    except Verdict as verdict:
+        grade, reason = verdict.grade, verdict.reason
+    except OSError as exc:
+        grade, reason = FAIL, f"could not run the scenario: {exc}"
+    finally:
+        await ctx.stop()
+        await ctx.server.close()
+        if ctx.backup is not None:
+            await ctx.backup.close()
+    code = ctx.process.returncode if ctx.process else None
+    return Outcome(
+        scenario.id, scenario.role, scenario.title, grade, reason, time.monotonic() - ctx.started, code,
+        ctx.stdout.decode("utf-8", "replace"), ctx.stderr.decode("utf-8", "replace"), ctx.trace,
+    )
+
+
+def select_scenarios(role: str, select: list[str] | None = None, exclude: list[str] | None = None) -> list[Scenario]:
+    """Scenarios of one role whose ID matches a --select glob (or all) and no --exclude glob."""
+    def match(pattern: str, sid: str) -> bool:
+        return fnmatch.fnmatchcase(sid, pattern) or fnmatch.fnmatchcase(sid, pattern + "*") or sid.endswith("/" + pattern)
+
+    chosen = [s for s in SCENARIOS if s.role == role]
+    if select:
+        chosen = [s for s in chosen if any(match(p, s.id) for p in select)]
+    if exclude:
+        chosen = [s for s in chosen if not any(match(p, s.id) for p in exclude)]
+    return chosen
+
+
+async def run_scenarios(
+    role: str, command: str, *, timeout: float = 10.0, select: list[str] | None = None,
+    exclude: list[str] | None = None, parallel: int = 1, progress: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run the selected scenarios of `role`, `parallel` at a time, in scenario order."""
+    scenarios = select_scenarios(role, select, exclude)
+    limit = asyncio.Semaphore(max(1, parallel))
+
+    async def one(scenario: Scenario) -> Outcome:
+        async with limit:
+            outcome = await run_scenario(scenario, command, timeout=timeout)
+        if progress is not None:
+            progress(outcome)
+        return outcome
+
+    return list(await asyncio.gather(*(one(s) for s in scenarios)))
+
+
+def summary(outcomes: list[Outcome]) -> dict[str, int]:
+    counts = {PASS: 0, FAIL: 0, UNSUPPORTED: 0, INFO: 0}
+    for outcome in outcomes:
+        counts[outcome.grade] += 1
+    return counts
+
+
+def format_table(outcomes: list[Outcome]) -> str:
+    """A plain-text table: scenario, grade, reason."""
+    width = max((len(o.id) for o in outcomes), default=10)
+    lines = [f"{o.id.ljust(width)}  {o.grade.upper():13} {o.reason}" for o in outcomes]
+    counts = summary(outcomes)
+    lines.append(", ".join(f"{n} {g}" for g, n in counts.items()))
+    return "\n".join(lines)
+
+
+def junit_xml(outcomes: list[Outcome], name: str) -> str:
+    counts = summary(outcomes)
+    cases = []
+    for o in outcomes:
+        body = ""
+        if o.grade == FAIL:
+            body = f"<failure message={quoteattr(o.reason)}>{escape(chr(10).join(o.trace))}</failure>"
+        elif o.grade == UNSUPPORTED:
+            body = f"<skipped message={quoteattr('unsupported: ' + o.reason)}/>"
+        else:
+            body = f"<system-out>{escape(o.grade + ': ' + o.reason)}</system-out>"
+        cases.append(f'  <testcase classname={quoteattr(name)} name={quoteattr(o.id)} time="{o.duration:.3f}">{body}</testcase>')
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<testsuite name={quoteattr(name)} tests="{len(outcomes)}" failures="{counts[FAIL]}" '
+        f'skipped="{counts[UNSUPPORTED]}">\n' + "\n".join(cases) + "\n</testsuite>\n"
+    )
+
+
+def driver_command(name: str, role: str) -> str:
+    """The --exec command for a driver of conformance/drivers (`--exec driver:perl`)."""
+    from gearspec.conformance.drivers import DRIVERS
+
+    try:
+        driver = DRIVERS[name]
+    except KeyError:
+        raise ValueError(f"unknown driver {name!r}; known: {', '.join(DRIVERS)}") from None
+    if role not in driver.roles:
+        raise ValueError(f"driver {name!r} has no {role}")
+    env = [f"{k}={shlex.quote(v)}" for k, v in driver.env.items()]
+    prefix = ["env", *env] if env else []
+    return " ".join([*prefix, *(shlex.quote(a) for a in driver.argv), role, "{args}"])
+
+
+async def run_matrix(
+    drivers: list[str], roles: tuple[str, ...] = ("client", "worker"), *, timeout: float = 10.0, parallel: int = 4,
+    select: list[str] | None = None,
+) -> dict[tuple[str, str], list[Outcome]]:
+    """Every scenario of every role for each named driver, `parallel` scenarios at a time."""
+    limit = asyncio.Semaphore(max(1, parallel))
+    jobs: list[tuple[str, str, Scenario]] = [
+        (name, role, scenario) for name in drivers for role in roles for scenario in select_scenarios(role, select)
+    ]
+
+    async def one(name: str, role: str, scenario: Scenario) -> Outcome:
+        async with limit:
+            return await run_scenario(scenario, driver_command(name, role), timeout=timeout)
+
+    outcomes = await asyncio.gather(*(one(*job) for job in jobs))
+    matrix: dict[tuple[str, str], list[Outcome]] = {}
+    for (name, role, _), outcome in zip(jobs, outcomes):
+        matrix.setdefault((name, role), []).append(outcome)
+    return matrix
+
+
+_MARK = {PASS: "pass", FAIL: "**FAIL**", UNSUPPORTED: "unsupported", INFO: "info"}
+
+
+def format_markdown(matrix: dict[tuple[str, str], list[Outcome]]) -> str:
+    """One markdown table per role: scenarios as rows, drivers as columns, then the notes."""
+    out: list[str] = []
+    for role in ("client", "worker"):
+        names = [name for (name, r) in matrix if r == role]
+        if not names:
+            continue
+        scenario_ids = [o.id for o in matrix[(names[0], role)]]
+        out.append("| scenario | " + " | ".join(names) + " |")
+        out.append("|---|" + "---|" * len(names))
+        notes: list[str] = []
+        for index, sid in enumerate(scenario_ids):
+            cells = []
+            for name in names:
+                outcome = matrix[(name, role)][index]
+                cell = _MARK[outcome.grade]
+                if outcome.grade != PASS:
+                    notes.append(f"- {name} {sid}: {outcome.grade}: {outcome.reason}")
+                    cell += f" [{len(notes)}]"
+                cells.append(cell)
+            out.append(f"| {sid} | " + " | ".join(cells) + " |")
+        out.append("")
+        out += [f"{i}. {note[2:]}" for i, note in enumerate(notes, 1)]
+        out.append("")
+    return "\n".join(out)
+
+
+def run_roles(args: argparse.Namespace) -> int:
+    """`gearspec test --role client|worker --exec CMD`: 0 when no scenario fails, 1 otherwise."""
+    command = getattr(args, "exec_cmd", None) or getattr(args, "exec", None)
+    role = args.role
+    if not command:
+        print("gearspec test: --role needs --exec 'COMMAND' (the client or worker program to test)", file=sys.stderr)
+        return 2
+    if command.startswith("driver:"):
+        try:
+            command = driver_command(command[len("driver:"):], role)
+        except ValueError as exc:
+            print(f"gearspec test: {exc}", file=sys.stderr)
+            return 2
+    select = list(getattr(args, "select", None) or [])
+    exclude = list(getattr(args, "exclude", None) or [])
+    scenarios = select_scenarios(role, select, exclude)
+    if getattr(args, "list", False):
+        for s in scenarios:
+            print(f"{s.id:26} {s.title}")
+        print(f"{len(scenarios)} scenarios")
+        return 0
+    if not scenarios:
+        print("gearspec test: no scenario matches the selection", file=sys.stderr)
+        return 2
+    timeout = float(getattr(args, "timeout", None) or 10.0)
+    quiet = bool(getattr(args, "quiet", False))
+    verbose = bool(getattr(args, "verbose", False))
+
+    def progress(outcome: Outcome) -> None:
+        if not quiet:
+            print(f"{outcome.grade.upper():13} {outcome.id}  {outcome.reason}", flush=True)
+
+    print(f"gearspec test --role {role}: {len(scenarios)} scenarios against: {command}", flush=True)
+    outcomes = asyncio.run(run_scenarios(role, command, timeout=timeout, select=select, exclude=exclude,
+                                         progress=progress))
+    counts = summary(outcomes)
+    if verbose:
+        for o in outcomes:
+            if o.grade == FAIL:
+                print(f"\n--- {o.id}: {o.reason}\n" + "\n".join(o.trace) + (f"\nstderr: {o.stderr.strip()[-800:]}" if o.stderr.strip() else ""))
+    print(", ".join(f"{n} {g}" for g, n in counts.items()))
+    if getattr(args, "json", None):
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"role": role, "command": command, "summary": counts, "results": [o.as_data() for o in outcomes]},
+                      fh, indent=1)
+    if getattr(args, "junit", None):
+        with open(args.junit, "w", encoding="utf-8") as fh:
+            fh.write(junit_xml(outcomes, f"gearspec.roles.{role}"))
+    return 1 if counts[FAIL] else 0
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gearspec.conformance.roles [DRIVER...]`: the README's role table (markdown)."""
+    parser = argparse.ArgumentParser(prog="python -m gearspec.conformance.roles", description=main.__doc__)
+    parser.add_argument("drivers", nargs="*", help="driver names (default: every available driver)")
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("-j", "--jobs", type=int, default=4)
+    parser.add_argument("--json", metavar="FILE")
+    options = parser.parse_args(argv)
+    from gearspec.conformance.drivers import DRIVERS
+
+    names = options.drivers or [n for n, d in DRIVERS.items() if d.available()]
+    matrix = asyncio.run(run_matrix(names, timeout=options.timeout, parallel=options.jobs))
+    print(format_markdown(matrix))
+    if options.json:
+        with open(options.json, "w", encoding="utf-8") as fh:
+            json.dump({f"{n}/{r}": [o.as_data() for o in outs] for (n, r), outs in matrix.items()}, fh, indent=1)
+    return 1 if any(o.grade == FAIL for outs in matrix.values() for o in outs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""Run cases against a target: one `Session` per case, in parallel threads, never hanging.
+
+Both entry points use this module: `gearspec test` (conformance/cli.py) runs whole selections
+with `run_cases`, and the pytest plugin (conformance/plugin.py) runs one case per test item
+with `run_case`. Known deviations of a target come from an expectations file (TOML, see
+`load_expectations`) and turn matching failures into expected failures; a case that then
+passes is an "unexpected pass", which fails the run so that a fix is noticed.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import os
+import queue
+import socket
+import threading
+import time
+import tomllib
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from gearspec.conformance.harness import DEFAULT_WAIT, CaseEnd, Outcome, Session, Target, TraceEntry
+from gearspec.conformance.registry import Case, Level
+
+from gearspec.admin import AdminError
+from gearspec.codec import Decoder, Packet
+from gearspec.errors import RemoteProtocolError
+from gearspec.spec import Magic, PacketType
+
+__all__ = [
+    "Deviation",
+    "Expectations",
+    "Result",
+    "RunConfig",
+    "Verdict",
+    "builtin_profiles",
+    "load_expectations",
+    "probe_target",
+    "run_case",
+    "run_cases",
+]
+
+
+# -- expectations: a target's known deviations, as data --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    """One known deviation: cases matching `case` (a glob) are expected to end in `outcomes`."""
+
+    case: str
+    outcomes: frozenset[Outcome]
+    reason: str
+
+    def matches(self, case_id: str) -> bool:
+        return fnmatch.fnmatchcase(case_id, self.case)
+
+
+_DEFAULT_DEVIATION_OUTCOMES = frozenset({Outcome.FAIL, Outcome.ERROR, Outcome.UNSUPPORTED, Outcome.NON_STRICT})
+
+
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """A target profile: its name, the grab packet generic cases use, and its deviations."""
+
+    name: str = "unnamed target"
+    grab: PacketType | None = None
+    barrier: str = "echo"
+    deviations: tuple[Deviation, ...] = ()
+    source: str = ""
+
+    def find(self, case_id: str) -> Deviation | None:
+        for deviation in self.deviations:
+            if deviation.matches(case_id):
+                return deviation
+        return None
+
+
+def builtin_profiles() -> dict[str, Path]:
+    """Profile name -> expectations file shipped in gearspec/conformance/expectations/."""
+    folder = resources.files("gearspec.conformance") / "expectations"
+    out = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".toml"):
+            out[entry.name[:-5]] = Path(str(entry))
+    return dict(sorted(out.items()))
+
+
+class ExpectationsError(ValueError):
+    """An expectations file that cannot be used (with the file and the problem)."""
+
+
+def load_expectations(path: str | Path) -> Expectations:
+    """Read an expectations file:
+
+        [target]
+        name = "gearmand 1.1.20"
+        grab = "GRAB_JOB"            # optional: the grab packet generic cases use
+        barrier = "echo"             # optional: "status" for targets without ECHO
+
+        [[deviation]]
+        case = "admin/version/1"     # an ID or a glob
+        outcome = ["fail"]           # optional; default: any outcome but pass
+        reason = "what was seen on the wire"
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ExpectationsError(f"{path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ExpectationsError(f"{path}: not valid TOML: {exc}") from None
+    target = data.get("target", {})
+    grab = target.get("grab")
+    try:
+        grab_type = PacketType[grab] if grab else None
+    except KeyError:
+        raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a packet type") from None
+    if grab_type is not None and not grab_type.spec.grab:
+        raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a GRAB_* packet")
+    barrier = target.get("barrier", "echo")
+    if barrier not in ("echo", "status"):
+        raise ExpectationsError(f"{path}: [target] barrier must be 'echo' or 'status', not {barrier!r}")
+    deviations = []
+    for i, row in enumerate(data.get("deviation", [])):
+        if "case" not in row or "reason" not in row:
+            raise ExpectationsError(f"{path}: deviation #{i + 1} needs 'case' and 'reason'")
+        raw = row.get("outcome")
+        names = [raw] if isinstance(raw, str) else list(raw or [])
+        try:
+            outcomes = frozenset(Outcome(n) for n in names) or _DEFAULT_DEVIATION_OUTCOMES
+        except ValueError:
+            raise ExpectationsError(f"{path}: deviation {row['case']}: unknown outcome in {names}") from None
+        deviations.append(Deviation(row["case"], outcomes, row["reason"]))
+    return Expectations(target.get("name", path.stem), grab_type, barrier, tuple(deviations), str(path))
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+class Verdict(enum.Enum):
+    """A result after expectations are applied: what the summary and exit status count."""
+
+    PASS = "pass"
+    NON_STRICT = "non-strict"
+    FAIL = "fail"
+    UNSUPPORTED = "unsupported"
+    INFORMATIONAL = "informational"
+    ERROR = "error"
+    EXPECTED_FAIL = "expected-fail"  # a listed deviation, seen as listed
+    UNEXPECTED_PASS = "unexpected-pass"  # a listed deviation that no longer happens
+
+
+@dataclass
+class RunConfig:
+    """Options shared by every case of one run."""
+
+    timeout: float = 10.0
+    wait: float = DEFAULT_WAIT
+    seed: str = "0"
+    run_token: str = ""
+    strict: bool = False
+    expectations: Expectations = field(default_factory=Expectations)
+    grab: PacketType | None = None  # overrides the profile's grab packet
+    destructive: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.run_token:
+            # Names must differ between runs against one long-lived server (queued jobs stay).
+            self.run_token = f"{int.from_bytes(os.urandom(2), 'big'):04x}"
+
+    @property
+    def grab_type(self) -> PacketType:
+        return self.grab or self.expectations.grab or PacketType.GRAB_JOB
+
+
+@dataclass
+class Result:
+    """How one case went, with everything a report shows."""
+
+    case: Case
+    outcome: Outcome
+    message: str = ""
+    expected: str | None = None
+    actual: str | None = None
+    alternative: str | None = None
+    duration: float = 0.0
+    trace: list[TraceEntry] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    deviation: Deviation | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.deviation is not None:
+            if self.outcome is Outcome.PASS:
+                return Verdict.UNEXPECTED_PASS
+            if self.outcome in self.deviation.outcomes:
+                return Verdict.EXPECTED_FAIL
+        return Verdict(self.outcome.value)
+
+    def counts_against(self, strict: bool) -> bool:
+        """Whether this result makes the run fail."""
+        verdict = self.verdict
+        if verdict is Verdict.UNEXPECTED_PASS:
+            return True
+        if verdict not in (Verdict.FAIL, Verdict.ERROR):
+            return False
+        level = self.case.level
+        return level.counts or (strict and level is Level.SHOULD)
+
+
+def run_case(case: Case, target: Target, config: RunConfig) -> Result:
+    """Run one case in the calling thread; never raises for anything the target does."""
+    timeout = max(config.timeout, case.timeout or 0.0)
+    session = Session(
+        case, target, timeout=timeout, wait=min(config.wait, timeout), seed=config.seed,
+        run_token=config.run_token, grab_type=config.grab_type, barrier=config.expectations.barrier,
+    )
+    result = Result(case, Outcome.PASS)
+    started = time.monotonic()
+    if case.destructive and not config.destructive:
+        result.outcome = Outcome.INFORMATIONAL
+        result.message = "not run: this case may stop the target (run with --destructive)"
+    else:
+        try:
+            case.func(session)
+            if case.level is Level.INFO:
+                result.outcome = Outcome.INFORMATIONAL
+                result.message = "; ".join(session.notes) or "observed"
+        except CaseEnd as end:
+            result.outcome = end.outcome
+            result.message = end.message
+            result.expected = end.expected
+            result.actual = end.actual
+            result.alternative = end.alternative
+        except RemoteProtocolError as exc:  # a parser refused what the target sent
+            result.outcome = Outcome.FAIL
+            result.message = f"malformed reply: {exc}"
+            result.expected, result.actual = "a well-formed reply", str(exc)
+        except AdminError as exc:  # an ERR line where the case needed OK
+            result.outcome = Outcome.FAIL
+            result.message = f"admin command refused: {exc}"
+            result.expected, result.actual = "OK", str(exc)
+        except Exception as exc:  # a bug in the case or the harness: report it, go on
+            result.outcome = Outcome.ERROR
+            result.message = f"harness error: {type(exc).__name__}: {exc}"
+            session.note("".join(traceback.format_exception(exc)).rstrip())
+        finally:
+            session.close_all()
+    if result.outcome is Outcome.FAIL and case.level is Level.INFO:
+        result.outcome = Outcome.INFORMATIONAL
+    result.duration = time.monotonic() - started
+    result.trace = session.trace
+    result.notes = session.notes
+    result.deviation = config.expectations.find(case.id)
+    return result
+
+
+def run_cases(
+    cases: Sequence[Case],
+    target: Target,
+    config: RunConfig,
+    jobs: int = 1,
+    on_result: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    """Run cases, `jobs` at a time, in ID order of results.
+
+    Cases marked `serial` run alone after the others; destructive ones run last. A case
+    stuck beyond its timeout (plus a grace) is abandoned as an error so the run goes on.
+    """
+    parallel = [c for c in cases if not c.serial and not c.destructive]
+    serial = [c for c in cases if c.serial and not c.destructive]
+    last = [c for c in cases if c.destructive]
+    results: dict[str, Result] = {}
+
+    def finish(result: Result) -> None:
+        results[result.case.id] = result
+        if on_result is not None:
+            on_result(result)
+
+    _run_batch(parallel, target, config, max(1, jobs), finish)
+    _run_batch(serial, target, config, 1, finish)
+    _run_batch(last, target, config, 1, finish)
+    return [results[c.id] for c in cases]
+
+
+def _run_batch(
+    cases: Sequence[Case], target: Target, config: RunConfig, jobs: int, finish: Callable[[Result], None]
+) -> None:
+    todo = list(cases)
+    done: queue.Queue[Result] = queue.Queue()
+    running: dict[str, tuple[Case, float]] = {}
+    grace = 3.0
+
+    def work(case: Case) -> None:
+        done.put(run_case(case, target, config))
+
+    while todo or running:
+        while todo and len(running) < jobs:
+            case = todo.pop(0)
+            limit = max(config.timeout, case.timeout or 0.0) + grace
+            running[case.id] = (case, time.monotonic() + limit)
+            # Daemon threads: a case stuck outside the harness cannot keep the process alive.
+            threading.Thread(target=work, args=(case,), name=f"case {case.id}", daemon=True).start()
+        next_deadline = min(deadline for _, deadline in running.values())
+        try:
+            result = done.get(timeout=max(0.01, next_deadline - time.monotonic()))
+        except queue.Empty:
+            now = time.monotonic()
+            for case_id, (case, deadline) in list(running.items()):
+                if deadline <= now:
+                    del running[case_id]
+                    stuck = Result(case, Outcome.ERROR, f"abandoned: still running {deadline - now + grace:.0f} s after its timeout")
+                    stuck.deviation = config.expectations.find(case.id)
+                    finish(stuck)
+            continue
+        if result.case.id in running:
+            del running[result.case.id]
+            finish(result)
+
+
+def probe_target(target: Target, timeout: float = 3.0, barrier: str = "echo") -> str | None:
+    """None when the target accepts a connection and answers a round trip, else what is wrong.
+
+    The round trip is ECHO_REQ, or GET_STATUS for targets without ECHO (`barrier="status"`).
+    """
+    if barrier == "status":
+        request, reply, what = Packet.request(PacketType.GET_STATUS, b"gearspec-probe"), "STATUS_RES", "GET_STATUS"
+    else:
+        request, reply, what = Packet.request(PacketType.ECHO_REQ, b"gearspec-probe"), "ECHO_RES", "ECHO_REQ"
+    try:
+        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+    except TimeoutError:
+        return f"no answer from {target.address} within {timeout:g} s (connect timed out)"
+    except OSError as exc:
+        return f"cannot connect to {target.address}: {exc.strerror or exc}"
+    with sock:
+        try:
+            sock.settimeout(timeout)
+            sock.sendall(request.to_bytes())
+            decoder = Decoder(Magic.RES, lenient=True)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return f"{target.address} closed the connection instead of answering {what}"
+                decoder.receive_data(chunk)
+                for event in decoder:
+                    if getattr(event, "name", None) == reply:
+                        return None
+                    return f"{target.address} answered {what} with {event!r}"
+        except TimeoutError:
+            return f"{target.address} accepted a connection but did not answer {what} within {timeout:g} s"
+        except OSError as exc:
+            return f"{target.address}: {exc.strerror or exc}"
+        except Exception as exc:
+            return f"{target.address} sent bytes that are not Gearman: {exc}"
+    return f"{target.address} did not answer {what} within {timeout:g} s"

@@ -1,0 +1,143 @@
+"""`gearspec fuzz`: the network fuzzer, the stateful model and replays against a live target.
+
+    gearspec fuzz --target 127.0.0.1:4730 --budget 60s --seed 1 --json findings.json
+    gearspec fuzz --target 127.0.0.1:4730 --model --budget 10m --profile gearmand
+    gearspec fuzz --target 127.0.0.1:4730 --replay failure.json
+
+Exit status: 0 when nothing was found, 1 with findings (or a failed model run or replay),
+2 on usage errors or a target that is down before the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from gearspec.fuzz.network import (
+    FuzzConfig,
+    TargetError,
+    describe,
+    parse_duration,
+    parse_target,
+    probe,
+    run_network_fuzz,
+)
+from gearspec.fuzz.strategies import FAMILIES
+
+__all__ = ["configure_fuzz", "run_fuzz"]
+
+
+def configure_fuzz(parser: argparse.ArgumentParser) -> None:
+    """Options of `gearspec fuzz`."""
+    parser.add_argument("--target", required=True, metavar="HOST:PORT", help="the job server to fuzz (loopback only by default)")
+    parser.add_argument("--budget", default="60s", help="how long to run, e.g. 60s, 10m (default 60s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    parser.add_argument("--json", metavar="FILE", help="write the findings (or model failure) as JSON to FILE")
+    parser.add_argument("--pid", type=int, help="PID of a local target: watch its memory and notice when it dies")
+    parser.add_argument("--allow-remote", action="store_true", help="allow a target that is not on this machine")
+    parser.add_argument("--deadline", type=float, default=2.0, metavar="SECONDS", help="wait this long for any answer (default 2)")
+    parser.add_argument("--rss-limit", type=int, default=64, metavar="MIB", help="RSS growth reported as a finding (default 64 MiB)")
+    parser.add_argument("--families", help=f"comma-separated generators to use (default all: {','.join(FAMILIES)})")
+    parser.add_argument("--first-step", type=int, default=0, metavar="N", help="start at step N (to replay a finding)")
+    parser.add_argument("--steps", type=int, metavar="N", help="stop after N steps")
+    mode = parser.add_argument_group("stateful model and replays")
+    mode.add_argument("--model", action="store_true", help="check the target against the stateful job-server model instead")
+    mode.add_argument("--profile", default="spec", help="model options for a known server: spec, reference, gearmand, perl, gear")
+    mode.add_argument("--examples", type=int, default=50, help="model runs per batch (default 50)")
+    mode.add_argument("--model-steps", type=int, default=40, help="rules per model run (default 40)")
+    mode.add_argument("--replay", metavar="FILE", help="replay a script written by a failed model run")
+    mode.add_argument("--save-script", metavar="FILE", help="where a failed model run writes its replay script")
+
+
+def run_fuzz(args: argparse.Namespace) -> int:
+    """Run `gearspec fuzz`."""
+    try:
+        host, port = parse_target(args.target, args.allow_remote)
+        budget = parse_duration(args.budget)
+    except (TargetError, ValueError) as exc:
+        print(f"gearspec fuzz: {exc}", file=sys.stderr)
+        return 2
+    if args.replay:
+        return _replay(args, host, port)
+    problem = probe(host, port, args.deadline)
+    if problem is not None:
+        print(f"gearspec fuzz: {host}:{port} does not answer ({problem}); is the server running?", file=sys.stderr)
+        return 2
+    if args.model:
+        return _model(args, host, port, budget)
+    families = None
+    if args.families:
+        families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+        unknown = [f for f in families if f not in FAMILIES]
+        if unknown:
+            print(f"gearspec fuzz: unknown families {', '.join(unknown)}; known: {', '.join(FAMILIES)}", file=sys.stderr)
+            return 2
+    config = FuzzConfig(
+        host, port, budget=budget, seed=args.seed, pid=args.pid, deadline=args.deadline,
+        max_steps=args.steps, first_step=args.first_step, families=families,
+        rss_limit=args.rss_limit * 1024 * 1024,
+    )
+    try:
+        report = run_network_fuzz(config)
+    except TargetError as exc:
+        print(f"gearspec fuzz: {exc}", file=sys.stderr)
+        return 2
+    print(describe(report))
+    if args.json:
+        Path(args.json).write_text(report.to_json() + "\n")
+    return 1 if report.findings else 0
+
+
+def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int:
+    from gearspec.fuzz.model import PROFILES, ModelFailure, check_target
+
+    if args.profile not in PROFILES:
+        print(f"gearspec fuzz: unknown profile {args.profile!r}; known: {', '.join(PROFILES)}", file=sys.stderr)
+        return 2
+    options = PROFILES[args.profile]
+    start = time.monotonic()
+    batches = 0
+    # Hypothesis has no time budget: run seeded batches until the budget is spent.
+    while time.monotonic() - start < budget:
+        try:
+            check_target(host, port, options, max_examples=args.examples, steps=args.model_steps, seed=args.seed + batches)
+        except ModelFailure as exc:
+            print(str(exc), file=sys.stderr)
+            target = args.save_script or args.json
+            if target:
+                Path(target).write_text(exc.script)
+                print(f"gearspec fuzz: replay script written to {target}", file=sys.stderr)
+            return 1
+        batches += 1
+    print(
+        f"gearspec fuzz: {host}:{port} agrees with the model (profile {args.profile}): "
+        f"{batches} batches of {args.examples} runs in {time.monotonic() - start:.1f}s, seeds {args.seed}..{args.seed + batches - 1}"
+    )
+    return 0
+
+
+def _replay(args: argparse.Namespace, host: str, port: int) -> int:
+    from gearspec.fuzz.script import Mismatch, TargetDown, load_script, replay
+
+    try:
+        steps, options = load_script(Path(args.replay).read_text())
+    except OSError as exc:
+        print(f"gearspec fuzz: cannot read {args.replay}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as exc:
+        print(f"gearspec fuzz: {args.replay}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        session = replay(steps, host, port, timeout=args.deadline, allow_trailing_nul=bool(options.get("allow_trailing_nul")))
+    except (Mismatch, TargetDown) as exc:
+        print(f"gearspec fuzz: replay failed: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError) as exc:
+        print(f"gearspec fuzz: {args.replay}: bad step: {exc}", file=sys.stderr)
+        return 2
+    print(f"gearspec fuzz: replay of {len(steps)} steps passed against {host}:{port}")
+    if session.deviations:
+        print("deviations tolerated: " + "; ".join(sorted(set(session.deviations))))
+    return 0

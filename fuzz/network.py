@@ -1,0 +1,467 @@
+"""The network fuzzer: send generated and mutated input to a live job server and watch it.
+
+Each step draws one `Case` from the families in `gearspec.fuzz.strategies` with a random
+generator seeded by (seed, step), so any step can be replayed alone. A step:
+
+1. opens a connection and sends the case's bytes (in one or a few writes);
+2. when the case is framed (ends on a packet or line boundary), sends ECHO_REQ after it on
+   the same connection and waits, with a deadline, for the ECHO_RES, an ERROR, or the server
+   closing the connection; otherwise half-closes and waits for the server to finish;
+3. decodes everything the server sent: bytes that do not decode (wrong magic, bad framing,
+   bad arguments) are a *protocol violation*;
+4. checks the target still answers on a fresh connection (ECHO_REQ, or admin `version` every
+   other step) within the deadline: a refused connection or a vanished process is a *crash*,
+   no answer is a *hang*; the run stops at the first crash or hang;
+5. with a PID, samples the target's RSS: growth beyond `rss_limit` is *resource growth*.
+
+Only the given target is touched; non-loopback targets need `allow_remote`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gearspec.codec import AdminLine, Decoder, Packet
+from gearspec.errors import ProtocolError
+from gearspec.export import event_as_data
+from gearspec.spec import Magic, PacketType
+
+from gearspec.fuzz.strategies import FAMILIES, Case, RandomChooser
+
+__all__ = [
+    "FuzzConfig",
+    "Finding",
+    "FuzzReport",
+    "TargetError",
+    "parse_target",
+    "parse_duration",
+    "case_for_step",
+    "probe",
+    "run_network_fuzz",
+    "read_rss",
+]
+
+
+class TargetError(Exception):
+    """The target cannot be fuzzed (dead, not loopback without permission, bad address)."""
+
+
+def parse_target(text: str, allow_remote: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` → (host, port); refuses non-loopback hosts unless `allow_remote`."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise TargetError(f"target must be HOST:PORT, got {text!r}")
+    host = host.strip("[]")
+    if not allow_remote:
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        except socket.gaierror as exc:
+            raise TargetError(f"cannot resolve {host!r}: {exc.strerror}") from None
+        remote = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
+        if remote:
+            raise TargetError(
+                f"{host} is not a loopback address ({', '.join(remote)}); fuzzing someone else's server "
+                "can take it down: pass --allow-remote if it is yours"
+            )
+    return host, int(port_text)
+
+
+def parse_duration(text: str) -> float:
+    """``60``, ``60s``, ``5m``, ``1h`` or ``250ms`` → seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            number, scale = text[: -len(suffix)], units[suffix]
+            break
+    else:
+        number, scale = text, 1.0
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 5m, 250ms)") from None
+    if value <= 0:
+        raise ValueError(f"duration must be positive: {text!r}")
+    return value
+
+
+@dataclass
+class FuzzConfig:
+    """What to fuzz and for how long. `families` limits the generators (None: all)."""
+
+    host: str
+    port: int
+    budget: float = 60.0
+    seed: int = 0
+    pid: int | None = None
+    deadline: float = 2.0  # seconds for any expected answer
+    quiet: float = 0.05  # seconds to listen after a case that leaves the server waiting
+    max_steps: int | None = None
+    first_step: int = 0
+    families: tuple[str, ...] | None = None
+    rss_limit: int = 64 * 1024 * 1024  # bytes of RSS growth that count as a finding
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class Finding:
+    """One problem, with what is needed to reproduce it."""
+
+    kind: str  # crash | hang | connection_hang | protocol_violation | resource_growth
+    step: int
+    seed: int
+    family: str
+    detail: str
+    sent_hex: str = ""
+    note: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    replay: str = ""
+    repeats: int = 0  # later steps with the same kind, family and detail (not listed again)
+
+
+@dataclass
+class FuzzReport:
+    """The outcome of a run; `as_data()` is what `--json` writes."""
+
+    target: str
+    seed: int
+    budget: float
+    steps: int = 0
+    packets_sent: int = 0
+    checks: int = 0
+    elapsed: float = 0.0
+    stopped: str = ""
+    rss_start: int | None = None
+    rss_max: int | None = None
+    families: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def crashes(self) -> int:
+        return sum(f.kind == "crash" for f in self.findings)
+
+    @property
+    def hangs(self) -> int:
+        return sum(f.kind in ("hang", "connection_hang") for f in self.findings)
+
+    def as_data(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["summary"] = {kind: sum(f.kind == kind for f in self.findings) for kind in _KINDS}
+        data["packets_per_second"] = round(self.packets_sent / self.elapsed, 1) if self.elapsed else 0.0
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_data(), indent=2)
+
+
+_KINDS = ("crash", "hang", "connection_hang", "protocol_violation", "resource_growth")
+
+
+def case_for_step(seed: int, step: int, families: tuple[str, ...] | None = None) -> Case:
+    """The case a run with `seed` sends at `step` (independent of every other step)."""
+    rng = random.Random(f"gearspec-fuzz:{seed}:{step}")
+    names = families or tuple(FAMILIES)
+    return FAMILIES[rng.choice(names)](RandomChooser(rng))
+
+
+def read_rss(pid: int) -> int | None:
+    """Resident set size of a process in bytes (Linux /proc), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2:][:1] != b"Z"
+
+
+# Admin replies may echo long request tokens back: the 8 KiB request-line cap does not apply.
+_MAX_REPLY_LINE = 1 << 20
+
+
+def _reply_decoder() -> Decoder:
+    return Decoder(Magic.RES, max_line=_MAX_REPLY_LINE)
+
+
+def _connect(host: str, port: int, deadline: float) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=deadline)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def probe(host: str, port: int, deadline: float = 2.0, admin: bool = False) -> str | None:
+    """None when the target answers ECHO_REQ (or admin `version`) in time, else what failed.
+
+    Returns "refused: ..." when no connection could be made and "timeout: ..." when the
+    target accepted but did not answer.
+    """
+    token = b"gearspec-probe"
+    try:
+        sock = _connect(host, port, deadline)
+    except OSError as exc:
+        return f"refused: {exc.strerror or exc}"
+    try:
+        end = time.monotonic() + deadline
+        sock.sendall(b"version\n" if admin else Packet.request(PacketType.ECHO_REQ, token).to_bytes())
+        decoder = _reply_decoder()
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return "timeout: no answer to " + ("admin version" if admin else "ECHO_REQ")
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                return f"refused: connection reset while probing ({exc.strerror or exc})"
+            if not data:
+                return "refused: connection closed before the answer"
+            decoder.receive_data(data)
+            try:
+                for event in decoder:
+                    if admin and isinstance(event, AdminLine):
+                        return None
+                    if isinstance(event, Packet) and event.type == PacketType.ECHO_RES and event.args[0] == token:
+                        return None
+            except ProtocolError as exc:
+                return f"violation: probe answer does not decode: {exc}"
+    finally:
+        sock.close()
+
+
+class _Step:
+    """Sending one case on one connection and collecting the answer."""
+
+    def __init__(self, config: FuzzConfig, case: Case, rng: random.Random) -> None:
+        self.config = config
+        self.case = case
+        self.rng = rng
+        self.received = b""
+        self.packets_sent = 0
+
+    def run(self) -> tuple[str | None, str]:
+        """(problem kind or None, detail)."""
+        cfg = self.config
+        try:
+            sock = _connect(cfg.host, cfg.port, cfg.deadline)
+        except OSError as exc:
+            return "crash", f"connection refused before sending: {exc.strerror or exc}"
+        token = b"gearspec-fuzz-step"
+        try:
+            data = self.case.data
+            if self.case.framed:
+                data += Packet.request(PacketType.ECHO_REQ, token).to_bytes()
+            try:
+                for chunk in self._chunks(data):
+                    sock.sendall(chunk)
+                    self.packets_sent += 1
+                if not self.case.framed:
+                    sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                # The server may close on bad input before reading everything: fine.
+                pass
+            return self._collect(sock, token)
+        finally:
+            sock.close()
+
+    def _chunks(self, data: bytes) -> list[bytes]:
+        if len(data) < 2 or self.rng.random() < 0.7:
+            return [data]
+        cuts = sorted(self.rng.sample(range(1, len(data)), min(len(data) - 1, self.rng.randint(1, 3))))
+        bounds = [0, *cuts, len(data)]
+        return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def _collect(self, sock: socket.socket, token: bytes) -> tuple[str | None, str]:
+        cfg = self.config
+        # After an unframed case the server may rightly wait for more bytes: read what it
+        # says for a short while only (liveness is the probe's job).
+        end = time.monotonic() + (cfg.deadline if self.case.framed else min(cfg.deadline, cfg.quiet))
+        decoder = _reply_decoder()
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                if self.case.framed:
+                    return "connection_hang", (
+                        f"no ECHO_RES within {cfg.deadline}s after a complete {self.case.family} case "
+                        "(the connection neither answered nor closed)"
+                    )
+                return None, "server kept the half-closed connection open"  # allowed: it may wait
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                decoder.receive_data(b"")
+            else:
+                self.received += data
+                decoder.receive_data(data)
+            try:
+                for event in decoder:
+                    if isinstance(event, Packet) and event.type == PacketType.ECHO_RES and event.args[0] == token:
+                        return None, "answered"
+            except ProtocolError as exc:
+                if exc.code.value == "LOST_CONNECTION" and not data:
+                    return "protocol_violation", f"the server closed the connection inside a reply: {exc}"
+                return "protocol_violation", f"reply does not decode: {exc.message} [{exc.code.value}]"
+            if not data:
+                return None, "closed"
+
+    def received_events(self) -> list[dict[str, Any]]:
+        decoder = Decoder(Magic.RES, lenient=True, max_line=_MAX_REPLY_LINE)
+        decoder.receive_data(self.received)
+        out: list[dict[str, Any]] = []
+        try:
+            for event in decoder:
+                out.append(event_as_data(event))
+        except ProtocolError as exc:
+            out.append({"error": str(exc), "rest_hex": self.received[decoder.offset:][:256].hex()})
+        return out
+
+
+def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
+    """Fuzz the target until the budget or step limit is spent, or it crashes or hangs."""
+    target = f"{config.host}:{config.port}"
+    report = FuzzReport(target=target, seed=config.seed, budget=config.budget)
+    problem = probe(config.host, config.port, config.deadline)
+    if problem is not None:
+        raise TargetError(f"{target} does not answer before fuzzing ({problem}); is the server running?")
+    if config.pid is not None:
+        report.rss_start = report.rss_max = read_rss(config.pid)
+        if report.rss_start is None:
+            raise TargetError(f"no process with PID {config.pid}")
+    start = time.monotonic()
+    stop_at = start + config.budget
+    step = config.first_step
+    last_rss_check = start
+    while True:
+        if time.monotonic() >= stop_at:
+            report.stopped = "budget spent"
+            break
+        if config.max_steps is not None and step - config.first_step >= config.max_steps:
+            report.stopped = "step limit reached"
+            break
+        case = case_for_step(config.seed, step, config.families)
+        report.families[case.family] = report.families.get(case.family, 0) + 1
+        runner = _Step(config, case, random.Random(f"gearspec-chunks:{config.seed}:{step}"))
+        kind, detail = runner.run()
+        report.packets_sent += runner.packets_sent
+        report.steps += 1
+        fatal = False
+        if kind is not None:
+            _add(report, _finding(kind, step, config, case, detail, runner))
+            fatal = kind == "crash"
+        if not fatal:
+            outcome = probe(config.host, config.port, config.deadline, admin=step % 2 == 1)
+            report.checks += 1
+            report.packets_sent += 1
+            if outcome is not None:
+                if config.pid is not None and not _pid_alive(config.pid):
+                    kind, detail = "crash", f"the target process {config.pid} is gone ({outcome})"
+                elif outcome.startswith("refused"):
+                    kind, detail = "crash", f"the target stopped accepting connections ({outcome})"
+                elif outcome.startswith("violation"):
+                    kind, detail = "protocol_violation", outcome
+                else:
+                    kind, detail = "hang", f"the target no longer answers a fresh connection ({outcome})"
+                _add(report, _finding(kind, step, config, case, detail, runner))
+                fatal = kind in ("crash", "hang")
+        if config.pid is not None and (fatal or time.monotonic() - last_rss_check > 0.5):
+            last_rss_check = time.monotonic()
+            rss = read_rss(config.pid)
+            if rss is not None and report.rss_max is not None:
+                report.rss_max = max(report.rss_max, rss)
+        if config.progress is not None and report.steps % 500 == 0:
+            config.progress(f"{report.steps} steps, {len(report.findings)} findings")
+        step += 1
+        if fatal:
+            report.stopped = f"target down after step {step - 1}"
+            break
+    report.elapsed = time.monotonic() - start
+    if config.pid is not None and report.rss_start is not None:
+        end_rss = read_rss(config.pid)
+        if end_rss is not None:
+            report.rss_max = max(report.rss_max or 0, end_rss)
+        if report.rss_max is not None and report.rss_max - report.rss_start > config.rss_limit:
+            report.findings.append(
+                Finding(
+                    "resource_growth", step - 1, config.seed, "",
+                    f"RSS grew from {report.rss_start // 1024} KiB to {report.rss_max // 1024} KiB "
+                    f"(limit {config.rss_limit // 1024} KiB of growth)",
+                    replay=_replay_command(config, config.first_step, step - config.first_step),
+                )
+            )
+    return report
+
+
+def _add(report: FuzzReport, finding: Finding) -> None:
+    # The same problem usually shows on many steps: keep the first, count the others.
+    key = (finding.kind, finding.family, finding.detail[:80])
+    for known in report.findings:
+        if (known.kind, known.family, known.detail[:80]) == key:
+            known.repeats += 1
+            return
+    report.findings.append(finding)
+
+
+def _replay_command(config: FuzzConfig, step: int, steps: int = 1) -> str:
+    families = f" --families {','.join(config.families)}" if config.families else ""
+    return (
+        f"gearspec fuzz --target {config.host}:{config.port} --seed {config.seed} "
+        f"--first-step {step} --steps {steps}{families}"
+    )
+
+
+def _finding(kind: str, step: int, config: FuzzConfig, case: Case, detail: str, runner: _Step) -> Finding:
+    return Finding(
+        kind=kind,
+        step=step,
+        seed=config.seed,
+        family=case.family,
+        detail=detail,
+        sent_hex=case.data[:4096].hex(),
+        note=case.note,
+        received=runner.received_events()[:20],
+        replay=_replay_command(config, step),
+    )
+
+
+def describe(report: FuzzReport) -> str:
+    """A short human summary of a report."""
+    summary = report.as_data()["summary"]
+    lines = [
+        f"gearspec fuzz: {report.target} seed {report.seed}: {report.steps} steps, "
+        f"{report.packets_sent} packets in {report.elapsed:.1f}s "
+        f"({report.as_data()['packets_per_second']}/s); stopped: {report.stopped}",
+        "findings: " + ", ".join(f"{k} {v}" for k, v in summary.items()),
+    ]
+    if report.rss_start is not None:
+        lines.append(f"RSS: {report.rss_start // 1024} KiB at start, {(report.rss_max or 0) // 1024} KiB max")
+    for f in report.findings[:20]:
+        lines.append(f"- {f.kind} at step {f.step} ({f.family} {f.note}): {f.detail}")
+        if f.sent_hex:
+            lines.append(f"    sent: {f.sent_hex[:120]}{'...' if len(f.sent_hex) > 120 else ''}")
+        lines.append(f"    replay: {f.replay}")
+    if len(report.findings) > 20:
+        lines.append(f"... and {len(report.findings) - 20} more (see --json)")
+    return "\n".join(lines)
+

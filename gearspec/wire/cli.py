@@ -1,0 +1,99 @@
+"""`gearspec dissect` and `gearspec proxy`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+
+from gearspec.spec import DEFAULT_PORT
+
+__all__ = ["configure_dissect", "run_dissect", "configure_proxy", "run_proxy"]
+
+
+def configure_dissect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a pcap or pcapng capture")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the job server's TCP port (default 4730)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when any violation is found (for CI)"
+    )
+
+
+def run_dissect(args: argparse.Namespace) -> int:
+    from gearspec.wire.dissect import dissect, format_text, reports_as_data
+    from gearspec.wire.pcap import PcapError
+
+    try:
+        reports = dissect(args.file, port=args.port)
+    except OSError as exc:
+        print(f"gearspec dissect: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except PcapError as exc:
+        print(f"gearspec dissect: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(reports_as_data(reports), indent=1))
+    else:
+        print(format_text(reports))
+    if not reports:
+        print(f"gearspec dissect: no TCP traffic on port {args.port} in {args.file}", file=sys.stderr)
+    violations = sum(len(r.violations) for r in reports)
+    return 1 if args.strict and violations else 0
+
+
+def configure_proxy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--listen", default=f"127.0.0.1:{DEFAULT_PORT + 1}",
+        help="HOST:PORT to accept peers on (port 0 picks a free port and prints it); default 127.0.0.1:4731",
+    )
+    parser.add_argument("--upstream", required=True, help="HOST:PORT of the real job server")
+    parser.add_argument("--trace", metavar="FILE.jsonl", help="write every event and violation as JSON lines")
+    parser.add_argument("--pcap", metavar="FILE", help="write the traffic as a pcap file (one TCP stream per connection)")
+    parser.add_argument("--quiet", action="store_true", help="do not print violations (use with --trace)")
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    from gearspec.wire.proxy import ValidatingProxy, parse_address
+
+    try:
+        listen = parse_address(args.listen, DEFAULT_PORT + 1)
+        upstream = parse_address(args.upstream, DEFAULT_PORT)
+    except ValueError as exc:
+        print(f"gearspec proxy: {exc}", file=sys.stderr)
+        return 2
+
+    def report(text: str) -> None:
+        print(text, flush=True)
+
+    proxy = ValidatingProxy(
+        listen[0], listen[1], upstream[0], upstream[1], trace=args.trace, pcap=args.pcap,
+        report=None if args.quiet else report,
+    )
+
+    async def main() -> int:
+        try:
+            host, port = await proxy.start()
+        except OSError as exc:
+            print(f"gearspec proxy: cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}", file=sys.stderr)
+            await proxy.close()
+            return 2
+        print(f"gearspec proxy: listening on {host}:{port}, forwarding to {upstream[0]}:{upstream[1]}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await proxy.close()
+        errors = proxy.errors
+        print(
+            f"gearspec proxy: {proxy.connections} connection(s), {len(proxy.violations)} violation(s), "
+            f"{errors} error(s)", flush=True,
+        )
+        return 1 if errors else 0
+
+    return asyncio.run(main())

@@ -1,0 +1,839 @@
+"""The job broker: Gearman's job-server semantics with no I/O (sans-IO).
+
+The broker owns functions (queues per priority), jobs, workers and listeners. Its inputs are
+synchronous calls that take `now` (Unix time in seconds): a connection came (`connect`),
+went (`disconnect`), sent a packet (`receive`, or the per-type `handlers` dict the I/O layer
+calls directly), sent an admin line (`admin`), or a timer fired (`tick`). Its outputs are
+bytes appended to each `Session.out`; every session with something to send is listed in
+`pending`, which the I/O layer drains. `next_deadline()` says when `tick` is next needed.
+Background jobs go to a `Store` (reference/store.py); the I/O layer calls `store.flush()`
+before writing any output, so no JOB_CREATED leaves before its job is durable.
+
+Behaviour follows gearmand 1.1 (libgearman-server/server.cc `gearman_server_run_command`,
+job.cc, worker.cc, text.cc `server_run_text`) except where docs/server.md says otherwise.
+This module never imports asyncio, socket or time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+from gearspec.reference.store import MemoryStore, Store, StoredJob
+
+from gearspec.errors import ErrorCode
+from gearspec.spec import PacketType, Priority
+
+__all__ = ["LOG_LEVELS", "MAX_UNIQUE_SIZE", "Broker", "Function", "Job", "Session"]
+
+MAX_UNIQUE_SIZE = 64  # gearmand's GEARMAN_MAX_UNIQUE_SIZE (unique ids up to 64 bytes)
+MAX_CLIENT_ID_SIZE = 127  # gearmand truncates client ids (connection.cc gearman_server_con_set_id)
+MIN_WORKER_TIMEOUT_MS = 1000  # connection.cc gearman_server_con_add_job_timeout raises smaller ones
+LOG_LEVELS = ("ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
+
+_HEADER = struct.Struct(">4sII")
+_pack = _HEADER.pack
+_RES = b"\0RES"
+_T = PacketType
+_NOOP = _pack(_RES, _T.NOOP, 0)
+_NO_JOB = _pack(_RES, _T.NO_JOB, 0)
+
+# Job states.
+_QUEUED, _RUNNING, _WAITING, _DONE = 0, 1, 2, 3
+
+HandlerFn = Callable[["Session", list[bytes], float], None]
+
+
+def _packet(code: int, payload: bytes) -> bytes:
+    return _pack(_RES, code, len(payload)) + payload
+
+
+def _error(code: ErrorCode, text: str) -> bytes:
+    return _packet(_T.ERROR, code.value.encode() + b"\0" + text.encode())
+
+
+class Session:
+    """One connection as the broker sees it: a client, a worker, or both."""
+
+    __slots__ = (
+        "abilities",
+        "client_id",
+        "closed",
+        "exceptions",
+        "fd",
+        "functions",
+        "host",
+        "id",
+        "io",
+        "listening",
+        "noop_sent",
+        "out",
+        "sleeping",
+        "working",
+    )
+
+    def __init__(self, session_id: int, host: str, fd: int) -> None:
+        self.id = session_id
+        self.out = bytearray()  # bytes to send, drained by the I/O layer
+        self.host = host
+        self.fd = fd
+        self.client_id = b"-"
+        self.abilities: dict[bytes, int] = {}  # function -> CAN_DO_TIMEOUT ms (0: none)
+        self.functions: list[Function] = []  # the same, as Function objects, in CAN_DO order
+        self.sleeping = False
+        self.noop_sent = False
+        self.exceptions = False  # OPTION_REQ exceptions
+        self.working: dict[bytes, Job] = {}  # handle -> job assigned to this worker
+        self.listening: set[Job] = set()  # foreground jobs whose updates go to this client
+        self.io: object = None  # for the I/O layer (its transport or protocol)
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.host} fd={self.fd}>"
+
+
+class Function:
+    """A function name with its three priority queues and its counters."""
+
+    __slots__ = ("max_queue", "name", "queued", "queues", "running", "total", "workers")
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self.queues: tuple[deque[Job], deque[Job], deque[Job]] = (deque(), deque(), deque())
+        self.queued = [0, 0, 0]  # live queued jobs per priority (dead ones are skipped lazily)
+        self.total = 0  # queued + running, as gearmand's job_total
+        self.running = 0
+        self.workers: list[Session] = []
+        self.max_queue = [0, 0, 0]  # per priority; 0 means no limit
+
+
+class Job:
+    """One job. Memory-lean: a million queued jobs must fit well under 1 GiB."""
+
+    __slots__ = (
+        "attempt",
+        "background",
+        "clients",
+        "data",
+        "denominator",
+        "function",
+        "handle",
+        "key",
+        "numerator",
+        "priority",
+        "reducer",
+        "retries",
+        "state",
+        "store_id",
+        "unique",
+        "when",
+        "worker",
+    )
+
+    def __init__(
+        self, handle: bytes, function: Function, unique: bytes, data: bytes, priority: int,
+        when: int, reducer: bytes, key: bytes | None,
+    ) -> None:
+        self.handle = handle
+        self.function = function
+        self.unique = unique
+        self.data = data
+        self.priority = priority
+        self.when = when
+        self.reducer = reducer
+        self.key = key  # coalescing key within the function, None when it never merges
+        self.clients: list[Session] | None = None  # foreground listeners
+        self.background = False  # a background submit holds it (kept without listeners)
+        self.store_id = 0  # id in the durable store, 0 when not stored
+        self.worker: Session | None = None
+        self.numerator = b"0"
+        self.denominator = b"0"
+        self.retries = 0
+        self.state = _QUEUED
+        self.attempt = 0  # bumped on each assignment, so stale timeouts are ignored
+
+    def __repr__(self) -> str:
+        return f"<Job {self.handle!r} {self.function.name!r} state={self.state}>"
+
+
+class Broker:
+    """Gearman job-server state and rules, driven by synchronous calls.
+
+    `handle_prefix` starts every job handle (gearmand uses ``H:<hostname>:``). `job_retries`
+    bounds how often a job whose worker vanished is requeued (0: no bound). `pid`, `version`
+    and `log_level` only feed the admin commands.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store | None = None,
+        handle_prefix: bytes = b"H:gearspec:",
+        job_retries: int = 0,
+        pid: int = 0,
+        version: str = "",
+        log_level: str = "WARNING",
+        enable_shutdown: bool = False,
+    ) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
+        self.handle_prefix = handle_prefix
+        self.job_retries = job_retries
+        self.pid = pid
+        self.version = version
+        self.log_level = log_level
+        self.enable_shutdown = enable_shutdown
+        self.functions: dict[bytes, Function] = {}
+        self.jobs: dict[bytes, Job] = {}  # handle -> job
+        self.by_key: dict[tuple[bytes, bytes], Job] = {}  # (function, key) -> job, for coalescing
+        self.sessions: dict[int, Session] = {}
+        self.pending: list[Session] = []  # sessions whose `out` is not empty
+        self.shutdown_requested: str | None = None  # "now" or "graceful", set by the admin command
+        self._next_handle = 0
+        self._next_session = 0
+        self._epoch_heap: list[tuple[int, int, Job]] = []
+        self._timeout_heap: list[tuple[float, int, Job, int]] = []
+        self._seq = 0
+        self.handlers: dict[int, HandlerFn] = {
+            _T.CAN_DO: self._can_do,
+            _T.CANT_DO: self._cant_do,
+            _T.RESET_ABILITIES: self._reset_abilities,
+            _T.PRE_SLEEP: self._pre_sleep,
+            _T.SUBMIT_JOB: self._submit_fg_normal,
+            _T.GRAB_JOB: self._grab_job,
+            _T.WORK_STATUS: self._work_status,
+            _T.WORK_COMPLETE: self._work_complete,
+            _T.WORK_FAIL: self._work_fail,
+            _T.GET_STATUS: self._get_status,
+            _T.ECHO_REQ: self._echo,
+            _T.SUBMIT_JOB_BG: self._submit_bg_normal,
+            _T.SUBMIT_JOB_HIGH: self._submit_fg_high,
+            _T.SET_CLIENT_ID: self._set_client_id,
+            _T.CAN_DO_TIMEOUT: self._can_do_timeout,
+            _T.ALL_YOURS: self._not_served,
+            _T.WORK_EXCEPTION: self._work_exception,
+            _T.OPTION_REQ: self._option,
+            _T.WORK_DATA: self._work_data,
+            _T.WORK_WARNING: self._work_warning,
+            _T.GRAB_JOB_UNIQ: self._grab_job_uniq,
+            _T.SUBMIT_JOB_HIGH_BG: self._submit_bg_high,
+            _T.SUBMIT_JOB_LOW: self._submit_fg_low,
+            _T.SUBMIT_JOB_LOW_BG: self._submit_bg_low,
+            _T.SUBMIT_JOB_SCHED: self._not_served,
+            _T.SUBMIT_JOB_EPOCH: self._submit_epoch,
+            _T.SUBMIT_REDUCE_JOB: self._submit_reduce,
+            _T.SUBMIT_REDUCE_JOB_BACKGROUND: self._submit_reduce_bg,
+            _T.GRAB_JOB_ALL: self._grab_job_all,
+            _T.GET_STATUS_UNIQUE: self._get_status_unique,
+        }
+        self._admin: dict[str, Callable[[Session, list[str]], bytes]] = {
+            "workers": self._admin_workers,
+            "status": self._admin_status,
+            "prioritystatus": self._admin_prioritystatus,
+            "show": self._admin_show,
+            "cancel": self._admin_cancel,
+            "create": self._admin_create,
+            "drop": self._admin_drop,
+            "maxqueue": self._admin_maxqueue,
+            "getpid": lambda s, w: b"OK %d\n" % self.pid,
+            "verbose": lambda s, w: b"OK " + self.log_level.encode() + b"\n",
+            "version": lambda s, w: b"OK " + self.version.encode() + b"\n",
+            "shutdown": self._admin_shutdown,
+        }
+
+    # -- connections ------------------------------------------------------------------------
+    def connect(self, host: str = "-", fd: int = -1) -> Session:
+        """A new connection; the returned session is passed to every later call."""
+        self._next_session += 1
+        session = Session(self._next_session, host, fd)
+        self.sessions[session.id] = session
+        return session
+
+    def disconnect(self, session: Session, now: float) -> None:
+        """The connection is gone: requeue its running jobs, drop its unshared waiting jobs."""
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session.id, None)
+        for job in list(session.working.values()):
+            self._requeue(job, now)
+        session.working.clear()
+        for job in session.listening:
+            clients = job.clients
+            if clients is not None and session in clients:
+                clients.remove(session)
+                if not clients and not job.background and job.state in (_QUEUED, _WAITING):
+                    self._drop_queued(job)
+        session.listening.clear()
+        self._reset_abilities(session, [], now)
+        session.out.clear()
+
+    # -- packets ----------------------------------------------------------------------------
+    def receive(self, session: Session, packet_type: int, args: list[bytes], now: float) -> None:
+        """One well-formed REQ packet from `session` (arguments as split by the codec)."""
+        handler = self.handlers.get(packet_type)
+        if handler is None:
+            self.send_error(session, ErrorCode.INVALID_COMMAND, "Command not expected")
+            return
+        handler(session, args, now)
+
+    def send(self, session: Session, data: bytes) -> None:
+        """Queue raw bytes for `session`."""
+        if not session.out:
+            self.pending.append(session)
+        session.out += data
+
+    def send_error(self, session: Session, code: ErrorCode, text: str) -> None:
+        """Queue an ERROR packet for `session`."""
+        self.send(session, _error(code, text))
+
+    def _not_served(self, session: Session, args: list[bytes], now: float) -> None:
+        # ALL_YOURS (PROTOCOL: not yet implemented) and SUBMIT_JOB_SCHED: refused as gearmand does.
+        self.send_error(session, ErrorCode.INVALID_COMMAND, "Command not expected")
+
+    def _echo(self, session: Session, args: list[bytes], now: float) -> None:
+        self.send(session, _packet(_T.ECHO_RES, args[0]))
+
+    def _set_client_id(self, session: Session, args: list[bytes], now: float) -> None:
+        session.client_id = args[0][:MAX_CLIENT_ID_SIZE] or b"-"
+
+    def _option(self, session: Session, args: list[bytes], now: float) -> None:
+        if args[0].lower() == b"exceptions":
+            session.exceptions = True
+            self.send(session, _packet(_T.OPTION_RES, args[0]))
+        else:
+            self.send_error(session, ErrorCode.UNKNOWN_OPTION, "Server does not recognize given option")
+
+    # -- submitting -------------------------------------------------------------------------
+    def _submit_fg_normal(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[2], Priority.NORMAL, False, now)
+
+    def _submit_fg_high(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[2], Priority.HIGH, False, now)
+
+    def _submit_fg_low(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[2], Priority.LOW, False, now)
+
+    def _submit_bg_normal(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[2], Priority.NORMAL, True, now)
+
+    def _submit_bg_high(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[2], Priority.HIGH, True, now)
+
+    def _submit_bg_low(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[2], Priority.LOW, True, now)
+
+    def _submit_epoch(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[3], Priority.NORMAL, True, now, when=int(a[2]))
+
+    def _submit_reduce(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[4], Priority.NORMAL, False, now, reducer=a[2])
+
+    def _submit_reduce_bg(self, s: Session, a: list[bytes], now: float) -> None:
+        self.submit(s, a[0], a[1], a[4], Priority.NORMAL, True, now, reducer=a[2])
+
+    def submit(
+        self, session: Session, function_name: bytes, unique: bytes, data: bytes, priority: int,
+        background: bool, now: float, *, when: int = 0, reducer: bytes = b"",
+    ) -> Job | None:
+        """A SUBMIT_* packet: create or join a job and acknowledge it with JOB_CREATED."""
+        if len(unique) > MAX_UNIQUE_SIZE:
+            self.send_error(session, ErrorCode.ARGUMENT_TOO_LARGE, "Unique value too large")
+            return None
+        function = self.functions.get(function_name)
+        if function is None:
+            function = self.functions[function_name] = Function(function_name)
+        if unique:
+            key: bytes | None = data if unique == b"-" else unique
+            job = self.by_key.get((function_name, key))  # type: ignore[arg-type]
+            if job is not None:
+                self._join(session, job, background)
+                return job
+        else:
+            key = None
+        limit = function.max_queue[priority]
+        if limit and function.total >= limit:
+            self.send_error(session, ErrorCode.QUEUE_ERROR, "Job queue is full")
+            return None
+        self._next_handle += 1
+        handle = self.handle_prefix + b"%d" % self._next_handle
+        job = Job(handle, function, unique, data, priority, when, reducer, key)
+        self.jobs[handle] = job
+        if key is not None:
+            self.by_key[(function_name, key)] = job
+        if background:
+            job.background = True
+            self._persist(job)
+        else:
+            job.clients = [session]
+            session.listening.add(job)
+        function.total += 1
+        if when > now:
+            job.state = _WAITING
+            self._seq += 1
+            heapq.heappush(self._epoch_heap, (when, self._seq, job))
+        else:
+            self._enqueue(job)
+        self.send(session, _packet(_T.JOB_CREATED, handle))
+        return job
+
+    def _join(self, session: Session, job: Job, background: bool) -> None:
+        # Coalescing: the same (function, unique) while queued or running is one job.
+        if background:
+            if not job.background:
+                job.background = True
+                self._persist(job)
+        else:
+            if job.clients is None:
+                job.clients = [session]
+            elif session not in job.clients:
+                job.clients.append(session)
+            session.listening.add(job)
+        self.send(session, _packet(_T.JOB_CREATED, job.handle))
+
+    def _persist(self, job: Job) -> None:
+        store = self.store
+        if job.store_id or isinstance(store, MemoryStore):
+            return
+        job.store_id = store.new_id()
+        store.add(StoredJob(job.store_id, job.function.name, job.unique, job.data, job.priority, job.when, job.reducer))
+
+    def _enqueue(self, job: Job, front: bool = False) -> None:
+        function = job.function
+        job.state = _QUEUED
+        if front:
+            function.queues[job.priority].appendleft(job)
+        else:
+            function.queues[job.priority].append(job)
+        function.queued[job.priority] += 1
+        # Wake every sleeping worker of the function, one NOOP per sleep cycle (job.cc
+        # gearman_server_job_queue with the default worker_wakeup of 0: all of them).
+        for worker in function.workers:
+            if worker.sleeping and not worker.noop_sent:
+                worker.noop_sent = True
+                self.send(worker, _NOOP)
+
+    def replay(self, stored: Iterable[StoredJob], now: float) -> int:
+        """Queue jobs loaded from the store at start; returns how many."""
+        count = 0
+        for row in stored:
+            function = self.functions.get(row.function)
+            if function is None:
+                function = self.functions[row.function] = Function(row.function)
+            self._next_handle += 1
+            handle = self.handle_prefix + b"%d" % self._next_handle
+            key = None if not row.unique else (row.data if row.unique == b"-" else row.unique)
+            job = Job(handle, function, row.unique, row.data, row.priority, row.when, row.reducer, key)
+            job.background = True
+            job.store_id = row.id
+            self.jobs[handle] = job
+            if key is not None:
+                self.by_key.setdefault((row.function, key), job)
+            function.total += 1
+            if row.when > now:
+                job.state = _WAITING
+                self._seq += 1
+                heapq.heappush(self._epoch_heap, (row.when, self._seq, job))
+            else:
+                self._enqueue(job)
+            count += 1
+        return count
+
+    # -- workers ----------------------------------------------------------------------------
+    def _can_do(self, session: Session, args: list[bytes], now: float) -> None:
+        self.add_ability(session, args[0], 0)
+
+    def _can_do_timeout(self, session: Session, args: list[bytes], now: float) -> None:
+        self.add_ability(session, args[0], int(args[1]))
+
+    def add_ability(self, session: Session, name: bytes, timeout_ms: int) -> None:
+        """CAN_DO / CAN_DO_TIMEOUT (timeout in milliseconds, as gearmand >= 1.1.19)."""
+        if timeout_ms and timeout_ms < MIN_WORKER_TIMEOUT_MS:
+            timeout_ms = MIN_WORKER_TIMEOUT_MS
+        if name in session.abilities:
+            session.abilities[name] = timeout_ms
+            return
+        function = self.functions.get(name)
+        if function is None:
+            function = self.functions[name] = Function(name)
+        session.abilities[name] = timeout_ms
+        session.functions.append(function)
+        function.workers.append(session)
+
+    def _cant_do(self, session: Session, args: list[bytes], now: float) -> None:
+        name = args[0]
+        if session.abilities.pop(name, None) is None:
+            return
+        function = self.functions[name]
+        session.functions.remove(function)
+        function.workers.remove(session)
+
+    def _reset_abilities(self, session: Session, args: list[bytes], now: float) -> None:
+        for function in session.functions:
+            function.workers.remove(session)
+        session.functions.clear()
+        session.abilities.clear()
+
+    def _has_work(self, session: Session) -> bool:
+        for function in session.functions:
+            queued = function.queued
+            if queued[0] or queued[1] or queued[2]:
+                return True
+        return False
+
+    def _pre_sleep(self, session: Session, args: list[bytes], now: float) -> None:
+        if self._has_work(session):
+            session.sleeping = False
+            self.send(session, _NOOP)
+        else:
+            session.sleeping = True
+            session.noop_sent = False
+
+    def _take(self, session: Session, now: float) -> Job | None:
+        # Priority is global across the worker's functions (HIGH of any function before
+        # NORMAL of any), FIFO within a level, functions in CAN_DO order.
+        session.sleeping = False
+        session.noop_sent = False
+        for priority in (0, 1, 2):
+            for function in session.functions:
+                if not function.queued[priority]:
+                    continue
+                queue = function.queues[priority]
+                while queue:
+                    job = queue.popleft()
+                    if job.state != _QUEUED:
+                        continue  # dropped while queued
+                    function.queued[priority] -= 1
+                    function.running += 1
+                    job.state = _RUNNING
+                    job.worker = session
+                    job.attempt += 1
+                    session.working[job.handle] = job
+                    timeout = session.abilities.get(function.name, 0)
+                    if timeout:
+                        self._seq += 1
+                        heapq.heappush(self._timeout_heap, (now + timeout / 1000, self._seq, job, job.attempt))
+                    return job
+        return None
+
+    def _grab_job(self, session: Session, args: list[bytes], now: float) -> None:
+        job = self._take(session, now)
+        if job is None:
+            self.send(session, _NO_JOB)
+        else:
+            self.send(session, _packet(_T.JOB_ASSIGN, job.handle + b"\0" + job.function.name + b"\0" + job.data))
+
+    def _grab_job_uniq(self, session: Session, args: list[bytes], now: float) -> None:
+        job = self._take(session, now)
+        if job is None:
+            self.send(session, _NO_JOB)
+        else:
+            self.send(session, _packet(
+                _T.JOB_ASSIGN_UNIQ, b"\0".join((job.handle, job.function.name, job.unique, job.data))
+            ))
+
+    def _grab_job_all(self, session: Session, args: list[bytes], now: float) -> None:
+        # As gearmand: JOB_ASSIGN_ALL only for reduce jobs, JOB_ASSIGN_UNIQ otherwise
+        # (server.cc gearman_server_run_command, GEARMAN_COMMAND_GRAB_JOB_ALL).
+        job = self._take(session, now)
+        if job is None:
+            self.send(session, _NO_JOB)
+        elif job.reducer:
+            self.send(session, _packet(
+                _T.JOB_ASSIGN_ALL, b"\0".join((job.handle, job.function.name, job.unique, job.reducer, job.data))
+            ))
+        else:
+            self.send(session, _packet(
+                _T.JOB_ASSIGN_UNIQ, b"\0".join((job.handle, job.function.name, job.unique, job.data))
+            ))
+
+    # -- work updates -----------------------------------------------------------------------
+    def _owned(self, session: Session, handle: bytes, text: str) -> Job | None:
+        job = session.working.get(handle)
+        if job is None:
+            self.send_error(session, ErrorCode.JOB_NOT_FOUND, text)
+        return job
+
+    def _forward(self, job: Job, data: bytes) -> None:
+        clients = job.clients
+        if clients:
+            for client in clients:
+                if not client.out:
+                    self.pending.append(client)
+                client.out += data
+
+    def _work_data(self, session: Session, args: list[bytes], now: float) -> None:
+        job = self._owned(session, args[0], "Job does not exist on server")
+        if job is not None and job.clients:
+            self._forward(job, _packet(_T.WORK_DATA, args[0] + b"\0" + args[1]))
+
+    def _work_warning(self, session: Session, args: list[bytes], now: float) -> None:
+        job = self._owned(session, args[0], "Job does not exist on server")
+        if job is not None and job.clients:
+            self._forward(job, _packet(_T.WORK_WARNING, args[0] + b"\0" + args[1]))
+
+    def _work_status(self, session: Session, args: list[bytes], now: float) -> None:
+        job = self._owned(session, args[0], "Job given in work result not found")
+        if job is not None:
+            job.numerator = args[1]
+            job.denominator = args[2]
+            if job.clients:
+                self._forward(job, _packet(_T.WORK_STATUS, b"\0".join(args)))
+
+    def _work_complete(self, session: Session, args: list[bytes], now: float) -> None:
+        job = self._owned(session, args[0], "Job given in work result not found")
+        if job is not None:
+            if job.clients:
+                self._forward(job, _packet(_T.WORK_COMPLETE, args[0] + b"\0" + args[1]))
+            self._finish(job)
+
+    def _work_fail(self, session: Session, args: list[bytes], now: float) -> None:
+        job = self._owned(session, args[0], "Job given in work result not found")
+        if job is not None:
+            if job.clients:
+                self._forward(job, _packet(_T.WORK_FAIL, args[0]))
+            self._finish(job)
+
+    def _work_exception(self, session: Session, args: list[bytes], now: float) -> None:
+        job = self._owned(session, args[0], "An exception was received for a job that does not exist")
+        if job is None:
+            return
+        if job.clients:
+            exception = _packet(_T.WORK_EXCEPTION, args[0] + b"\0" + args[1])
+            fail = _packet(_T.WORK_FAIL, args[0])
+            for client in job.clients:
+                # Clients that did not ask for exceptions see a plain failure.
+                self.send(client, exception if client.exceptions else fail)
+        self._finish(job)
+
+    def _finish(self, job: Job) -> None:
+        """The job is over (completed, failed, cancelled or out of retries): forget it."""
+        function = job.function
+        if job.state == _RUNNING:
+            function.running -= 1
+            worker = job.worker
+            if worker is not None:
+                worker.working.pop(job.handle, None)
+                job.worker = None
+        elif job.state == _QUEUED:
+            function.queued[job.priority] -= 1
+        function.total -= 1
+        job.state = _DONE
+        self.jobs.pop(job.handle, None)
+        if job.key is not None:
+            k = (function.name, job.key)
+            if self.by_key.get(k) is job:
+                del self.by_key[k]
+        if job.clients:
+            for client in job.clients:
+                client.listening.discard(job)
+            job.clients = None
+        if job.store_id:
+            self.store.remove(job.store_id)
+            job.store_id = 0
+
+    def _drop_queued(self, job: Job) -> None:
+        # Left in its deque and skipped lazily; counters change now.
+        self._finish(job)
+
+    def _requeue(self, job: Job, now: float) -> None:
+        """The worker holding `job` is gone (or timed out): run it again, within --job-retries."""
+        if job.state != _RUNNING:
+            return
+        job.retries += 1
+        out_of_retries = self.job_retries and job.retries >= self.job_retries
+        if out_of_retries or (not job.clients and not job.background):
+            # Out of retries: listeners get WORK_FAIL (job.cc gearman_server_job_queue).
+            # A foreground job whose clients all left is not worth running again.
+            if job.clients:
+                self._forward(job, _packet(_T.WORK_FAIL, job.handle))
+            self._finish(job)
+            return
+        job.function.running -= 1
+        worker = job.worker
+        if worker is not None:
+            worker.working.pop(job.handle, None)
+        job.worker = None
+        job.numerator = job.denominator = b"0"
+        self._enqueue(job, front=True)
+
+    # -- status -----------------------------------------------------------------------------
+    def _get_status(self, session: Session, args: list[bytes], now: float) -> None:
+        handle = args[0]
+        job = self.jobs.get(handle)
+        if job is None:
+            payload = handle + b"\x000\x000\x000\x000"
+        else:
+            running = b"1" if job.state == _RUNNING else b"0"
+            payload = b"\0".join((handle, b"1", running, job.numerator, job.denominator))
+        self.send(session, _packet(_T.STATUS_RES, payload))
+
+    def _get_status_unique(self, session: Session, args: list[bytes], now: float) -> None:
+        # gearmand looks the unique up across all functions (job.cc gearman_server_job_get_by_unique).
+        unique = args[0]
+        found = None
+        if unique:
+            for (_, key), job in self.by_key.items():
+                if key == unique or job.unique == unique:
+                    found = job
+                    break
+        if found is None:
+            payload = unique + b"\x000\x000\x000\x000\x000"
+        else:
+            running = b"1" if found.state == _RUNNING else b"0"
+            count = b"%d" % (len(found.clients) if found.clients else 0)
+            payload = b"\0".join((unique, b"1", running, found.numerator, found.denominator, count))
+        self.send(session, _packet(_T.STATUS_RES_UNIQUE, payload))
+
+    # -- timers -----------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        """The Unix time at which `tick` must next be called, or None."""
+        deadline: float | None = None
+        if self._epoch_heap:
+            deadline = self._epoch_heap[0][0]
+        if self._timeout_heap:
+            t = self._timeout_heap[0][0]
+            if deadline is None or t < deadline:
+                deadline = t
+        return deadline
+
+    def tick(self, now: float) -> None:
+        """Release SUBMIT_JOB_EPOCH jobs whose time has come; expire CAN_DO_TIMEOUT jobs."""
+        heap = self._epoch_heap
+        while heap and heap[0][0] <= now:
+            _, _, job = heapq.heappop(heap)
+            if job.state == _WAITING:
+                self._enqueue(job)
+        theap = self._timeout_heap
+        while theap and theap[0][0] <= now:
+            _, _, job, attempt = heapq.heappop(theap)
+            if job.state == _RUNNING and job.attempt == attempt:
+                # gearmand requeues on expiry (connection.cc _server_job_timeout); so do we.
+                self._requeue(job, now)
+
+    # -- admin protocol ---------------------------------------------------------------------
+    def admin(self, session: Session, line: bytes, now: float) -> None:
+        """One admin text line (without its line ending); the reply is queued for `session`."""
+        words = line.decode("latin-1").split()
+        if not words:
+            self.send(session, b"ERR UNKNOWN_COMMAND Unknown+server+commandNULL\r\n")
+            return
+        command = self._admin.get(words[0].lower())
+        if command is None:
+            reply = b"ERR UNKNOWN_COMMAND Unknown+server+command" + words[0].encode("latin-1") + b"\r\n"
+        else:
+            reply = command(session, words)
+        self.send(session, reply)
+
+    def _function_rows(self) -> Iterator[Function]:
+        return iter(list(self.functions.values()))
+
+    def _admin_workers(self, session: Session, words: list[str]) -> bytes:
+        lines = []
+        for s in self.sessions.values():
+            names = b"".join(b" " + f.name for f in s.functions)
+            lines.append(b"%d %s %s :%s\n" % (s.fd, s.host.encode(), s.client_id, names))
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _admin_status(self, session: Session, words: list[str]) -> bytes:
+        lines = [
+            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, len(f.workers)) for f in self._function_rows()
+        ]
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _admin_prioritystatus(self, session: Session, words: list[str]) -> bytes:
+        lines = [
+            b"%s\t%d\t%d\t%d\t%d\n" % (f.name, f.queued[0], f.queued[1], f.queued[2], len(f.workers))
+            for f in self._function_rows()
+        ]
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _admin_show(self, session: Session, words: list[str]) -> bytes:
+        rest = [w.lower() for w in words[1:]]
+        if rest == ["jobs"]:
+            lines = [
+                b"%s\t%d\t0\t%d\n" % (j.handle, j.retries, 1 if j.store_id else 0) for j in list(self.jobs.values())
+            ]
+        elif rest == ["unique", "jobs"]:
+            lines = [j.unique + b"\n" for j in list(self.jobs.values())]
+        else:
+            return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _admin_cancel(self, session: Session, words: list[str]) -> bytes:
+        if len(words) < 3 or words[1].lower() != "job":
+            return b"ERR UNKNOWN_COMMAND Unknown+server+command" + words[0].encode("latin-1") + b"\r\n"
+        job = self.jobs.get(words[2].encode("latin-1"))
+        # Only a queued job nobody waits for can be cancelled (text.cc: gearman_server_job_cancel).
+        if job is None or job.state not in (_QUEUED, _WAITING) or job.clients:
+            return b"ERR UNKNOWN_JOB\r\n"
+        self._finish(job)
+        return b"OK\r\n"
+
+    def _admin_create(self, session: Session, words: list[str]) -> bytes:
+        if len(words) != 3 or words[1].lower() != "function":
+            return _args_error(words[0])
+        name = words[2].encode("latin-1")
+        if name not in self.functions:
+            self.functions[name] = Function(name)
+        return b"OK\r\n"
+
+    def _admin_drop(self, session: Session, words: list[str]) -> bytes:
+        if len(words) != 3 or words[1].lower() != "function":
+            return _args_error(words[0])
+        name = words[2].encode("latin-1")
+        function = self.functions.get(name)
+        if function is None:
+            return b"ERR function not found\r\n"
+        if function.workers or function.total:
+            return b"ERR there are still connected workers or executing clients\r\n"
+        del self.functions[name]
+        return b"OK\r\n"
+
+    def _admin_maxqueue(self, session: Session, words: list[str]) -> bytes:
+        if len(words) < 2:
+            return _args_error(words[0])
+        sizes = []
+        for word in words[2:5]:
+            try:
+                sizes.append(max(0, int(word)))
+            except ValueError:
+                sizes.append(0)  # gearmand uses atoi: not a number means 0 (no limit)
+        if not sizes:
+            sizes = [0, 0, 0]
+        elif len(sizes) == 1:
+            sizes = sizes * 3
+        else:
+            sizes += [0] * (3 - len(sizes))
+        name = words[1].encode("latin-1")
+        function = self.functions.get(name)
+        if function is None:
+            # gearmand only limits functions it already knows; we create it so a limit can be
+            # set before the first submit.
+            function = self.functions[name] = Function(name)
+        function.max_queue = sizes
+        return b"OK\r\n"
+
+    def _admin_shutdown(self, session: Session, words: list[str]) -> bytes:
+        if not self.enable_shutdown:
+            return b"ERR UNKNOWN_COMMAND Unknown+server+command" + words[0].encode("latin-1") + b"\r\n"
+        graceful = len(words) > 1 and words[1].lower() == "graceful"
+        self.shutdown_requested = "graceful" if graceful else "now"
+        return b"OK\r\n"
+
+    # -- introspection ----------------------------------------------------------------------
+    def running_jobs(self) -> int:
+        """Jobs currently held by workers."""
+        return sum(f.running for f in self.functions.values())
+
+
+def _args_error(word: str) -> bytes:
+    return (
+        b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
+        + word.encode("latin-1") + b"\r\n"
+    )

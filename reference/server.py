@@ -1,0 +1,435 @@
+"""The reference job server's I/O: a thin asyncio layer around the sans-IO broker.
+
+`Config` holds the settings, `GearmanProtocol` is one connection (framing, flow control),
+`Server` owns start-up (store replay, listening), the once-per-turn flush of the durable
+store and of every connection's output, timers, and graceful shutdown.
+
+Framing is checked here on a fast path derived from `gearspec.spec.PACKETS` (argument
+counts, NUL and number rules). A packet that fails any check is handed to the codec
+(`gearspec.codec.Decoder`), which says exactly what is wrong; the connection gets an ERROR
+with the codec's code and stays usable. Fatal framing errors (bad magic, a packet over
+--max-packet-size, an admin line over 8192 bytes) close that connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+from gearspec.reference.broker import Broker, Session
+from gearspec.reference.store import Store, open_store
+
+from gearspec import __version__
+from gearspec.codec import DEFAULT_MAX_LINE, Decoder, Packet
+from gearspec.errors import ErrorCode, RemoteProtocolError
+from gearspec.spec import PACKETS, ArgKind, Magic
+
+__all__ = ["DEFAULT_MAX_PACKET_SIZE", "Config", "GearmanProtocol", "Server"]
+
+log = logging.getLogger("gearspec.serve")
+
+DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024
+_HEADER = struct.Struct(">4sII")
+_unpack_header = _HEADER.unpack_from
+_REQ = b"\0REQ"
+_MAGICS = (b"\0REQ", b"\0RES")
+
+# Fast-path plan per REQ packet type: (number of args, last arg is opaque data, NUMBER arg indices).
+_PLANS: dict[int, tuple[int, bool, tuple[int, ...]]] = {
+    spec.code: (
+        len(spec.args),
+        spec.has_data,
+        tuple(i for i, a in enumerate(spec.args) if a.kind is ArgKind.NUMBER),
+    )
+    for spec in PACKETS
+    if Magic.REQ in spec.magics and not spec.reserved
+}
+
+
+@dataclass
+class Config:
+    """Settings of one server (the `gearspec serve` flags)."""
+
+    host: str = "127.0.0.1"
+    port: int = 4730
+    queue: str = "memory"  # "memory" or "sqlite:PATH"
+    job_retries: int = 0  # 0: requeue without bound
+    log_level: str = "WARNING"
+    max_connections: int = 20000
+    max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
+    max_output_buffer: int = 64 * 1024 * 1024  # a connection that lets more pile up is closed
+    enable_shutdown: bool = False
+    backlog: int = 1024
+    write_high_water: int = 1024 * 1024  # pause reading a peer that does not read its replies
+    shutdown_timeout: float = 10.0
+
+
+class GearmanProtocol(asyncio.Protocol):
+    """One connection: frames bytes into broker calls and writes what the broker queued."""
+
+    __slots__ = ("_buf", "_need", "_paused", "_reading", "broker", "handlers", "server", "session", "transport")
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.broker = server.broker
+        self.handlers = server.broker.handlers
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self._buf: bytes | bytearray = b""
+        self._need = 0  # bytes the buffered partial packet needs before parsing is worthwhile
+        self._paused = False  # the transport's write buffer is over the high-water mark
+        self._reading = True
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        transport: asyncio.Transport = base  # type: ignore[assignment]
+        self.transport = transport
+        server = self.server
+        if len(server.connections) >= server.config.max_connections or server.closing:
+            log.warning("refusing a connection: %d connections open (--max-connections)", len(server.connections))
+            transport.abort()
+            return
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        host = peer[0] if isinstance(peer, tuple) else "-"
+        fd = sock.fileno() if sock is not None else -1
+        self.session = self.broker.connect(host, fd)
+        self.session.io = self
+        server.connections.add(self)
+        transport.set_write_buffer_limits(high=server.config.write_high_water)
+        log.debug("connection %d from %s", self.session.id, host)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        session = self.session
+        if session is None:
+            return
+        self.session = None
+        server = self.server
+        server.connections.discard(self)
+        self.broker.disconnect(session, time.time())
+        log.debug("connection %d closed", session.id)
+        server.flush()
+
+    def pause_writing(self) -> None:
+        # The peer is not reading its replies: stop reading its requests until it does.
+        self._paused = True
+        if self._reading and self.transport is not None:
+            self._reading = False
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if not self._reading and self.transport is not None and not self.transport.is_closing():
+            self._reading = True
+            self.transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too; connection_lost follows
+
+    def data_received(self, data: bytes) -> None:
+        if self.session is None:
+            return
+        buf = self._buf
+        if buf:
+            buf += data
+            if len(buf) < self._need:
+                self._buf = buf
+                return
+            buf = bytes(buf)
+        else:
+            buf = data
+        self._buf = b""
+        self._need = 0
+        try:
+            self._parse(buf)
+        except Exception:  # never let one connection's surprise take the server down
+            log.exception("internal error on connection %d; closing it", self.session.id if self.session else -1)
+            self.close()
+        self.server.flush()
+
+    # -- framing ----------------------------------------------------------------------------
+    def _parse(self, buf: bytes) -> None:
+        session = self.session
+        assert session is not None
+        handlers = self.handlers
+        plans = _PLANS
+        max_size = self.server.config.max_packet_size
+        now = time.time()
+        pos = 0
+        n = len(buf)
+        while pos < n:
+            if buf[pos] != 0:
+                end = buf.find(b"\n", pos)
+                if end < 0:
+                    if n - pos > DEFAULT_MAX_LINE:
+                        self._fatal("admin line longer than 8192 bytes without a newline")
+                        return
+                    break
+                if end - pos > DEFAULT_MAX_LINE:
+                    self._fatal("admin line longer than 8192 bytes")
+                    return
+                line = buf[pos:end - 1] if end > pos and buf[end - 1] == 13 else buf[pos:end]
+                pos = end + 1
+                self.broker.admin(session, line, now)
+                continue
+            if n - pos < 12:
+                if n - pos >= 4 and buf[pos:pos + 4] not in _MAGICS:
+                    self._fatal(f"bad magic {buf[pos:pos + 4]!r}")
+                    return
+                self._need = 12
+                break
+            magic, code, size = _unpack_header(buf, pos)
+            if size > max_size:
+                self._fatal(f"packet size {size} exceeds --max-packet-size {max_size}")
+                return
+            end = pos + 12 + size
+            if end > n:
+                self._need = end - pos
+                break
+            plan = plans.get(code) if magic == _REQ else None
+            if plan is not None:
+                nargs, has_data, numbers = plan
+                if nargs == 0:
+                    args: list[bytes] | None = [] if size == 0 else None
+                elif nargs == 1:
+                    payload = buf[pos + 12:end]
+                    args = [payload] if has_data or b"\0" not in payload else None
+                else:
+                    args = buf[pos + 12:end].split(b"\0", nargs - 1)
+                    if len(args) != nargs or (not has_data and b"\0" in args[-1]):
+                        args = None
+                    elif numbers:
+                        for i in numbers:
+                            if not args[i].isdigit():
+                                args = None
+                                break
+                if args is not None:
+                    handlers[code](session, args, now)
+                    pos = end
+                    continue
+            # Off the fast path: let the codec say precisely what is wrong.
+            if not self._slow_packet(buf[pos:end], now):
+                return
+            pos = end
+        if pos < n:
+            self._buf = buf[pos:] if pos else buf
+            if not isinstance(self._buf, bytearray):
+                self._buf = bytearray(self._buf)
+
+    def _slow_packet(self, raw: bytes, now: float) -> bool:
+        """Decode one packet with the codec; False when the connection was closed."""
+        session = self.session
+        assert session is not None
+        decoder = Decoder(accept=Magic.REQ, max_packet_size=self.server.config.max_packet_size)
+        decoder.receive_data(raw)
+        try:
+            event = decoder.next_event()
+        except RemoteProtocolError as exc:
+            if exc.fatal:
+                self._fatal(exc.message)
+                return False
+            log.info("connection %d: %s", session.id, exc.message)
+            self.broker.send_error(session, exc.code, exc.message)
+            return True
+        if isinstance(event, Packet):
+            self.broker.receive(session, event.type, list(event.args), now)
+        else:  # pragma: no cover - the fast path only gives up on packets the codec rejects
+            self.broker.send_error(session, ErrorCode.INVALID_PACKET, "malformed packet")
+        return True
+
+    def _fatal(self, why: str) -> None:
+        log.info("connection %d: %s; closing it", self.session.id if self.session else -1, why)
+        self.close()
+
+    # -- output -----------------------------------------------------------------------------
+    def write(self, data: bytearray) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        if self._paused and transport.get_write_buffer_size() > self.server.config.max_output_buffer:
+            log.warning(
+                "connection %d does not read its replies (over %d bytes waiting); closing it",
+                self.session.id if self.session else -1, self.server.config.max_output_buffer,
+            )
+            transport.abort()
+
+    def close(self) -> None:
+        """Send what is queued, then close."""
+        session = self.session
+        if session is not None and session.out:
+            data, session.out = session.out, bytearray()
+            self.write(data)
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Server:
+    """A job server: owns the broker, the store, the listening socket and shutdown."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store if store is not None else open_store(config.queue)
+        prefix = b"H:" + socket.gethostname().encode("ascii", "replace") + b":"
+        self.broker = Broker(
+            store=self.store,
+            handle_prefix=prefix,
+            job_retries=config.job_retries,
+            pid=os.getpid(),
+            version=__version__,
+            log_level=config.log_level.upper(),
+            enable_shutdown=config.enable_shutdown,
+        )
+        self.connections: set[GearmanProtocol] = set()
+        self.closing = False
+        self._listener: asyncio.AbstractServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._stopped: asyncio.Event | None = None
+        self._stop_mode: str | None = None
+        self._store_closed = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert isinstance(self._listener, asyncio.Server) or hasattr(self._listener, "sockets")
+        sockname = self._listener.sockets[0].getsockname()  # type: ignore[union-attr]
+        return sockname[0], sockname[1]
+
+    async def start(self) -> None:
+        """Replay the durable queue and start listening."""
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        replayed = self.broker.replay(self.store.load(), time.time())
+        if replayed:
+            log.warning("replayed %d background jobs from %s", replayed, self.config.queue)
+        self._listener = await self._loop.create_server(
+            lambda: GearmanProtocol(self), self.config.host, self.config.port,
+            backlog=self.config.backlog, reuse_address=True,
+        )
+        self._arm_timer()
+
+    # -- output, once per turn --------------------------------------------------------------
+    def flush(self) -> None:
+        """Schedule the end-of-turn flush: the store commits, then every output is written.
+
+        Deferring to the end of the event-loop turn lets everything that turn produced for
+        one connection leave in one write, lets many background submits share one store
+        transaction, and guarantees no JOB_CREATED precedes its commit.
+        """
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
+        self._flush_scheduled = False
+        if self._store_closed:
+            return
+        try:
+            self.store.flush()
+        except Exception:
+            log.exception("cannot write the durable queue; stopping")
+            self.request_stop("now")
+            return
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        broker = self.broker
+        pending = broker.pending
+        if pending:
+            broker.pending = []
+            for session in pending:
+                data = session.out
+                if data:
+                    session.out = bytearray()
+                    io = session.io
+                    if io is not None and not session.closed:
+                        io.write(data)
+        if broker.shutdown_requested and self._stop_mode is None:
+            self.request_stop(broker.shutdown_requested)
+        if self._timer_at is None or (broker.next_deadline() or self._timer_at) < self._timer_at:
+            self._arm_timer()
+
+    # -- timers -----------------------------------------------------------------------------
+    def _arm_timer(self) -> None:
+        deadline = self.broker.next_deadline()
+        if deadline is None or self._loop is None:
+            return
+        if self._timer is not None:
+            if self._timer_at is not None and self._timer_at <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_later(max(0.0, deadline - time.time()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.broker.tick(time.time())
+        self.flush()
+        self._arm_timer()
+
+    # -- stopping ---------------------------------------------------------------------------
+    def request_stop(self, mode: str = "now") -> None:
+        """Begin shutdown: "now" (SIGTERM, SIGINT, `shutdown`) or "graceful" (`shutdown graceful`)."""
+        if self._stop_mode == "now" or (self._stop_mode == "graceful" and mode == "graceful"):
+            return
+        self._stop_mode = mode
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def serve_until_stopped(self) -> None:
+        """Run until a signal or the shutdown admin command, then stop cleanly."""
+        assert self._loop is not None and self._stopped is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._loop.add_signal_handler(sig, self.request_stop, "now")
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+                pass
+        await self._stopped.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop listening, let in-flight writes finish, keep the store consistent, close."""
+        self.closing = True
+        if self._listener is not None:
+            self._listener.close()
+        if self._stop_mode == "graceful":
+            # Let running jobs finish; queued background jobs stay in the store.
+            log.warning("graceful shutdown: waiting for %d running jobs", self.broker.running_jobs())
+            while self.broker.running_jobs() and self._stop_mode == "graceful":
+                self._stopped.clear()  # type: ignore[union-attr]
+                try:
+                    await asyncio.wait_for(self._stopped.wait(), 0.05)  # type: ignore[union-attr]
+                except TimeoutError:
+                    pass
+        if self._timer is not None:
+            self._timer.cancel()
+        try:
+            self.store.flush()
+        except Exception:
+            log.exception("cannot write the durable queue at shutdown")
+        self._flush_scheduled = False
+        self._write_pending()
+        for proto in list(self.connections):
+            if proto.transport is not None:
+                proto.transport.close()  # buffered replies are still written
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for proto in list(self.connections):
+            if proto.transport is not None:
+                proto.transport.abort()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+        self._store_closed = True
+        self.store.close()

@@ -1,0 +1,117 @@
+"""`gearspec serve`: run the reference job server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+import sys
+from collections.abc import Callable
+
+from gearspec.reference.broker import LOG_LEVELS
+from gearspec.reference.server import DEFAULT_MAX_PACKET_SIZE, Config, Server
+from gearspec.reference.store import StoreError, default_queue
+
+__all__ = ["configure_serve", "run_serve"]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return value
+
+
+def configure_serve(parser: argparse.ArgumentParser) -> None:
+    """Add the `gearspec serve` options."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=_positive, default=4730, help="TCP port; 0 picks a free one (default: 4730)")
+    parser.add_argument(
+        "--queue", default=None, metavar="memory|sqlite:PATH",
+        help=f"durable queue for background jobs (default: {default_queue()})",
+    )
+    parser.add_argument(
+        "--job-retries", type=_positive, default=0, metavar="N",
+        help="fail a job after its worker vanished N times (default: 0, requeue without bound)",
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS, help="log level (default: WARNING)",
+    )
+    parser.add_argument("--max-connections", type=_positive, default=20000, metavar="N", help="default: 20000")
+    parser.add_argument(
+        "--max-packet-size", type=_positive, default=DEFAULT_MAX_PACKET_SIZE, metavar="BYTES",
+        help=f"close a connection that announces a larger packet (default: {DEFAULT_MAX_PACKET_SIZE})",
+    )
+    parser.add_argument(
+        "--enable-shutdown", action="store_true", help="accept the `shutdown [graceful]` admin command",
+    )
+    parser.add_argument(
+        "--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+        help="event loop (default: uvloop when installed)",
+    )
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SystemExit("gearspec serve: --loop uvloop needs the uvloop package (pip install uvloop)") from None
+        return None
+    return uvloop.new_event_loop
+
+
+def _raise_fd_limit() -> None:
+    # Idle connections are cheap for us but each needs a descriptor.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+async def _serve(config: Config) -> int:
+    try:
+        server = Server(config)
+    except StoreError as exc:
+        print(f"gearspec serve: {exc}", file=sys.stderr)
+        return 1
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"gearspec serve: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
+        server.store.close()
+        return 1
+    host, port = server.address
+    print(f"gearspec serve: listening on {host}:{port}", flush=True)
+    await server.serve_until_stopped()
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGTERM/SIGINT (or an enabled `shutdown`)."""
+    logging.basicConfig(
+        level="WARNING" if args.log_level == "NOTICE" else args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    _raise_fd_limit()
+    config = Config(
+        host=args.host,
+        port=args.port,
+        queue=args.queue or default_queue(),
+        job_retries=args.job_retries,
+        log_level=args.log_level,
+        max_connections=args.max_connections,
+        max_packet_size=args.max_packet_size,
+        enable_shutdown=args.enable_shutdown,
+    )
+    with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
+        return runner.run(_serve(config))

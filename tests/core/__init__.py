@@ -1,0 +1,1 @@
+"""Tests of the core: tables, codec, vectors, admin protocol, CLI and packaging."""

@@ -1,0 +1,45 @@
+"""The built wheel holds every subpackage under gearspec/ and squats no generic top-level name."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import gearspec
+
+ROOT = Path(gearspec.__file__).resolve().parent.parent
+SKIP = shutil.ignore_patterns(".git", ".tox", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", "reports",
+                              ".peers", ".mypy_cache", ".ruff_cache")
+
+
+def test_wheel_contents(tmp_path: Path) -> None:
+    # Build from a copy so the working tree (shared with other builds) gets no build/ litter.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=SKIP)
+    out = tmp_path / "wheels"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (wheel,) = out.glob("gearspec-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"gearspec", wheel.name.split("-py3")[0] + ".dist-info"}, tops
+    for required in (
+        "gearspec/py.typed",
+        "gearspec/vectors/__init__.py",
+        "gearspec/vectors/packets.json",
+        "gearspec/reference/__init__.py",
+        "gearspec/conformance/__init__.py",
+        "gearspec/fuzz/__init__.py",
+        "gearspec/spec.py",
+        "gearspec/codec.py",
+        "gearspec/__main__.py",
+    ):
+        assert required in names, required
+    entry_points = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
+    assert "gearspec = gearspec.cli:main" in entry_points

@@ -1,0 +1,69 @@
+"""The stateful job-server model against live servers, and its replay scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gearspec.conformance.launch import RunningServer
+from gearspec.fuzz.model import PROFILES, ModelFailure, check_target
+from gearspec.fuzz.script import Expect, Session, Var
+
+# Small budgets for CI; `gearspec fuzz --model --budget 10m` is the long run (docs/fuzz.md).
+EXAMPLES, STEPS = 40, 30
+
+
+def _gearspec(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gearspec", "fuzz", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_reference_server_agrees_with_the_model(reference_server: RunningServer) -> None:
+    check_target(reference_server.host, reference_server.port, PROFILES["reference"], max_examples=EXAMPLES, steps=STEPS)
+
+
+def test_gearmand_agrees_with_the_model_given_its_deviations(gearmand: RunningServer) -> None:
+    check_target(gearmand.host, gearmand.port, PROFILES["gearmand"], max_examples=EXAMPLES, steps=STEPS)
+
+
+def test_model_catches_gearmand_deviations_and_the_script_replays(gearmand: RunningServer, tmp_path: Path) -> None:
+    # With the plain spec profile the model must find where gearmand deviates, shrink it and
+    # write a script that fails again on replay (and passes when the deviation is allowed).
+    with pytest.raises(ModelFailure) as failure:
+        check_target(gearmand.host, gearmand.port, PROFILES["spec"], max_examples=200, steps=STEPS, seed=1)
+    script = tmp_path / "failure.json"
+    script.write_text(failure.value.script)
+    assert len(failure.value.script.splitlines()) < 60  # shrunk to a short sequence
+    result = _gearspec("--replay", str(script), "--target", gearmand.address)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "replay failed" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_replay_of_a_passing_script(reference_server: RunningServer, tmp_path: Path) -> None:
+    session = Session(reference_server.host, reference_server.port)
+    session.open("c0")
+    session.open("w0")
+    session.send("w0", __import__("gearspec.codec").codec.Packet.request("CAN_DO", b"replay-fn"))
+    session.sync("w0")
+    from gearspec.codec import Packet
+
+    session.request("c0", Packet.request("SUBMIT_JOB_BG", b"replay-fn", b"u", b"x"), Expect("JOB_CREATED", (Var("h1"),)))
+    session.request("w0", Packet.request("GRAB_JOB"), Expect("JOB_ASSIGN", (Var("h1"), b"replay-fn", b"x")))
+    session.close_all()
+    script = tmp_path / "ok.json"
+    script.write_text(session.script())
+    result = _gearspec("--replay", str(script), "--target", reference_server.address)
+    assert result.returncode == 0, result.stderr
+    assert "passed" in result.stdout
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    bad = _gearspec("--replay", str(broken), "--target", reference_server.address)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_model_cli_reports_agreement(reference_server: RunningServer) -> None:
+    result = _gearspec("--target", reference_server.address, "--model", "--budget", "1s", "--examples", "5")
+    assert result.returncode == 0, result.stderr
+    assert "agrees with the model" in result.stdout

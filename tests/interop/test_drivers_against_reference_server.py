@@ -1,0 +1,178 @@
+"""Third-party Gearman clients and workers (every driver in gearspec.conformance.drivers)
+against OUR server (`gearspec serve`, a separate process), each with a foreground and a
+background job, plus failure, exceptions, streaming and priorities.
+
+Where a library lacks a feature the driver registry says so, and the test asserts the
+documented behaviour (or the driver's "unsupported" exit) instead of skipping; a library
+that cannot run at all here is asserted to say so, then reported as an expected failure.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from gearspec.conformance.drivers import (
+    DRIVERS,
+    EXIT_EXCEPTION,
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_UNSUPPORTED,
+    Driver,
+    run_client,
+    start_worker,
+)
+from gearspec.conformance.launch import RunningServer
+from gearspec.reference.blocking import BlockingClient, BlockingWorker
+from gearspec.reference.client import JobFailed, WorkData, WorkStatus
+from gearspec.reference.worker import WorkerJob, WorkFailed
+
+NAMES = sorted(DRIVERS)
+
+
+def need(driver: Driver) -> None:
+    """Skip locally when the library is not installed; under CI that is a failure."""
+    why = driver.unavailable()
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"driver {driver.name}: {why}")
+        pytest.skip(f"driver {driver.name}: {why}")
+
+
+def contract(job: WorkerJob) -> bytes:
+    if job.data == b"fail":
+        raise WorkFailed()
+    if job.data == b"boom":
+        raise ValueError("boom")
+    if job.data == b"status":
+        job.send_status(1, 2)
+        job.send_data(b"partial")
+        return b"done"
+    return job.data[::-1]
+
+
+class ReferenceWorker:
+    """gearspec's worker in a thread, recording the data of every job it ran."""
+
+    def __init__(self, address: str, function: str) -> None:
+        self.seen: list[bytes] = []
+        self.done = threading.Event()
+        self._worker = BlockingWorker([address])
+
+        def record(job: WorkerJob) -> bytes:
+            self.seen.append(job.data)
+            return contract(job)
+
+        self._worker.register(function, record)
+        self._thread = threading.Thread(target=self._worker.run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._worker.stop()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def reference_worker(reference_server: RunningServer) -> Iterator[ReferenceWorker]:
+    worker = ReferenceWorker(reference_server.address, "rev")
+    yield worker
+    worker.stop()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_client(name: str, reference_server: RunningServer, reference_worker: ReferenceWorker) -> None:
+    driver = DRIVERS[name]
+    need(driver)
+    host, port = reference_server.host, reference_server.port
+
+    def client(data: str, **options: object) -> object:
+        return run_client(driver, host, port, "rev", data=data, **options)  # type: ignore[arg-type]
+
+    broken = driver.limitation("client.foreground")
+    if broken is not None:
+        result = run_client(driver, host, port, "rev", data="hello")
+        assert result.exit == EXIT_UNSUPPORTED and "unsupported:" in result.stderr, result.describe()
+        pytest.xfail(f"{name} client cannot run here: {broken}")
+
+    result = run_client(driver, host, port, "rev", data="hello")
+    assert (result.exit, result.stdout) == (EXIT_OK, b"olleh"), result.describe()
+
+    result = run_client(driver, host, port, "rev", data="background-job", background=True)
+    assert result.exit == EXIT_OK and result.stdout.strip(), result.describe()
+    handle = result.stdout.strip()
+    assert b"\n" not in handle
+
+    result = run_client(driver, host, port, "rev", data="fail")
+    assert result.exit == EXIT_FAIL, result.describe()
+
+    result = run_client(driver, host, port, "rev", data="boom")
+    if driver.supports("client.exception"):
+        assert result.exit == EXIT_EXCEPTION and "boom" in result.stderr, result.describe()
+    else:  # documented: the library does not ask for exceptions, so the server sends WORK_FAIL
+        assert result.exit == EXIT_FAIL, result.describe()
+
+    result = run_client(driver, host, port, "rev", data="status")
+    assert result.exit == EXIT_OK, result.describe()
+    if driver.supports("client.stream"):
+        assert result.stdout == b"done", result.describe()
+        assert "status: 1/2" in result.stderr and "data: partial" in result.stderr, result.describe()
+    else:  # documented: updates are mixed into stdout with the result
+        assert b"partial" in result.stdout and b"done" in result.stdout, result.describe()
+
+    for priority in ("high", "low"):
+        result = run_client(driver, host, port, "rev", data=f"{priority}-job", priority=priority, unique=f"u-{priority}")
+        assert (result.exit, result.stdout) == (EXIT_OK, f"{priority}-job"[::-1].encode()), result.describe()
+
+    # The background job reached the worker too (it may run after the foreground ones).
+    with BlockingClient([reference_server.address]) as check:
+        for _ in range(100):
+            if b"background-job" in reference_worker.seen:
+                break
+            status = check.get_status(handle)
+            if not status.known:
+                break
+            threading.Event().wait(0.05)
+    assert b"background-job" in reference_worker.seen
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_worker(name: str, reference_server: RunningServer) -> None:
+    driver = DRIVERS[name]
+    need(driver)
+    broken = driver.limitation("worker.complete")
+    process = start_worker(driver, reference_server.host, reference_server.port, "rev", count=4, timeout=30)
+    try:
+        with BlockingClient([reference_server.address], timeout=20) as client:
+            if broken is not None:
+                job = client.submit("rev", "hello")
+                with pytest.raises(JobFailed):
+                    job.result(20)  # the server fails the job when the broken worker drops it
+                _, err = process.communicate(timeout=30)
+                assert process.returncode == EXIT_UNSUPPORTED and b"unsupported:" in err, err
+                pytest.xfail(f"{name} worker cannot run here: {broken}")
+
+            assert client.run("rev", "hello", timeout=20) == b"olleh"
+
+            job = client.submit("rev", "status")
+            if driver.supports("worker.status"):
+                assert list(job.updates(timeout=20)) == [WorkStatus(1, 2), WorkData(b"partial")]
+                assert job.result(20) == b"done"
+            else:  # documented: the driver fails the job rather than ignore the request
+                with pytest.raises(JobFailed):
+                    job.result(20)
+
+            with pytest.raises(JobFailed):
+                client.run("rev", "fail", timeout=20)
+
+            background = client.submit("rev", "bg", background=True)
+            assert background.handle
+        # The worker exits by itself after its 4th job: the background one.
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == EXIT_OK, (out, err)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,151 @@
+"""`gearspec test --role client|worker`: the suite plays the server for real libraries.
+
+Every driver of conformance/drivers (gearmand's `gearman` CLI, Perl Gearman::Client/Worker,
+PHP gearman, python gear and gearman3, node gearman, gearspec's own client and worker) runs
+every scenario against the scripted server; the grades must match `EXPECTED`, the table the
+README shows. A grade changing is a behaviour change of the library or of the grader, and
+either deserves a look. Scripted misbehaving programs show the grader can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gearspec.conformance.drivers import DRIVERS
+from gearspec.conformance.roles import FAIL, INFO, PASS, SCENARIOS, UNSUPPORTED, Outcome, run_matrix, run_scenarios
+
+TIMEOUT = 8.0  # per scenario; hung programs cost this much
+
+# (driver, scenario) -> grade when not PASS. Reasons are in the README's table.
+EXPECTED: dict[tuple[str, str], str] = {
+    # Nobody but libgearman fails over with one --host/--port; the contract has no server list.
+    **{(d, s): UNSUPPORTED for d in DRIVERS for s in ("client/failover", "worker/failover")},
+    # libgearman reads GEARMAN_SERVERS: its worker fails over; its client connects to the
+    # second server but gives up when the first one drops (lost connection, exit 2).
+    ("gearman-cli", "client/failover"): FAIL,
+    ("gearman-cli", "worker/failover"): PASS,
+    ("gearman-cli", "client/streamed"): INFO,  # WORK_DATA and status lines share stdout with the result
+    ("gearman-cli", "client/work-exception"): INFO,  # no OPTION_REQ exceptions
+    ("gearman-cli", "worker/status"): UNSUPPORTED,  # a command worker cannot send WORK_STATUS
+    ("perl", "client/work-exception"): INFO,
+    ("perl", "worker/error-reply"): INFO,  # exits on ERROR
+    ("php", "worker/error-reply"): INFO,
+    ("php", "worker/server-closes"): FAIL,  # neither reconnects nor exits
+    ("gear", "client/server-closes"): FAIL,  # reconnects but never resubmits; waits for its timeout
+    ("node", "worker/error-reply"): INFO,
+    ("node", "worker/server-closes"): INFO,  # exits; a supervisor must restart it
+    # gearman3 0.2.1 cannot read from a socket on Python >= 3.9 (array.fromstring).
+    **{("gearman3", s.id): UNSUPPORTED for s in SCENARIOS},
+}
+
+
+def _expected(driver: str, scenario: str) -> str:
+    return EXPECTED.get((driver, scenario), PASS)
+
+
+def _need_driver(name: str) -> None:
+    reason = DRIVERS[name].unavailable()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"driver {name} cannot run: {reason}")
+        pytest.skip(f"driver {name} cannot run: {reason}")
+
+
+@pytest.mark.parametrize("driver", list(DRIVERS))
+def test_library_grades_match_the_table(driver: str) -> None:
+    _need_driver(driver)
+    matrix = asyncio.run(run_matrix([driver], timeout=TIMEOUT, parallel=4))
+    outcomes: list[Outcome] = [o for outs in matrix.values() for o in outs]
+    assert len(outcomes) == len(SCENARIOS)
+    differences = [
+        f"{o.id}: got {o.grade} ({o.reason}), expected {_expected(driver, o.id)}"
+        for o in outcomes
+        if o.grade != _expected(driver, o.id)
+    ]
+    assert differences == [], "\n".join(differences)
+    for outcome in outcomes:
+        assert outcome.reason and outcome.trace[0].split()[1] == "[exec]"
+
+
+def _script(tmp_path: Path, body: str) -> str:
+    """A tiny client written against raw sockets, run as `python FILE`."""
+    path = tmp_path / "client.py"
+    path.write_text(textwrap.dedent(body))
+    return f"{sys.executable} {path}"
+
+
+_RAW_CLIENT = """
+    import os, socket, struct, sys, time
+    sock = socket.create_connection((os.environ["GEARMAN_HOST"], int(os.environ["GEARMAN_PORT"])))
+    payload = b"\\0".join([os.environ["GEARSPEC_FUNCTION"].encode(), b"", os.environ["GEARSPEC_DATA"].encode()])
+    sock.sendall(b"\\0REQ" + struct.pack(">II", {ptype}, len(payload)) + payload)
+    {after}
+"""
+
+
+def test_a_client_sending_the_wrong_submit_fails(tmp_path: Path) -> None:
+    command = _script(tmp_path, _RAW_CLIENT.format(ptype=18, after="sock.recv(100)"))  # SUBMIT_JOB_BG
+    outcomes = asyncio.run(run_scenarios("client", command, timeout=TIMEOUT, select=["client/submit"]))
+    assert [(o.grade, o.reason) for o in outcomes] == [(FAIL, "sent SUBMIT_JOB_BG, expected SUBMIT_JOB")]
+
+
+def test_a_client_that_ignores_errors_is_graded_hung(tmp_path: Path) -> None:
+    command = _script(tmp_path, _RAW_CLIENT.format(ptype=7, after="time.sleep(60)"))
+    outcomes = asyncio.run(run_scenarios("client", command, timeout=2.0, select=["client/error-reply"]))
+    assert [(o.grade, o.reason) for o in outcomes] == [(FAIL, "hung after an ERROR reply to its SUBMIT_JOB")]
+
+
+def test_a_client_claiming_success_after_work_fail_fails(tmp_path: Path) -> None:
+    command = _script(tmp_path, _RAW_CLIENT.format(ptype=7, after="sock.recv(100); sys.exit(0)"))
+    outcomes = asyncio.run(run_scenarios("client", command, timeout=TIMEOUT, select=["client/work-fail"]))
+    assert [o.grade for o in outcomes] == [FAIL]
+    assert "exit status 0 (success) after WORK_FAIL" in outcomes[0].reason
+
+
+def test_a_worker_that_never_registers_fails(tmp_path: Path) -> None:
+    command = _script(tmp_path, """
+        import os, socket, struct
+        sock = socket.create_connection((os.environ["GEARMAN_HOST"], int(os.environ["GEARMAN_PORT"])))
+        sock.sendall(b"\\0REQ" + struct.pack(">II", 9, 0))  # GRAB_JOB without CAN_DO
+        sock.recv(100)
+    """)
+    outcomes = asyncio.run(run_scenarios("worker", command, timeout=TIMEOUT, select=["worker/job"]))
+    assert [o.grade for o in outcomes] == [FAIL]
+    assert "GRAB_JOB where CAN_DO or CAN_DO_TIMEOUT was expected" in outcomes[0].reason
+
+
+def test_cli_writes_json_and_junit_and_placeholders_reach_the_command(tmp_path: Path) -> None:
+    report, junit = tmp_path / "roles.json", tmp_path / "roles.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "gearspec", "test", "--role", "client", "--exec", "driver:reference",
+         "-k", "client/submit", "-k", "client/work-fail", "--json", str(report), "--junit", str(junit),
+         "--timeout", str(TIMEOUT)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(report.read_text())
+    assert data["summary"] == {"pass": 2, "fail": 0, "unsupported": 0, "informational": 0}
+    assert [r["id"] for r in data["results"]] == ["client/submit", "client/work-fail"]
+    exec_line = data["results"][0]["trace"][0]
+    assert "--function gearspec_reverse --data hello" in exec_line and "{args}" not in exec_line
+    assert 'tests="2" failures="0"' in junit.read_text()
+
+
+def test_cli_exit_status_is_1_when_a_scenario_fails_and_2_without_exec(tmp_path: Path) -> None:
+    command = _script(tmp_path, _RAW_CLIENT.format(ptype=18, after="sock.recv(100)"))
+    done = subprocess.run(
+        [sys.executable, "-m", "gearspec", "test", "--role", "client", "--exec", command, "-k", "client/submit"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 1 and "FAIL" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "gearspec", "test", "--role", "worker"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "--exec" in done.stderr and "Traceback" not in done.stderr
