@@ -26,9 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gearspec.codec import Decoder, Packet, encode  # noqa: E402
-from gearspec.conformance.launch import start_peer  # noqa: E402
-from gearspec.spec import Magic, PacketType  # noqa: E402
+from gearspec.conformance.launch import start_peer
+
+from gearspec.codec import Decoder, Packet, encode
+from gearspec.spec import Magic, PacketType
 
 T = PacketType
 

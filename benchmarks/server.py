@@ -94,7 +94,7 @@ def rss_bytes(pid: int) -> int:
 
 # -- the Python load generator --------------------------------------------------------------
 class _Conn:
-    __slots__ = ("sock", "kind", "buf", "out", "pending", "sent", "done", "times", "lat", "grab", "todo")
+    __slots__ = ("buf", "done", "grab", "kind", "lat", "out", "pending", "sent", "sock", "times", "todo")
 
     def __init__(self, host: str, port: int, kind: str) -> None:
         self.sock = socket.create_connection((host, port))
@@ -113,7 +113,7 @@ class _Conn:
 
 
 def _generator(host: str, port: int, workers: int, clients: int, jobs: int, window: int, payload: bytes,
-               start_at: float, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+               start_at: float, timeout: float, results: multiprocessing.Queue) -> None:
     sel = selectors.DefaultSelector()
     conns = []
     for _ in range(workers):
@@ -130,7 +130,7 @@ def _generator(host: str, port: int, workers: int, clients: int, jobs: int, wind
         sel.register(c.sock, selectors.EVENT_READ, c)
     submit = packet(SUBMIT_JOB, FUNCTION, b"", payload)
     live_clients = clients
-    deadline = time.time() + 600
+    deadline = start_at + timeout
     while live_clients and time.time() < deadline:
         now = time.perf_counter()
         for c in conns:
@@ -212,7 +212,7 @@ class Result:
 def run_python_load(server: RunningServer, args: argparse.Namespace, payload_size: int) -> tuple[int, float, list[float]]:
     payload = bytes(range(256)) * (payload_size // 256) + b"x" * (payload_size % 256)
     procs = max(1, args.procs)
-    results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    results: multiprocessing.Queue = multiprocessing.Queue()
     start_at = time.time() + 0.5
     children = []
     for i in range(procs):
@@ -220,7 +220,7 @@ def run_python_load(server: RunningServer, args: argparse.Namespace, payload_siz
         c = args.clients // procs + (1 if i < args.clients % procs else 0)
         p = multiprocessing.Process(
             target=_generator,
-            args=(server.host, server.port, w, c, args.jobs, args.window, payload, start_at, results),
+            args=(server.host, server.port, w, c, args.jobs, args.window, payload, start_at, args.timeout, results),
         )
         p.start()
         children.append(p)
@@ -229,7 +229,7 @@ def run_python_load(server: RunningServer, args: argparse.Namespace, payload_siz
     cpu0, t0 = cpu_seconds(server.process.pid), time.perf_counter()
     done, lat = 0, []
     for _ in children:
-        n, latencies = results.get(timeout=900)
+        n, latencies = results.get(timeout=args.timeout + 60)
         done += n
         lat += latencies
     elapsed = time.perf_counter() - t0
@@ -239,7 +239,7 @@ def run_python_load(server: RunningServer, args: argparse.Namespace, payload_siz
     return done, elapsed, sorted(lat) or [0.0], cpu  # type: ignore[return-value]
 
 
-def run_cloadgen(server: RunningServer, args: argparse.Namespace, payload_size: int):  # type: ignore[no-untyped-def]
+def run_cloadgen(server: RunningServer, args: argparse.Namespace, payload_size: int) -> tuple[int, float, float, float, float]:
     cpu0 = cpu_seconds(server.process.pid)
     out = subprocess.run(
         [args.loadgen, "--port", str(server.port), "--workers", str(args.workers), "--clients", str(args.clients),
@@ -276,6 +276,9 @@ def throughput(args: argparse.Namespace) -> list[Result]:
         for name in args.servers:
             result = measure(name, args, payload_size)
             if result is not None:
+                if result.jobs < args.jobs * args.clients:
+                    print(f"  {name}: only {result.jobs} of {args.jobs * args.clients} jobs within --timeout",
+                          file=sys.stderr)
                 rows.append(result)
                 print(f"  measured {name} {payload_size} B: {result.jobs_per_s:,.0f} jobs/s", file=sys.stderr)
     generator = args.loadgen or f"python ({args.procs} processes)"
@@ -297,7 +300,7 @@ def throughput(args: argparse.Namespace) -> list[Result]:
 
 
 def idle(args: argparse.Namespace) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     for name in args.servers:
         server = start_server(name)
@@ -369,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payloads", default="64,65536", help="payload sizes in bytes")
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
     parser.add_argument("--loadgen", help="path of an external generator with cloadgen's CLI and JSON")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--queued", type=int, default=1_000_000)
     args = parser.parse_args(argv)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gearspec.conformance import reports
 from gearspec.conformance.harness import Target
-from gearspec.conformance.registry import Case, all_cases, select_cases, uncovered
+from gearspec.conformance.registry import Case, CaseModuleError, all_cases, select_cases, uncovered
 from gearspec.conformance.runner import (
     Expectations,
     ExpectationsError,
@@ -43,7 +43,7 @@ __all__ = ["configure_test", "run_test"]
 def configure_test(parser: argparse.ArgumentParser) -> None:
     """Options of `gearspec test`."""
     where = parser.add_argument_group("target")
-    where.add_argument("--target", metavar="HOST:PORT|docker:IMAGE", help="the server to test (default: start the reference server)")
+    where.add_argument("--target", metavar="HOST:PORT|docker:IMAGE", help="the server to test; also docker:IMAGE, impl:NAME, local:NAME (default: start the reference server)")
     where.add_argument(
         "--server", metavar="NAME",
         help="start a local server on port 0 and test it: reference (default), gearmand, gearmand-threads, perl, gear",
@@ -53,7 +53,7 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     pick.add_argument("--select", "-k", action="append", default=[], metavar="GLOB", help="run only cases whose ID matches (repeatable; 'framing' selects an area)")
     pick.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip cases whose ID matches (repeatable)")
     pick.add_argument("--list", action="store_true", help="list the selected cases and exit")
-    pick.add_argument("--destructive", action="store_true", help="also run cases that may stop the target (admin shutdown)")
+    pick.add_argument("--destructive", action="store_true", help="also run, last, cases that may stop the target (admin shutdown; a packet type that crashes gearmand 1.1.20)")
     grade = parser.add_argument_group("grading")
     grade.add_argument("--strict", action="store_true", help="SHOULD failures fail the run too")
     grade.add_argument("--profile", metavar="NAME", help=f"built-in expectations: {', '.join(builtin_profiles())}")
@@ -93,7 +93,11 @@ def run_test(args: argparse.Namespace) -> int:
     except (ExpectationsError, KeyError) as exc:
         print(f"gearspec test: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
-    cases = select_cases(all_cases(), args.select, args.exclude)
+    try:
+        cases = select_cases(all_cases(), args.select, args.exclude)
+    except CaseModuleError as exc:
+        print(f"gearspec test: {exc}", file=sys.stderr)
+        return 2
     if args.list:
         for c in cases:
             print(f"{c.id:28} {c.level.value:9} {c.requirement}")

@@ -2,6 +2,7 @@
 
     python -m gearspec.conformance.compat                     # markdown table on stdout
     python -m gearspec.conformance.compat --servers gearmand perl --draft-expectations DIR
+    python -m gearspec.conformance.compat --from-json gearmand=g.json perl=p.json
 
 Each server runs with its built-in profile (expectations/NAME.toml). `--draft-expectations`
 writes, per server, the deviations seen in this run (reason = what was on the wire) as a
@@ -11,10 +12,12 @@ starting point for its expectations file; read and edit the reasons before commi
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gearspec.conformance.harness import Outcome, Target
@@ -55,36 +58,56 @@ def run_server(
         return run_cases(cases, Target(server.host, server.port), config, jobs=jobs)
 
 
-def _cell(results: Sequence[Result]) -> str:
-    graded = [r for r in results if r.outcome is not Outcome.INFORMATIONAL]
-    ok = sum(1 for r in graded if r.verdict in (Verdict.PASS, Verdict.NON_STRICT))
-    if not graded:
-        return "info only"
-    return f"{ok}/{len(graded)}"
+@dataclass(frozen=True, slots=True)
+class Row:
+    """What the table needs of one result (from a run, or from a --json report)."""
+
+    area: str
+    level: str
+    outcome: str
+    verdict: str
+
+    @classmethod
+    def of(cls, result: Result) -> Row:
+        return cls(result.case.area, result.case.level.value, result.outcome.value, result.verdict.value)
 
 
-def compat_table(per_server: dict[str, list[Result]]) -> str:
-    """Markdown: one row per area (passed/graded cases) and per level, one column per server."""
+def _cell(rows: Sequence[Row]) -> str:
+    graded = [r for r in rows if r.outcome not in (Outcome.INFORMATIONAL.value, Outcome.UNSUPPORTED.value)]
+    ok = sum(1 for r in graded if r.verdict in (Verdict.PASS.value, Verdict.NON_STRICT.value))
+    unsupported = sum(1 for r in rows if r.outcome == Outcome.UNSUPPORTED.value)
+    text = f"{ok}/{len(graded)}" if graded else "n/a"
+    return text + (f" ({unsupported} unsupported)" if unsupported else "")
+
+
+def compat_table(per_server: dict[str, list[Row]]) -> str:
+    """Markdown: one row per area and per level, one column per server."""
     names = list(per_server)
-    any_results = next(iter(per_server.values()))
-    areas = sorted({r.case.area for r in any_results})
+    areas = sorted({r.area for rows in per_server.values() for r in rows})
     header = "| area | " + " | ".join(SERVERS.get(n, (n, n))[1] for n in names) + " |"
     lines = [header, "|---|" + "---|" * len(names)]
     for area in areas:
-        cells = [_cell([r for r in per_server[n] if r.case.area == area]) for n in names]
+        cells = [_cell([r for r in per_server[n] if r.area == area]) for n in names]
         lines.append(f"| {area} | " + " | ".join(cells) + " |")
     for level in (Level.MUST, Level.SHOULD, Level.EXTENSION):
-        cells = [_cell([r for r in per_server[n] if r.case.level is level]) for n in names]
+        cells = [_cell([r for r in per_server[n] if r.level == level.value]) for n in names]
         lines.append(f"| **all {level.value}** | " + " | ".join(cells) + " |")
     cells = [_cell(per_server[n]) for n in names]
     lines.append("| **all cases** | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
-        "Cells: cases passed (or passed with a tolerated alternative) / cases graded; "
-        "informational cases are not graded. Each server's deviations are listed, with what was "
-        "seen on the wire, in gearspec/conformance/expectations/NAME.toml."
+        "Cells: cases passed (or passed with a tolerated alternative) / cases graded, where "
+        "informational and unsupported cases are not graded (unsupported: an optional feature the "
+        "server lacks). Each server's deviations are listed, with what was seen on the wire, in "
+        "gearspec/conformance/expectations/NAME.toml."
     )
     return "\n".join(lines) + "\n"
+
+
+def rows_from_json(path: Path) -> list[Row]:
+    """Rows from a `gearspec test --json` report."""
+    data = json.loads(path.read_text())
+    return [Row(c["area"], c["level"], c["outcome"], c["verdict"]) for c in data["cases"]]
 
 
 _NAMES = re.compile(r"gs-[a-z0-9-]+-[0-9a-f]{8,12}")
@@ -116,7 +139,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=1.0, help="seconds to wait for one reply (default 1)")
     parser.add_argument("--draft-expectations", metavar="DIR", help="write NAME.toml drafts of the deviations seen")
     parser.add_argument("--output", metavar="FILE", help="write the table here instead of stdout")
+    parser.add_argument(
+        "--from-json", nargs="+", metavar="NAME=FILE",
+        help="build the table from earlier `gearspec test --json` reports instead of running",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        from_reports: dict[str, list[Row]] = {}
+        for item in args.from_json:
+            name, sep, file = item.partition("=")
+            if not sep:
+                parser.error(f"--from-json wants NAME=FILE, got {item!r}")
+            try:
+                from_reports[name] = rows_from_json(Path(file))
+            except (OSError, ValueError, KeyError) as exc:
+                print(f"compat: {file}: {exc}", file=sys.stderr)
+                return 2
+        _emit(compat_table(from_reports), args.output)
+        return 0
     cases = all_cases()
     per_server: dict[str, list[Result]] = {}
     for name in args.servers:
@@ -136,12 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             (folder / f"{name}.toml").write_text(draft_expectations(name, per_server[name]))
     if not per_server:
         return 2
-    table = compat_table(per_server)
-    if args.output:
-        Path(args.output).write_text(table)
+    _emit(compat_table({n: [Row.of(r) for r in rs] for n, rs in per_server.items()}), args.output)
+    return 0
+
+
+def _emit(table: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(table)
     else:
         sys.stdout.write(table)
-    return 0
 
 
 if __name__ == "__main__":

@@ -204,6 +204,8 @@ class Conn:
         if self.closed:
             raise CaseEnd(Outcome.ERROR, f"{self.label}: send on a connection the case closed")
         try:
+            # A big send may block while the server reads: allow up to the case deadline.
+            self.sock.settimeout(max(0.01, self.session.deadline - time.monotonic()))
             self.sock.sendall(data)
         except TimeoutError:
             self.session._record(self.label, "event", "send blocked: the target is not reading")

@@ -99,18 +99,17 @@ class Implementation:
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """A known failure: which client/server/scenario (globs) and why."""
+    """A known failure: which clients, servers and scenarios (lists of globs) and why."""
 
-    client: str
-    server: str
-    scenario: str
+    client: tuple[str, ...]
+    server: tuple[str, ...]
+    scenario: tuple[str, ...]
     reason: str
 
     def matches(self, client: str, server: str, scenario: str) -> bool:
-        return (
-            fnmatch.fnmatchcase(client, self.client)
-            and fnmatch.fnmatchcase(server, self.server)
-            and fnmatch.fnmatchcase(scenario, self.scenario)
+        return all(
+            any(fnmatch.fnmatchcase(value, glob) for glob in globs)
+            for value, globs in ((client, self.client), (server, self.server), (scenario, self.scenario))
         )
 
 
@@ -218,17 +217,17 @@ def parse_impl(data: Mapping[str, object], where: str) -> Implementation:
 
 
 def parse_expected(data: Mapping[str, object], where: str) -> Expected:
-    """Validate one ``[[expected]]`` row."""
-    values = {}
-    for key in ("client", "server", "scenario", "reason"):
-        value = data.get(key, "*" if key != "reason" else None)
-        if not isinstance(value, str) or not value:
-            raise RegistryError(f"{where}: expected.{key} must be a non-empty string")
-        values[key] = value
-    extra = set(data) - set(values)
+    """Validate one ``[[expected]]`` row (client/server/scenario: a glob or a list of globs)."""
+    extra = set(data) - {"client", "server", "scenario", "reason"}
     if extra:
         raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(extra))} in [[expected]]")
-    return Expected(**values)
+    reason = data.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise RegistryError(f"{where}: [[expected]] needs a reason")
+    globs = {key: _strings(data.get(key, "*"), where, key) for key in ("client", "server", "scenario")}
+    if not all(globs.values()):
+        raise RegistryError(f"{where}: an empty list in [[expected]] matches nothing")
+    return Expected(globs["client"], globs["server"], globs["scenario"], reason)
 
 
 def _extra_files() -> list[Path]:

@@ -150,11 +150,19 @@ def case(
     return register
 
 
+class CaseModuleError(RuntimeError):
+    """A case module failed to import (a bug in the suite, reported without a traceback)."""
+
+
 def _load_case_modules() -> None:
     package = importlib.import_module(CASE_MODULES_PACKAGE)
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):
-            importlib.import_module(f"{CASE_MODULES_PACKAGE}.{info.name}")
+            name = f"{CASE_MODULES_PACKAGE}.{info.name}"
+            try:
+                importlib.import_module(name)
+            except Exception as exc:
+                raise CaseModuleError(f"cannot load case module {name}: {type(exc).__name__}: {exc}") from exc
 
 
 def all_cases() -> list[Case]:

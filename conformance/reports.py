@@ -112,7 +112,7 @@ def area_grades(results: Sequence[Result]) -> dict[str, Counter[Verdict]]:
 
 
 def _grade_letter(counts: Counter[Verdict]) -> str:
-    graded = sum(counts.values()) - counts[Verdict.INFORMATIONAL]
+    graded = sum(counts.values()) - counts[Verdict.INFORMATIONAL] - counts[Verdict.UNSUPPORTED]
     bad = counts[Verdict.FAIL] + counts[Verdict.ERROR] + counts[Verdict.UNEXPECTED_PASS] + counts[Verdict.EXPECTED_FAIL]
     if graded <= 0:
         return "-"
@@ -166,6 +166,9 @@ def print_summary(
 # -- data reports ---------------------------------------------------------------------------
 
 
+_JSON_HEX_LIMIT = 64 * 1024  # bytes of hex per trace entry in JSON; "size" has the full length
+
+
 def _show(data: bytes) -> str:
     return data.hex(" ")
 
@@ -199,7 +202,10 @@ def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
                 "duration": round(r.duration, 4),
                 "notes": r.notes,
                 "trace": [
-                    {"t": round(e.time, 6), "conn": e.conn, "dir": e.direction, "summary": e.summary, "hex": _show(e.data)}
+                    {
+                        "t": round(e.time, 6), "conn": e.conn, "dir": e.direction, "summary": e.summary,
+                        "size": len(e.data), "hex": _show(e.data[:_JSON_HEX_LIMIT]),
+                    }
                     for e in r.trace
                 ],
             }
@@ -243,7 +249,7 @@ def write_junit(results: Sequence[Result], run: RunInfo, path: Path) -> None:
                 ET.SubElement(tc, "skipped", message=_xml_safe(f"{r.verdict.value}: {reason}"[:500]))
             ET.SubElement(tc, "system-out").text = _xml_safe(
                 f"verdict: {r.verdict.value}\nsource: {r.case.source}\n{r.message}\n\n"
-                + "\n".join(f"{e.format()}\n{'':14}{_show(e.data)}" if e.data else e.format() for e in r.trace)
+                + "\n".join(f"{e.format()}\n{'':14}{_show(e.data[:4096])}{' ...' if len(e.data) > 4096 else ''}" if e.data else e.format() for e in r.trace)
             )
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
@@ -312,10 +318,12 @@ def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
             v = r.verdict
             open_attr = " open" if r.counts_against(run.strict) else ""
             extra = ""
-            if r.expected is not None or r.actual is not None:
+            if r.expected is not None:
                 extra += f"<p><b>expected</b> {_e(r.expected)}<br><b>actual</b> {_e(r.actual)}</p>"
             elif r.message:
                 extra += f"<p>{_e(r.message)}</p>"
+            if r.notes:
+                extra += "<ul>" + "".join(f"<li><pre>{_e(n)}</pre></li>" for n in r.notes) + "</ul>"
             if r.deviation is not None:
                 extra += f"<p><b>known deviation</b>: {_e(r.deviation.reason)}</p>"
             rows = ", ".join(p.name for p in r.case.packets) + (

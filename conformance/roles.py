@@ -29,6 +29,7 @@ import contextlib
 import fnmatch
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -381,8 +382,9 @@ class Context:
                 raise Exited(code, FAIL, f"exited with status {code}{self.stderr_tail()}")
             get = asyncio.ensure_future(self.events.get())
             assert self._output is not None
+            waiting: set[asyncio.Future[Any]] = {get, self._output}
             done, _ = await asyncio.wait(
-                {get, self._output}, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+                waiting, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
             )
             if get in done:
                 return get.result()
@@ -432,7 +434,10 @@ class Context:
     def unsupported_reason(self) -> str:
         text = self.stderr.decode("utf-8", "replace").strip()
         lines = [line for line in text.splitlines() if "unsupported" in line.lower()] or text.splitlines()
-        return lines[-1][:200] if lines else "the command says it cannot do this (exit status 5)"
+        if not lines:
+            return "the command says it cannot do this (exit status 5)"
+        line = lines[-1].strip()
+        return (line[len("unsupported:"):].strip() if line.lower().startswith("unsupported:") else line)[:200]
 
 
 Script = Callable[[Context], Awaitable[tuple[str, str]]]
@@ -612,11 +617,8 @@ async def client_failover(ctx: Context) -> tuple[str, str]:
     except Exited as exited:
         tried_backup = ctx.backup is not None and bool(ctx.backup.connections)
         if tried_backup:
-            return FAIL, f"connected to the second server but gave up (exit status {exited.code}){ctx.stderr_tail()}"
-        return UNSUPPORTED, (
-            f"tried only the first (dead) server (exit status {exited.code}); "
-            "a command given {servers} or GEARMAN_SERVERS could fail over"
-        )
+            return FAIL, f"connected to the second server but gave up when the first one dropped (exit status {exited.code})"
+        return UNSUPPORTED, "tried only the first (dead) server; a command given {servers} or GEARMAN_SERVERS could fail over"
     _check_submit(ctx, submit)
     conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, b"failover"))
     return _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_OK, b"failover", "failing over to the second server")
@@ -832,13 +834,11 @@ async def worker_failover(ctx: Context) -> tuple[str, str]:
     try:
         grab, conn = await _grab(ctx, "asking the second server for a job")
     except Exited as exited:
-        return UNSUPPORTED, (
-            f"never worked for the second server (exit status {exited.code}); "
-            "a command given {servers} or GEARMAN_SERVERS could fail over"
-        )
+        del exited
+        return UNSUPPORTED, "never worked for the second server; a command given {servers} or GEARMAN_SERVERS could fail over"
     except Verdict as verdict:
         if verdict.reason.startswith("no "):
-            return UNSUPPORTED, "never asked the second server for work; a command given {servers} or GEARMAN_SERVERS could"
+            return UNSUPPORTED, "never worked for the second server; a command given {servers} or GEARMAN_SERVERS could fail over"
         raise
     data = ctx.params.data.encode()
     _assign(conn, grab, HANDLE, ctx.params.function, data)
@@ -1014,7 +1014,7 @@ async def run_matrix(
 
     outcomes = await asyncio.gather(*(one(*job) for job in jobs))
     matrix: dict[tuple[str, str], list[Outcome]] = {}
-    for (name, role, _), outcome in zip(jobs, outcomes):
+    for (name, role, _), outcome in zip(jobs, outcomes, strict=False):
         matrix.setdefault((name, role), []).append(outcome)
     return matrix
 
@@ -1032,19 +1032,20 @@ def format_markdown(matrix: dict[tuple[str, str], list[Outcome]]) -> str:
         scenario_ids = [o.id for o in matrix[(names[0], role)]]
         out.append("| scenario | " + " | ".join(names) + " |")
         out.append("|---|" + "---|" * len(names))
-        notes: list[str] = []
+        notes: dict[tuple[str, str], int] = {}  # (driver, reason) -> note number; repeats share one
         for index, sid in enumerate(scenario_ids):
             cells = []
             for name in names:
                 outcome = matrix[(name, role)][index]
                 cell = _MARK[outcome.grade]
                 if outcome.grade != PASS:
-                    notes.append(f"- {name} {sid}: {outcome.grade}: {outcome.reason}")
-                    cell += f" [{len(notes)}]"
+                    reason = re.sub(r" \([^()]*\)$", "", outcome.reason)  # drop "(what it was doing)"
+                    number = notes.setdefault((name, reason), len(notes) + 1)
+                    cell += f" [{number}]"
                 cells.append(cell)
             out.append(f"| {sid} | " + " | ".join(cells) + " |")
         out.append("")
-        out += [f"{i}. {note[2:]}" for i, note in enumerate(notes, 1)]
+        out += [f"{number}. {name}: {reason}" for (name, reason), number in notes.items()]
         out.append("")
     return "\n".join(out)
 

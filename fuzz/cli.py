@@ -23,6 +23,7 @@ from gearspec.fuzz.network import (
     parse_target,
     probe,
     run_network_fuzz,
+    working_probes,
 )
 from gearspec.fuzz.strategies import FAMILIES
 
@@ -61,8 +62,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
         return 2
     if args.replay:
         return _replay(args, host, port)
-    problem = probe(host, port, args.deadline)
-    if problem is not None:
+    if not working_probes(host, port, args.deadline):
+        problem = probe(host, port, args.deadline)
         print(f"gearspec fuzz: {host}:{port} does not answer ({problem}); is the server running?", file=sys.stderr)
         return 2
     if args.model:

@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
 from gearspec.codec import Packet
-from gearspec.spec import PacketType, packet_spec
+from gearspec.spec import packet_spec
 
-from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var
-
-__all__ = ["ModelOptions", "PROFILES", "JobServerModel", "model_for", "check_target", "ModelFailure"]
+__all__ = ["PROFILES", "JobServerModel", "ModelFailure", "ModelOptions", "check_target", "model_for"]
 
 _SUBMITS = tuple(
     packet_spec(n).name
@@ -45,13 +43,16 @@ class ModelOptions:
     """Where servers may differ; the defaults are gearmand 1.1's behaviour.
 
     - `grabs`: the GRAB_* variants the server serves (Perl: GRAB_JOB only; gear: GRAB_JOB_UNIQ).
+    - `submits`, `work_packets`: the SUBMIT_* and WORK_* packets it serves (Perl
+      Gearman::Server 1.12 has no LOW, HIGH_BG, WORK_DATA or WORK_WARNING: Client.pm CMD_*).
     - `exception_without_option`: what a client that did not send OPTION_REQ "exceptions"
       gets for a WORK_EXCEPTION: "fail" (gearmand, server.cc `_server_queue_work_data`),
       "exception" (forwarded as is) or "nothing".
     - `worker_disconnect`: "requeue" (gearmand 1.1.20 with default --job-retries, job.cc
       `gearman_server_job_queue`, at the tail of its priority) or "fail" (WORK_FAIL to clients).
-    - `unknown_handle_error`: work packets for a handle the worker does not hold get
-      ERROR JOB_NOT_FOUND (gearmand server.cc `gearman_server_run_command`).
+    - `unknown_handle_error`: the ERROR code for work packets on a handle the worker does not
+      hold: JOB_NOT_FOUND (gearmand server.cc `gearman_server_run_command`), "*" for any
+      code (Perl sends `not_worker`), None when not checked.
     - `grab_all_plain`: the answer to GRAB_JOB_ALL for a job without a reducer:
       "uniq" (JOB_ASSIGN_UNIQ, gearmand server.cc GEARMAN_COMMAND_GRAB_JOB_ALL), "all"
       (JOB_ASSIGN_ALL with an empty reducer) or "either".
@@ -69,9 +70,10 @@ class ModelOptions:
 
     grabs: tuple[str, ...] = _GRABS
     submits: tuple[str, ...] = _SUBMITS
+    work_packets: tuple[str, ...] = _WORK
     exception_without_option: str = "fail"
     worker_disconnect: str = "requeue"
-    unknown_handle_error: bool = True
+    unknown_handle_error: str | None = "JOB_NOT_FOUND"
     grab_all_plain: str = "either"
     trailing_nul: bool = False
     cant_do_running: str = "keep"
@@ -87,7 +89,12 @@ PROFILES: dict[str, ModelOptions] = {
         grab_all_plain="uniq", trailing_nul=True, cant_do_running="requeue",
         orphaned_background_dropped=True,
     ),
-    "perl": ModelOptions(grabs=("GRAB_JOB",)),
+    "perl": ModelOptions(
+        grabs=("GRAB_JOB",),
+        submits=("SUBMIT_JOB", "SUBMIT_JOB_BG", "SUBMIT_JOB_HIGH"),
+        work_packets=("WORK_STATUS", "WORK_COMPLETE", "WORK_FAIL", "WORK_EXCEPTION"),
+        unknown_handle_error="*",
+    ),
     "gear": ModelOptions(grabs=("GRAB_JOB_UNIQ",)),
 }
 """Model options for known servers (see docs/fuzz.md for what each deviation means)."""
@@ -336,7 +343,7 @@ class JobServerModel(RuleBasedStateMachine):
         held = [j for j in self.jobs if j.worker == worker] or [j for j in self.jobs if j.worker is not None]
         job = held[0]
         worker = job.worker or worker
-        name = _WORK[kind]
+        name = self.options.work_packets[kind % len(self.options.work_packets)]
         handle = self._handle(job)
         if name == "WORK_STATUS":
             args: tuple[bytes, ...] = (handle, b"1", b"4")
@@ -370,7 +377,7 @@ class JobServerModel(RuleBasedStateMachine):
 
     @rule(client=st.sampled_from(_CLIENTS), index=st.integers(0, 7))
     def get_status(self, client: str, index: int) -> None:
-        known = [*self.jobs, *self.finished]
+        known: list[_Job | str] = [*self.jobs, *self.finished]
         if not known:
             handle = b"H:no-such-job:0"
             pattern = Expect("STATUS_RES", (handle, b"0", b"0", b"0", b"0"))
@@ -404,11 +411,12 @@ class JobServerModel(RuleBasedStateMachine):
             self.work_for_unknown_handle(worker)
 
     def work_for_unknown_handle(self, worker: str) -> None:
-        if not self.options.unknown_handle_error:
+        code = self.options.unknown_handle_error
+        if code is None:
             return
         try:
             self.session.request(
-                worker, Packet.request("WORK_COMPLETE", b"H:no-such-job:0", b""), Expect("ERROR", (b"JOB_NOT_FOUND", ANY))
+                worker, Packet.request("WORK_COMPLETE", b"H:no-such-job:0", b""), Expect("ERROR", (ANY if code == "*" else code.encode(), ANY))
             )
         except (Mismatch, TargetDown) as exc:
             raise self._fail(exc) from None

@@ -4,14 +4,16 @@ Each step draws one `Case` from the families in `gearspec.fuzz.strategies` with 
 generator seeded by (seed, step), so any step can be replayed alone. A step:
 
 1. opens a connection and sends the case's bytes (in one or a few writes);
-2. when the case is framed (ends on a packet or line boundary), sends ECHO_REQ after it on
-   the same connection and waits, with a deadline, for the ECHO_RES, an ERROR, or the server
-   closing the connection; otherwise half-closes and waits for the server to finish;
+2. when the case is framed (ends on a packet or line boundary), sends a probe request
+   (ECHO_REQ, or admin `status` for servers without ECHO) after it on the same connection and
+   waits, with a deadline, for the answer or for the server to close the connection; a
+   stall is a *connection hang*. Otherwise it half-closes and listens briefly;
 3. decodes everything the server sent: bytes that do not decode (wrong magic, bad framing,
    bad arguments) are a *protocol violation*;
-4. checks the target still answers on a fresh connection (ECHO_REQ, or admin `version` every
-   other step) within the deadline: a refused connection or a vanished process is a *crash*,
-   no answer is a *hang*; the run stops at the first crash or hang;
+4. checks the target still answers on a fresh connection (rotating through the probes it
+   answered at the start: ECHO_REQ, admin `version`, admin `status`) within the deadline:
+   a refused connection or a vanished process is a *crash*, no answer is a *hang*,
+   connections closed unanswered by a live process is *broken*; the run stops there;
 5. with a PID, samples the target's RSS: growth beyond `rss_limit` is *resource growth*.
 
 Only the given target is touched; non-loopback targets need `allow_remote`.
@@ -20,32 +22,36 @@ Only the given target is touched; non-loopback targets need `allow_remote`.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import random
+import re
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gearspec.fuzz.strategies import FAMILIES, Case, RandomChooser
+
 from gearspec.codec import AdminLine, Decoder, Packet
 from gearspec.errors import ProtocolError
 from gearspec.export import event_as_data
 from gearspec.spec import Magic, PacketType
 
-from gearspec.fuzz.strategies import FAMILIES, Case, RandomChooser
-
 __all__ = [
-    "FuzzConfig",
+    "PROBES",
     "Finding",
+    "FuzzConfig",
     "FuzzReport",
     "TargetError",
-    "parse_target",
-    "parse_duration",
     "case_for_step",
+    "parse_duration",
+    "parse_target",
     "probe",
-    "run_network_fuzz",
     "read_rss",
+    "run_network_fuzz",
+    "working_probes",
 ]
 
 
@@ -61,7 +67,7 @@ def parse_target(text: str, allow_remote: bool = False) -> tuple[str, int]:
     host = host.strip("[]")
     if not allow_remote:
         try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+            addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
         except socket.gaierror as exc:
             raise TargetError(f"cannot resolve {host!r}: {exc.strerror}") from None
         remote = sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
@@ -105,6 +111,7 @@ class FuzzConfig:
     max_steps: int | None = None
     first_step: int = 0
     families: tuple[str, ...] | None = None
+    probes: tuple[str, ...] | None = None  # None: every probe in PROBES the target answers
     rss_limit: int = 64 * 1024 * 1024  # bytes of RSS growth that count as a finding
     progress: Callable[[str], None] | None = None
 
@@ -113,7 +120,11 @@ class FuzzConfig:
 class Finding:
     """One problem, with what is needed to reproduce it."""
 
-    kind: str  # crash | hang | connection_hang | protocol_violation | resource_growth
+    # crash: refused connections or the process is gone; hang: a fresh connection gets no
+    # answer; broken: fresh connections are closed unanswered while the process lives;
+    # connection_hang: the fuzzing connection stalled after a complete case;
+    # protocol_violation: a reply that does not decode; resource_growth: RSS over the limit.
+    kind: str
     step: int
     seed: int
     family: str
@@ -140,6 +151,7 @@ class FuzzReport:
     rss_start: int | None = None
     rss_max: int | None = None
     families: dict[str, int] = field(default_factory=dict)
+    probes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -160,7 +172,7 @@ class FuzzReport:
         return json.dumps(self.as_data(), indent=2)
 
 
-_KINDS = ("crash", "hang", "connection_hang", "protocol_violation", "resource_growth")
+_KINDS = ("crash", "hang", "broken", "connection_hang", "protocol_violation", "resource_growth")
 
 
 def case_for_step(seed: int, step: int, families: tuple[str, ...] | None = None) -> Case:
@@ -205,25 +217,46 @@ def _connect(host: str, port: int, deadline: float) -> socket.socket:
     return sock
 
 
-def probe(host: str, port: int, deadline: float = 2.0, admin: bool = False) -> str | None:
-    """None when the target answers ECHO_REQ (or admin `version`) in time, else what failed.
+PROBES = ("echo", "version", "status")
+"""Ways to ask a server whether it is alive: ECHO_REQ, admin `version`, admin `status`."""
 
-    Returns "refused: ..." when no connection could be made and "timeout: ..." when the
-    target accepted but did not answer.
+_PROBE_TOKEN = b"gearspec-probe"
+
+
+def _probe_request(kind: str, token: bytes = _PROBE_TOKEN) -> bytes:
+    if kind == "echo":
+        return Packet.request(PacketType.ECHO_REQ, token).to_bytes()
+    return b"version\n" if kind == "version" else b"status\n"
+
+
+def _is_probe_answer(kind: str, event: object, token: bytes = _PROBE_TOKEN) -> bool:
+    if kind == "echo":
+        return isinstance(event, Packet) and event.type == PacketType.ECHO_RES and event.args[0] == token
+    if not isinstance(event, AdminLine):
+        return False
+    # `version` answers one line; `status` ends its block with a lone "." (or one ERR line).
+    return kind == "version" or event.text == b"." or event.text.startswith(b"ERR")
+
+
+def probe(host: str, port: int, deadline: float = 2.0, kind: str = "echo") -> str | None:
+    """None when the target answers a probe (`PROBES`) on a fresh connection in time.
+
+    Otherwise what failed: "refused: ..." when no connection could be made or it was closed,
+    "timeout: ..." when the target accepted but did not answer, "violation: ..." when the
+    answer does not decode.
     """
-    token = b"gearspec-probe"
     try:
         sock = _connect(host, port, deadline)
     except OSError as exc:
         return f"refused: {exc.strerror or exc}"
     try:
         end = time.monotonic() + deadline
-        sock.sendall(b"version\n" if admin else Packet.request(PacketType.ECHO_REQ, token).to_bytes())
+        sock.sendall(_probe_request(kind))
         decoder = _reply_decoder()
         while True:
             left = end - time.monotonic()
             if left <= 0:
-                return "timeout: no answer to " + ("admin version" if admin else "ECHO_REQ")
+                return f"timeout: no answer to the {kind} probe within {deadline}s"
             sock.settimeout(left)
             try:
                 data = sock.recv(65536)
@@ -236,9 +269,7 @@ def probe(host: str, port: int, deadline: float = 2.0, admin: bool = False) -> s
             decoder.receive_data(data)
             try:
                 for event in decoder:
-                    if admin and isinstance(event, AdminLine):
-                        return None
-                    if isinstance(event, Packet) and event.type == PacketType.ECHO_RES and event.args[0] == token:
+                    if _is_probe_answer(kind, event):
                         return None
             except ProtocolError as exc:
                 return f"violation: probe answer does not decode: {exc}"
@@ -246,11 +277,17 @@ def probe(host: str, port: int, deadline: float = 2.0, admin: bool = False) -> s
         sock.close()
 
 
+def working_probes(host: str, port: int, deadline: float = 2.0) -> tuple[str, ...]:
+    """The probes the target answers (python gear's server, for one, has no ECHO or version)."""
+    return tuple(kind for kind in PROBES if probe(host, port, deadline, kind) is None)
+
+
 class _Step:
     """Sending one case on one connection and collecting the answer."""
 
-    def __init__(self, config: FuzzConfig, case: Case, rng: random.Random) -> None:
+    def __init__(self, config: FuzzConfig, case: Case, rng: random.Random, marker: str) -> None:
         self.config = config
+        self.marker = marker
         self.case = case
         self.rng = rng
         self.received = b""
@@ -267,7 +304,7 @@ class _Step:
         try:
             data = self.case.data
             if self.case.framed:
-                data += Packet.request(PacketType.ECHO_REQ, token).to_bytes()
+                data += _probe_request(self.marker, token)
             try:
                 for chunk in self._chunks(data):
                     sock.sendall(chunk)
@@ -286,7 +323,7 @@ class _Step:
             return [data]
         cuts = sorted(self.rng.sample(range(1, len(data)), min(len(data) - 1, self.rng.randint(1, 3))))
         bounds = [0, *cuts, len(data)]
-        return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+        return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
     def _collect(self, sock: socket.socket, token: bytes) -> tuple[str | None, str]:
         cfg = self.config
@@ -299,7 +336,7 @@ class _Step:
             if left <= 0:
                 if self.case.framed:
                     return "connection_hang", (
-                        f"no ECHO_RES within {cfg.deadline}s after a complete {self.case.family} case "
+                        f"no answer to a {self.marker} probe within {cfg.deadline}s after a complete {self.case.family} case "
                         "(the connection neither answered nor closed)"
                     )
                 return None, "server kept the half-closed connection open"  # allowed: it may wait
@@ -317,7 +354,7 @@ class _Step:
                 decoder.receive_data(data)
             try:
                 for event in decoder:
-                    if isinstance(event, Packet) and event.type == PacketType.ECHO_RES and event.args[0] == token:
+                    if _is_probe_answer(self.marker, event, token):
                         return None, "answered"
             except ProtocolError as exc:
                 if exc.code.value == "LOST_CONNECTION" and not data:
@@ -342,9 +379,11 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
     """Fuzz the target until the budget or step limit is spent, or it crashes or hangs."""
     target = f"{config.host}:{config.port}"
     report = FuzzReport(target=target, seed=config.seed, budget=config.budget)
-    problem = probe(config.host, config.port, config.deadline)
-    if problem is not None:
+    probes = config.probes or working_probes(config.host, config.port, config.deadline)
+    if not probes:
+        problem = probe(config.host, config.port, config.deadline)
         raise TargetError(f"{target} does not answer before fuzzing ({problem}); is the server running?")
+    report.probes = list(probes)
     if config.pid is not None:
         report.rss_start = report.rss_max = read_rss(config.pid)
         if report.rss_start is None:
@@ -362,7 +401,7 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
             break
         case = case_for_step(config.seed, step, config.families)
         report.families[case.family] = report.families.get(case.family, 0) + 1
-        runner = _Step(config, case, random.Random(f"gearspec-chunks:{config.seed}:{step}"))
+        runner = _Step(config, case, random.Random(f"gearspec-chunks:{config.seed}:{step}"), probes[0])
         kind, detail = runner.run()
         report.packets_sent += runner.packets_sent
         report.steps += 1
@@ -371,12 +410,14 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
             _add(report, _finding(kind, step, config, case, detail, runner))
             fatal = kind == "crash"
         if not fatal:
-            outcome = probe(config.host, config.port, config.deadline, admin=step % 2 == 1)
+            outcome = probe(config.host, config.port, config.deadline, probes[step % len(probes)])
             report.checks += 1
             report.packets_sent += 1
             if outcome is not None:
                 if config.pid is not None and not _pid_alive(config.pid):
                     kind, detail = "crash", f"the target process {config.pid} is gone ({outcome})"
+                elif outcome.startswith("refused: connection closed") and (config.pid is None or _pid_alive(config.pid)):
+                    kind, detail = "broken", f"the target accepts connections but closes them unanswered ({outcome})"
                 elif outcome.startswith("refused"):
                     kind, detail = "crash", f"the target stopped accepting connections ({outcome})"
                 elif outcome.startswith("violation"):
@@ -384,7 +425,7 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
                 else:
                     kind, detail = "hang", f"the target no longer answers a fresh connection ({outcome})"
                 _add(report, _finding(kind, step, config, case, detail, runner))
-                fatal = kind in ("crash", "hang")
+                fatal = kind in ("crash", "hang", "broken")
         if config.pid is not None and (fatal or time.monotonic() - last_rss_check > 0.5):
             last_rss_check = time.monotonic()
             rss = read_rss(config.pid)
@@ -415,9 +456,11 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
 
 def _add(report: FuzzReport, finding: Finding) -> None:
     # The same problem usually shows on many steps: keep the first, count the others.
-    key = (finding.kind, finding.family, finding.detail[:80])
+    def key(f: Finding) -> tuple[str, str]:
+        return f.kind, re.sub(r"\d+", "N", f.detail)[:100]
+
     for known in report.findings:
-        if (known.kind, known.family, known.detail[:80]) == key:
+        if key(known) == key(finding):
             known.repeats += 1
             return
     report.findings.append(finding)

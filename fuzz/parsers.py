@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from gearspec.fuzz.strategies import HypothesisChooser, malformed_streams, near_valid, valid_packet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,18 +34,16 @@ from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Event, Packet,
 from gearspec.errors import ProtocolError
 from gearspec.spec import Magic
 
-from gearspec.fuzz.strategies import malformed_streams, near_valid, valid_packet, HypothesisChooser
-
 __all__ = [
     "ParserFailure",
-    "fuzz_parser",
-    "parser_inputs",
-    "valid_streams",
-    "decode_all",
-    "check_round_trip",
     "check_any_split",
     "check_lenient_identity",
     "check_only_protocol_errors",
+    "check_round_trip",
+    "decode_all",
+    "fuzz_parser",
+    "parser_inputs",
+    "valid_streams",
 ]
 
 
@@ -94,7 +93,7 @@ def fuzz_parser(
             if packets is not None:
                 raise ParserFailure(f"valid stream rejected: {data!r}") from None
             return
-        except Exception as exc:  # noqa: BLE001 - the property: only `allowed` may escape
+        except Exception as exc:
             raise ParserFailure(f"{type(exc).__name__}: {exc} on input {data[:200]!r}") from exc
         if packets is not None and check_valid is not None:
             check_valid(packets, result)
@@ -136,7 +135,7 @@ def decode_all(chunks: Sequence[bytes], accept: Magic | None = None, *, lenient:
             return events
         if event is NEED_DATA:  # pragma: no cover - impossible after end of stream
             raise ParserFailure("decoder wants data after the end of the stream")
-        events.append(event)  # type: ignore[arg-type]
+        events.append(event)
 
 
 def check_round_trip(packets: Sequence[Packet], accept: Magic | None = Magic.REQ) -> None:
@@ -158,7 +157,7 @@ def _events_or_error(chunks: Sequence[bytes], accept: Magic | None, lenient: boo
                 event = decoder.next_event()
                 if event is NEED_DATA or event is CLOSED:
                     break
-                events.append(event)  # type: ignore[arg-type]
+                events.append(event)
     except ProtocolError as exc:
         if not exc.fatal:
             raise ParserFailure(f"non-fatal error escaped the loop: {exc}") from exc
@@ -230,7 +229,7 @@ def check_only_protocol_errors(data: bytes, accept: Magic | None = None) -> None
                 if exc.fatal:
                     break
                 continue
-            except Exception as exc:  # noqa: BLE001 - the property under test
+            except Exception as exc:
                 raise ParserFailure(f"{type(exc).__name__} from {data!r} (lenient={lenient}): {exc}") from exc
             if event is CLOSED:
                 break

@@ -36,14 +36,14 @@ from gearspec.spec import Magic, PacketType, packet_spec
 
 __all__ = [
     "ANY",
-    "Var",
+    "SCRIPT_FORMAT",
     "Expect",
     "Mismatch",
-    "TargetDown",
     "Session",
-    "replay",
+    "TargetDown",
+    "Var",
     "load_script",
-    "SCRIPT_FORMAT",
+    "replay",
 ]
 
 SCRIPT_FORMAT = "gearspec-replay/1"
@@ -267,7 +267,7 @@ class Session:
         if pattern.type != packet.name or len(pattern.args) != len(packet.args):
             return False
         new: dict[str, bytes] = {}
-        for want, got in zip(pattern.args, packet.args):
+        for want, got in zip(pattern.args, packet.args, strict=True):
             if isinstance(want, _Any):
                 continue
             if isinstance(want, Var):

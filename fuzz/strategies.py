@@ -38,21 +38,21 @@ from gearspec.spec import HEADER_SIZE, PACKETS, ArgKind, Magic, PacketSpec, Pack
 from gearspec.strategies import ARG_STRATEGIES, chunkings
 
 __all__ = [
+    "FAMILIES",
     "Case",
     "Chooser",
-    "RandomChooser",
     "HypothesisChooser",
-    "FAMILIES",
-    "valid_packet",
+    "RandomChooser",
+    "admin_lines",
+    "chunkings",
+    "cut_streams",
     "draw_arg",
-    "header",
     "family",
+    "header",
+    "malformed_streams",
     "near_valid",
     "valid_cases",
-    "admin_lines",
-    "cut_streams",
-    "malformed_streams",
-    "chunkings",
+    "valid_packet",
 ]
 
 T = TypeVar("T")

@@ -124,7 +124,8 @@ ADMIN_COMMANDS: tuple[AdminCommand, ...] = (
         "OK, then the server stops",
         origin="core",
         source="gearmand before 1.1.15 (libgearman-server/text.cc); Perl Gearman::Server",
-        note="removed from gearmand in 1.1.15; older servers and gearspec (when enabled) accept it",
+        note="removed from gearmand in 1.1.15; older servers accept it; gearspec serve only with "
+        "--enable-shutdown (off by default, since any peer on the port could stop the server)",
     ),
 )
 

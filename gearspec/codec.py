@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from gearspec.errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
-from gearspec.spec import (
+from gearspec.spec import (  # the _-names: the validators the encoder inlines (see _check_for)
     HEADER_SIZE,
     KIND_RULES,
     PACKETS,
+    Arg,
     ArgKind,
     Magic,
     PacketSpec,
     PacketType,
+    _never,
+    _no_nul,
+    _number_problem,
     packet_spec,
 )
 
@@ -49,6 +53,48 @@ DEFAULT_MAX_LINE: Final = 8192  # gearmand's receive buffer for one admin line
 
 _HEADER = struct.Struct(">4sII")
 _MAGIC_BY_BYTES = {m.value: m for m in Magic}
+
+# How the encoder checks one argument: the table's common validators, inlined. Plain ints,
+# not an Enum: reading an Enum member costs a lookup through the metaclass on Python 3.11.
+_ANY = 0  # opaque data in last place: anything goes
+_NO_NUL = 1  # no NUL byte (the kind's rule, or the argument is not last)
+_NUMBER = 2  # ASCII decimal digits (which hold no NUL, last or not)
+_CALL = 3  # an unknown validator: call it, and refuse NUL (not last)
+_CALL_LAST = 4  # an unknown validator in last place: call it
+
+
+def _check_for(problem: Callable[[bytes], str | None], is_last: bool) -> int:
+    # Identity with spec.py's validators keeps this exact: a new validator is simply called.
+    if problem is _never:
+        return _ANY if is_last else _NO_NUL
+    if problem is _no_nul:
+        return _NO_NUL
+    if problem is _number_problem:
+        return _NUMBER
+    return _CALL_LAST if is_last else _CALL
+
+
+# Per-type encoding plans, derived from the table once at import:
+# (spec, PacketType, allowed magics, ((arg, its kind's encoder, its kind's validator, check), ...)).
+_EncodeRule = tuple[Arg, Callable[[object], bytes], Callable[[bytes], "str | None"], int]
+_ENCODE_PLANS: dict[int, tuple[PacketSpec, PacketType, tuple[Magic, ...], tuple[_EncodeRule, ...]]] = {
+    spec.code: (
+        spec,
+        PacketType(spec.code),
+        tuple(spec.magics),
+        tuple(
+            (
+                arg,
+                KIND_RULES[arg.kind].encode,
+                KIND_RULES[arg.kind].problem,
+                _check_for(KIND_RULES[arg.kind].problem, i == len(spec.args) - 1),
+            )
+            for i, arg in enumerate(spec.args)
+        ),
+    )
+    for spec in PACKETS
+    if not spec.reserved
+}
 
 
 class Packet:
@@ -95,10 +141,16 @@ class Packet:
     def _build(
         cls, magic: Magic, type: PacketType | int | str, args: tuple[object, ...], named: dict[str, object]
     ) -> Packet:
-        spec = _spec_or_local_error(type)
-        if spec.reserved:
-            raise LocalProtocolError(f"packet type {spec.code} ({spec.name}) is reserved", code=ErrorCode.INVALID_COMMAND)
-        if magic not in spec.magics:
+        plan = _ENCODE_PLANS.get(type) if type.__class__ is not str else None  # type: ignore[arg-type]
+        if plan is None:
+            spec = _spec_or_local_error(type)
+            if spec.reserved:
+                raise LocalProtocolError(
+                    f"packet type {spec.code} ({spec.name}) is reserved", code=ErrorCode.INVALID_COMMAND
+                )
+            plan = _ENCODE_PLANS[spec.code]
+        spec, ptype, magics, rules = plan
+        if magic not in magics:
             raise LocalProtocolError(
                 f"{spec.name} is never sent with {magic.name} magic", code=ErrorCode.INVALID_MAGIC
             )
@@ -112,22 +164,32 @@ class Packet:
                 values.append(named.pop(arg.name))
             if named:
                 raise LocalProtocolError(f"{spec.name} has no argument named {sorted(named)[0]!r}")
-        if len(values) != len(spec.args):
+        if len(values) != len(rules):
             raise LocalProtocolError(_count_message(spec, len(values)), code=ErrorCode.INVALID_PACKET)
         encoded = []
-        for arg, value in zip(spec.args, values, strict=True):
-            rule = KIND_RULES[arg.kind]
-            try:
-                raw = rule.encode(value)
-            except (TypeError, ValueError) as exc:
-                raise LocalProtocolError(f"{spec.name} argument {arg.name!r}: {exc}") from None
-            problem = rule.problem(raw)
-            if problem is None and arg is not spec.args[-1] and b"\0" in raw:
-                problem = "contains a NUL byte"
-            if problem is not None:
+        for (arg, to_bytes, problem_of, check), value in zip(rules, values, strict=True):
+            if value.__class__ is bytes:
+                raw = value  # what every kind's encoder returns for bytes; skip the call
+            else:
+                try:
+                    raw = to_bytes(value)
+                except (TypeError, ValueError) as exc:
+                    raise LocalProtocolError(f"{spec.name} argument {arg.name!r}: {exc}") from None
+            # The common validators are checked inline (see _check_for); the kind's own
+            # validator words the problem, and runs for any validator not known here.
+            if check == _NO_NUL:
+                ok = b"\0" not in raw
+            elif check == _ANY:
+                ok = True
+            elif check == _NUMBER:
+                ok = raw.isdigit()
+            else:
+                ok = problem_of(raw) is None and (check == _CALL_LAST or b"\0" not in raw)
+            if not ok:
+                problem = problem_of(raw) or "contains a NUL byte"
                 raise LocalProtocolError(f"{spec.name} argument {arg.name!r} {problem}")
             encoded.append(raw)
-        return cls(magic, PacketType(spec.code), tuple(encoded))
+        return cls(magic, ptype, tuple(encoded))
 
     # -- reading ------------------------------------------------------------------------
     @property
@@ -342,8 +404,15 @@ class Decoder:
             return
         if self._eof:
             raise RuntimeError("received data after end of stream")
-        self._more.append(bytes(data))
-        self._more_len += len(data)
+        if self._pos == len(self._buf) and not self._more_len:
+            # Everything before was decoded: the new bytes become the buffer as they are,
+            # so the hot path can read them without a join.
+            self._base += self._pos
+            self._buf = bytes(data)
+            self._pos = 0
+        else:
+            self._more.append(bytes(data))
+            self._more_len += len(data)
 
     @property
     def offset(self) -> int:
@@ -372,9 +441,9 @@ class Decoder:
     # -- output --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Event]:
         """Events until more data is needed or the stream closed."""
-        # The loop repeats next_event's fast path with everything it needs in locals: a
-        # generator resumes for far less than a method call costs. Keep the two in step
-        # (tests/core/test_properties.py checks that both give the same events).
+        # The loop repeats next_event's fast path with what it needs in locals, which saves a
+        # method call and several attribute loads per packet (benchmarks/codec.py measures
+        # it). Keep the two in step: tests/core/test_properties.py checks they agree.
         plans, limit, unpack_header, new = self._fast_plans, self.max_packet_size, _KEY_AND_SIZE.unpack_from, _new_object
         checked = self._next_guarded  # the fast path below was tried already
         while True:
@@ -405,6 +474,14 @@ class Decoder:
                                     packet.magic, packet.type, packet.args = magic, ptype, tuple(args)
                                     yield packet
                                     continue
+            if self._more_len and self._error is None:
+                # What _next_checked does first, without its calls: wait while the packet we
+                # wait for is still short, else join what arrived and try the fast path again.
+                if self._need and not self._eof and len(buf) - pos + self._more_len < self._need:
+                    return  # NEED_DATA
+                self._need = 0
+                self._have(len(buf) - pos + self._more_len)
+                continue
             event = checked()
             if event.__class__ is _Sentinel:  # NEED_DATA or CLOSED
                 return

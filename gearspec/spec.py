@@ -289,7 +289,9 @@ PACKETS: tuple[PacketSpec, ...] = (
         23, "CAN_DO_TIMEOUT", _REQ, W,
         (_FUNCTION, Arg("timeout", ArgKind.NUMBER, note="milliseconds in gearmand >= 1.1.19; seconds in PROTOCOL")),
         "core", _PROTO,
-        note="on expiry PROTOCOL says the job fails; gearmand requeues it",
+        note="on expiry PROTOCOL says the job fails; gearmand requeues it (connection.cc "
+        "_server_job_timeout). gearspec serve requeues too, bounded by --job-retries: a worker that "
+        "stalls is treated like one that vanished, so no job is lost to a slow worker",
     ),
     PacketSpec(
         24, "ALL_YOURS", _REQ, W, (), "core", _PROTO, served_by_gearmand=False,
@@ -317,7 +319,8 @@ PACKETS: tuple[PacketSpec, ...] = (
         ),
         "gearmand", _EXT, submit=SubmitAttrs(True, Priority.NORMAL, scheduled="cron"),
         served_by_gearmand=False,
-        note="defined by gearmand (7 fields before the data) but refused by its server",
+        note="defined by gearmand (7 fields before the data) but refused by its server; gearspec serve "
+        "refuses it too (ERROR INVALID_COMMAND): no implementation defines its cron semantics",
     ),
     PacketSpec(
         36, "SUBMIT_JOB_EPOCH", _REQ, C,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from gearspec.reference.store import MemoryStore, Store, StoredJob
 
 from gearspec.errors import ErrorCode
-from gearspec.spec import PacketType, Priority
+from gearspec.spec import PacketType
 
 __all__ = ["LOG_LEVELS", "MAX_UNIQUE_SIZE", "Broker", "Function", "Job", "Session"]
 
@@ -48,6 +48,17 @@ HandlerFn = Callable[["Session", list[bytes], float], None]
 
 def _packet(code: int, payload: bytes) -> bytes:
     return _pack(_RES, code, len(payload)) + payload
+
+
+def _parts(code: int, head: bytes, data: bytes) -> tuple[bytes, ...]:
+    """A packet whose last argument is `data`, as pieces for a vectored write.
+
+    Large data stays its own piece, so it is never copied into a bigger buffer.
+    """
+    header = _pack(_RES, code, len(head) + len(data))
+    if len(data) > 4096:
+        return (header + head, data)
+    return (header + head + data,)
 
 
 def _error(code: ErrorCode, text: str) -> bytes:
@@ -76,7 +87,7 @@ class Session:
 
     def __init__(self, session_id: int, host: str, fd: int) -> None:
         self.id = session_id
-        self.out = bytearray()  # bytes to send, drained by the I/O layer
+        self.out: list[bytes] = []  # pieces to send, drained by the I/O layer
         self.host = host
         self.fd = fd
         self.client_id = b"-"
@@ -280,9 +291,17 @@ class Broker:
 
     def send(self, session: Session, data: bytes) -> None:
         """Queue raw bytes for `session`."""
-        if not session.out:
+        out = session.out
+        if not out:
             self.pending.append(session)
-        session.out += data
+        out.append(data)
+
+    def send_parts(self, session: Session, parts: tuple[bytes, ...]) -> None:
+        """Queue a packet made by `_parts` for `session`."""
+        out = session.out
+        if not out:
+            self.pending.append(session)
+        out.extend(parts)
 
     def send_error(self, session: Session, code: ErrorCode, text: str) -> None:
         """Queue an ERROR packet for `session`."""
@@ -293,7 +312,7 @@ class Broker:
         self.send_error(session, ErrorCode.INVALID_COMMAND, "Command not expected")
 
     def _echo(self, session: Session, args: list[bytes], now: float) -> None:
-        self.send(session, _packet(_T.ECHO_RES, args[0]))
+        self.send_parts(session, _parts(_T.ECHO_RES, b"", args[0]))
 
     def _set_client_id(self, session: Session, args: list[bytes], now: float) -> None:
         session.client_id = args[0][:MAX_CLIENT_ID_SIZE] or b"-"
@@ -307,35 +326,35 @@ class Broker:
 
     # -- submitting -------------------------------------------------------------------------
     def _submit_fg_normal(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], Priority.NORMAL, False, now)
+        self.submit(s, a[0], a[1], a[2], 1, False, now)
 
     def _submit_fg_high(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], Priority.HIGH, False, now)
+        self.submit(s, a[0], a[1], a[2], 0, False, now)
 
     def _submit_fg_low(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], Priority.LOW, False, now)
+        self.submit(s, a[0], a[1], a[2], 2, False, now)
 
     def _submit_bg_normal(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], Priority.NORMAL, True, now)
+        self.submit(s, a[0], a[1], a[2], 1, True, now)
 
     def _submit_bg_high(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], Priority.HIGH, True, now)
+        self.submit(s, a[0], a[1], a[2], 0, True, now)
 
     def _submit_bg_low(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], Priority.LOW, True, now)
+        self.submit(s, a[0], a[1], a[2], 2, True, now)
 
     def _submit_epoch(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[3], Priority.NORMAL, True, now, when=int(a[2]))
+        self.submit(s, a[0], a[1], a[3], 1, True, now, int(a[2]))
 
     def _submit_reduce(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[4], Priority.NORMAL, False, now, reducer=a[2])
+        self.submit(s, a[0], a[1], a[4], 1, False, now, 0, a[2])
 
     def _submit_reduce_bg(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[4], Priority.NORMAL, True, now, reducer=a[2])
+        self.submit(s, a[0], a[1], a[4], 1, True, now, 0, a[2])
 
     def submit(
         self, session: Session, function_name: bytes, unique: bytes, data: bytes, priority: int,
-        background: bool, now: float, *, when: int = 0, reducer: bytes = b"",
+        background: bool, now: float, when: int = 0, reducer: bytes = b"",
     ) -> Job | None:
         """A SUBMIT_* packet: create or join a job and acknowledge it with JOB_CREATED."""
         if len(unique) > MAX_UNIQUE_SIZE:
@@ -375,7 +394,10 @@ class Broker:
             heapq.heappush(self._epoch_heap, (when, self._seq, job))
         else:
             self._enqueue(job)
-        self.send(session, _packet(_T.JOB_CREATED, handle))
+        out = session.out
+        if not out:
+            self.pending.append(session)
+        out.append(_pack(_RES, 8, len(handle)) + handle)  # JOB_CREATED
         return job
 
     def _join(self, session: Session, job: Job, background: bool) -> None:
@@ -522,16 +544,17 @@ class Broker:
         if job is None:
             self.send(session, _NO_JOB)
         else:
-            self.send(session, _packet(_T.JOB_ASSIGN, job.handle + b"\0" + job.function.name + b"\0" + job.data))
+            self.send_parts(session, _parts(_T.JOB_ASSIGN, job.handle + b"\0" + job.function.name + b"\0", job.data))
 
     def _grab_job_uniq(self, session: Session, args: list[bytes], now: float) -> None:
         job = self._take(session, now)
+        out = session.out
+        if not out:
+            self.pending.append(session)
         if job is None:
-            self.send(session, _NO_JOB)
+            out.append(_NO_JOB)
         else:
-            self.send(session, _packet(
-                _T.JOB_ASSIGN_UNIQ, b"\0".join((job.handle, job.function.name, job.unique, job.data))
-            ))
+            out.extend(_parts(31, b"\0".join((job.handle, job.function.name, job.unique, b"")), job.data))
 
     def _grab_job_all(self, session: Session, args: list[bytes], now: float) -> None:
         # As gearmand: JOB_ASSIGN_ALL only for reduce jobs, JOB_ASSIGN_UNIQ otherwise
@@ -540,12 +563,12 @@ class Broker:
         if job is None:
             self.send(session, _NO_JOB)
         elif job.reducer:
-            self.send(session, _packet(
-                _T.JOB_ASSIGN_ALL, b"\0".join((job.handle, job.function.name, job.unique, job.reducer, job.data))
+            self.send_parts(session, _parts(
+                _T.JOB_ASSIGN_ALL, b"\0".join((job.handle, job.function.name, job.unique, job.reducer, b"")), job.data
             ))
         else:
-            self.send(session, _packet(
-                _T.JOB_ASSIGN_UNIQ, b"\0".join((job.handle, job.function.name, job.unique, job.data))
+            self.send_parts(session, _parts(
+                _T.JOB_ASSIGN_UNIQ, b"\0".join((job.handle, job.function.name, job.unique, b"")), job.data
             ))
 
     # -- work updates -----------------------------------------------------------------------
@@ -555,23 +578,24 @@ class Broker:
             self.send_error(session, ErrorCode.JOB_NOT_FOUND, text)
         return job
 
-    def _forward(self, job: Job, data: bytes) -> None:
+    def _forward(self, job: Job, parts: tuple[bytes, ...]) -> None:
         clients = job.clients
         if clients:
             for client in clients:
-                if not client.out:
+                out = client.out
+                if not out:
                     self.pending.append(client)
-                client.out += data
+                out.extend(parts)
 
     def _work_data(self, session: Session, args: list[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job does not exist on server")
         if job is not None and job.clients:
-            self._forward(job, _packet(_T.WORK_DATA, args[0] + b"\0" + args[1]))
+            self._forward(job, _parts(_T.WORK_DATA, args[0] + b"\0", args[1]))
 
     def _work_warning(self, session: Session, args: list[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job does not exist on server")
         if job is not None and job.clients:
-            self._forward(job, _packet(_T.WORK_WARNING, args[0] + b"\0" + args[1]))
+            self._forward(job, _parts(_T.WORK_WARNING, args[0] + b"\0", args[1]))
 
     def _work_status(self, session: Session, args: list[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job given in work result not found")
@@ -579,20 +603,29 @@ class Broker:
             job.numerator = args[1]
             job.denominator = args[2]
             if job.clients:
-                self._forward(job, _packet(_T.WORK_STATUS, b"\0".join(args)))
+                self._forward(job, (_packet(_T.WORK_STATUS, b"\0".join(args)),))
 
     def _work_complete(self, session: Session, args: list[bytes], now: float) -> None:
-        job = self._owned(session, args[0], "Job given in work result not found")
-        if job is not None:
-            if job.clients:
-                self._forward(job, _packet(_T.WORK_COMPLETE, args[0] + b"\0" + args[1]))
-            self._finish(job)
+        job = session.working.get(args[0])
+        if job is None:
+            self.send_error(session, ErrorCode.JOB_NOT_FOUND, "Job given in work result not found")
+            return
+        clients = job.clients
+        if clients:
+            parts = _parts(13, args[0] + b"\0", args[1])  # WORK_COMPLETE
+            pending = self.pending
+            for client in clients:
+                out = client.out
+                if not out:
+                    pending.append(client)
+                out.extend(parts)
+        self._finish(job)
 
     def _work_fail(self, session: Session, args: list[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job given in work result not found")
         if job is not None:
             if job.clients:
-                self._forward(job, _packet(_T.WORK_FAIL, args[0]))
+                self._forward(job, (_packet(_T.WORK_FAIL, args[0]),))
             self._finish(job)
 
     def _work_exception(self, session: Session, args: list[bytes], now: float) -> None:
@@ -600,11 +633,11 @@ class Broker:
         if job is None:
             return
         if job.clients:
-            exception = _packet(_T.WORK_EXCEPTION, args[0] + b"\0" + args[1])
-            fail = _packet(_T.WORK_FAIL, args[0])
+            exception = _parts(_T.WORK_EXCEPTION, args[0] + b"\0", args[1])
+            fail = (_packet(_T.WORK_FAIL, args[0]),)
             for client in job.clients:
                 # Clients that did not ask for exceptions see a plain failure.
-                self.send(client, exception if client.exceptions else fail)
+                self.send_parts(client, exception if client.exceptions else fail)
         self._finish(job)
 
     def _finish(self, job: Job) -> None:
@@ -647,7 +680,7 @@ class Broker:
             # Out of retries: listeners get WORK_FAIL (job.cc gearman_server_job_queue).
             # A foreground job whose clients all left is not worth running again.
             if job.clients:
-                self._forward(job, _packet(_T.WORK_FAIL, job.handle))
+                self._forward(job, (_packet(_T.WORK_FAIL, job.handle),))
             self._finish(job)
             return
         job.function.running -= 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -184,6 +185,8 @@ async def _pipe_through(command: Sequence[str], job: WorkerJob) -> bytes:
 
 
 async def _work(args: argparse.Namespace, command: list[str]) -> int:
+    # The worker reports lost servers and reconnects through logging; show those lines plainly.
+    logging.basicConfig(format="gearspec work: %(message)s", level=logging.WARNING)
     worker = Worker(_servers(args), concurrency=args.concurrency, client_id=args.client_id)
 
     async def handler(job: WorkerJob) -> bytes:

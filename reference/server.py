@@ -38,6 +38,7 @@ DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024
 _HEADER = struct.Struct(">4sII")
 _unpack_header = _HEADER.unpack_from
 _REQ = b"\0REQ"
+_time = time.time
 _MAGICS = (b"\0REQ", b"\0RES")
 
 # Fast-path plan per REQ packet type: (number of args, last arg is opaque data, NUMBER arg indices).
@@ -50,6 +51,22 @@ _PLANS: dict[int, tuple[int, bool, tuple[int, ...]]] = {
     for spec in PACKETS
     if Magic.REQ in spec.magics and not spec.reserved
 }
+
+
+def _split_large(buf: bytes, start: int, end: int, nargs: int, has_data: bool) -> list[bytes] | None:
+    """Arguments of a large packet, each copied once (no intermediate payload copy)."""
+    args = []
+    find = buf.find
+    for _ in range(nargs - 1):
+        nul = find(b"\0", start, end)
+        if nul < 0:
+            return None
+        args.append(buf[start:nul])
+        start = nul + 1
+    if not has_data and find(b"\0", start, end) >= 0:
+        return None
+    args.append(buf[start:end])
+    return args
 
 
 @dataclass
@@ -73,7 +90,9 @@ class Config:
 class GearmanProtocol(asyncio.Protocol):
     """One connection: frames bytes into broker calls and writes what the broker queued."""
 
-    __slots__ = ("_buf", "_need", "_paused", "_reading", "broker", "handlers", "server", "session", "transport")
+    __slots__ = (
+        "_chunks", "_have", "_max_size", "_need", "_paused", "_reading", "broker", "handlers", "server", "session", "transport",
+    )
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -81,10 +100,12 @@ class GearmanProtocol(asyncio.Protocol):
         self.handlers = server.broker.handlers
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
-        self._buf: bytes | bytearray = b""
+        self._chunks: list[bytes] = []  # an incomplete packet's bytes so far
+        self._have = 0  # their total length
         self._need = 0  # bytes the buffered partial packet needs before parsing is worthwhile
         self._paused = False  # the transport's write buffer is over the high-water mark
         self._reading = True
+        self._max_size = server.config.max_packet_size
 
     # -- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, base: asyncio.BaseTransport) -> None:
@@ -136,23 +157,27 @@ class GearmanProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.session is None:
             return
-        buf = self._buf
-        if buf:
-            buf += data
-            if len(buf) < self._need:
-                self._buf = buf
+        chunks = self._chunks
+        if chunks:
+            # An incomplete packet is waiting: collect pieces, join once when it is whole.
+            chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
                 return
-            buf = bytes(buf)
+            buf = b"".join(chunks)
+            self._chunks = []
         else:
             buf = data
-        self._buf = b""
+        self._have = 0
         self._need = 0
         try:
             self._parse(buf)
         except Exception:  # never let one connection's surprise take the server down
             log.exception("internal error on connection %d; closing it", self.session.id if self.session else -1)
             self.close()
-        self.server.flush()
+        server = self.server
+        if not server._flush_scheduled:
+            server.flush()
 
     # -- framing ----------------------------------------------------------------------------
     def _parse(self, buf: bytes) -> None:
@@ -160,8 +185,8 @@ class GearmanProtocol(asyncio.Protocol):
         assert session is not None
         handlers = self.handlers
         plans = _PLANS
-        max_size = self.server.config.max_packet_size
-        now = time.time()
+        max_size = self._max_size
+        now = _time()
         pos = 0
         n = len(buf)
         while pos < n:
@@ -201,6 +226,13 @@ class GearmanProtocol(asyncio.Protocol):
                 elif nargs == 1:
                     payload = buf[pos + 12:end]
                     args = [payload] if has_data or b"\0" not in payload else None
+                elif size > 4096:
+                    args = _split_large(buf, pos + 12, end, nargs, has_data)
+                    if args is not None and numbers:
+                        for i in numbers:
+                            if not args[i].isdigit():
+                                args = None
+                                break
                 else:
                     args = buf[pos + 12:end].split(b"\0", nargs - 1)
                     if len(args) != nargs or (not has_data and b"\0" in args[-1]):
@@ -219,9 +251,9 @@ class GearmanProtocol(asyncio.Protocol):
                 return
             pos = end
         if pos < n:
-            self._buf = buf[pos:] if pos else buf
-            if not isinstance(self._buf, bytearray):
-                self._buf = bytearray(self._buf)
+            rest = buf[pos:] if pos else buf
+            self._chunks = [rest]
+            self._have = len(rest)
 
     def _slow_packet(self, raw: bytes, now: float) -> bool:
         """Decode one packet with the codec; False when the connection was closed."""
@@ -249,11 +281,14 @@ class GearmanProtocol(asyncio.Protocol):
         self.close()
 
     # -- output -----------------------------------------------------------------------------
-    def write(self, data: bytearray) -> None:
+    def write(self, data: list[bytes]) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        transport.write(data)
+        if len(data) == 1:
+            transport.write(data[0])
+        else:
+            transport.writelines(data)  # one vectored write; large payloads are not copied
         if self._paused and transport.get_write_buffer_size() > self.server.config.max_output_buffer:
             log.warning(
                 "connection %d does not read its replies (over %d bytes waiting); closing it",
@@ -265,7 +300,7 @@ class GearmanProtocol(asyncio.Protocol):
         """Send what is queued, then close."""
         session = self.session
         if session is not None and session.out:
-            data, session.out = session.out, bytearray()
+            data, session.out = session.out, []
             self.write(data)
         if self.transport is not None:
             self.transport.close()
@@ -350,7 +385,7 @@ class Server:
             for session in pending:
                 data = session.out
                 if data:
-                    session.out = bytearray()
+                    session.out = []
                     io = session.io
                     if io is not None and not session.closed:
                         io.write(data)

@@ -8,10 +8,11 @@ a response); `libgearman-server/server.cc` `gearman_server_run_command` (CAN_DO 
 
 from __future__ import annotations
 
-from gearspec.admin import parse_status
 from gearspec.conformance.cases._jobs import PROTOCOL, RUN, settle
 from gearspec.conformance.harness import Conn, Session
-from gearspec.conformance.registry import MUST, SHOULD, case
+from gearspec.conformance.registry import SHOULD, case
+
+from gearspec.admin import parse_status
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (Worker Requests); {RUN}"
@@ -24,10 +25,11 @@ _RULE = f"{PROTOCOL} (Worker Requests); {RUN}"
     source=f"{_RULE} (no response types exist)",
 )
 def no_replies(s: Session) -> None:
+    fn_a, fn_b = s.name("a"), s.name("b")
     worker = s.connect("worker")
-    worker.send(T.CAN_DO, s.name("a"))
-    worker.send(T.CAN_DO, s.name("b"))
-    worker.send(T.CANT_DO, s.name("a"))
+    worker.send(T.CAN_DO, fn_a)
+    worker.send(T.CAN_DO, fn_b)
+    worker.send(T.CANT_DO, fn_a)
     worker.send(T.RESET_ABILITIES)
     worker.expect_silence("no reply to ability changes")
 

@@ -9,10 +9,11 @@ whitespace).
 
 from __future__ import annotations
 
-from gearspec.admin import parse_workers
 from gearspec.conformance.cases._jobs import PROTOCOL, RUN, settle
 from gearspec.conformance.harness import Conn, Session
-from gearspec.conformance.registry import INFO, MUST, SHOULD, case
+from gearspec.conformance.registry import INFO, SHOULD, case
+
+from gearspec.admin import parse_workers
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (SET_CLIENT_ID); {RUN} (SET_CLIENT_ID)"

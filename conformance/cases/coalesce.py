@@ -10,9 +10,10 @@ unique, empty unique never merges, unique "-" keys on the data), `server.cc`
 
 from __future__ import annotations
 
-from gearspec.conformance.cases._jobs import JOB_ADD, PROTOCOL, QUEUE_WORK_DATA, settle
+from gearspec.conformance.cases._jobs import JOB_ADD, PROTOCOL, QUEUE_WORK_DATA, require_coalesced, settle
 from gearspec.conformance.harness import Session
 from gearspec.conformance.registry import EXTENSION, SHOULD, case
+
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (Client Requests: coalescing); {JOB_ADD}"
@@ -204,8 +205,7 @@ def first_data_wins(s: Session) -> None:
 def survivor_gets_result(s: Session) -> None:
     fn, unique = s.name("fn"), s.name("u")
     a, b = s.client(), s.client()
-    h = a.submit(fn, b"x", unique)
-    b.submit(fn, b"x", unique)
+    h = require_coalesced(s, [a.submit(fn, b"x", unique), b.submit(fn, b"x", unique)])
     worker = s.worker(fn)
     worker.grab()
     a.close()
@@ -235,3 +235,21 @@ def dash_unique(s: Session) -> None:
     s.check_equal(h2, h1, "handle for equal data")
     if h3 == h1:
         s.non_strict("literal", "different data got the same handle")
+
+
+@case(
+    "coalesce/unique/12",
+    "Two SUBMIT_JOB_BG with the same function and unique make one queued job with one handle",
+    level=SHOULD,
+    packets=["SUBMIT_JOB_BG", "JOB_CREATED", "JOB_ASSIGN", "NO_JOB"],
+    source=_RULE,
+)
+def background_coalesce(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    client = s.client()
+    h1 = client.submit(fn, b"x", unique, T.SUBMIT_JOB_BG)
+    h2 = client.submit(fn, b"x", unique, T.SUBMIT_JOB_BG)
+    s.check_equal(h2, h1, "second handle")
+    worker = s.worker(fn)
+    worker.grab()
+    worker.grab_nothing()

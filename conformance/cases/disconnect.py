@@ -11,10 +11,19 @@ ignored job is dropped when a worker would get it), `libgearman-server/job.cc`
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
-from gearspec.conformance.cases._jobs import JOB_PEEK, first_to_speak, settle, start_job
+from gearspec.conformance.cases._jobs import (
+    JOB_PEEK,
+    close_and_wait_forgotten,
+    first_to_speak,
+    require_coalesced,
+    settle,
+    start_job,
+    status_of,
+)
 from gearspec.conformance.harness import Session, describe
-from gearspec.conformance.registry import MUST, SHOULD, case
+from gearspec.conformance.registry import SHOULD, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _CON_FREE = "gearmand libgearman-server/gearmand_con.cc gearman_server_con_free"
@@ -89,8 +98,7 @@ def requeued_status(s: Session) -> None:
     settle(standby)
     first.close()
     standby.expect(T.NOOP)  # requeued
-    status = client.get_status(handle)
-    s.check_equal(tuple(status.args[1:3]), (b"1", b"0"), "known, running after the worker died")
+    s.check_equal(status_of(s, client, handle)[:2], (b"1", b"0"), "known, running after the worker died")
 
 
 @case(
@@ -118,18 +126,18 @@ def sleeper_leaves(s: Session) -> None:
     "disconnect/client/1",
     "A queued foreground job whose only client disconnected is not handed to a worker",
     level=SHOULD,
-    packets=["SUBMIT_JOB", "GRAB_JOB", "NO_JOB", "JOB_ASSIGN"],
+    packets=["SUBMIT_JOB", "SET_CLIENT_ID", "GRAB_JOB", "NO_JOB", "JOB_ASSIGN"],
+    admin=["workers"],
     source=f"{_CON_FREE} (ignore_job); {JOB_PEEK} (dropped lazily)",
     alternatives={"runs-anyway": "the orphaned job was still assigned to a worker (nobody wants its result)"},
 )
 def orphan_dropped(s: Session) -> None:
     fn = s.name("fn")
     client = s.client()
+    client_id = s.name("id")
+    client.send(T.SET_CLIENT_ID, client_id)
     client.submit(fn, b"orphan")
-    client.close()
-    witness = s.client()
-    witness.submit(s.name("other"), b"")  # a round trip after the close, on another connection
-    settle(witness)
+    close_and_wait_forgotten(s, client, client_id)
     worker = s.worker(fn)
     worker.send(s.grab_type)
     reply = worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL)
@@ -140,7 +148,7 @@ def orphan_dropped(s: Session) -> None:
 @case(
     "disconnect/client/2",
     "A worker may finish a job whose client has gone: WORK_COMPLETE is accepted without ERROR",
-    packets=["SUBMIT_JOB", "JOB_ASSIGN", "WORK_DATA", "WORK_COMPLETE"],
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "WORK_STATUS", "WORK_COMPLETE"],
     source=f"{_CON_FREE} (client removed from the running job)",
 )
 def finish_for_nobody(s: Session) -> None:
@@ -148,7 +156,7 @@ def finish_for_nobody(s: Session) -> None:
     client, worker, handle, _job = start_job(s, fn)
     client.close()
     settle(s.client())
-    worker.work(T.WORK_DATA, handle, b"to nobody")
+    worker.work(T.WORK_STATUS, handle, 1, 1)
     worker.work(T.WORK_COMPLETE, handle, b"to nobody")
     worker.expect_silence("no ERROR for finishing an abandoned job")
     worker.grab_nothing()
@@ -164,8 +172,7 @@ def finish_for_nobody(s: Session) -> None:
 def coalesced_survives(s: Session) -> None:
     fn, unique = s.name("fn"), s.name("u")
     a, b = s.client(), s.client()
-    handle = a.submit(fn, b"x", unique)
-    b.submit(fn, b"x", unique)
+    handle = require_coalesced(s, [a.submit(fn, b"x", unique), b.submit(fn, b"x", unique)])
     a.close()
     settle(b)
     worker = s.worker(fn)

@@ -7,16 +7,17 @@ the same data"; sent by clients and workers); `libgearman-server/server.cc`
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
 from gearspec.conformance.cases._jobs import PROTOCOL, RUN
 from gearspec.conformance.harness import Session
-from gearspec.conformance.registry import MUST, SHOULD, case
+from gearspec.conformance.registry import MUST, SHOULD, Level, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (ECHO_REQ, ECHO_RES); {RUN} (ECHO_REQ)"
 
 
-def _echo_case(number: int, requirement: str, data: bytes, level=MUST) -> None:  # type: ignore[no-untyped-def]
+def _echo_case(number: int, requirement: str, data: bytes, level: Level = MUST) -> None:
     @case(f"echo/data/{number}", requirement, level=level, packets=["ECHO_REQ", "ECHO_RES"], source=_RULE)
     def echo(s: Session) -> None:
         conn = s.client()

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 
-from gearspec.codec import Packet
-from gearspec.conformance.cases._jobs import JOB_TAKE, PROTOCOL, RUN, settle, submit_or_unsupported
+from gearspec.conformance.cases._jobs import JOB_TAKE, PROTOCOL, RUN, settle, status_of, submit_or_unsupported
 from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import EXTENSION, SHOULD, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (SUBMIT_JOB_EPOCH); {RUN} (SUBMIT_JOB_EPOCH); {JOB_TAKE} (when > now: skipped)"
@@ -68,7 +69,7 @@ def not_before_time(s: Session) -> None:
 def pending_status(s: Session) -> None:
     client = s.client()
     handle = _submit_epoch(s, client, s.name("fn"), int(time.time()) + 3600)
-    s.check_equal(tuple(client.get_status(handle).args[1:3]), (b"1", b"0"), "known, running")
+    s.check_equal(status_of(s, client, handle)[:2], (b"1", b"0"), "known, running")
 
 
 @case(

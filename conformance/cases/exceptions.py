@@ -11,10 +11,22 @@ keeps the job; `CMD_option_req` compares case-sensitively.
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
-from gearspec.conformance.cases._jobs import PERL_CLIENT, PROTOCOL, QUEUE_WORK_DATA, RUN, settle, start_job, status_fields
+from gearspec.conformance.cases._jobs import (
+    PERL_CLIENT,
+    PROTOCOL,
+    QUEUE_WORK_DATA,
+    RUN,
+    probe,
+    refusal,
+    require_coalesced,
+    settle,
+    start_job,
+    status_of,
+)
 from gearspec.conformance.harness import Conn, Session, describe
-from gearspec.conformance.registry import INFO, MUST, SHOULD, case
+from gearspec.conformance.registry import INFO, SHOULD, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _OPTION = f"{PROTOCOL} (OPTION_REQ, OPTION_RES); {RUN} (OPTION_REQ)"
@@ -22,10 +34,14 @@ _EXCEPTION = f"{PROTOCOL} (WORK_EXCEPTION; OPTION_REQ 'exceptions'); {RUN} (WORK
 
 
 def _enable(s: Session, conn: Conn) -> None:
-    conn.send(T.OPTION_REQ, b"exceptions")
-    reply = conn.expect(T.OPTION_RES, T.ERROR)
-    if reply.type is T.ERROR:
-        s.fail("OPTION_RES exceptions", describe(reply))
+    """Set the exceptions option; a target without it ends the case unsupported."""
+    events = probe(s, conn, T.OPTION_REQ, b"exceptions")
+    reason = refusal(events)
+    if reason is not None:
+        s.unsupported(f"OPTION_REQ exceptions: {reason}; see exceptions/option/1")
+    assert events is not None
+    reply = events[0]
+    s.check(isinstance(reply, Packet) and reply.type is T.OPTION_RES, "OPTION_RES exceptions", describe(reply))
 
 
 @case(
@@ -143,19 +159,15 @@ def fail_without_option(s: Session) -> None:
 @case(
     "exceptions/ends/1",
     "WORK_EXCEPTION ends the job: GET_STATUS then reports it unknown",
-    packets=["OPTION_REQ", "WORK_EXCEPTION", "GET_STATUS", "STATUS_RES"],
+    packets=["WORK_EXCEPTION", "GET_STATUS", "STATUS_RES"],
     source=f"{PROTOCOL} (WORK_EXCEPTION: 'the job failed'); {RUN} (WORK_EXCEPTION: gearman_server_job_free)",
 )
 def exception_ends_job(s: Session) -> None:
     fn = s.name("fn")
-    client = s.client()
-    _enable(s, client)
-    handle = client.submit(fn, b"x")
-    worker = s.worker(fn)
-    worker.grab()
+    _client, worker, handle, _job = start_job(s, fn)
     worker.work(T.WORK_EXCEPTION, handle, b"boom")
-    client.expect(T.WORK_EXCEPTION)
-    s.check_equal(status_fields(client.get_status(handle))[:2], (b"0", b"0"), "known, running after the exception")
+    settle(worker)
+    s.check_equal(status_of(s, s.client(), handle)[:2], (b"0", b"0"), "known, running after the exception")
 
 
 @case(
@@ -169,8 +181,7 @@ def per_connection(s: Session) -> None:
     fn, unique = s.name("fn"), s.name("u")
     with_option, without = s.client(), s.client()
     _enable(s, with_option)
-    handle = with_option.submit(fn, b"x", unique)
-    s.check_equal(without.submit(fn, b"x", unique), handle, "coalesced handle")
+    handle = require_coalesced(s, [with_option.submit(fn, b"x", unique), without.submit(fn, b"x", unique)])
     worker = s.worker(fn)
     worker.grab()
     worker.work(T.WORK_EXCEPTION, handle, b"boom")
@@ -194,3 +205,24 @@ def option_on_worker(s: Session) -> None:
     _enable(s, worker)
     handle = s.client().submit(fn, b"x")
     s.check_equal(worker.grab().handle, handle, "job after OPTION_REQ")
+
+
+@case(
+    "exceptions/listeners/1",
+    "WORK_EXCEPTION reaches every coalesced client that set the exceptions option",
+    level=SHOULD,
+    packets=["OPTION_REQ", "SUBMIT_JOB", "WORK_EXCEPTION"],
+    source=f"{_EXCEPTION}; {PROTOCOL} (coalescing)",
+)
+def all_listeners(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    clients = [s.client() for _ in range(2)]
+    for c in clients:
+        _enable(s, c)
+    handle = require_coalesced(s, [c.submit(fn, b"x", unique) for c in clients])
+    worker = s.worker(fn)
+    worker.grab()
+    worker.work(T.WORK_EXCEPTION, handle, b"for both")
+    for c in clients:
+        got = c.expect(T.WORK_EXCEPTION)
+        s.check_equal((got.handle, got["data"]), (handle, b"for both"), f"{c.label} WORK_EXCEPTION")

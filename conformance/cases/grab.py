@@ -9,16 +9,17 @@ without a reducer). GRAB_JOB_ALL is a gearmand extension.
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
 from gearspec.conformance.cases._jobs import JOB_TAKE, PROTOCOL, RUN, probe, refusal
-from gearspec.conformance.harness import Session, describe
-from gearspec.conformance.registry import EXTENSION, MUST, SHOULD, case
+from gearspec.conformance.harness import Conn, Session, describe
+from gearspec.conformance.registry import EXTENSION, MUST, SHOULD, Level, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _GRAB = f"{PROTOCOL} (Worker Requests: GRAB_JOB); {RUN} (GRAB_JOB*)"
 
 
-def _no_job_case(number: int, grab: T, requirement: str, setup: str, level=MUST) -> None:  # type: ignore[no-untyped-def]
+def _no_job_case(number: int, grab: T, requirement: str, setup: str, level: Level = MUST) -> None:
     @case(
         f"grab/no_job/{number}",
         requirement,
@@ -53,6 +54,15 @@ _no_job_case(2, T.GRAB_JOB, "GRAB_JOB from a connection that registered no funct
 _no_job_case(3, T.GRAB_JOB, "GRAB_JOB gets NO_JOB when the only queued work is for another function", "other")
 _no_job_case(4, T.GRAB_JOB_UNIQ, "GRAB_JOB_UNIQ with nothing queued gets NO_JOB", "idle")
 _no_job_case(5, T.GRAB_JOB_ALL, "GRAB_JOB_ALL with nothing queued gets NO_JOB", "idle", level=EXTENSION)
+
+
+def _grab_uniq_or_unsupported(s: Session, worker: Conn) -> Packet:
+    """GRAB_JOB_UNIQ as a setup step: refused means unsupported (grab/uniq/1 grades it)."""
+    worker.send(T.GRAB_JOB_UNIQ)
+    reply = worker.expect(T.JOB_ASSIGN_UNIQ, T.ERROR, ignore=[T.NOOP])
+    if reply.type is T.ERROR:
+        s.unsupported(f"GRAB_JOB_UNIQ refused ({describe(reply)}); see grab/uniq/1")
+    return reply
 
 
 @case(
@@ -96,7 +106,7 @@ def grab_uniq(s: Session) -> None:
 def grab_uniq_empty(s: Session) -> None:
     fn = s.name("fn")
     s.client().submit(fn, b"data", b"")
-    job = s.worker(fn).grab(T.GRAB_JOB_UNIQ)
+    job = _grab_uniq_or_unsupported(s, s.worker(fn))
     if job["unique"]:
         s.non_strict("generated", f"unique {job['unique']!r}")
 
@@ -188,6 +198,6 @@ def mixed_grabs(s: Session) -> None:
     client.submit(fn, b"1", s.name("u1"))
     client.submit(fn, b"2", s.name("u2"))
     worker = s.worker(fn)
-    s.check_equal(worker.grab(T.GRAB_JOB_UNIQ)["data"], b"1", "first job")
+    s.check_equal(_grab_uniq_or_unsupported(s, worker)["data"], b"1", "first job")
     s.check_equal(worker.grab(T.GRAB_JOB)["data"], b"2", "second job")
     worker.grab_nothing(T.GRAB_JOB_UNIQ)

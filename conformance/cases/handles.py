@@ -9,10 +9,11 @@ fields, so they cannot contain NUL).
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
 from gearspec.conformance.cases._jobs import JOB_ADD, PROTOCOL, start_job
 from gearspec.conformance.harness import Session
-from gearspec.conformance.registry import INFO, MUST, SHOULD, case
+from gearspec.conformance.registry import INFO, SHOULD, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (JOB_CREATED, JOB_ASSIGN); {JOB_ADD}"
@@ -48,15 +49,15 @@ def distinct_across_connections(s: Session) -> None:
 @case(
     "handles/stable/1",
     "The handle in JOB_ASSIGN and in every forwarded WORK_* packet is the one JOB_CREATED gave",
-    packets=["JOB_CREATED", "JOB_ASSIGN", "WORK_DATA", "WORK_COMPLETE"],
+    packets=["JOB_CREATED", "JOB_ASSIGN", "WORK_STATUS", "WORK_COMPLETE"],
     source=_RULE,
 )
 def same_handle_everywhere(s: Session) -> None:
     fn = s.name("fn")
     client, worker, handle, job = start_job(s, fn)
-    worker.work(T.WORK_DATA, job.handle, b"d")
+    worker.work(T.WORK_STATUS, job.handle, 1, 2)
     worker.work(T.WORK_COMPLETE, job.handle, b"c")
-    s.check_equal(client.expect(T.WORK_DATA).handle, handle, "WORK_DATA handle")
+    s.check_equal(client.expect(T.WORK_STATUS).handle, handle, "WORK_STATUS handle")
     s.check_equal(client.expect(T.WORK_COMPLETE).handle, handle, "WORK_COMPLETE handle")
 
 

@@ -9,9 +9,10 @@ functions, gearmand 1.1.x takes the first function with work (its worker list or
 
 from __future__ import annotations
 
-from gearspec.conformance.cases._jobs import JOB_TAKE, PROTOCOL
+from gearspec.conformance.cases._jobs import JOB_TAKE, PROTOCOL, submit_variant
 from gearspec.conformance.harness import Conn, Session
 from gearspec.conformance.registry import SHOULD, case
+
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (Client Requests: normal, high and low levels); {JOB_TAKE}"
@@ -32,7 +33,7 @@ def _order_case(number: int, requirement: str, submits: list[tuple[T, bytes]], e
         fn = s.name("fn")
         client = s.client()
         for type, data in submits:
-            client.submit(fn, data, b"", type)
+            submit_variant(s, client, fn, data, b"", type)
         worker = s.worker(fn)
         s.check_equal(_grab_data(s, worker, len(expected)), expected, "order of assignment")
         worker.grab_nothing()
@@ -84,7 +85,7 @@ def _fifo_case(number: int, type: T, background: T) -> None:
         client = s.client()
         sent = [b"job-%d" % i for i in range(6)]
         for i, data in enumerate(sent):
-            client.submit(fn, data, b"", background if i % 2 else type)
+            submit_variant(s, client, fn, data, b"", background if i % 2 else type)
         worker = s.worker(fn)
         s.check_equal(_grab_data(s, worker, len(sent)), sent, "order of assignment")
 
@@ -127,7 +128,7 @@ def priority_across_functions(s: Session) -> None:
         fn_normal, fn_high = s.name("n"), s.name("h")
         client = s.client()
         client.submit(fn_normal, b"normal")
-        client.submit(fn_high, b"high", b"", T.SUBMIT_JOB_HIGH)
+        submit_variant(s, client, fn_high, b"high", b"", T.SUBMIT_JOB_HIGH)
         functions = (fn_normal, fn_high) if order == "normal-first" else (fn_high, fn_normal)
         worker = s.worker(*functions)
         first = worker.grab()["data"]

@@ -10,10 +10,11 @@ answers JOB_ASSIGN_ALL when the job has a reducer); `libgearman-server/job.cc`
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
 from gearspec.conformance.cases._jobs import JOB_ADD, PROTOCOL, RUN, probe, refusal, settle, submit_or_unsupported
 from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import EXTENSION, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (SUBMIT_REDUCE_JOB, JOB_ASSIGN_ALL); {RUN} (SUBMIT_REDUCE_JOB, GRAB_JOB_ALL); {JOB_ADD}"

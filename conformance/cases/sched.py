@@ -11,6 +11,7 @@ from __future__ import annotations
 from gearspec.conformance.cases._jobs import PROTOCOL, RUN, probe, refusal
 from gearspec.conformance.harness import Session, describe
 from gearspec.conformance.registry import INFO, SHOULD, case
+
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (SUBMIT_JOB_SCHED: not currently used); {RUN} (ERROR INVALID_COMMAND)"

@@ -9,16 +9,17 @@ of the function that has not had one yet).
 
 from __future__ import annotations
 
-from gearspec.conformance.cases._jobs import PROTOCOL, RUN, settle
-from gearspec.conformance.harness import Session, describe
+from gearspec.conformance.cases._jobs import PROTOCOL, RUN, settle, submit_variant
+from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import MUST, SHOULD, case
+
 from gearspec.spec import PacketType as T
 
 _SLEEP = f"{PROTOCOL} (PRE_SLEEP, NOOP); {RUN} (PRE_SLEEP)"
 _QUEUE = "gearmand libgearman-server/job.cc gearman_server_job_queue (NOOP to sleepers)"
 
 
-def _sleeping_worker(s: Session, *fns: str):  # type: ignore[no-untyped-def]
+def _sleeping_worker(s: Session, *fns: str) -> Conn:
     worker = s.worker(*fns)
     worker.grab_nothing()
     worker.send(T.PRE_SLEEP)
@@ -37,7 +38,7 @@ def _wake_case(number: int, type: T, requirement: str) -> None:
     def wake(s: Session) -> None:
         fn = s.name("fn")
         worker = _sleeping_worker(s, fn)
-        handle = s.client().submit(fn, b"wake", b"", type)
+        handle = submit_variant(s, s.client(), fn, b"wake", b"", type)
         worker.expect(T.NOOP)
         s.check_equal(worker.grab().handle, handle, "job after the wake-up")
 

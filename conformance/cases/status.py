@@ -8,10 +8,22 @@ unique plus a client count). GET_STATUS_UNIQUE is a gearmand extension.
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
-from gearspec.conformance.cases._jobs import PERL_CLIENT, PROTOCOL, RUN, probe, refusal, settle, start_job, status_fields
+from gearspec.conformance.cases._jobs import (
+    PERL_CLIENT,
+    PROTOCOL,
+    RUN,
+    probe,
+    read_status,
+    refusal,
+    require_coalesced,
+    settle,
+    start_job,
+    status_of,
+)
 from gearspec.conformance.harness import Conn, Session, describe
-from gearspec.conformance.registry import EXTENSION, MUST, SHOULD, case
+from gearspec.conformance.registry import EXTENSION, SHOULD, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _STATUS = f"{PROTOCOL} (GET_STATUS, STATUS_RES); {RUN} (GET_STATUS)"
@@ -26,9 +38,7 @@ _UNIQUE = f"{PROTOCOL} (GET_STATUS_UNIQUE, STATUS_RES_UNIQUE); {RUN} (GET_STATUS
 )
 def unknown_handle(s: Session) -> None:
     handle = s.name("no-such-handle").encode()
-    status = s.client().get_status(handle)
-    s.check_equal(status.handle, handle, "STATUS_RES handle")
-    s.check_equal(status_fields(status)[:2], (b"0", b"0"), "known, running")
+    s.check_equal(status_of(s, s.client(), handle)[:2], (b"0", b"0"), "known, running")
 
 
 @case(
@@ -40,8 +50,7 @@ def unknown_handle(s: Session) -> None:
     alternatives={"empty": "numerator and denominator are empty strings (Perl Gearman::Server)"},
 )
 def unknown_zero_numbers(s: Session) -> None:
-    status = s.client().get_status(s.name("no-such-handle").encode())
-    numbers = status_fields(status)[2:]
+    numbers = status_of(s, s.client(), s.name("no-such-handle").encode())[2:]
     if numbers == (b"", b""):
         s.non_strict("empty")
     s.check_equal(numbers, (b"0", b"0"), "numerator, denominator")
@@ -56,9 +65,7 @@ def unknown_zero_numbers(s: Session) -> None:
 def queued(s: Session) -> None:
     client = s.client()
     handle = client.submit(s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
-    status = client.get_status(handle)
-    s.check_equal(status.handle, handle, "STATUS_RES handle")
-    s.check_equal(status_fields(status)[:2], (b"1", b"0"), "known, running")
+    s.check_equal(status_of(s, client, handle)[:2], (b"1", b"0"), "known, running")
 
 
 @case(
@@ -69,7 +76,7 @@ def queued(s: Session) -> None:
 )
 def running(s: Session) -> None:
     client, _worker, handle, _job = start_job(s, s.name("fn"))
-    s.check_equal(status_fields(client.get_status(handle))[:2], (b"1", b"1"), "known, running")
+    s.check_equal(status_of(s, client, handle)[:2], (b"1", b"1"), "known, running")
 
 
 @case(
@@ -82,7 +89,7 @@ def background_progress(s: Session) -> None:
     client, worker, handle, _job = start_job(s, s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
     worker.work(T.WORK_STATUS, handle, 42, 99)
     settle(worker)
-    s.check_equal(status_fields(client.get_status(handle)), (b"1", b"1", b"42", b"99"), "status fields")
+    s.check_equal(status_of(s, client, handle), (b"1", b"1", b"42", b"99"), "status fields")
 
 
 @case(
@@ -93,7 +100,7 @@ def background_progress(s: Session) -> None:
 )
 def other_connection(s: Session) -> None:
     handle = s.client().submit(s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
-    s.check_equal(status_fields(s.client().get_status(handle))[:2], (b"1", b"0"), "known, running")
+    s.check_equal(status_of(s, s.client(), handle)[:2], (b"1", b"0"), "known, running")
 
 
 @case(
@@ -107,8 +114,8 @@ def pipelined(s: Session) -> None:
     known = client.submit(s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
     handles = [known, s.name("nope").encode(), known]
     client.send_raw(b"".join(Packet.request(T.GET_STATUS, h).to_bytes() for h in handles), "3 x GET_STATUS")
-    got = [client.expect(T.STATUS_RES) for _ in handles]
-    s.check_equal([(p.handle, p["known"]) for p in got], [(known, b"1"), (handles[1], b"0"), (known, b"1")], "replies")
+    got = [read_status(s, client, h)[0] for h in handles]
+    s.check_equal(got, [b"1", b"0", b"1"], "known in each reply")
 
 
 # -- GET_STATUS_UNIQUE (gearmand extension) -------------------------------------------------
@@ -185,8 +192,7 @@ def unique_running(s: Session) -> None:
 def unique_client_count(s: Session) -> None:
     fn, unique = s.name("fn"), s.name("u")
     clients = [s.client() for _ in range(3)]
-    for c in clients:
-        c.submit(fn, b"", unique)
+    require_coalesced(s, [c.submit(fn, b"", unique) for c in clients])
     reply = _status_unique(s, s.client(), unique)
     s.check_equal(reply["client_count"], b"3", "client count")
 
@@ -218,3 +224,16 @@ def unique_after_done(s: Session) -> None:
     worker.work(T.WORK_COMPLETE, handle, b"")
     client.expect(T.WORK_COMPLETE)
     s.check_equal(_unique_fields(_status_unique(s, client, unique))[0], b"0", "known")
+
+
+@case(
+    "status/done/1",
+    "After a background job completes, GET_STATUS reports it unknown (known 0)",
+    packets=["SUBMIT_JOB_BG", "WORK_COMPLETE", "GET_STATUS", "STATUS_RES"],
+    source=f"{_STATUS}; {RUN} (WORK_COMPLETE: gearman_server_job_free)",
+)
+def background_done(s: Session) -> None:
+    client, worker, handle, _job = start_job(s, s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
+    worker.work(T.WORK_COMPLETE, handle, b"")
+    settle(worker)
+    s.check_equal(status_of(s, client, handle)[:2], (b"0", b"0"), "known, running")

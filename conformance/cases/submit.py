@@ -8,11 +8,13 @@ Sources: gearmand `PROTOCOL` ("Client Requests": SUBMIT_JOB and its BG/HIGH/LOW 
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
-from gearspec.conformance.cases._jobs import JOB_ADD, PROTOCOL, RUN, start_job
+from gearspec.conformance.cases._jobs import JOB_ADD, PROTOCOL, RUN, settle, start_job
 from gearspec.conformance.harness import Session
 from gearspec.conformance.registry import MUST, SHOULD, case
-from gearspec.spec import PACKETS, PacketType as T
+
+from gearspec.codec import Packet
+from gearspec.spec import PACKETS
+from gearspec.spec import PacketType as T
 
 _CLIENT_REQUESTS = f"{PROTOCOL} (Client Requests: SUBMIT_JOB...)"
 
@@ -85,7 +87,7 @@ def empty_data(s: Session) -> None:
 )
 def large_payload(s: Session) -> None:
     fn = s.name("fn")
-    data = bytes(s.rng.getrandbits(8) for _ in range(256 * 1024))
+    data = s.rng.randbytes(256 * 1024)
     _client, _worker, _handle, job = start_job(s, fn, data)
     s.check(job["data"] == data, "the 256 KiB payload unchanged", f"{len(job['data'])} bytes, differing")
 
@@ -118,7 +120,7 @@ def _background_silent_case(number: int, type: T) -> None:
         worker.work(T.WORK_DATA, handle, b"partial")
         worker.work(T.WORK_STATUS, handle, 1, 2)
         worker.work(T.WORK_COMPLETE, handle, b"done")
-        worker.expect_silence("no reply to the worker's updates")
+        settle(worker)
         client.expect_silence("nothing for a background job")
 
     background_silent.__name__ = background_silent.__qualname__ = f"background_silent_{type.name.lower()}"
@@ -199,3 +201,20 @@ def result_only_to_submitter(s: Session) -> None:
     worker.work(T.WORK_COMPLETE, handle, b"mine")
     client.expect(T.WORK_COMPLETE)
     bystander.expect_silence("nothing for another client's job")
+
+
+@case(
+    "submit/unique/1",
+    "A 64-byte unique id (gearmand's maximum) is accepted and reaches the worker unchanged",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "JOB_CREATED", "JOB_ASSIGN_UNIQ"],
+    source=f"{RUN} (SUBMIT_JOB: unique up to GEARMAN_UNIQUE_SIZE 64); {PROTOCOL} (JOB_ASSIGN_UNIQ)",
+)
+def unique_64(s: Session) -> None:
+    fn = s.name("fn")
+    unique = (s.name("u") + "-" * 64)[:64].encode()
+    handle = s.client().submit(fn, b"x", unique)
+    job = s.worker(fn).grab()
+    s.check_equal(job.handle, handle, "assigned handle")
+    if job.type is not T.JOB_ASSIGN:  # the target's grab packet reports the unique
+        s.check_equal(job["unique"], unique, "assigned unique")

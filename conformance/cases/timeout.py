@@ -12,14 +12,35 @@ gearmand, 1 ms for a server taking the value literally; in every reading it expi
 
 from __future__ import annotations
 
+from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PERL_CLIENT, PROTOCOL, RUN, first_to_speak, settle
+from gearspec.conformance.harness import Conn, Session, describe
+from gearspec.conformance.registry import SHOULD, case
+
 from gearspec.codec import Packet
-from gearspec.conformance.cases._jobs import PERL_CLIENT, PROTOCOL, RUN, first_to_speak, settle
-from gearspec.conformance.harness import Session, describe
-from gearspec.conformance.registry import MUST, SHOULD, case
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (CAN_DO_TIMEOUT); {RUN} (CAN_DO_TIMEOUT)"
 _EXPIRY = "gearmand libgearman-server/connection.cc _server_job_timeout (requeue)"
+
+
+def _grab_timed(s: Session, worker: Conn) -> Packet:
+    """Grab on a CAN_DO_TIMEOUT worker; unsupported when the registration did not take."""
+    worker.send(s.grab_type)
+    reply = worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+    if reply.type is T.NO_JOB:
+        s.unsupported("CAN_DO_TIMEOUT did not register the function (GRAB got NO_JOB); see timeout/register/1")
+    return reply
+
+
+def _nothing_after_expiry(s: Session, standby: Conn, handle: bytes, grade_wakeup: bool = True) -> None:
+    """Neither WORK_FAIL nor a wake-up came: was the job requeued without waking anyone?"""
+    standby.send(s.grab_type)
+    reply = standby.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+    if reply.type is not T.NO_JOB and reply.handle == handle:
+        if not grade_wakeup:  # timeout/expiry/1 grades the missing NOOP
+            s.non_strict("requeue", "requeued without a NOOP to the sleeping worker")
+        s.fail("NOOP to the sleeping worker when the expired job was requeued", "no NOOP; a GRAB found the job")
+    s.fail("WORK_FAIL to the client (or the job requeued) within 3 s of a 1 s timeout", "nothing")
 
 
 @case(
@@ -60,7 +81,7 @@ def completes_in_time(s: Session) -> None:
     worker.send(T.CAN_DO_TIMEOUT, fn, 60000)
     client = s.client()
     handle = client.submit(fn, b"x")
-    worker.grab()
+    _grab_timed(s, worker)
     worker.work(T.WORK_COMPLETE, handle, b"in time")
     s.check_equal(client.expect(T.WORK_COMPLETE)["data"], b"in time", "result")
     worker.expect_silence("no error for a job completed in time")
@@ -81,14 +102,14 @@ def expiry(s: Session) -> None:
     slow.send(T.CAN_DO_TIMEOUT, fn, 1)
     client = s.client()
     handle = client.submit(fn, b"too slow")
-    s.check_equal(slow.grab().handle, handle, "assigned handle")
+    s.check_equal(_grab_timed(s, slow).handle, handle, "assigned handle")
     standby = s.worker(fn)
     standby.grab_nothing()
     standby.send(T.PRE_SLEEP)
     settle(standby)
     first = first_to_speak(s, [client, standby], timeout=3.0)
     if first is None:
-        s.fail("WORK_FAIL to the client (or the job requeued) within 3 s of a 1 s timeout", "nothing")
+        _nothing_after_expiry(s, standby, handle)
     if first is standby:
         standby.expect(T.NOOP)
         again = standby.grab()
@@ -115,14 +136,14 @@ def late_complete(s: Session) -> None:
     slow.send(T.CAN_DO_TIMEOUT, fn, 1)
     client = s.client()
     handle = client.submit(fn, b"too slow")
-    slow.grab()
+    _grab_timed(s, slow)
     standby = s.worker(fn)
     standby.grab_nothing()
     standby.send(T.PRE_SLEEP)
     settle(standby)
     first = first_to_speak(s, [client, standby], timeout=3.0)
     if first is None:
-        s.fail("WORK_FAIL to the client (or the job requeued) within 3 s of a 1 s timeout", "nothing")
+        _nothing_after_expiry(s, standby, handle, grade_wakeup=False)
     if first is standby:
         s.non_strict("requeue", "a standby worker was woken instead of the client getting WORK_FAIL")
     event = client.receive()
@@ -133,3 +154,19 @@ def late_complete(s: Session) -> None:
     extra = client.sync()
     if extra:
         s.fail("nothing after WORK_FAIL", "; ".join(describe(e) for e in extra))
+
+
+@case(
+    "timeout/register/3",
+    "CANT_DO removes a function registered with CAN_DO_TIMEOUT",
+    level=SHOULD,
+    packets=["CAN_DO_TIMEOUT", "CANT_DO", "GRAB_JOB", "NO_JOB"],
+    source=f"{_RULE}; {PROTOCOL} (CANT_DO)",
+)
+def cant_do_after_timeout(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO_TIMEOUT, fn, 60000)
+    worker.send(T.CANT_DO, fn)
+    s.client().submit(fn, b"x")
+    worker.grab_nothing()

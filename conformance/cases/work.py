@@ -9,10 +9,19 @@ jobs); `libgearman-server/server.cc` `gearman_server_run_command` (WORK_* cases)
 
 from __future__ import annotations
 
-from gearspec.codec import Packet
-from gearspec.conformance.cases._jobs import PROTOCOL, QUEUE_WORK_DATA, RUN, settle, start_job, status_fields
+from gearspec.conformance.cases._jobs import (
+    PROTOCOL,
+    QUEUE_WORK_DATA,
+    RUN,
+    require_coalesced,
+    settle,
+    start_job,
+    status_of,
+)
 from gearspec.conformance.harness import Conn, Session
-from gearspec.conformance.registry import MUST, SHOULD, case
+from gearspec.conformance.registry import SHOULD, case
+
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _FORWARD = f"{PROTOCOL} (Client Responses: WORK_*); {RUN} (WORK_*); {QUEUE_WORK_DATA}"
@@ -55,10 +64,7 @@ def _listeners_case(number: int, type: T, args: tuple[object, ...], expected: tu
     def listeners(s: Session) -> None:
         fn, unique = s.name("fn"), s.name("u")
         clients = [s.client() for _ in range(3)]
-        handles = {c.submit(fn, b"x", unique) for c in clients}
-        if len(handles) != 1:
-            s.fail("one handle for three coalesced submits", f"handles {sorted(handles)!r}")
-        (handle,) = handles
+        handle = require_coalesced(s, [c.submit(fn, b"x", unique) for c in clients])
         worker = s.worker(fn)
         worker.grab()
         worker.work(type, handle, *args)
@@ -123,8 +129,7 @@ def _ends_case(number: int, type: T, args: tuple[object, ...]) -> None:
         client, worker, handle, _job = start_job(s, fn)
         worker.work(type, handle, *args)
         client.expect(type)
-        status = client.get_status(handle)
-        s.check_equal(status_fields(status)[:2], (b"0", b"0"), "known, running after the end")
+        s.check_equal(status_of(s, client, handle)[:2], (b"0", b"0"), "known, running after the end")
         worker.grab_nothing()
 
     ends.__name__ = ends.__qualname__ = f"ends_{type.name.lower()}"
@@ -159,7 +164,7 @@ def empty_payloads(s: Session) -> None:
 def large_result(s: Session) -> None:
     fn = s.name("fn")
     client, worker, handle, _job = start_job(s, fn)
-    data = bytes(s.rng.getrandbits(8) for _ in range(512 * 1024))
+    data = s.rng.randbytes(512 * 1024)
     worker.work(T.WORK_COMPLETE, handle, data)
     got = client.expect(T.WORK_COMPLETE, timeout=5)
     s.check(got["data"] == data, "the 512 KiB result unchanged", f"{len(got['data'])} bytes, differing")
@@ -193,8 +198,7 @@ def status_stored(s: Session) -> None:
     client, worker, handle, _job = start_job(s, fn)
     worker.work(T.WORK_STATUS, handle, 25, 100)
     client.expect(T.WORK_STATUS)
-    status = s.client().get_status(handle)
-    s.check_equal(status_fields(status), (b"1", b"1", b"25", b"100"), "known, running, numerator, denominator")
+    s.check_equal(status_of(s, s.client(), handle), (b"1", b"1", b"25", b"100"), "known, running, numerator, denominator")
 
 
 @case(
@@ -211,8 +215,7 @@ def status_latest(s: Session) -> None:
     for n in (1, 5, 9):
         worker.work(T.WORK_STATUS, handle, n, 10)
     settle(worker)
-    status = s.client().get_status(handle)
-    s.check_equal(status_fields(status)[2:], (b"9", b"10"), "numerator, denominator")
+    s.check_equal(status_of(s, s.client(), handle)[2:], (b"9", b"10"), "numerator, denominator")
 
 
 def _bystander(s: Session) -> Conn:

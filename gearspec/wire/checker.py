@@ -27,7 +27,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gearspec.admin import AdminReplyReader, ReplyFraming, match_admin_command
 from gearspec.codec import AdminLine, Decoder, Event, Packet, RawPacket
@@ -36,7 +36,7 @@ from gearspec.export import event_as_data
 from gearspec.spec import Magic, PacketType, Role
 from gearspec.wire.pcap import FROM_SERVER, TO_SERVER
 
-__all__ = ["Observed", "Violation", "ConnectionChecker", "CONTEXT_BEFORE", "CONTEXT_AFTER"]
+__all__ = ["CONTEXT_AFTER", "CONTEXT_BEFORE", "ConnectionChecker", "Observed", "Violation"]
 
 CONTEXT_BEFORE = 3
 CONTEXT_AFTER = 2
@@ -56,6 +56,9 @@ _SIMPLE_REPLIES: dict[PacketType, PacketType] = {
     T.OPTION_REQ: T.OPTION_RES,
 }
 _REPLY_TO = {reply: request for request, reply in _SIMPLE_REPLIES.items()}
+_SUBMITS = frozenset(t for t in T if t.spec.submit is not None)
+_WORK_UPDATES = frozenset(t for t in T if t.spec.work_update)
+_TERMINAL = frozenset(t for t in T if t.spec.terminal)
 _WORKER_ONLY = frozenset(t for t in T if t.spec.senders & Role.WORKER and not t.spec.senders & Role.CLIENT)
 _CLIENT_ONLY = frozenset(t for t in T if t.spec.senders == Role.CLIENT)
 
@@ -66,11 +69,10 @@ _RULE_BY_CODE = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """One decoded event on a connection."""
+class Observed(NamedTuple):
+    """One decoded event on a connection (a tuple: cheap to make for every packet)."""
 
-    index: int  # position on the connection, both directions counted
+    number: int  # position on the connection, both directions counted
     time: float
     direction: str  # TO_SERVER or FROM_SERVER
     event: Event
@@ -78,11 +80,11 @@ class Observed:
 
     def describe(self) -> str:
         arrow = "->" if self.direction == TO_SERVER else "<-"
-        return f"#{self.index} {arrow} {describe_event(self.event)}"
+        return f"#{self.number} {arrow} {describe_event(self.event)}"
 
     def as_data(self) -> dict[str, Any]:
         out = event_as_data(self.event, self.offset)
-        out.update(index=self.index, time=self.time, direction=self.direction)
+        out.update(index=self.number, time=self.time, direction=self.direction)
         return out
 
 
@@ -120,6 +122,17 @@ def _show(value: bytes, limit: int = 40) -> str:
     text = value.decode("utf-8", "backslashreplace")
     shown = repr(text) if text.isprintable() else repr(value)
     return shown if len(value) <= limit else repr(value[:limit]) + f"…({len(value)} bytes)"
+
+
+def _raw_rule(event: RawPacket) -> str:
+    """The rule a packet the decoder refused breaks."""
+    if event.problem.code is ErrorCode.INVALID_COMMAND and event.type is not None and not event.type.spec.reserved:
+        return "role"  # a known type that never travels in this direction
+    return _RULE_BY_CODE.get(event.problem.code, "malformed")
+
+
+def _role_name(role: Role) -> str:
+    return (role.name or str(role)).lower()
 
 
 def describe_event(event: Event) -> str:
@@ -216,18 +229,15 @@ class ConnectionChecker:
         self._waiting.append((violation, CONTEXT_AFTER))
 
     def _observe(self, obs: Observed) -> None:
-        # Earlier violations collect this packet as context after them.
-        still = []
-        for violation, wanted in self._waiting:
-            if violation.packet is obs:
-                still.append((violation, wanted))
-                continue
-            violation.after.append(obs)
-            if wanted > 1:
-                still.append((violation, wanted - 1))
-            else:
-                self._ready.append(violation)
-        self._waiting = still
+        if self._waiting:  # earlier violations collect this packet as context after them
+            still = []
+            for violation, wanted in self._waiting:
+                violation.after.append(obs)
+                if wanted > 1:
+                    still.append((violation, wanted - 1))
+                else:
+                    self._ready.append(violation)
+            self._waiting = still
         try:
             if obs.direction == TO_SERVER:
                 self._from_peer(obs)
@@ -255,11 +265,12 @@ class ConnectionChecker:
             self._admin.append(AdminReplyReader(command))
             return
         if isinstance(event, RawPacket):
-            self._error(_RULE_BY_CODE.get(event.problem.code, "malformed"), event.problem.message, obs)
+            self._error(_raw_rule(event), event.problem.message, obs)
             return
         ptype = event.type
-        self._note_role(ptype, obs)
-        if event.spec.submit is not None:
+        if ptype in _WORKER_ONLY or ptype in _CLIENT_ONLY:
+            self._note_role(ptype, obs)
+        if ptype in _SUBMITS:
             self._submits.append(event)
         elif ptype in _SIMPLE_REPLIES:
             self._simple[_SIMPLE_REPLIES[ptype]] += 1
@@ -275,7 +286,7 @@ class ConnectionChecker:
             self._abilities.discard(event.args[0])
         elif ptype is T.RESET_ABILITIES:
             self._abilities.clear()
-        elif event.spec.work_update:
+        elif ptype in _WORK_UPDATES:
             handle = event.args[0]
             ended = self._worker_jobs.get(handle)
             if ended is None:
@@ -285,7 +296,7 @@ class ConnectionChecker:
                 )
             elif ended:
                 self._error("work-after-end", f"{ptype.name} for handle {_show(handle)} after the job ended", obs)
-            elif event.spec.terminal:
+            elif ptype in _TERMINAL:
                 self._worker_jobs[handle] = True
 
     def _note_role(self, ptype: PacketType, obs: Observed) -> None:
@@ -297,8 +308,8 @@ class ConnectionChecker:
         elif role is not self.role:
             self._warn(
                 "role-mix",
-                f"{ptype.name} is a {role.name.lower()} packet on a connection that acted as a "
-                f"{self.role.name.lower()} (gearmand allows it; most libraries never do it)", obs,
+                f"{ptype.name} is a {_role_name(role)} packet on a connection that acted as a "
+                f"{_role_name(self.role)} (gearmand allows it; most libraries never do it)", obs,
             )
             self.role = role
 
@@ -313,13 +324,10 @@ class ConnectionChecker:
                 self._admin.popleft()
             return
         if isinstance(event, RawPacket):
-            self._error(_RULE_BY_CODE.get(event.problem.code, "malformed"), event.problem.message, obs)
+            self._error(_raw_rule(event), event.problem.message, obs)
             return
-        ptype = event.type
-        if not event.spec.senders & Role.SERVER:  # pragma: no cover - RES magic already implies it
-            self._error("role", f"a job server never sends {ptype.name}", obs)
-            return
-        handler = _SERVER_HANDLERS.get(ptype)
+        # RES magic (checked by the decoder) already means a type the server may send.
+        handler = _SERVER_HANDLERS.get(event.type)
         if handler is not None:
             handler(self, event, obs)
 
@@ -383,7 +391,7 @@ class ConnectionChecker:
             self._error("update-after-end", f"{name} for handle {_show(handle)} after the job ended", obs)
         elif job.background:
             self._error("update-background-job", f"{name} for background job {_show(handle)} (background jobs get only JOB_CREATED)", obs)
-        elif event.spec.terminal:
+        elif event.type in _TERMINAL:
             job.ended = True
 
     def _error_packet(self, event: Packet, obs: Observed) -> None:

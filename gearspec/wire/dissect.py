@@ -73,8 +73,8 @@ def dissect(source: str | Path | BinaryIO, port: int = DEFAULT_PORT) -> list[Str
 
 
 def _clock(time: float) -> str:
-    micros = int(round(time * 1e6))
-    stamp = datetime.datetime.fromtimestamp(micros // 1_000_000, tz=datetime.timezone.utc)
+    micros = round(time * 1e6)
+    stamp = datetime.datetime.fromtimestamp(micros // 1_000_000, tz=datetime.UTC)
     return f"{stamp:%H:%M:%S}.{micros % 1_000_000:06d}"
 
 
@@ -91,11 +91,11 @@ def format_text(reports: list[StreamReport]) -> str:
             if violation.packet is None:
                 loose.append(violation)
             else:
-                by_packet.setdefault(violation.packet.index, []).append(violation)
+                by_packet.setdefault(violation.packet.number, []).append(violation)
         for obs in report.events:
             arrow = "->" if obs.direction == TO_SERVER else "<-"
             lines.append(f"{_clock(obs.time)}  {arrow} {describe_event(obs.event)}")
-            for violation in by_packet.get(obs.index, []):
+            for violation in by_packet.get(obs.number, []):
                 lines.append(f"    !! {violation.severity} [{violation.rule}] {violation.message}")
         for violation in loose:
             lines.append(f"    !! {violation.severity} [{violation.rule}] {violation.message}")

@@ -28,18 +28,18 @@ from typing import BinaryIO
 from gearspec.spec import DEFAULT_PORT
 
 __all__ = [
-    "PcapError",
-    "Frame",
-    "Segment",
+    "FROM_SERVER",
+    "TO_SERVER",
     "Chunk",
-    "TcpStream",
+    "Frame",
+    "PcapError",
     "PcapWriter",
+    "Segment",
     "TcpConversation",
+    "TcpStream",
     "read_frames",
     "read_segments",
     "reassemble",
-    "TO_SERVER",
-    "FROM_SERVER",
 ]
 
 TO_SERVER = "to_server"  # client or worker -> job server
@@ -420,7 +420,7 @@ class PcapWriter:
 
     def write_frame(self, time: float, data: bytes) -> None:
         sec = int(time)
-        usec = min(int(round((time - sec) * 1e6)), 999_999)
+        usec = min(round((time - sec) * 1e6), 999_999)
         self._fh.write(struct.pack("<IIII", sec, usec, len(data), len(data)) + data)
 
     def write_tcp(

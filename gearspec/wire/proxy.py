@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from gearspec.wire.checker import ConnectionChecker, Observed, Violation
 from gearspec.wire.pcap import FROM_SERVER, TO_SERVER, PcapWriter, TcpConversation
@@ -268,7 +268,7 @@ class _PeerSide(asyncio.Protocol):
         self.link: _Link | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         transport.set_write_buffer_limits(high=_HIGH_WATER)
         self.link = _Link(self.proxy, transport)
 
@@ -300,8 +300,7 @@ class _UpstreamSide(asyncio.Protocol):
         self.link = link
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.set_write_buffer_limits(high=_HIGH_WATER)
+        cast(asyncio.Transport, transport).set_write_buffer_limits(high=_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         self.link.data(FROM_SERVER, data)

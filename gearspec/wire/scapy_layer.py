@@ -32,7 +32,7 @@ from gearspec.errors import ProtocolError
 from gearspec.spec import DEFAULT_PORT, PACKETS
 from gearspec.wire.pcap import Segment, read_segments, reassemble
 
-__all__ = ["ScapyMissing", "layers", "gearman_packets", "GearmanItem"]
+__all__ = ["GearmanItem", "ScapyMissing", "gearman_packets", "layers"]
 
 
 class ScapyMissing(ImportError):
@@ -99,7 +99,7 @@ def layers(port: int = DEFAULT_PORT) -> Any:
     for spec in PACKETS:
         if spec.reserved:
             continue
-        fields = [StrNullField(a.name, b"") for a in spec.args[:-1]]
+        fields: list[Any] = [StrNullField(a.name, b"") for a in spec.args[:-1]]
         if spec.args:
             fields.append(StrField(spec.args[-1].name, b""))
         layer = type(

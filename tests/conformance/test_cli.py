@@ -75,6 +75,13 @@ def test_reports_against_gearmand(gearmand: RunningServer, tmp_path: Path) -> No
     assert "framing/magic/1" in html and "<details>" in html and "ECHO_RES" in html
     assert "| framing |" in md.read_text()
 
+    table = subprocess.run(
+        [sys.executable, "-m", "gearspec.conformance.compat", "--from-json", f"gearmand={js}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert table.returncode == 0, table.stderr
+    assert "| area | gearmand 1.1.20 |" in table.stdout and "| **all MUST** |" in table.stdout
+
 
 def test_failure_prints_expected_actual_and_a_rerun_line(gearmand: RunningServer, tmp_path: Path) -> None:
     # gearmand truncates names in 'create function' (text.cc passes arg_size - 2); without the

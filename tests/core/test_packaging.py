@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import gearspec
@@ -15,13 +16,32 @@ SKIP = shutil.ignore_patterns(".git", ".tox", "build", "dist", "*.egg-info", "__
                               ".peers", ".mypy_cache", ".ruff_cache")
 
 
+def _local_backend_builds_wheels() -> bool:
+    """pyproject.toml asks for setuptools >= 68; below 70.1 bdist_wheel also needs `wheel`."""
+    try:
+        major, minor = (int(x) for x in metadata.version("setuptools").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+    if (major, minor) >= (70, 1):
+        return True
+    if major < 68:
+        return False
+    try:
+        metadata.version("wheel")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def test_wheel_contents(tmp_path: Path) -> None:
     # Build from a copy so the working tree (shared with other builds) gets no build/ litter.
     source = tmp_path / "src"
     shutil.copytree(ROOT, source, ignore=SKIP)
     out = tmp_path / "wheels"
+    # Without a local setuptools that can build wheels, pip fetches one from PyPI (build isolation).
+    isolation = ["--no-build-isolation"] if _local_backend_builds_wheels() else []
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", *isolation, "-w", str(out), str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -36,7 +36,7 @@ def events_of(chunks: list[bytes], accept: Magic | None = None, lenient: bool = 
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
-@SETTINGS
+@settings(SETTINGS, max_examples=40)  # per type: 41 types x 40 examples x each magic
 @given(data=st.data())
 def test_round_trip_every_type(row, data: st.DataObject) -> None:
     """Validated construction, encoding and decoding give back the same packet, for each type."""

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from gearspec.conformance.launch import RunningServer, start_local
 from gearspec.fuzz.network import FuzzConfig, TargetError, case_for_step, parse_duration, parse_target, run_network_fuzz
 

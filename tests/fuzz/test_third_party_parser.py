@@ -9,10 +9,10 @@ returned as a packet again and again. The fuzzer must find that; valid streams m
 from __future__ import annotations
 
 import pytest
+from gearspec.fuzz.parsers import ParserFailure, fuzz_parser, valid_streams
 from hypothesis import given, settings
 
 from gearspec.codec import Packet
-from gearspec.fuzz.parsers import ParserFailure, fuzz_parser, valid_streams
 
 gear = pytest.importorskip("gear")
 

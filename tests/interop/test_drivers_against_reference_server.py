@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-
 from gearspec.conformance.drivers import (
     DRIVERS,
     EXIT_EXCEPTION,
@@ -88,9 +87,6 @@ def test_client(name: str, reference_server: RunningServer, reference_worker: Re
     need(driver)
     host, port = reference_server.host, reference_server.port
 
-    def client(data: str, **options: object) -> object:
-        return run_client(driver, host, port, "rev", data=data, **options)  # type: ignore[arg-type]
-
     broken = driver.limitation("client.foreground")
     if broken is not None:
         result = run_client(driver, host, port, "rev", data="hello")
@@ -147,9 +143,9 @@ def test_worker(name: str, reference_server: RunningServer) -> None:
     try:
         with BlockingClient([reference_server.address], timeout=20) as client:
             if broken is not None:
-                job = client.submit("rev", "hello")
-                with pytest.raises(JobFailed):
-                    job.result(20)  # the server fails the job when the broken worker drops it
+                # A background job, so nothing waits on it: the server requeues what the broken
+                # worker drops.
+                client.submit("rev", "hello", background=True)
                 _, err = process.communicate(timeout=30)
                 assert process.returncode == EXIT_UNSUPPORTED and b"unsupported:" in err, err
                 pytest.xfail(f"{name} worker cannot run here: {broken}")
@@ -176,3 +172,17 @@ def test_worker(name: str, reference_server: RunningServer) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_client_against_a_refused_port_exits_2(name: str) -> None:
+    """The contract's connection error: exit 2 with a message, never a hang or exit 0."""
+    import socket
+
+    driver = DRIVERS[name]
+    need(driver)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_client(driver, "127.0.0.1", port, "rev", data="x", timeout=2)
+    assert result.exit == 2 and result.stderr.strip(), result.describe()

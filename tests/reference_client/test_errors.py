@@ -226,3 +226,32 @@ def test_cli_reports_garbage_and_hangs_without_a_traceback() -> None:
             )
             assert done.returncode in (2, 6), done
             assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_client_reconnects_after_the_server_closed_the_connection() -> None:
+    def echo_then_close(conn: socket.socket, packet: Packet) -> bool | None:
+        if packet.type is T.OPTION_REQ:
+            conn.sendall(Packet.response(T.OPTION_RES, packet["option"]).to_bytes())
+            return None
+        if packet.type is T.ECHO_REQ:
+            conn.sendall(Packet.response(T.ECHO_RES, packet["data"]).to_bytes())
+            return False  # hang up after every answer
+        return None
+
+    with FakeServer(echo_then_close) as fake:
+        async def scenario() -> None:
+            async with Client([fake.address], timeout=5) as client:
+                for i in range(3):
+                    # The hang-up may or may not be seen before the next request is sent:
+                    # either way the client must end on a fresh connection, not an error.
+                    for _attempt in range(2):
+                        try:
+                            assert await client.echo(f"n{i}") == f"n{i}".encode()
+                            break
+                        except NoServerAvailable:
+                            continue
+                    else:
+                        raise AssertionError("the client did not reconnect")
+
+        run(scenario())
+    assert [p.type for p in fake.packets].count(T.OPTION_REQ) >= 3  # one per connection

@@ -309,3 +309,19 @@ def test_blocking_facade(gearmand: RunningServer) -> None:
             serving.join(5)
     assert not serving.is_alive()
     assert worker.jobs_done == 3
+
+
+def test_epoch_jobs_and_their_argument_checks(gearmand: RunningServer) -> None:
+    import time
+
+    async def scenario() -> None:
+        async with Client([gearmand.address]) as client:
+            with pytest.raises(ValueError, match="background"):
+                await client.submit("e", b"", epoch=1)
+            job = await client.submit("e", b"due", epoch=int(time.time()) - 1, background=True)
+            assert job.handle
+            async with AdminClient(gearmand.address) as admin:
+                rows = {row.function: row for row in await admin.status()}
+                assert rows["e"].total == 1
+
+    run(scenario())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gearspec.conformance.launch import RunningServer, start_local
 
-from gearspec.admin import AdminReply, AdminReplyReader
+from gearspec.admin import AdminCommand, AdminReply, AdminReplyReader
 from gearspec.codec import AdminLine, Decoder, Packet
 from gearspec.spec import Magic, PacketType
 
@@ -83,7 +83,7 @@ class Conn:
         """Round-trip an ECHO: returns every packet that arrived before its ECHO_RES."""
         marker = b"barrier-%d" % time.monotonic_ns()
         self.send(PacketType.ECHO_REQ, marker)
-        seen = []
+        seen: list[Packet] = []
         while True:
             packet = self.recv()
             if packet.type == PacketType.ECHO_RES and packet.args == (marker,):
@@ -105,7 +105,7 @@ class Conn:
         self.sock.close()
 
 
-def _command_for(words: list[str]):  # type: ignore[no-untyped-def]
+def _command_for(words: list[str]) -> AdminCommand | None:
     from gearspec.admin import match_admin_command
 
     match = match_admin_command(words)

@@ -52,7 +52,7 @@ def test_one_line_commands(connect, server) -> None:
     assert "made" not in {r.function for r in parse_status(admin.admin("status"))}
     assert admin.admin("drop function never-was").lines[0].startswith("ERR")
     reply = admin.admin("bogus command")
-    assert reply.is_error and reply.error().code == "UNKNOWN_COMMAND"  # type: ignore[union-attr]
+    assert reply.is_error and reply.error().code == "UNKNOWN_COMMAND"
     assert admin.admin("show nonsense").lines == ("ERR UNKNOWN_SHOW_ARGUMENTS",)
     # Command words are case-insensitive; CRLF endings are accepted.
     assert parse_status(admin.admin("STATUS", crlf=True)) is not None
@@ -90,7 +90,7 @@ def test_admin_lines_and_packets_interleave_on_one_connection(connect) -> None:
 
 def test_shutdown_is_off_unless_enabled(connect) -> None:
     reply = connect().admin("shutdown")
-    assert reply.is_error and reply.error().code == "UNKNOWN_COMMAND"  # type: ignore[union-attr]
+    assert reply.is_error and reply.error().code == "UNKNOWN_COMMAND"
 
 
 def test_shutdown_when_enabled_stops_the_server() -> None:

@@ -98,7 +98,8 @@ def test_a_peer_that_never_reads_is_paused_not_buffered(connect) -> None:
     stalled_since = None
     while time.monotonic() < deadline and sent < 512 * 1024 * 1024:
         try:
-            sent += hog.send(request)
+            offset = sent % len(request)  # keep framing across partial sends
+            sent += hog.send(request[offset:])
             stalled_since = None
         except BlockingIOError:
             stalled_since = stalled_since or time.monotonic()

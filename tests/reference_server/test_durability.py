@@ -55,7 +55,7 @@ def test_kill_9_then_restart_runs_every_acknowledged_background_job(tmp_path: Pa
             (T.SUBMIT_JOB_BG, b"dur-a", b"finished", b"was-finished"),
         ]
         for packet_type, *args in submitted:
-            client.send(packet_type, *args)
+            client.send(packet_type, *args)  # type: ignore[arg-type]
             client.expect(T.JOB_CREATED)  # acknowledged: must survive
         # A pipelined burst in one write: its jobs share store transactions.
         client.send_raw(b"".join(Packet.request(T.SUBMIT_JOB_BG, b"dur-c", b"", b"burst-%d" % i).to_bytes()

@@ -96,5 +96,5 @@ def test_gearadmin_reads_our_admin_replies(server) -> None:
     assert "ga-u" in unique
     cancel = _run(gearadmin, "-h", host, "-p", port, "--cancel-job", handle)
     assert cancel.returncode == 0
-    status = _run(gearadmin, "-h", host, "-p", port, "--status").stdout.decode().splitlines()
-    assert "ga-fn\t0\t0\t1" in status
+    after = _run(gearadmin, "-h", host, "-p", port, "--status").stdout.decode().splitlines()
+    assert "ga-fn\t0\t0\t1" in after

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 from .conftest import Conn, start_server, wait_for
@@ -263,6 +264,12 @@ def test_job_retries_limit_then_work_fail() -> None:
         client = Conn(server)
         client.send(T.SUBMIT_JOB, b"flaky", b"", b"x")
         handle = client.expect(T.JOB_CREATED).handle
+        admin = Conn(server)
+        row = handle.decode() + "\t1\t"
+
+        def requeued_once() -> bool:
+            return any(r.startswith(row) for r in admin.admin("show jobs").lines)
+
         for attempt in range(2):
             worker = Conn(server)
             worker.send(T.CAN_DO, b"flaky")
@@ -270,11 +277,7 @@ def test_job_retries_limit_then_work_fail() -> None:
             worker.expect(T.JOB_ASSIGN, handle, b"flaky", b"x")
             worker.close()
             if attempt == 0:
-                admin = Conn(server)
-                row = handle.decode() + "\t1\t"
-                wait_for(lambda a=admin, p=row: any(r.startswith(p) for r in a.admin("show jobs").lines),
-                         "the job to be requeued with one retry")
-                admin.close()
+                wait_for(requeued_once, "the job to be requeued with one retry")
         client.expect(T.WORK_FAIL, handle)
         client.send(T.GET_STATUS, handle)
         client.expect(T.STATUS_RES, handle, b"0", b"0", b"0", b"0")
@@ -331,3 +334,23 @@ def test_maxqueue_refuses_submits_when_full(connect) -> None:
     assert client.admin("maxqueue mq 0").lines == ("OK",)  # 0: no limit again
     client.send(T.SUBMIT_JOB_BG, b"mq", b"", b"5")
     client.expect(T.JOB_CREATED)
+
+
+def test_large_payloads_round_trip_byte_for_byte(connect) -> None:
+    client, worker = connect(), _worker(connect, b"big")
+    data = bytes(range(256)) * 400 + b"\0end"  # > 100 KiB, NULs inside
+    client.send(T.SUBMIT_JOB, b"big", b"big-u", data)
+    handle = client.expect(T.JOB_CREATED).handle
+    worker.send(T.GRAB_JOB_UNIQ)
+    worker.expect(T.JOB_ASSIGN_UNIQ, handle, b"big", b"big-u", data)
+    worker.send(T.WORK_DATA, handle, data[::-1])
+    worker.send(T.WORK_COMPLETE, handle, data + data)
+    client.expect(T.WORK_DATA, handle, data[::-1])
+    client.expect(T.WORK_COMPLETE, handle, data + data)
+    worker.send(T.ECHO_REQ, data)
+    worker.expect(T.ECHO_RES, data)
+    # A large packet with a NUL where the spec allows none still gets a clean ERROR.
+    worker.send_raw(Packet.request(T.CAN_DO, b"x" * 5000).to_bytes()[:-1] + b"\0")
+    assert worker.expect(T.ERROR).args[0] == b"INVALID_PACKET"
+    worker.send_raw(b"\0REQ" + (12).to_bytes(4, "big") + (5003).to_bytes(4, "big") + b"h\0" + b"1" * 5000 + b"\0x")
+    assert worker.expect(T.ERROR).args[0] == b"INVALID_PACKET"  # WORK_STATUS with a non-number

@@ -18,7 +18,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from gearspec.conformance.drivers import DRIVERS
 from gearspec.conformance.roles import FAIL, INFO, PASS, SCENARIOS, UNSUPPORTED, Outcome, run_matrix, run_scenarios
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gearspec.codec import AdminLine, Packet
 from gearspec.conformance.launch import RunningServer
+
+from gearspec.codec import AdminLine, Packet
 from gearspec.wire.dissect import StreamReport, dissect
-from tests.wire.helpers import dumpcap, gearadmin_status, proxy_process, run_gearman_job
-from tests.wire.test_tshark_oracle import compare
-from tests.wire.tshark import run_tshark
+
+from .helpers import dumpcap, gearadmin_status, proxy_process, run_gearman_job
+from .test_tshark_oracle import compare
+from .tshark import run_tshark
 
 
 def _agree_with_tshark(path: Path, port: int, reports: list[StreamReport]) -> None:

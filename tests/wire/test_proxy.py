@@ -14,11 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gearspec.codec import Packet, encode
 from gearspec.conformance.launch import RunningServer
+
+from gearspec.codec import Packet, encode
 from gearspec.wire.dissect import dissect
 from gearspec.wire.proxy import ValidatingProxy
-from tests.wire.helpers import gearadmin_status, proxy_process, run_gearman_job
+
+from .helpers import gearadmin_status, proxy_process, run_gearman_job
 
 REQ = Packet.request
 RES = Packet.response
@@ -35,7 +37,7 @@ async def _scripted_exchange(
     reply_marks = [sum(map(len, server_replies[: i + 1])) for i in range(len(server_replies))]
 
     async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for mark, reply in zip(sent_marks, server_replies):
+        for mark, reply in zip(sent_marks, server_replies, strict=False):
             while len(received_upstream) < mark:
                 data = await reader.read(65536)
                 assert data, "the proxy closed the upstream connection early"
@@ -52,7 +54,7 @@ async def _scripted_exchange(
     host, proxy_port = await proxy.start()
     reader, writer = await asyncio.open_connection(host, proxy_port)
     got = bytearray()
-    for chunk, mark in zip(to_server, reply_marks):
+    for chunk, mark in zip(to_server, reply_marks, strict=False):
         writer.write(chunk)
         await writer.drain()
         while len(got) < mark:
@@ -157,3 +159,20 @@ def test_bad_cli_arguments_give_a_clear_error() -> None:
         capture_output=True, text=True, timeout=30, check=False,
     )
     assert done.returncode == 2 and "cannot read" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_large_packets_pass_through_byte_for_byte(gearmand: RunningServer) -> None:
+    payload = bytes(range(256)) * 16384  # 4 MiB, every byte value, more than the proxy buffers
+    request = encode("ECHO_REQ", payload)
+    with proxy_process(gearmand.address) as proxy:
+        with socket.create_connection((proxy.host, proxy.port), timeout=30) as peer:
+            peer.sendall(request)
+            expected = encode("ECHO_RES", payload)
+            got = bytearray()
+            while len(got) < len(expected):
+                chunk = peer.recv(1 << 20)
+                assert chunk, "connection closed early"
+                got.extend(chunk)
+        output = proxy.stop()
+    assert bytes(got) == expected
+    assert "0 violation(s)" in output

@@ -13,7 +13,8 @@ from gearspec.codec import AdminLine, Packet
 from gearspec.spec import PACKETS, Magic
 from gearspec.vectors import load_vectors
 from gearspec.wire.dissect import dissect
-from tests.wire.test_tshark_oracle import _cut, _write_pieces, generated_packets
+
+from .test_tshark_oracle import _cut, _write_pieces, generated_packets
 
 scapy = pytest.importorskip("scapy", reason="scapy is an optional extra (pip install 'gearspec[scapy]')")
 
@@ -76,7 +77,7 @@ def test_reassembly_helper_matches_the_dissector(tmp_path: Path, seed: int) -> N
     path = tmp_path / "cut.pcap"
     # Cuts anywhere, inside magics too: several packets per segment, packets over segments.
     _write_pieces(path, {
-        "to_server": _cut(to_server, rng, avoid_magic=False) + [b"status\n"],
+        "to_server": [*_cut(to_server, rng, avoid_magic=False), b"status\n"],
         "from_server": _cut(from_server, rng, avoid_magic=False),
     })
     (stream,) = dissect(path)

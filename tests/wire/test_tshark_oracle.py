@@ -40,7 +40,8 @@ from gearspec.spec import PACKETS, ArgKind, Magic, PacketType
 from gearspec.vectors import load_vectors
 from gearspec.wire.dissect import dissect
 from gearspec.wire.pcap import FROM_SERVER, TO_SERVER, PcapWriter, TcpConversation
-from tests.wire.tshark import TsharkPdu, run_tshark
+
+from .tshark import TsharkPdu, run_tshark
 
 T = PacketType
 
@@ -174,7 +175,7 @@ def _check_against_tshark(path: Path, port: int, expected_count: int) -> list[st
     assert len(ours) == expected_count
     assert len(theirs) == len(ours), f"tshark found {len(theirs)} PDUs, gearspec {len(ours)}"
     problems = []
-    for event, pdu in zip(ours, theirs):
+    for event, pdu in zip(ours, theirs, strict=False):
         if isinstance(event, AdminLine):
             if pdu.admin != _text(event.text):
                 problems.append(f"admin line: tshark={pdu.admin!r} ours={event.text!r}")
@@ -215,7 +216,7 @@ def _cut(packets: list[Packet], rng: random.Random, *, avoid_magic: bool) -> lis
         c for c in rng.sample(range(1, len(blob)), min(len(blob) - 1, len(blob) // 7))
         if not (avoid_magic and c in inside_magic)
     )
-    return [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)])]
+    return [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)], strict=False)]
 
 
 def _write_pieces(path: Path, pieces: dict[str, list[bytes]]) -> None:
@@ -264,7 +265,7 @@ def test_tshark_loses_framing_when_fewer_than_four_magic_bytes_start_its_input(t
     blob = first.to_bytes() + second.to_bytes() + third.to_bytes()
     end = len(first.to_bytes())
     for cuts in ([20, end + 2], [end, end + 2], [2]):
-        pieces = [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)])]
+        pieces = [blob[a:b] for a, b in zip([0, *cuts], [*cuts, len(blob)], strict=False)]
         path = tmp_path / f"magic-split-{cuts[0]}.pcap"
         _write_pieces(path, {TO_SERVER: pieces})
         (stream,) = dissect(path)

@@ -104,7 +104,7 @@ def _pdus(frame: int, layer: Any) -> list[TsharkPdu]:
     if "gearman.mgr_cmd" in layer:
         value = layer["gearman.mgr_cmd"]
         return [TsharkPdu(frame, admin=v) for v in (value if isinstance(value, list) else [value])]
-    out = []
+    out: list[TsharkPdu] = []
     for key, body in layer.items():
         if not isinstance(body, dict) or "gearman.pkt_type" not in body:
             if not out and key not in ("gearman.mgr_cmd",):

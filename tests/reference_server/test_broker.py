@@ -1,0 +1,67 @@
+"""The sans-IO broker driven directly: time is an input, output is bytes per session."""
+
+from __future__ import annotations
+
+from gearspec.reference.broker import Broker, Session
+
+from gearspec.codec import Decoder, Packet
+from gearspec.spec import Magic
+from gearspec.spec import PacketType as T
+
+
+def _sent(session: Session) -> list[Packet]:
+    decoder = Decoder(accept=Magic.RES)
+    decoder.receive_data(b"".join(session.out))
+    session.out.clear()
+    return [p for p in decoder if isinstance(p, Packet)]
+
+
+def _call(broker: Broker, session: Session, type: T, *args: bytes, now: float = 1000.0) -> list[Packet]:
+    broker.receive(session, type, list(args), now)
+    return _sent(session)
+
+
+def test_epoch_jobs_wait_for_tick_at_their_time() -> None:
+    broker = Broker()
+    client, worker = broker.connect(), broker.connect()
+    _call(broker, worker, T.CAN_DO, b"f")
+    (created,) = _call(broker, client, T.SUBMIT_JOB_EPOCH, b"f", b"", b"1010", b"d", now=1000.0)
+    assert created.type == T.JOB_CREATED
+    assert broker.next_deadline() == 1010
+    assert [p.type for p in _call(broker, worker, T.GRAB_JOB, now=1005.0)] == [T.NO_JOB]
+    _call(broker, worker, T.PRE_SLEEP, now=1005.0)
+    broker.tick(1009.9)
+    assert _sent(worker) == []
+    broker.tick(1010.0)
+    assert [p.type for p in _sent(worker)] == [T.NOOP]
+    (assign,) = _call(broker, worker, T.GRAB_JOB, now=1010.0)
+    assert assign.args == (created.handle, b"f", b"d")
+
+
+def test_can_do_timeout_requeues_then_fails_within_job_retries() -> None:
+    broker = Broker(job_retries=2)
+    client, worker = broker.connect(), broker.connect()
+    _call(broker, worker, T.CAN_DO_TIMEOUT, b"f", b"10")  # below the 1000 ms floor
+    (created,) = _call(broker, client, T.SUBMIT_JOB, b"f", b"", b"d")
+    _call(broker, worker, T.GRAB_JOB, now=1000.0)
+    assert broker.next_deadline() == 1001.0
+    broker.tick(1001.0)  # first expiry: requeued
+    assert _sent(client) == []
+    _call(broker, worker, T.GRAB_JOB, now=1002.0)
+    broker.tick(1003.0)  # second: out of retries
+    (fail,) = _sent(client)
+    assert (fail.type, fail.args) == (T.WORK_FAIL, (created.handle,))
+    assert broker.jobs == {}
+
+
+def test_disconnect_cleans_every_index() -> None:
+    broker = Broker()
+    client, worker = broker.connect(), broker.connect()
+    _call(broker, worker, T.CAN_DO, b"f")
+    _call(broker, client, T.SUBMIT_JOB, b"f", b"u", b"d")
+    _call(broker, worker, T.GRAB_JOB)
+    broker.disconnect(client, 1000.0)
+    broker.disconnect(worker, 1000.0)  # the job has no listener left: not rerun
+    assert broker.jobs == {} and broker.by_key == {} and broker.sessions == {}
+    function = broker.functions[b"f"]
+    assert (function.total, function.running, function.queued, function.workers) == (0, 0, [0, 0, 0], [])
