@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import resource
 import selectors
+import signal
 import socket
 import struct
 import subprocess
@@ -49,6 +50,7 @@ SERVERS = {
     "gearmand-threads0": "gearmand",
     "gearmand-default": "gearmand-threads",
     "gear": "gear",
+    "perl": "perl",  # Perl Gearman::Server
 }
 
 
@@ -376,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--queued", type=int, default=1_000_000)
     args = parser.parse_args(argv)
+    # A SIGTERM (e.g. from `timeout`) still runs the finally blocks that stop the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.servers = [s for s in args.servers.split(",") if s]
     args.payloads = [int(p) for p in args.payloads.split(",")]
     unknown = [s for s in args.servers if s not in SERVERS]

@@ -132,7 +132,8 @@ class Finding:
     sent_hex: str = ""
     note: str = ""
     received: list[dict[str, Any]] = field(default_factory=list)
-    replay: str = ""
+    replay: str = ""  # this step alone, on a fresh server
+    replay_run: str = ""  # every step up to this one (for findings that need earlier state)
     repeats: int = 0  # later steps with the same kind, family and detail (not listed again)
 
 
@@ -485,6 +486,7 @@ def _finding(kind: str, step: int, config: FuzzConfig, case: Case, detail: str, 
         note=case.note,
         received=runner.received_events()[:20],
         replay=_replay_command(config, step),
+        replay_run=_replay_command(config, config.first_step, step - config.first_step + 1),
     )
 
 
@@ -504,6 +506,8 @@ def describe(report: FuzzReport) -> str:
         if f.sent_hex:
             lines.append(f"    sent: {f.sent_hex[:120]}{'...' if len(f.sent_hex) > 120 else ''}")
         lines.append(f"    replay: {f.replay}")
+        if f.replay_run and f.replay_run != f.replay:
+            lines.append(f"    or with the state before it: {f.replay_run}")
     if len(report.findings) > 20:
         lines.append(f"... and {len(report.findings) - 20} more (see --json)")
     return "\n".join(lines)

@@ -114,7 +114,10 @@ class GearmanProtocol(asyncio.Protocol):
         self.transport = transport
         server = self.server
         if len(server.connections) >= server.config.max_connections or server.closing:
-            log.warning("refusing a connection: %d connections open (--max-connections)", len(server.connections))
+            now = time.monotonic()
+            if now - server.last_refusal_log > 1.0:  # at most one line a second under a flood
+                server.last_refusal_log = now
+                log.warning("refusing connections: %d open (--max-connections)", len(server.connections))
             transport.abort()
             return
         peer = transport.get_extra_info("peername")
@@ -324,6 +327,7 @@ class Server:
         )
         self.connections: set[GearmanProtocol] = set()
         self.closing = False
+        self.last_refusal_log = 0.0
         self._listener: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from gearspec.conformance.registry import Level, all_cases, case, get_case, select_cases, uncovered
@@ -90,3 +91,17 @@ def test_expectation_files_load_and_name_real_cases(profile: str) -> None:
 
 def test_builtin_profiles_cover_the_four_servers() -> None:
     assert {"reference", "gearmand", "perl", "gear"} <= set(builtin_profiles())
+
+
+def test_case_modules_never_sleep() -> None:
+    # Cases wait for events with deadlines; a sleep would make them slow and flaky.
+    import gearspec.conformance.cases as package
+
+    folder = Path(package.__file__).parent
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted(folder.glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.search(r"\b(time|asyncio)\.sleep\(|^\s*from time import .*\bsleep\b", line)
+    ]
+    assert offenders == []

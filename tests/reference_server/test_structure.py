@@ -39,3 +39,15 @@ def test_broker_dispatch_covers_every_request_packet() -> None:
 
     requests = {p.code for p in PACKETS if Magic.REQ in p.magics and not p.reserved}
     assert set(Broker().handlers) == requests
+
+
+def test_the_launcher_command_for_reference_still_works(reference_server) -> None:
+    """conformance/launch.py PEER_COMMANDS["reference"] starts this server."""
+    from gearspec.spec import PacketType as T
+
+    from .conftest import Conn
+
+    conn = Conn(reference_server)
+    conn.send(T.ECHO_REQ, b"launched")
+    conn.expect(T.ECHO_RES, b"launched")
+    conn.close()
