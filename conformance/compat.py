@@ -111,24 +111,40 @@ def rows_from_json(path: Path) -> list[Row]:
 
 
 _NAMES = re.compile(r"gs-[a-z0-9-]+-[0-9a-f]{8,12}")
-_HANDLES = re.compile(r"H:[^:\s']+:[0-9]+")
+_HANDLE_HOSTS = re.compile(r"H:[^:\s']+:(?=[0-9])")
 
 
 def _toml_string(text: str) -> str:
-    text = _HANDLES.sub("H:<host>:<n>", _NAMES.sub("<name>", text))
+    text = _HANDLE_HOSTS.sub("H:<host>:", _NAMES.sub("<name>", text))
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")[:300] + '"'
 
 
-def draft_expectations(name: str, results: Sequence[Result]) -> str:
-    """TOML deviations for every result that is not a pass (reason = expected vs actual)."""
+def draft_expectations(name: str, runs: Sequence[Sequence[Result]]) -> str:
+    """TOML deviations for every case that did not pass in some run (reason = expected vs actual).
+
+    A case that passed in one run and not in another gets "pass" among its outcomes (a
+    deviation seen only sometimes), so neither outcome fails a later run.
+    """
     # Keep the existing file's header (comments and [target] facts) as it is.
     existing = builtin_profiles()[SERVERS[name][0]].read_text()
     out = [existing.split("[[deviation]]", 1)[0].rstrip()]
-    for r in results:
-        if r.outcome in (Outcome.PASS, Outcome.INFORMATIONAL, Outcome.NON_STRICT):
+    by_case: dict[str, list[Result]] = {}
+    for results in runs:
+        for r in results:
+            by_case.setdefault(r.case.id, []).append(r)
+    for case_id, seen in by_case.items():
+        bad = [r for r in seen if r.outcome not in (Outcome.PASS, Outcome.INFORMATIONAL, Outcome.NON_STRICT)]
+        if not bad:
             continue
+        outcomes = sorted({r.outcome.value for r in bad} | ({"pass"} if len(bad) < len(seen) else set()))
+        r = bad[0]
         reason = r.message if r.expected is None else f"expected {r.expected}; got {r.actual}"
-        out += ["", "[[deviation]]", f'case = "{r.case.id}"', f'outcome = ["{r.outcome.value}"]', f"reason = {_toml_string(reason)}"]
+        if len(bad) < len(seen):
+            reason = f"in {len(bad)} of {len(seen)} runs: {reason}"
+        out += [
+            "", "[[deviation]]", f'case = "{case_id}"', "outcome = [" + ", ".join(f'"{o}"' for o in outcomes) + "]",
+            f"reason = {_toml_string(reason)}",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -138,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=4)
     parser.add_argument("--wait", type=float, default=1.0, help="seconds to wait for one reply (default 1)")
     parser.add_argument("--draft-expectations", metavar="DIR", help="write NAME.toml drafts of the deviations seen")
+    parser.add_argument("--runs", type=int, default=1, help="runs per server for drafts (finds flaky deviations)")
     parser.add_argument("--output", metavar="FILE", help="write the table here instead of stdout")
     parser.add_argument(
         "--from-json", nargs="+", metavar="NAME=FILE",
@@ -164,16 +181,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"compat: {name} is not installed; left out", file=sys.stderr)
             continue
         try:
-            per_server[name] = run_server(name, cases, args.jobs, args.wait, profile=not args.draft_expectations)
+            runs = [
+                run_server(name, cases, args.jobs, args.wait, profile=not args.draft_expectations)
+                for _ in range(max(1, args.runs) if args.draft_expectations else 1)
+            ]
         except LaunchError as exc:
             print(f"compat: {exc}", file=sys.stderr)
             return 2
+        per_server[name] = runs[0]
         counts = Counter(r.verdict.value for r in per_server[name])
         print(f"compat: {name}: {dict(counts)}", file=sys.stderr)
         if args.draft_expectations:
             folder = Path(args.draft_expectations)
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{name}.toml").write_text(draft_expectations(name, per_server[name]))
+            (folder / f"{name}.toml").write_text(draft_expectations(name, runs))
     if not per_server:
         return 2
     _emit(compat_table({n: [Row.of(r) for r in rs] for n, rs in per_server.items()}), args.output)

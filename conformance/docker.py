@@ -70,8 +70,12 @@ def engine_address() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock (the default; set DOCKER_HOST to change it)"
 
 
-def connect(timeout: float = 10.0) -> Any:
-    """A connected ``docker.DockerClient``, or `DockerUnavailable` naming what is missing."""
+def connect(timeout: float = 120.0) -> Any:
+    """A connected ``docker.DockerClient``, or `DockerUnavailable` naming what is missing.
+
+    The API timeout is long: with the vfs storage driver, creating a container copies its
+    whole image, which takes seconds on a busy disk.
+    """
     try:
         import docker  # the optional dependency: pip install 'gearspec[docker]'
         import docker.errors
@@ -148,7 +152,7 @@ def build_image(impl: Implementation, client: Any | None = None, *, echo: bool =
         stream = client.api.build(
             fileobj=_context_tar(impl), custom_context=True, dockerfile="Dockerfile.gearspec",
             tag=impl.image_ref, network_mode="host", rm=True, forcerm=True, decode=True,
-            buildargs={"BASE": BASE_IMAGE}, labels={LABEL: "1"},
+            buildargs={"BASE": BASE_IMAGE},  # no labels: with vfs every extra step copies the image
         )
         for chunk in stream:
             if "error" in chunk:
@@ -248,6 +252,21 @@ def _remove(client: Any, name: str) -> None:
         client.api.remove_container(name, force=True, v=True)
 
 
+def _remove_when_created(client: Any, name: str, wait: float = 60.0) -> None:
+    """After a create request timed out: remove the container once the engine has made it."""
+    import docker.errors
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            client.api.remove_container(name, force=True, v=True)
+            return
+        except docker.errors.NotFound:
+            time.sleep(0.5)  # the engine gives no event for a create it is still running
+        except docker.errors.APIError:
+            time.sleep(0.5)  # e.g. "removal already in progress"
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM raises KeyboardInterrupt (so `finally` blocks remove containers)."""
@@ -327,6 +346,9 @@ def start_container(
             raise ImageBuildError(f"image {image} is not present (build it: python -m gearspec.conformance.docker build)") from None
         except docker.errors.APIError as exc:
             raise LaunchError(f"cannot create a container from {image}: {exc.explanation or exc}") from None
+        except Exception as exc:  # e.g. a read timeout: the engine may still create it later
+            _remove_when_created(client, container_name)
+            raise LaunchError(f"cannot create a container from {image}: {type(exc).__name__}: {exc}") from None
         running = RunningContainer(container_name, image, host, 0, container)
         try:
             container.start()

@@ -290,6 +290,10 @@ class Conn:
         dec = self.decoder
         return bytes(dec._buf[dec._pos:]) + b"".join(dec._more)
 
+    def unread(self, event: Received) -> None:
+        """Put an event back: the next `receive` returns it first."""
+        self.pending.insert(0, event)
+
     def expect(
         self,
         *types: PacketType,

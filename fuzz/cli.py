@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from gearspec.fuzz.network import (
@@ -97,7 +98,7 @@ def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int
     if args.profile not in PROFILES:
         print(f"gearspec fuzz: unknown profile {args.profile!r}; known: {', '.join(PROFILES)}", file=sys.stderr)
         return 2
-    options = PROFILES[args.profile]
+    options = replace(PROFILES[args.profile], timeout=args.deadline)
     start = time.monotonic()
     batches = 0
     # Hypothesis has no time budget: run seeded batches until the budget is spent.
@@ -105,11 +106,17 @@ def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int
         try:
             check_target(host, port, options, max_examples=args.examples, steps=args.model_steps, seed=args.seed + batches)
         except ModelFailure as exc:
-            print(str(exc), file=sys.stderr)
-            target = args.save_script or args.json
-            if target:
-                Path(target).write_text(exc.script)
-                print(f"gearspec fuzz: replay script written to {target}", file=sys.stderr)
+            _report_model_failure(args, exc)
+            return 1
+        except BaseExceptionGroup as group:
+            # Hypothesis reports a failure that did not repeat on re-run as a group (FlakyFailure):
+            # the target behaved differently for the same packets, e.g. under a timeout.
+            failures = [e for e in group.exceptions if isinstance(e, ModelFailure)]
+            print(f"gearspec fuzz: the target failed inconsistently ({group.__class__.__name__}); first failure:", file=sys.stderr)
+            if failures:
+                _report_model_failure(args, failures[0])
+            else:
+                print(f"{group}", file=sys.stderr)
             return 1
         batches += 1
     print(
@@ -117,6 +124,15 @@ def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int
         f"{batches} batches of {args.examples} runs in {time.monotonic() - start:.1f}s, seeds {args.seed}..{args.seed + batches - 1}"
     )
     return 0
+
+
+def _report_model_failure(args: argparse.Namespace, exc: Exception) -> None:
+    print(str(exc), file=sys.stderr)
+    target = args.save_script or args.json
+    script = getattr(exc, "script", None)
+    if target and script:
+        Path(target).write_text(script)
+        print(f"gearspec fuzz: replay script written to {target}", file=sys.stderr)
 
 
 def _replay(args: argparse.Namespace, host: str, port: int) -> int:
@@ -131,7 +147,11 @@ def _replay(args: argparse.Namespace, host: str, port: int) -> int:
         print(f"gearspec fuzz: {args.replay}: {exc}", file=sys.stderr)
         return 2
     try:
-        session = replay(steps, host, port, timeout=args.deadline, allow_trailing_nul=bool(options.get("allow_trailing_nul")))
+        session = replay(
+            steps, host, port, timeout=args.deadline,
+            allow_trailing_nul=bool(options.get("allow_trailing_nul")),
+            allow_empty_numbers=bool(options.get("allow_empty_numbers")),
+        )
     except (Mismatch, TargetDown) as exc:
         print(f"gearspec fuzz: replay failed: {exc}", file=sys.stderr)
         return 1

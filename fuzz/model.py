@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
@@ -59,9 +59,14 @@ class ModelOptions:
     - `cant_do_running`: what CANT_DO does to a job the worker is running for that function:
       "keep" (nothing) or "requeue" (gearmand: the worker's registration is freed with its
       jobs, worker.cc `gearman_server_worker_free` via server.cc GEARMAN_COMMAND_CANT_DO).
-    - `orphaned_background_dropped`: a background job that a foreground submitter joined
-      (coalescing) is dropped when that submitter disconnects (gearmand: client.cc
+    - `orphaned_background_dropped`: a job that a background submit created or joined is
+      dropped anyway when its last foreground submitter disconnects (gearmand: client.cc
       `gearman_server_client_free` sets ignore_job once the job has no clients left).
+    - `noop_rearm`: what lets a sleeping worker get another NOOP: "pre_sleep" (every PRE_SLEEP
+      starts a new sleep cycle) or "grab" (gearmand: only a GRAB_* clears is_noop_sent,
+      server.cc GEARMAN_COMMAND_GRAB_JOB; a worker that sleeps again without grabbing is not
+      woken again).
+    - `empty_numbers`: read empty number fields (Perl's STATUS_RES) as 0.
     - `trailing_nul`: tolerate a NUL after a packet's last argument (gearmand 1.1.20 sends
       WORK_FAIL that way when it stands in for WORK_EXCEPTION; see docs/fuzz.md).
     - `options`: the server supports OPTION_REQ "exceptions".
@@ -77,6 +82,8 @@ class ModelOptions:
     grab_all_plain: str = "either"
     trailing_nul: bool = False
     cant_do_running: str = "keep"
+    noop_rearm: str = "pre_sleep"
+    empty_numbers: bool = False
     orphaned_background_dropped: bool = False
     options: bool = True
     timeout: float = 3.0
@@ -88,12 +95,14 @@ PROFILES: dict[str, ModelOptions] = {
     "gearmand": ModelOptions(
         grab_all_plain="uniq", trailing_nul=True, cant_do_running="requeue",
         orphaned_background_dropped=True,
+        noop_rearm="grab",
     ),
     "perl": ModelOptions(
         grabs=("GRAB_JOB",),
         submits=("SUBMIT_JOB", "SUBMIT_JOB_BG", "SUBMIT_JOB_HIGH"),
         work_packets=("WORK_STATUS", "WORK_COMPLETE", "WORK_FAIL", "WORK_EXCEPTION"),
         unknown_handle_error="*",
+        empty_numbers=True,
     ),
     "gear": ModelOptions(grabs=("GRAB_JOB_UNIQ",)),
 }
@@ -115,7 +124,7 @@ class _Job:
     unique: bytes
     data: bytes
     priority: int
-    background: bool
+    background: bool  # submitted (or joined) by a background submit
     seq: int
     listeners: list[str] = field(default_factory=list)
     worker: str | None = None
@@ -152,7 +161,8 @@ class JobServerModel(RuleBasedStateMachine):
         # Fresh function names per run: earlier runs may have left jobs on the server.
         self.prefix = f"m{os.getpid()}x{next(_COUNTER)}_"
         self.session = Session(
-            self.host, self.port, timeout=self.options.timeout, allow_trailing_nul=self.options.trailing_nul
+            self.host, self.port, timeout=self.options.timeout,
+            allow_trailing_nul=self.options.trailing_nul, allow_empty_numbers=self.options.empty_numbers,
         )
         self.jobs: list[_Job] = []
         self.finished: list[str] = []  # vars of handles of jobs that ended
@@ -225,7 +235,9 @@ class JobServerModel(RuleBasedStateMachine):
             if existing is not None:
                 # Coalescing: same handle, and a foreground submitter listens to the job.
                 self.session.request(client, Packet.request(name, fn, unique, data), Expect("JOB_CREATED", (Var(existing.var),)))
-                if not attrs.background:
+                if attrs.background:
+                    existing.background = True  # someone now waits for it in the background
+                else:
                     existing.listeners.append(client)
                 woken: list[str] = []
             else:
@@ -333,7 +345,8 @@ class JobServerModel(RuleBasedStateMachine):
                 arrived = self.session.sync(worker, [], [Expect("NOOP")] if only_abandoned else [])
                 if not arrived:
                     state.sleeping = True
-                    state.noop_sent = False
+                    if self.options.noop_rearm == "pre_sleep":
+                        state.noop_sent = False
         except (Mismatch, TargetDown) as exc:
             raise self._fail(exc) from None
 
@@ -352,16 +365,16 @@ class JobServerModel(RuleBasedStateMachine):
         else:
             args = (handle, data)
         expected: dict[str, list[Expect]] = {}
-        if not job.background:
-            for client in job.listeners:
-                forward = Expect(name, (Var(job.var), *args[1:]))
-                if name == "WORK_EXCEPTION" and not self.exceptions[client]:
-                    how = self.options.exception_without_option
-                    if how == "fail":
-                        forward = Expect("WORK_FAIL", (Var(job.var),))
-                    elif how == "nothing":
-                        continue
-                expected.setdefault(client, []).append(forward)
+        # Every foreground submitter listens, also one that joined a background job.
+        for client in job.listeners:
+            forward = Expect(name, (Var(job.var), *args[1:]))
+            if name == "WORK_EXCEPTION" and not self.exceptions[client]:
+                how = self.options.exception_without_option
+                if how == "fail":
+                    forward = Expect("WORK_FAIL", (Var(job.var),))
+                elif how == "nothing":
+                    continue
+            expected.setdefault(client, []).append(forward)
         try:
             self.session.send(worker, Packet.request(name, *args))
             if name == "WORK_STATUS":
@@ -510,10 +523,7 @@ def check_target(
             derandomize=False,
             suppress_health_check=list(HealthCheck),
             report_multiple_bugs=False,
+            # No "explain" phase: it re-runs the failing example many times over the network.
+            phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         ),
     )
-
-
-def with_timeout(options: ModelOptions, timeout: float) -> ModelOptions:
-    """`options` with another per-packet timeout."""
-    return replace(options, timeout=timeout)

@@ -32,7 +32,7 @@ from typing import Any
 from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Packet, RawPacket
 from gearspec.errors import ProtocolError
 from gearspec.export import show_bytes
-from gearspec.spec import Magic, PacketType, packet_spec
+from gearspec.spec import ArgKind, Magic, PacketType, packet_spec
 
 __all__ = [
     "ANY",
@@ -132,10 +132,18 @@ class Session:
     """
 
     def __init__(
-        self, host: str, port: int, *, timeout: float = 3.0, record: bool = True, allow_trailing_nul: bool = False
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 3.0,
+        record: bool = True,
+        allow_trailing_nul: bool = False,
+        allow_empty_numbers: bool = False,
     ) -> None:
         self.host = host
         self.allow_trailing_nul = allow_trailing_nul
+        self.allow_empty_numbers = allow_empty_numbers
         self.deviations: list[str] = []
         self.port = port
         self.timeout = timeout
@@ -295,10 +303,14 @@ class Session:
                 return None
             if isinstance(event, RawPacket):
                 fixed = self._without_trailing_nul(event)
-                if fixed is None:
-                    raise Mismatch(f"{name}: the server sent a packet that does not decode: {event.problem}")
-                self.deviations.append(f"{fixed.name} with a NUL after its last argument")
-                return fixed
+                if fixed is not None:
+                    self.deviations.append(f"{fixed.name} with a NUL after its last argument")
+                    return fixed
+                fixed = self._with_zero_numbers(event)
+                if fixed is not None:
+                    self.deviations.append(f"{fixed.name} with empty numbers")
+                    return fixed
+                raise Mismatch(f"{name}: the server sent a packet that does not decode: {event.problem}")
             if isinstance(event, AdminLine):  # pragma: no cover - admin lines are off
                 raise Mismatch(f"{name}: unexpected {event!r}")
             assert event is NEED_DATA
@@ -328,6 +340,20 @@ class Session:
             return None
         return event if isinstance(event, Packet) else None
 
+    def _with_zero_numbers(self, raw: RawPacket) -> Packet | None:
+        # Perl Gearman::Server sends STATUS_RES with empty numerator and denominator
+        # (Gearman/Server/Client.pm CMD_get_status); read them as 0 when allowed.
+        spec = raw.type.spec if raw.type is not None else None
+        if not self.allow_empty_numbers or spec is None or raw.magic != Magic.RES.value:
+            return None
+        args = raw.payload.split(b"\0", len(spec.args) - 1) if spec.args else []
+        if len(args) != len(spec.args):
+            return None
+        fixed = [b"0" if a.kind is ArgKind.NUMBER and v == b"" else v for a, v in zip(spec.args, args, strict=True)]
+        if any(a.kind is ArgKind.NUMBER and not v.isdigit() for a, v in zip(spec.args, fixed, strict=True)):
+            return None
+        return Packet(Magic.RES, PacketType(spec.code), tuple(fixed))
+
     def _log(self, step: dict[str, Any]) -> None:
         if self.record:
             self.steps.append(step)
@@ -336,7 +362,9 @@ class Session:
     def script(self) -> str:
         """The steps so far as a replayable JSON script (one step per line)."""
         lines = ",\n  ".join(json.dumps(s, sort_keys=False) for s in self.steps)
-        options = json.dumps({"allow_trailing_nul": self.allow_trailing_nul})
+        options = json.dumps(
+            {"allow_trailing_nul": self.allow_trailing_nul, "allow_empty_numbers": self.allow_empty_numbers}
+        )
         return f'{{"format": "{SCRIPT_FORMAT}", "options": {options}, "steps": [\n  {lines}\n]}}\n'
 
 
@@ -353,10 +381,18 @@ def _packet_from_data(data: dict[str, Any]) -> Packet:
 
 
 def replay(
-    steps: Iterable[dict[str, Any]], host: str, port: int, *, timeout: float = 3.0, allow_trailing_nul: bool = False
+    steps: Iterable[dict[str, Any]],
+    host: str,
+    port: int,
+    *,
+    timeout: float = 3.0,
+    allow_trailing_nul: bool = False,
+    allow_empty_numbers: bool = False,
 ) -> Session:
     """Run a script's steps against a target; raises `Mismatch` or `TargetDown` on failure."""
-    session = Session(host, port, timeout=timeout, allow_trailing_nul=allow_trailing_nul)
+    session = Session(
+        host, port, timeout=timeout, allow_trailing_nul=allow_trailing_nul, allow_empty_numbers=allow_empty_numbers
+    )
     try:
         for step in steps:
             op, name = step["op"], step.get("conn", "")

@@ -20,6 +20,8 @@ import heapq
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import Any
 
 from gearspec.reference.store import MemoryStore, Store, StoredJob
 
@@ -98,7 +100,7 @@ class Session:
         self.exceptions = False  # OPTION_REQ exceptions
         self.working: dict[bytes, Job] = {}  # handle -> job assigned to this worker
         self.listening: set[Job] = set()  # foreground jobs whose updates go to this client
-        self.io: object = None  # for the I/O layer (its transport or protocol)
+        self.io: Any = None  # for the I/O layer (its transport or protocol)
         self.closed = False
 
     def __repr__(self) -> str:
@@ -206,12 +208,13 @@ class Broker:
         self._epoch_heap: list[tuple[int, int, Job]] = []
         self._timeout_heap: list[tuple[float, int, Job, int]] = []
         self._seq = 0
+        self._sleepers = 0  # sessions with `sleeping` set: while none, queueing wakes nobody
         self.handlers: dict[int, HandlerFn] = {
             _T.CAN_DO: self._can_do,
             _T.CANT_DO: self._cant_do,
             _T.RESET_ABILITIES: self._reset_abilities,
             _T.PRE_SLEEP: self._pre_sleep,
-            _T.SUBMIT_JOB: self._submit_fg_normal,
+            _T.SUBMIT_JOB: partial(self._submit_foreground, 1),
             _T.GRAB_JOB: self._grab_job,
             _T.WORK_STATUS: self._work_status,
             _T.WORK_COMPLETE: self._work_complete,
@@ -219,7 +222,7 @@ class Broker:
             _T.GET_STATUS: self._get_status,
             _T.ECHO_REQ: self._echo,
             _T.SUBMIT_JOB_BG: self._submit_bg_normal,
-            _T.SUBMIT_JOB_HIGH: self._submit_fg_high,
+            _T.SUBMIT_JOB_HIGH: partial(self._submit_foreground, 0),
             _T.SET_CLIENT_ID: self._set_client_id,
             _T.CAN_DO_TIMEOUT: self._can_do_timeout,
             _T.ALL_YOURS: self._not_served,
@@ -229,7 +232,7 @@ class Broker:
             _T.WORK_WARNING: self._work_warning,
             _T.GRAB_JOB_UNIQ: self._grab_job_uniq,
             _T.SUBMIT_JOB_HIGH_BG: self._submit_bg_high,
-            _T.SUBMIT_JOB_LOW: self._submit_fg_low,
+            _T.SUBMIT_JOB_LOW: partial(self._submit_foreground, 2),
             _T.SUBMIT_JOB_LOW_BG: self._submit_bg_low,
             _T.SUBMIT_JOB_SCHED: self._not_served,
             _T.SUBMIT_JOB_EPOCH: self._submit_epoch,
@@ -278,6 +281,9 @@ class Broker:
                     self._drop_queued(job)
         session.listening.clear()
         self._reset_abilities(session, [], now)
+        if session.sleeping:
+            session.sleeping = False
+            self._sleepers -= 1
         session.out.clear()
 
     # -- packets ----------------------------------------------------------------------------
@@ -325,14 +331,30 @@ class Broker:
             self.send_error(session, ErrorCode.UNKNOWN_OPTION, "Server does not recognize given option")
 
     # -- submitting -------------------------------------------------------------------------
-    def _submit_fg_normal(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], 1, False, now)
-
-    def _submit_fg_high(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], 0, False, now)
-
-    def _submit_fg_low(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[2], 2, False, now)
+    def _submit_foreground(self, priority: int, session: Session, args: list[bytes], now: float) -> None:
+        # SUBMIT_JOB / _HIGH / _LOW (bound to a priority with functools.partial). The common
+        # case, a new job with an empty unique id under no queue limit, is `submit` inlined
+        # (the hot path of every benchmark); anything else goes through `submit` itself.
+        function_name, unique, data = args
+        function = self.functions.get(function_name)
+        if unique or function is None or function.max_queue[priority]:
+            self.submit(session, function_name, unique, data, priority, False, now)
+            return
+        self._next_handle += 1
+        handle = self.handle_prefix + b"%d" % self._next_handle
+        job = Job(handle, function, unique, data, priority, 0, b"", None)
+        self.jobs[handle] = job
+        job.clients = [session]
+        session.listening.add(job)
+        function.total += 1
+        function.queues[priority].append(job)  # _enqueue, inlined
+        function.queued[priority] += 1
+        if self._sleepers:
+            self._wake(function)
+        out = session.out
+        if not out:
+            self.pending.append(session)
+        out.append(_pack(_RES, 8, len(handle)) + handle)  # JOB_CREATED
 
     def _submit_bg_normal(self, s: Session, a: list[bytes], now: float) -> None:
         self.submit(s, a[0], a[1], a[2], 1, True, now)
@@ -429,6 +451,10 @@ class Broker:
         else:
             function.queues[job.priority].append(job)
         function.queued[job.priority] += 1
+        if self._sleepers:
+            self._wake(function)
+
+    def _wake(self, function: Function) -> None:
         # Wake every sleeping worker of the function, one NOOP per sleep cycle (job.cc
         # gearman_server_job_queue with the default worker_wakeup of 0: all of them).
         for worker in function.workers:
@@ -506,27 +532,34 @@ class Broker:
 
     def _pre_sleep(self, session: Session, args: list[bytes], now: float) -> None:
         if self._has_work(session):
-            session.sleeping = False
+            if session.sleeping:
+                session.sleeping = False
+                self._sleepers -= 1
             self.send(session, _NOOP)
         else:
-            session.sleeping = True
+            if not session.sleeping:
+                session.sleeping = True
+                self._sleepers += 1
             session.noop_sent = False
 
     def _take(self, session: Session, now: float) -> Job | None:
         # Priority is global across the worker's functions (HIGH of any function before
         # NORMAL of any), FIFO within a level, functions in CAN_DO order.
-        session.sleeping = False
+        if session.sleeping:
+            session.sleeping = False
+            self._sleepers -= 1
         session.noop_sent = False
         for priority in (0, 1, 2):
             for function in session.functions:
-                if not function.queued[priority]:
+                queued = function.queued
+                if not queued[priority]:
                     continue
                 queue = function.queues[priority]
                 while queue:
                     job = queue.popleft()
                     if job.state != _QUEUED:
                         continue  # dropped while queued
-                    function.queued[priority] -= 1
+                    queued[priority] -= 1
                     function.running += 1
                     job.state = _RUNNING
                     job.worker = session
@@ -553,8 +586,15 @@ class Broker:
             self.pending.append(session)
         if job is None:
             out.append(_NO_JOB)
+            return
+        head = b"\0".join((job.handle, job.function.name, job.unique, b""))
+        data = job.data
+        size = len(head) + len(data)
+        if len(data) > 4096:  # as _parts: large data stays its own piece
+            out.append(_pack(_RES, 31, size) + head)  # JOB_ASSIGN_UNIQ
+            out.append(data)
         else:
-            out.extend(_parts(31, b"\0".join((job.handle, job.function.name, job.unique, b"")), job.data))
+            out.append(_pack(_RES, 31, size) + head + data)
 
     def _grab_job_all(self, session: Session, args: list[bytes], now: float) -> None:
         # As gearmand: JOB_ASSIGN_ALL only for reduce jobs, JOB_ASSIGN_UNIQ otherwise
@@ -606,20 +646,44 @@ class Broker:
                 self._forward(job, (_packet(_T.WORK_STATUS, b"\0".join(args)),))
 
     def _work_complete(self, session: Session, args: list[bytes], now: float) -> None:
-        job = session.working.get(args[0])
+        handle, data = args
+        working = session.working
+        job = working.get(handle)
         if job is None:
             self.send_error(session, ErrorCode.JOB_NOT_FOUND, "Job given in work result not found")
             return
         clients = job.clients
         if clients:
-            parts = _parts(13, args[0] + b"\0", args[1])  # WORK_COMPLETE
+            size = len(handle) + 1 + len(data)
+            if len(data) > 4096:
+                parts: tuple[bytes, ...] = (_pack(_RES, 13, size) + handle + b"\0", data)  # as _parts
+            else:
+                parts = (_pack(_RES, 13, size) + handle + b"\0" + data,)  # WORK_COMPLETE
             pending = self.pending
             for client in clients:
                 out = client.out
                 if not out:
                     pending.append(client)
                 out.extend(parts)
-        self._finish(job)
+        # `_finish` for a running job (every job in `working` is), inlined: the hot path.
+        function = job.function
+        function.running -= 1
+        function.total -= 1
+        del working[handle]
+        job.worker = None
+        job.state = _DONE
+        self.jobs.pop(handle, None)
+        if job.key is not None:
+            k = (function.name, job.key)
+            if self.by_key.get(k) is job:
+                del self.by_key[k]
+        if clients:
+            for client in clients:
+                client.listening.discard(job)
+            job.clients = None
+        if job.store_id:
+            self.store.remove(job.store_id)
+            job.store_id = 0
 
     def _work_fail(self, session: Session, args: list[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job given in work result not found")

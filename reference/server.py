@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gearspec.reference.broker import Broker, Session
@@ -51,6 +52,11 @@ _PLANS: dict[int, tuple[int, bool, tuple[int, ...]]] = {
     for spec in PACKETS
     if Magic.REQ in spec.magics and not spec.reserved
 }
+# The header read as (magic and type as one integer, payload size): one dict lookup on that
+# integer finds a REQ packet's plan, with no bytes object made for the magic and no compare.
+_KEY_AND_SIZE = struct.Struct(">QI")
+_unpack_key_and_size = _KEY_AND_SIZE.unpack_from
+_REQ_KEY = int.from_bytes(_REQ, "big") << 32
 
 
 def _split_large(buf: bytes, start: int, end: int, nargs: int, has_data: bool) -> list[bytes] | None:
@@ -91,13 +97,14 @@ class GearmanProtocol(asyncio.Protocol):
     """One connection: frames bytes into broker calls and writes what the broker queued."""
 
     __slots__ = (
-        "_chunks", "_have", "_max_size", "_need", "_paused", "_reading", "broker", "handlers", "server", "session", "transport",
+        "_chunks", "_have", "_max_size", "_need", "_paused", "_reading", "broker", "plans", "server", "session",
+        "transport",
     )
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.broker = server.broker
-        self.handlers = server.broker.handlers
+        self.plans = server.plans
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self._chunks: list[bytes] = []  # an incomplete packet's bytes so far
@@ -169,10 +176,10 @@ class GearmanProtocol(asyncio.Protocol):
                 return
             buf = b"".join(chunks)
             self._chunks = []
+            self._have = 0
+            self._need = 0
         else:
-            buf = data
-        self._have = 0
-        self._need = 0
+            buf = data  # (_have and _need are only ever set along with _chunks)
         try:
             self._parse(buf)
         except Exception:  # never let one connection's surprise take the server down
@@ -186,13 +193,55 @@ class GearmanProtocol(asyncio.Protocol):
     def _parse(self, buf: bytes) -> None:
         session = self.session
         assert session is not None
-        handlers = self.handlers
-        plans = _PLANS
+        plans = self.plans
         max_size = self._max_size
+        unpack = _unpack_key_and_size
         now = _time()
         pos = 0
         n = len(buf)
         while pos < n:
+            if n - pos >= 12 and buf[pos] == 0:
+                key, size = unpack(buf, pos)
+                end = pos + 12 + size
+                if end <= n and size <= max_size:
+                    plan = plans.get(key)
+                    if plan is not None:
+                        # A whole REQ packet of a type the broker serves: split it as the plan
+                        # says; any flaw sends it to the codec below, which words the error.
+                        handler, nargs, has_data, numbers = plan
+                        if nargs == 0:
+                            if size == 0:
+                                handler(session, [], now)
+                                pos = end
+                                continue
+                        elif nargs == 1:
+                            payload = buf[pos + 12:end]
+                            if has_data or b"\0" not in payload:
+                                handler(session, [payload], now)
+                                pos = end
+                                continue
+                        else:
+                            if size > 4096:
+                                args = _split_large(buf, pos + 12, end, nargs, has_data)
+                            else:
+                                args = buf[pos + 12:end].split(b"\0", nargs - 1)
+                                if len(args) != nargs or (not has_data and b"\0" in args[-1]):
+                                    args = None
+                            if args is not None:
+                                for i in numbers:
+                                    if not args[i].isdigit():
+                                        break
+                                else:
+                                    handler(session, args, now)
+                                    pos = end
+                                    continue
+                    # Off the fast path: let the codec say precisely what is wrong.
+                    if not self._slow_packet(buf[pos:end], now):
+                        return
+                    pos = end
+                    continue
+            # Not a whole packet of acceptable size here: an admin line, a short or oversized
+            # packet; the checks in full.
             if buf[pos] != 0:
                 end = buf.find(b"\n", pos)
                 if end < 0:
@@ -213,46 +262,12 @@ class GearmanProtocol(asyncio.Protocol):
                     return
                 self._need = 12
                 break
-            magic, code, size = _unpack_header(buf, pos)
+            _, _, size = _unpack_header(buf, pos)
             if size > max_size:
                 self._fatal(f"packet size {size} exceeds --max-packet-size {max_size}")
                 return
-            end = pos + 12 + size
-            if end > n:
-                self._need = end - pos
-                break
-            plan = plans.get(code) if magic == _REQ else None
-            if plan is not None:
-                nargs, has_data, numbers = plan
-                if nargs == 0:
-                    args: list[bytes] | None = [] if size == 0 else None
-                elif nargs == 1:
-                    payload = buf[pos + 12:end]
-                    args = [payload] if has_data or b"\0" not in payload else None
-                elif size > 4096:
-                    args = _split_large(buf, pos + 12, end, nargs, has_data)
-                    if args is not None and numbers:
-                        for i in numbers:
-                            if not args[i].isdigit():
-                                args = None
-                                break
-                else:
-                    args = buf[pos + 12:end].split(b"\0", nargs - 1)
-                    if len(args) != nargs or (not has_data and b"\0" in args[-1]):
-                        args = None
-                    elif numbers:
-                        for i in numbers:
-                            if not args[i].isdigit():
-                                args = None
-                                break
-                if args is not None:
-                    handlers[code](session, args, now)
-                    pos = end
-                    continue
-            # Off the fast path: let the codec say precisely what is wrong.
-            if not self._slow_packet(buf[pos:end], now):
-                return
-            pos = end
+            self._need = 12 + size  # incomplete: wait for the rest
+            break
         if pos < n:
             rest = buf[pos:] if pos else buf
             self._chunks = [rest]
@@ -285,6 +300,7 @@ class GearmanProtocol(asyncio.Protocol):
 
     # -- output -----------------------------------------------------------------------------
     def write(self, data: list[bytes]) -> None:
+        """Send `data` (pieces of output) in one write. `Server._write_pending` inlines this."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -292,7 +308,13 @@ class GearmanProtocol(asyncio.Protocol):
             transport.write(data[0])
         else:
             transport.writelines(data)  # one vectored write; large payloads are not copied
-        if self._paused and transport.get_write_buffer_size() > self.server.config.max_output_buffer:
+        if self._paused:
+            self.check_backlog()
+
+    def check_backlog(self) -> None:
+        """Close the connection when more output than --max-output-buffer waits for it."""
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size() > self.server.config.max_output_buffer:
             log.warning(
                 "connection %d does not read its replies (over %d bytes waiting); closing it",
                 self.session.id if self.session else -1, self.server.config.max_output_buffer,
@@ -325,6 +347,12 @@ class Server:
             log_level=config.log_level.upper(),
             enable_shutdown=config.enable_shutdown,
         )
+        handlers = self.broker.handlers
+        # Per REQ packet type the framing plan and the broker's handler, in one lookup.
+        self.plans: dict[int, tuple[Callable[[Session, list[bytes], float], None], int, bool, tuple[int, ...]]] = {
+            _REQ_KEY | code: (handlers[code], nargs, has_data, numbers)
+            for code, (nargs, has_data, numbers) in _PLANS.items()
+        }
         self.connections: set[GearmanProtocol] = set()
         self.closing = False
         self.last_refusal_log = 0.0
@@ -390,9 +418,18 @@ class Server:
                 data = session.out
                 if data:
                     session.out = []
-                    io = session.io
-                    if io is not None and not session.closed:
-                        io.write(data)
+                    proto: GearmanProtocol | None = session.io
+                    if proto is not None and not session.closed:
+                        # GearmanProtocol.write, inlined: this runs for most output.
+                        transport = proto.transport
+                        if transport is None or transport.is_closing():
+                            continue
+                        if len(data) == 1:
+                            transport.write(data[0])
+                        else:
+                            transport.writelines(data)  # one vectored write; large payloads are not copied
+                        if proto._paused:
+                            proto.check_backlog()
         if broker.shutdown_requested and self._stop_mode is None:
             self.request_stop(broker.shutdown_requested)
         if self._timer_at is None or (broker.next_deadline() or self._timer_at) < self._timer_at:

@@ -6,6 +6,7 @@
 #
 #   scripts/docker-base.sh            build it unless it exists
 #   FORCE=1 scripts/docker-base.sh    rebuild it
+#   GEARSPEC_BASE_FROM=debian:bookworm-slim scripts/docker-base.sh   pull a base instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,14 @@ SUITE=${GEARSPEC_BASE_SUITE:-bookworm}
 
 if [ -z "${FORCE:-}" ] && docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   echo "docker-base: $BASE_IMAGE already exists (FORCE=1 rebuilds it)"
+  exit 0
+fi
+# Where no Debian mirror is configured (e.g. GitHub's Ubuntu runners), start from a
+# registry image instead: GEARSPEC_BASE_FROM=debian:bookworm-slim.
+if [ -n "${GEARSPEC_BASE_FROM:-}" ]; then
+  docker pull -q "$GEARSPEC_BASE_FROM" >/dev/null
+  docker tag "$GEARSPEC_BASE_FROM" "$BASE_IMAGE"
+  echo "docker-base: tagged $GEARSPEC_BASE_FROM as $BASE_IMAGE"
   exit 0
 fi
 command -v debootstrap >/dev/null || { echo "docker-base: debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }

@@ -58,16 +58,21 @@ if ($role eq 'client') {
         print "$handle\n";
         exit 0;
     }
-    my $failed = 0;
-    $opts{on_fail} = sub { $failed = 1 };
     $opts{on_status} = sub { my ($n, $d) = @_; print STDERR "status: $n/$d\n" };
     $opts{on_data} = sub { my ($ref) = @_; print STDERR "data: ${$ref}\n" };
     $opts{on_warning} = sub { my ($msg) = @_; print STDERR "warning: $msg\n" };
+    require Time::HiRes;
+    my $started = Time::HiRes::time();
     my $result = $client->do_task($o{function}, \$o{data}, \%opts);
     if (defined $result) {
         binmode STDOUT;
         print ${$result};
         exit 0;
+    }
+    # do_task reports a timeout like a failure (undef): tell them apart by the clock.
+    if (Time::HiRes::time() - $started >= $o{timeout}) {
+        print STDERR "timed out after $o{timeout}s\n";
+        exit 6;
     }
     exit 3;
 }
@@ -80,6 +85,11 @@ if (!can_connect()) {
 my $worker = Gearman::Worker->new(job_servers => [$server]);
 my $done = 0;
 my $deadline = time + ($o{timeout} // 60);
+# Gearman::Worker::work checks stop_if only between waits of up to 10 s: an alarm keeps
+# --timeout exact.
+require Time::HiRes;
+$SIG{ALRM} = sub { print STDERR "timed out ($done jobs done)\n"; exit 6 };
+Time::HiRes::alarm($o{timeout} // 60);
 $worker->register_function($o{function} => sub {
     my $job = shift;
     my $data = $job->arg;

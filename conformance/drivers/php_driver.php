@@ -138,7 +138,14 @@ $worker->addFunction($o['function'], function (GearmanJob $job) {
 });
 $done = 0;
 $count = $o['count'] === null ? null : (int)$o['count'];
+$deadline = microtime(true) + (float)$o['timeout'];
 while ($count === null || $done < $count) {
+    $left = (int)(($deadline - microtime(true)) * 1000);
+    if ($left <= 0) {
+        fwrite(STDERR, "timed out ($done jobs done)\n");
+        exit(6);
+    }
+    $worker->setTimeout($left);   // --timeout bounds the worker's whole life
     if (@$worker->work()) {
         $done++;
         continue;

@@ -8,13 +8,20 @@ returned as a packet again and again. The fuzzer must find that; valid streams m
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from gearspec.fuzz.parsers import ParserFailure, fuzz_parser, valid_streams
 from hypothesis import given, settings
 
 from gearspec.codec import Packet
 
-gear = pytest.importorskip("gear")
+try:
+    import gear
+except ImportError:  # a peer missing locally may skip; under CI it must fail (tests/conftest.py)
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("python gear is not installed (pip install gear)", allow_module_level=True)
 
 
 class _BytesSocket:

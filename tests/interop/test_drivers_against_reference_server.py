@@ -58,16 +58,22 @@ class ReferenceWorker:
 
     def __init__(self, address: str, function: str) -> None:
         self.seen: list[bytes] = []
-        self.done = threading.Event()
+        self._changed = threading.Condition()
         self._worker = BlockingWorker([address])
 
         def record(job: WorkerJob) -> bytes:
-            self.seen.append(job.data)
+            with self._changed:
+                self.seen.append(job.data)
+                self._changed.notify_all()
             return contract(job)
 
         self._worker.register(function, record)
         self._thread = threading.Thread(target=self._worker.run, daemon=True)
         self._thread.start()
+
+    def wait_for(self, data: bytes, timeout: float = 20.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: data in self.seen, timeout)
 
     def stop(self) -> None:
         self._worker.stop()
@@ -123,15 +129,7 @@ def test_client(name: str, reference_server: RunningServer, reference_worker: Re
         assert (result.exit, result.stdout) == (EXIT_OK, f"{priority}-job"[::-1].encode()), result.describe()
 
     # The background job reached the worker too (it may run after the foreground ones).
-    with BlockingClient([reference_server.address]) as check:
-        for _ in range(100):
-            if b"background-job" in reference_worker.seen:
-                break
-            status = check.get_status(handle)
-            if not status.known:
-                break
-            threading.Event().wait(0.05)
-    assert b"background-job" in reference_worker.seen
+    assert reference_worker.wait_for(b"background-job"), reference_worker.seen
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -186,3 +184,23 @@ def test_client_against_a_refused_port_exits_2(name: str) -> None:
         port = sock.getsockname()[1]
     result = run_client(driver, "127.0.0.1", port, "rev", data="x", timeout=2)
     assert result.exit == 2 and result.stderr.strip(), result.describe()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_timeouts_exit_6(name: str, reference_server: RunningServer) -> None:
+    """--timeout bounds a client waiting on a job nobody serves, and an idle worker's life."""
+    driver = DRIVERS[name]
+    need(driver)
+    if driver.limitation("client.foreground") is not None:
+        pytest.xfail(f"{name} cannot run here: {driver.limitation('client.foreground')}")
+    host, port = reference_server.host, reference_server.port
+    result = run_client(driver, host, port, "nobody_serves_this", data="x", timeout=1)
+    assert result.exit == 6, result.describe()
+    process = start_worker(driver, host, port, "idle", count=1, timeout=1)
+    try:
+        _, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 6, err

@@ -168,3 +168,19 @@ def test_two_servers_cannot_share_one_sqlite_queue(tmp_path: Path) -> None:
         assert second.returncode == 1 and "in use by another server" in second.stderr
     finally:
         server.stop()
+
+
+def test_default_queue_is_a_per_user_sqlite_file(tmp_path: Path) -> None:
+    from gearspec.conformance.launch import start_local
+
+    from .conftest import SERVE
+
+    server = start_local(SERVE, name="reference", env={"XDG_STATE_HOME": str(tmp_path)})
+    try:
+        client = Conn(server)
+        client.send(T.SUBMIT_JOB_BG, b"default-q", b"", b"kept")
+        client.expect(T.JOB_CREATED)
+        db = tmp_path / "gearspec" / "queue.sqlite3"
+        assert sqlite3.connect(db).execute("SELECT data FROM gearspec_jobs").fetchall() == [(b"kept",)]
+    finally:
+        server.stop()

@@ -1,0 +1,39 @@
+"""The driver registry is consistent: scripts exist, limitations name known features, the
+README documents every driver, and unavailable drivers say why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gearspec.conformance.drivers import DRIVER_DIR, DRIVERS, FEATURES
+
+
+@pytest.mark.parametrize("name", sorted(DRIVERS))
+def test_driver_entry_is_consistent(name: str) -> None:
+    driver = DRIVERS[name]
+    assert driver.name == name and driver.roles <= {"client", "worker"} and driver.roles
+    scripts = [a for a in driver.argv if a.endswith((".pl", ".php", ".js", ".py"))]
+    modules = [a for a in driver.argv if a.startswith("gearspec.conformance.drivers.")]
+    assert scripts or modules
+    for script in scripts:
+        assert Path(script).is_file(), script
+    for module in modules:
+        assert (DRIVER_DIR / (module.rsplit(".", 1)[1] + ".py")).is_file(), module
+    for feature in driver.all_limitations():
+        assert feature in FEATURES or feature in ("client", "worker"), feature
+    assert driver.command("client", "--x")[-2:] == ["client", "--x"]
+    with pytest.raises(KeyError):
+        driver.limitation("client.teleport")
+    why = driver.unavailable()
+    assert why is None or why.strip()
+    if why is None:
+        assert driver.version(), f"{name} is available but its version cannot be found"
+
+
+def test_readme_documents_every_driver_and_exit_code() -> None:
+    readme = (DRIVER_DIR / "README.md").read_text()
+    for name in DRIVERS:
+        assert f"`{name}`" in readme, name
+    for code in range(7):
+        assert f"| {code} |" in readme, code
