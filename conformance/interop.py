@@ -575,13 +575,14 @@ class Matrix:
 def _start_server(impl: Implementation, mode: str, notes: list[str]) -> Iterator[tuple[str, int, Callable[[], str]]]:
     """A server for the matrix: Docker (mode docker), local (mode local), or Docker then local (auto)."""
     why = None
-    if mode in ("docker", "auto") and impl.image and impl.command:
+    strict_docker = mode in ("docker", "docker-servers")
+    if mode != "local" and impl.image and impl.command:
         from gearspec.conformance import docker as launcher
 
         try:
             running = launcher.start_server(impl)
         except (launcher.DockerUnavailable, launcher.ImageBuildError) as exc:
-            if mode == "docker":
+            if strict_docker:
                 raise
             why = str(exc)
         else:
@@ -590,7 +591,7 @@ def _start_server(impl: Implementation, mode: str, notes: list[str]) -> Iterator
             finally:
                 running.stop()
             return
-    if mode == "docker":
+    if strict_docker:
         raise LaunchError(f"{impl.name} has no Docker image and command in the registry")
     if why is not None:
         notes.append(f"{impl.name}: Docker not used ({why.splitlines()[0]}); local process instead")
@@ -813,10 +814,10 @@ def configure_interop(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", metavar="A,B", help="client libraries (default: every client in the registry)")
     parser.add_argument("--scenarios", metavar="A,B", help=f"scenarios (default: all: {', '.join(SCENARIOS)})")
     parser.add_argument("--worker", metavar="NAME", help="use this library's worker for every client (default: the client's own)")
-    parser.add_argument("--mode", choices=("local", "docker", "auto"), default="local",
-                        help="where servers and drivers run: local processes (default), Docker (servers in their "
-                             "images, drivers in the peers image), or auto (servers in Docker when an engine "
-                             "answers, else local)")
+    parser.add_argument("--mode", choices=("local", "docker", "docker-servers", "auto"), default="local",
+                        help="where servers and drivers run: local processes (default); docker (servers in their "
+                             "images, drivers in the peers image); docker-servers (servers in their images, "
+                             "drivers here); auto (servers in Docker when an engine answers, else local)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a scenario step may take (default 10)")
     parser.add_argument("--jobs", type=int, default=4, help="servers tested side by side (default 4)")
     parser.add_argument("--expected-timeout", type=float, default=3.0,

@@ -66,6 +66,11 @@ class ModelOptions:
       starts a new sleep cycle) or "grab" (gearmand: only a GRAB_* clears is_noop_sent,
       server.cc GEARMAN_COMMAND_GRAB_JOB; a worker that sleeps again without grabbing is not
       woken again).
+    - `requeue_position`: where a job goes back in its priority level when its worker leaves
+      (or CANT_DOs): "tail" (gearmand), "head" (the reference server) or "either".
+    - `duplicate_listener`: a client that submitted the same job twice (coalesced) gets each
+      WORK_* once "per_submit" (gearmand keeps one client entry per submit, job.cc), once
+      "per_connection", or "either".
     - `empty_numbers`: read empty number fields (Perl's STATUS_RES) as 0.
     - `trailing_nul`: tolerate a NUL after a packet's last argument (gearmand 1.1.20 sends
       WORK_FAIL that way when it stands in for WORK_EXCEPTION; see docs/fuzz.md).
@@ -84,6 +89,8 @@ class ModelOptions:
     cant_do_running: str = "keep"
     noop_rearm: str = "pre_sleep"
     empty_numbers: bool = False
+    duplicate_listener: str = "either"
+    requeue_position: str = "either"
     orphaned_background_dropped: bool = False
     options: bool = True
     timeout: float = 3.0
@@ -96,6 +103,8 @@ PROFILES: dict[str, ModelOptions] = {
         grab_all_plain="uniq", trailing_nul=True, cant_do_running="requeue",
         orphaned_background_dropped=True,
         noop_rearm="grab",
+        duplicate_listener="per_submit",
+        requeue_position="tail",
     ),
     "perl": ModelOptions(
         grabs=("GRAB_JOB",),
@@ -132,6 +141,7 @@ class _Job:
     denominator: bytes = b"0"
     abandoned: bool = False  # nobody waits for it: it may or may not still run
     orphaned: bool = False  # running when its last listener left: abandoned if requeued
+    requeued: bool = False
 
 
 @dataclass
@@ -198,7 +208,9 @@ class JobServerModel(RuleBasedStateMachine):
     def _requeue(self, job: _Job, expected: dict[str, list[Expect]]) -> None:
         job.worker = None
         job.abandoned = job.orphaned
-        job.seq = next(self.seq)  # back at the tail of its priority (job.cc gearman_server_job_queue)
+        # gearmand puts it back at the tail of its priority (job.cc gearman_server_job_queue).
+        job.seq = -next(self.seq) if self.options.requeue_position == "head" else next(self.seq)
+        job.requeued = True
         job.numerator = job.denominator = b"0"
         for name in self._wake_sleepers(job.function):
             expected.setdefault(name, []).append(Expect("NOOP"))
@@ -302,7 +314,11 @@ class JobServerModel(RuleBasedStateMachine):
         for fn in state.abilities:
             mine = [j for j in candidates if j.function == fn]
             if mine:
-                heads.append(min(mine, key=lambda j: (j.priority, j.seq)))
+                first = min(mine, key=lambda j: (j.priority, j.seq))
+                heads.append(first)
+                if self.options.requeue_position == "either":
+                    # A requeued job may have gone back to the head or the tail of its level.
+                    heads += [j for j in mine if j.requeued and j.priority == first.priority and j is not first]
         try:
             if not heads:
                 self.session.request(worker, Packet.request(name), Expect("NO_JOB"))
@@ -365,8 +381,15 @@ class JobServerModel(RuleBasedStateMachine):
         else:
             args = (handle, data)
         expected: dict[str, list[Expect]] = {}
-        # Every foreground submitter listens, also one that joined a background job.
-        for client in job.listeners:
+        optional: dict[str, list[Expect]] = {}
+        # Every foreground submitter listens, also one that joined a background job. A client
+        # that submitted the same job twice gets one copy per submit or per connection.
+        per_submit = self.options.duplicate_listener == "per_submit"
+        for i, client in enumerate(job.listeners):
+            repeat = client in job.listeners[:i]
+            if repeat and self.options.duplicate_listener == "per_connection":
+                continue
+            target = optional if repeat and not per_submit else expected
             forward = Expect(name, (Var(job.var), *args[1:]))
             if name == "WORK_EXCEPTION" and not self.exceptions[client]:
                 how = self.options.exception_without_option
@@ -374,7 +397,7 @@ class JobServerModel(RuleBasedStateMachine):
                     forward = Expect("WORK_FAIL", (Var(job.var),))
                 elif how == "nothing":
                     continue
-            expected.setdefault(client, []).append(forward)
+            target.setdefault(client, []).append(forward)
         try:
             self.session.send(worker, Packet.request(name, *args))
             if name == "WORK_STATUS":
@@ -383,8 +406,8 @@ class JobServerModel(RuleBasedStateMachine):
                 self.jobs.remove(job)
                 self.finished.append(job.var)
             self.session.sync(worker)
-            for client, packets in expected.items():
-                self.session.sync(client, packets)
+            for client in dict.fromkeys([*expected, *optional]):
+                self.session.sync(client, expected.get(client, []), optional.get(client, []))
         except (Mismatch, TargetDown) as exc:
             raise self._fail(exc) from None
 

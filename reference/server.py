@@ -200,34 +200,34 @@ class GearmanProtocol(asyncio.Protocol):
         pos = 0
         n = len(buf)
         while pos < n:
-            if n - pos >= 12 and buf[pos] == 0:
+            if n - pos >= 12:
                 key, size = unpack(buf, pos)
+                plan = plans.get(key)  # None unless REQ magic and a type the broker serves
                 end = pos + 12 + size
-                if end <= n and size <= max_size:
-                    plan = plans.get(key)
-                    if plan is not None:
-                        # A whole REQ packet of a type the broker serves: split it as the plan
-                        # says; any flaw sends it to the codec below, which words the error.
-                        handler, nargs, has_data, numbers = plan
-                        if nargs == 0:
-                            if size == 0:
-                                handler(session, [], now)
-                                pos = end
-                                continue
-                        elif nargs == 1:
-                            payload = buf[pos + 12:end]
-                            if has_data or b"\0" not in payload:
-                                handler(session, [payload], now)
-                                pos = end
-                                continue
+                if plan is not None and end <= n and size <= max_size:
+                    # A whole packet: split it as the plan says; any flaw sends it to the
+                    # codec below, which words the error.
+                    handler, nargs, has_data, numbers = plan
+                    if nargs == 0:
+                        if size == 0:
+                            handler(session, [], now)
+                            pos = end
+                            continue
+                    elif nargs == 1:
+                        payload = buf[pos + 12:end]
+                        if has_data or b"\0" not in payload:
+                            handler(session, [payload], now)
+                            pos = end
+                            continue
+                    else:
+                        if size > 4096:
+                            args = _split_large(buf, pos + 12, end, nargs, has_data)
                         else:
-                            if size > 4096:
-                                args = _split_large(buf, pos + 12, end, nargs, has_data)
-                            else:
-                                args = buf[pos + 12:end].split(b"\0", nargs - 1)
-                                if len(args) != nargs or (not has_data and b"\0" in args[-1]):
-                                    args = None
-                            if args is not None:
+                            args = buf[pos + 12:end].split(b"\0", nargs - 1)
+                            if len(args) != nargs or (not has_data and b"\0" in args[-1]):
+                                args = None
+                        if args is not None:
+                            if numbers:
                                 for i in numbers:
                                     if not args[i].isdigit():
                                         break
@@ -235,13 +235,16 @@ class GearmanProtocol(asyncio.Protocol):
                                     handler(session, args, now)
                                     pos = end
                                     continue
-                    # Off the fast path: let the codec say precisely what is wrong.
+                            else:
+                                handler(session, args, now)
+                                pos = end
+                                continue
                     if not self._slow_packet(buf[pos:end], now):
                         return
                     pos = end
                     continue
-            # Not a whole packet of acceptable size here: an admin line, a short or oversized
-            # packet; the checks in full.
+            # Anything else (an admin line, a packet not yet whole, another type or magic):
+            # the checks in full.
             if buf[pos] != 0:
                 end = buf.find(b"\n", pos)
                 if end < 0:
@@ -266,8 +269,14 @@ class GearmanProtocol(asyncio.Protocol):
             if size > max_size:
                 self._fatal(f"packet size {size} exceeds --max-packet-size {max_size}")
                 return
-            self._need = 12 + size  # incomplete: wait for the rest
-            break
+            end = pos + 12 + size
+            if end > n:
+                self._need = end - pos
+                break
+            # Off the fast path: let the codec say precisely what is wrong.
+            if not self._slow_packet(buf[pos:end], now):
+                return
+            pos = end
         if pos < n:
             rest = buf[pos:] if pos else buf
             self._chunks = [rest]

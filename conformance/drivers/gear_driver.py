@@ -53,7 +53,7 @@ def client(args: c.ClientArgs) -> int:
     gearman = _Client("gearspec-driver")
     gearman.addServer(args.host, args.port)
     try:
-        gearman.waitForServer(timeout=min(args.timeout, 5.0))
+        gearman.waitForServer(timeout=max(2.0, min(args.timeout, 5.0)))
     except gear.TimeoutError:
         print(f"connection error: cannot connect to {args.host}:{args.port}", file=sys.stderr)
         return c.EXIT_CONNECTION
@@ -94,7 +94,7 @@ def worker(args: c.WorkerArgs) -> int:
     gearman = gear.Worker("gearspec-driver")
     gearman.addServer(args.host, args.port)
     try:
-        gearman.waitForServer(timeout=min(args.timeout, 5.0))
+        gearman.waitForServer(timeout=max(2.0, min(args.timeout, 5.0)))
     except gear.TimeoutError:
         print(f"connection error: cannot connect to {args.host}:{args.port}", file=sys.stderr)
         gearman.shutdown()

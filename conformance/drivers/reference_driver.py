@@ -23,7 +23,7 @@ from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
 
 
 async def client(args: c.ClientArgs) -> int:
-    async with Client([(args.host, args.port)], connect_timeout=args.timeout, timeout=args.timeout) as gearman:
+    async with Client([(args.host, args.port)], connect_timeout=5.0, timeout=args.timeout) as gearman:
         try:
             job = await gearman.submit(
                 args.function, args.data, unique=args.unique, background=args.background, priority=args.priority
@@ -57,7 +57,7 @@ async def client(args: c.ClientArgs) -> int:
 
 
 async def worker(args: c.WorkerArgs) -> int:
-    gearman = Worker([(args.host, args.port)], connect_timeout=args.timeout)
+    gearman = Worker([(args.host, args.port)], connect_timeout=5.0)
 
     async def handle(job: WorkerJob) -> bytes:
         action = c.worker_action(job.data)
@@ -71,7 +71,7 @@ async def worker(args: c.WorkerArgs) -> int:
     gearman.register(args.function, handle)
     await gearman.start()
     try:
-        await gearman.wait_connected(min(args.timeout, 5.0))
+        await gearman.wait_connected(max(2.0, min(args.timeout, 5.0)))
     except TimeoutError:
         await gearman.stop()
         print(f"connection error: cannot connect to {args.host}:{args.port}", file=sys.stderr)

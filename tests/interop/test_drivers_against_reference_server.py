@@ -194,9 +194,9 @@ def test_timeouts_exit_6(name: str, reference_server: RunningServer) -> None:
     if driver.limitation("client.foreground") is not None:
         pytest.xfail(f"{name} cannot run here: {driver.limitation('client.foreground')}")
     host, port = reference_server.host, reference_server.port
-    result = run_client(driver, host, port, "nobody_serves_this", data="x", timeout=1)
+    result = run_client(driver, host, port, "nobody_serves_this", data="x", timeout=2)
     assert result.exit == 6, result.describe()
-    process = start_worker(driver, host, port, "idle", count=1, timeout=1)
+    process = start_worker(driver, host, port, "idle", count=1, timeout=2)
     try:
         _, err = process.communicate(timeout=15)
     finally:
