@@ -87,7 +87,11 @@ def connect(timeout: float = 120.0) -> Any:
         client = docker.from_env(timeout=int(timeout))
         client.ping()
     except docker.errors.DockerException as exc:
-        reason = str(exc).split("(")[0].strip() or type(exc).__name__
+        host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if host.startswith("unix://") and not Path(host[len("unix://"):]).exists():
+            reason = f"the socket {host[len('unix://'):]} does not exist"
+        else:
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise DockerUnavailable(
             f"no Docker engine answers at {engine_address()}: {reason}. Start one "
             f"(e.g. `dockerd --storage-driver=vfs --iptables=false --bridge=none`, see scripts/docker-ci.sh) "

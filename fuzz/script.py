@@ -5,11 +5,13 @@ what comes back against `Expect` patterns. Every step it takes is recorded, so a
 run (the stateful model's shrunk example) prints as a script that `replay` (and
 `gearspec fuzz --replay FILE --target HOST:PORT`) runs again against any server.
 
-A script is JSON: ``{"format": "gearspec-replay/1", "steps": [...]}``; each step is one of
+A script is JSON: ``{"format": "gearspec-replay/1", "options": {...}, "steps": [...]}``
+(options: tolerances the run used, e.g. ``allow_trailing_nul``); each step is one of
 
 - ``{"op": "open", "conn": "c0"}`` / ``{"op": "close", "conn": "c0"}``
 - ``{"op": "send", "conn": "c0", "packet": {"type": "SUBMIT_JOB", "args": ["f", "u", "x"]}}``
-  (or ``"raw": {"hex": "..."}`` for bytes that are not a valid packet)
+  (or ``"raw": {"hex": "..."}`` for bytes that are not a valid packet); a handle argument
+  may be ``{"var": "h1"}``: the handle the server sent earlier in this run
 - ``{"op": "expect", "conn": "c0", "one_of": [PATTERN, ...]}``: the next packet on c0
 - ``{"op": "sync", "conn": "w0", "expect": [PATTERN...], "optional": [PATTERN...]}``:
   ECHO round trip on w0; everything that arrived before the echo must be exactly `expect`
@@ -182,7 +184,7 @@ class Session:
     def send(self, name: str, packet: Packet | bytes) -> None:
         conn = self._conns[name]
         if isinstance(packet, Packet):
-            self._log({"op": "send", "conn": name, "packet": {"type": packet.name, "args": [show_bytes(a) for a in packet.args]}})
+            self._log({"op": "send", "conn": name, "packet": {"type": packet.name, "args": self._args_as_data(packet)}})
             data = packet.to_bytes()
         else:
             self._log({"op": "send", "conn": name, "raw": show_bytes(packet)})
@@ -354,6 +356,15 @@ class Session:
             return None
         return Packet(Magic.RES, PacketType(spec.code), tuple(fixed))
 
+    def _args_as_data(self, packet: Packet) -> list[Any]:
+        # Handles are the server's: a replay must send the ones *its* server assigned.
+        by_value = {value: var for var, value in self.bindings.items()}
+        out: list[Any] = []
+        for arg, value in zip(packet.spec.args, packet.args, strict=True):
+            var = by_value.get(value) if arg.kind is ArgKind.HANDLE else None
+            out.append({"var": var} if var is not None else show_bytes(value))
+        return out
+
     def _log(self, step: dict[str, Any]) -> None:
         if self.record:
             self.steps.append(step)
@@ -376,8 +387,16 @@ def load_script(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     raise ValueError(f"not a gearspec replay script (expected format {SCRIPT_FORMAT!r})")
 
 
-def _packet_from_data(data: dict[str, Any]) -> Packet:
-    return Packet.request(packet_spec(data["type"]).code, *(_bytes_from_data(a) for a in data["args"]))
+def _packet_from_data(data: dict[str, Any], bindings: dict[str, bytes]) -> Packet:
+    def value(arg: Any) -> bytes:
+        if isinstance(arg, dict) and "var" in arg:
+            try:
+                return bindings[arg["var"]]
+            except KeyError:
+                raise ValueError(f"variable {arg['var']!r} is used before the server sent it") from None
+        return _bytes_from_data(arg)
+
+    return Packet.request(packet_spec(data["type"]).code, *(value(a) for a in data["args"]))
 
 
 def replay(
@@ -401,7 +420,10 @@ def replay(
             elif op == "close":
                 session.close(name)
             elif op == "send":
-                session.send(name, _packet_from_data(step["packet"]) if "packet" in step else _bytes_from_data(step["raw"]))
+                session.send(
+                    name,
+                    _packet_from_data(step["packet"], session.bindings) if "packet" in step else _bytes_from_data(step["raw"]),
+                )
             elif op == "expect":
                 session.expect(name, *(Expect.from_data(e) for e in step["one_of"]))
             elif op == "sync":

@@ -59,12 +59,18 @@ def test_replay_of_a_passing_script(reference_server: RunningServer, tmp_path: P
     session.sync("w0")
     session.request("c0", Packet.request("SUBMIT_JOB_BG", b"replay-fn", b"u", b"x"), Expect("JOB_CREATED", (Var("h1"),)))
     session.request("w0", Packet.request("GRAB_JOB"), Expect("JOB_ASSIGN", (Var("h1"), b"replay-fn", b"x")))
+    session.send("w0", Packet.request("WORK_STATUS", session.bindings["h1"], b"1", b"4"))
+    session.sync("w0")
+    status = Expect("STATUS_RES", (Var("h1"), b"1", b"1", b"1", b"4"))
+    session.request("c0", Packet.request("GET_STATUS", session.bindings["h1"]), status)
     session.close_all()
     script = tmp_path / "ok.json"
     script.write_text(session.script())
-    result = _gearspec("--replay", str(script), "--target", reference_server.address)
-    assert result.returncode == 0, result.stderr
-    assert "passed" in result.stdout
+    assert '{"var": "h1"}' in script.read_text()  # handles are replayed as the new server's
+    for _ in range(2):  # the second replay gets other handles from the same server
+        result = _gearspec("--replay", str(script), "--target", reference_server.address)
+        assert result.returncode == 0, result.stderr
+        assert "passed" in result.stdout
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     bad = _gearspec("--replay", str(broken), "--target", reference_server.address)
