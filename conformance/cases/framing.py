@@ -1,8 +1,9 @@
 """Framing and bad input: magic, packet types, argument counts, sizes, text and binary mixed.
 
 Sources: gearmand `PROTOCOL` ("Binary Packet", "Administrative Protocol");
-`libgearman-server/gearmand_con.cc` / `libgearman-server/io.cc` (`gearmand_io_recv`, the
-packet parser that closes the connection on bad magic or an unknown type);
+`libgearman-server/plugins/protocol/gear/protocol.cc` (`gearmand_packet_unpack_header`:
+"invalid magic value", "invalid command value") and `libgearman-server/io.cc`
+(`gearman_io_recv`: "protocol failure, closing connection");
 `libgearman-server/server.cc` `gearman_server_run_command` (ERROR INVALID_MAGIC "Request
 magic expected", ERROR INVALID_COMMAND "Command not expected");
 `libgearman-server/text.cc` `server_run_text` (admin lines, `\\r` stripped).
@@ -20,7 +21,10 @@ from gearspec.spec import PACKETS, Magic, PacketSpec
 from gearspec.spec import PacketType as T
 
 _PROTOCOL = "PROTOCOL (Binary Packet)"
-_PARSER = "gearmand libgearman-server/io.cc gearmand_io_recv (packet parser)"
+_PARSER = (
+    "gearmand libgearman-server/plugins/protocol/gear/protocol.cc gearmand_packet_unpack_header; "
+    "libgearman-server/io.cc gearman_io_recv (closes the connection)"
+)
 _RUN = "gearmand libgearman-server/server.cc gearman_server_run_command"
 _TEXT = "gearmand libgearman-server/text.cc server_run_text"
 
