@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "PEER_COMMANDS",
     "LaunchError",
     "RunningServer",
     "listening_ports",
-    "start_local",
-    "PEER_COMMANDS",
     "peer_available",
+    "start_local",
     "start_peer",
 ]
 

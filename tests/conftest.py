@@ -10,7 +10,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from gearspec.conformance.launch import RunningServer, peer_available, start_peer
 
 
