@@ -144,6 +144,8 @@ def build_image(impl: Implementation, client: Any | None = None, *, echo: bool =
 
     if impl.image_ref is None or impl.dockerfile_path is None:
         raise ImageBuildError(f"{impl.name} has no image and Dockerfile in the registry")
+    if not impl.dockerfile_path.is_file():
+        raise ImageBuildError(f"cannot build {impl.image_ref}: its Dockerfile {impl.dockerfile_path} does not exist")
     client = client or connect()
     if not _image_exists(client, BASE_IMAGE):
         raise ImageBuildError(

@@ -210,9 +210,8 @@ def parse_impl(data: Mapping[str, object], where: str) -> Implementation:
         raise RegistryError(f"{where}: a client or worker needs `driver` (a name in gearspec.conformance.drivers)")
     if impl.dockerfile and not impl.image:
         raise RegistryError(f"{where}: dockerfile given without image")
-    path = impl.dockerfile_path
-    if path is not None and not path.is_file():
-        raise RegistryError(f"{where}: dockerfile {path} does not exist")
+    # A missing Dockerfile is reported when an image is built, so that an install without
+    # the Dockerfiles can still use the local commands.
     return impl
 
 

@@ -31,7 +31,14 @@ stop_engine() {
     kill -9 "$DOCKERD_PID" 2>/dev/null || true
     say "engine stopped"
   fi
-  [ -z "$STATE" ] || rm -rf "$STATE"
+  if [ -n "$STATE" ]; then
+    # dockerd leaves mounts behind (its network namespace file, the data root): unmount
+    # them, deepest first, before removing the folder.
+    awk -v s="$STATE" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+      umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$STATE" 2>/dev/null || echo "docker-ci: could not remove $STATE" >&2
+  fi
   say "total $(( $(date +%s) - started ))s"
   exit "$status"
 }

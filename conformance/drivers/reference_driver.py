@@ -15,6 +15,7 @@ from gearspec.reference.client import (
     JobTimeout,
     NoServerAvailable,
     RequestTimeout,
+    ServerError,
     WorkData,
     WorkStatus,
     WorkWarning,
@@ -51,6 +52,10 @@ async def client(args: c.ClientArgs) -> int:
         except (NoServerAvailable, ConnectFailed, ConnectionLost) as exc:
             print(f"connection error: {exc}", file=sys.stderr)
             return c.EXIT_CONNECTION
+        except ServerError as exc:
+            # The server refused the submit with an ERROR packet: report it, no traceback.
+            print(f"error: {exc}", file=sys.stderr)
+            return c.EXIT_USAGE
     sys.stdout.buffer.write(result)
     sys.stdout.flush()
     return c.EXIT_OK

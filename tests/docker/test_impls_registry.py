@@ -94,7 +94,6 @@ def test_user_files_from_the_environment_override_shipped_entries(tmp_path: Path
         ('[[impl]]\nname = "x"\nroles = ["server"]\n', "a server needs `local` or `image` and `command`"),
         ('[[impl]]\nname = "x"\nroles = ["server"]\nimage = "i"\ncommand = ["srv", "--port=4730"]\n', "must pass {port}"),
         ('[[impl]]\nname = "x"\nroles = ["client"]\n', "needs `driver`"),
-        ('[[impl]]\nname = "x"\nimage = "i"\ndockerfile = "nope.Dockerfile"\n', "does not exist"),
         ('[[impl]]\nname = "x"\nroles = ["server"]\nlocal = "no-such-peer"\n', "not a known server"),
         ('[[expected]]\nclient = "php"\n', "needs a reason"),
         ('[[server]]\nname = "x"\n', "unknown table(s) server"),
@@ -111,3 +110,11 @@ def test_malformed_entries_get_a_clear_error(tmp_path: Path, text: str, message:
 def test_a_missing_registry_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match=r"cannot read implementations file .*absent.toml"):
         load_registry([tmp_path / "absent.toml"])
+
+
+def test_a_missing_dockerfile_is_named_when_building(tmp_path: Path) -> None:
+    from gearspec.conformance.docker import ImageBuildError, build_image
+
+    registry = _load(tmp_path, '[[impl]]\nname = "x"\nimage = "i"\ndockerfile = "nope.Dockerfile"\n')
+    with pytest.raises(ImageBuildError, match=r"cannot build i:latest: its Dockerfile .*nope.Dockerfile does not exist"):
+        build_image(registry["x"])
