@@ -812,6 +812,10 @@ class Broker:
     # -- admin protocol ---------------------------------------------------------------------
     def admin(self, session: Session, line: bytes, now: float) -> None:
         """One admin text line (without its line ending); the reply is queued for `session`."""
+        if b"\0" in line:
+            # gearmand reads admin words as C strings; a NUL would silently cut a name short.
+            self.send(session, b"ERR INVALID_ARGUMENTS Admin+lines+cannot+contain+NUL+bytes\r\n")
+            return
         words = line.decode("latin-1").split()
         if not words:
             self.send(session, b"ERR UNKNOWN_COMMAND Unknown+server+commandNULL\r\n")
@@ -866,9 +870,14 @@ class Broker:
         if len(words) < 3 or words[1].lower() != "job":
             return b"ERR UNKNOWN_COMMAND Unknown+server+command" + words[0].encode("latin-1") + b"\r\n"
         job = self.jobs.get(words[2].encode("latin-1"))
-        # Only a queued job nobody waits for can be cancelled (text.cc: gearman_server_job_cancel).
-        if job is None or job.state not in (_QUEUED, _WAITING) or job.clients:
+        # A job no worker holds yet can be cancelled; its clients get WORK_FAIL, as in gearmand
+        # (gearmand_con.cc gearman_server_job_cancel). A running job is the worker's: refused.
+        if job is None or job.state not in (_QUEUED, _WAITING):
             return b"ERR UNKNOWN_JOB\r\n"
+        if job.clients:
+            fail = (_packet(_T.WORK_FAIL, job.handle),)
+            for client in job.clients:
+                self.send_parts(client, fail)
         self._finish(job)
         return b"OK\r\n"
 

@@ -69,6 +69,37 @@ def test_cancel_job(connect) -> None:
     client.expect(T.STATUS_RES, handle, b"0", b"0", b"0", b"0")
 
 
+def test_cancel_queued_foreground_job_fails_it_for_its_client(connect) -> None:
+    # gearmand_con.cc gearman_server_job_cancel: every waiting client gets WORK_FAIL.
+    client, admin, worker = connect(), connect(), connect()
+    client.send(T.SUBMIT_JOB, b"cancel-fg", b"", b"x")
+    handle = client.expect(T.JOB_CREATED).handle
+    assert admin.admin(f"cancel job {handle.decode()}").lines == ("OK",)
+    client.expect(T.WORK_FAIL, handle)
+    worker.send(T.CAN_DO, b"cancel-fg")
+    worker.send(T.GRAB_JOB)
+    worker.expect(T.NO_JOB)
+
+
+def test_cancel_running_job_is_refused(connect) -> None:
+    client, admin, worker = connect(), connect(), connect()
+    worker.send(T.CAN_DO, b"cancel-running")
+    client.send(T.SUBMIT_JOB, b"cancel-running", b"", b"x")
+    handle = client.expect(T.JOB_CREATED).handle
+    worker.send(T.GRAB_JOB)
+    worker.expect(T.JOB_ASSIGN, handle, b"cancel-running", b"x")
+    assert admin.admin(f"cancel job {handle.decode()}").lines == ("ERR UNKNOWN_JOB",)
+    worker.send(T.WORK_COMPLETE, handle, b"done")
+    client.expect(T.WORK_COMPLETE, handle, b"done")
+
+
+def test_admin_line_with_nul_is_refused(connect) -> None:
+    admin = connect()
+    reply = admin.admin("maxqueue \0")
+    assert reply.is_error and reply.error().code == "INVALID_ARGUMENTS"
+    assert all(not row.function.startswith("\0") for row in parse_status(admin.admin("status")))
+
+
 def test_admin_lines_and_packets_interleave_on_one_connection(connect) -> None:
     conn = connect()
     conn.send_raw(
