@@ -158,9 +158,10 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
         with contextlib.ExitStack() as stack:
             stack.push(opened)
             if isinstance(found, tuple):  # (host, port, logs) form
-                yield Target(found[0], int(found[1])), spec
+                logs = found[2] if len(found) > 2 else None
+                yield Target(found[0], int(found[1]), logs), spec
             else:
-                yield Target(found.host, int(found.port)), getattr(found, "description", spec)
+                yield Target(found.host, int(found.port), getattr(found, "logs", None)), getattr(found, "description", spec)
         return
     if spec:
         try:
@@ -177,9 +178,21 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
         hint = "" if name != "reference" else "\n(try --server gearmand, or --target HOST:PORT)"
         raise _TargetError(f"cannot start the {name} server: {exc}{hint}") from None
     try:
-        yield Target(server.host, server.port), f"{name} (started on {server.address})"
+        yield Target(server.host, server.port, server.log), f"{name} (started on {server.address})"
     finally:
         server.stop()
+
+
+def _server_log(target: Target) -> str:
+    """The started server's own output (container or process log), for the reports."""
+    logs = target.logs
+    if logs is None:
+        return ""
+    try:
+        text = logs()
+    except Exception as exc:  # a log we cannot read must not lose the run's results
+        return f"(server log unavailable: {exc})"
+    return text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
 
 
 def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> str:
@@ -220,7 +233,7 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     progress.finish()
     run = reports.RunInfo(
         target=label, expectations=config.expectations.name, strict=config.strict, seed=config.seed,
-        elapsed=elapsed, grab=config.grab_type.name,
+        elapsed=elapsed, grab=config.grab_type.name, server_log=_server_log(target),
     )
     reports.print_summary(results, run, stream, verbose=args.verbose, rerun=lambda c: _rerun_command(args, c, label))
     for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):

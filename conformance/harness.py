@@ -27,7 +27,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
@@ -106,10 +106,11 @@ class TraceEntry:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the server under test listens."""
+    """Where the server under test listens (and, when gearspec started it, how to read its log)."""
 
     host: str
     port: int
+    logs: Callable[[], str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def address(self) -> str:

@@ -158,10 +158,14 @@ class RunningServer:
         return self.process.poll() is None
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        """The process's output, then its own log file if it writes one (gearmand --log-file)."""
+        parts = []
+        for path in (self.log_path, self.workdir / "server-own.log"):
+            try:
+                parts.append(path.read_text(errors="replace"))
+            except OSError:
+                continue
+        return "".join(parts)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send a signal to the whole process tree (SIGKILL by default: a crash)."""

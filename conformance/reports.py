@@ -56,6 +56,7 @@ class RunInfo:
     seed: str
     elapsed: float
     grab: str = "GRAB_JOB"
+    server_log: str = ""  # the target's own log, when gearspec started it (container or process)
 
 
 # -- terminal -------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
     return {
         "run": {
             "target": run.target, "expectations": run.expectations, "strict": run.strict, "seed": run.seed,
-            "elapsed": round(run.elapsed, 3), "grab": run.grab,
+            "elapsed": round(run.elapsed, 3), "grab": run.grab, "server_log": run.server_log or None,
         },
         "totals": {v.value: n for v, n in Counter(r.verdict for r in results).items()},
         "failed": any(r.counts_against(run.strict) for r in results),
@@ -251,6 +252,12 @@ def write_junit(results: Sequence[Result], run: RunInfo, path: Path) -> None:
                 f"verdict: {r.verdict.value}\nsource: {r.case.source}\n{r.message}\n\n"
                 + "\n".join(f"{e.format()}\n{'':14}{_show(e.data[:4096])}{' ...' if len(e.data) > 4096 else ''}" if e.data else e.format() for e in r.trace)
             )
+    if run.server_log:
+        log_suite = ET.SubElement(
+            root, "testsuite", name="gearspec.conformance.server-log", tests="0", failures="0", errors="0",
+            skipped="0", time="0",
+        )
+        ET.SubElement(log_suite, "system-out").text = _xml_safe(run.server_log)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -348,6 +355,16 @@ def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
         details=_e(f"{len(results)} cases in {run.elapsed:.1f} s; seed {run.seed}; grab {run.grab}; strict {run.strict}"),
         head=head,
         areas=area_rows,
-        sections="".join(sections),
+        sections="".join(sections) + _server_log_html(run),
     )
     path.write_text(page)
+
+
+def _server_log_html(run: RunInfo) -> str:
+    if not run.server_log:
+        return ""
+    return (
+        '<h2 id="server-log">server log</h2><details class="case info"><summary>the target\'s own output '
+        f"({len(run.server_log.splitlines())} lines)</summary><div class=\"body\"><pre>{_e(run.server_log)}</pre>"
+        "</div></details>"
+    )

@@ -169,3 +169,25 @@ def test_role_flag_dispatches_or_explains() -> None:
     out = gearspec_test("--role", "client", "--exec", "true", timeout=60)
     assert "Traceback" not in out.stderr
     assert out.returncode in (0, 1, 2)
+
+
+def test_reports_carry_the_log_of_a_server_gearspec_started(tmp_path: Path) -> None:
+    json_path, html_path, junit_path = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.xml"
+    result = gearspec_test(
+        "--server", "reference", "--select", "echo", "--json", str(json_path), "--html", str(html_path),
+        "--junit", str(junit_path), "-q",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = json.loads(json_path.read_text())["run"]
+    assert "gearspec serve: listening on" in run["server_log"]
+    assert 'id="server-log"' in html_path.read_text()
+    suites = {s.get("name"): s for s in ET.parse(junit_path).getroot()}
+    out = suites["gearspec.conformance.server-log"].find("system-out")
+    assert out is not None and "listening on" in (out.text or "")
+
+
+def test_reports_of_an_outside_target_have_no_server_log(gearmand: RunningServer, tmp_path: Path) -> None:
+    json_path = tmp_path / "r.json"
+    result = gearspec_test("--target", gearmand.address, "--select", "echo", "--json", str(json_path), "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(json_path.read_text())["run"]["server_log"] is None
