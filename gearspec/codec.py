@@ -358,7 +358,9 @@ _FAST_PLANS: dict[Magic | None, dict[int, _FastPlan]] = {
     }
     for accept in (None, Magic.REQ, Magic.RES)
 }
+_LARGE = 8192  # payload bytes from which cutting arguments out one by one beats slice-and-split
 _KEY_AND_SIZE = struct.Struct(">QI")  # magic + type as one integer, then the payload size
+_NOTHING: Final[Iterator[Event]] = iter(())  # an exhausted iterator stays exhausted: one serves every call
 _new_object = object.__new__  # Packet(...) costs an __init__ frame; the hot paths set the slots themselves
 
 
@@ -390,7 +392,7 @@ class Decoder:
         self._need = 0  # undecoded bytes the packet at self._pos needs (0: not known)
         self._buf = b""
         self._pos = 0
-        self._more: list[bytes] = []
+        self._more: list[bytes | memoryview] = []  # received after self._buf; a view is a chunk's rest
         self._more_len = 0
         self._base = 0  # stream offset of self._buf[0]
         self._eof = False
@@ -408,11 +410,12 @@ class Decoder:
             # Everything before was decoded: the new bytes become the buffer as they are,
             # so the hot path can read them without a join.
             self._base += self._pos
-            self._buf = bytes(data)
+            self._buf = data if data.__class__ is bytes else bytes(data)
             self._pos = 0
         else:
-            self._more.append(bytes(data))
-            self._more_len += len(data)
+            chunk = data if data.__class__ is bytes else bytes(data)
+            self._more.append(chunk)
+            self._more_len += len(chunk)  # in bytes, whatever the format of a memoryview
 
     @property
     def offset(self) -> int:
@@ -438,51 +441,216 @@ class Decoder:
         self._more_len = 0
         return True
 
+    def _take_packet(self, need: int) -> None:
+        # The packet at self._pos needs `need` bytes, and they are here: copy just them into
+        # one buffer. The chunk it ends in is not copied: its rest is kept as a view, which
+        # becomes the buffer again once the packet is decoded (see _next_chunk).
+        buf, pos = self._buf, self._pos
+        more = self._more
+        got = len(buf) - pos + self._more_len
+        if got - len(more[-1]) < need:  # the usual case: it ends in the last chunk received
+            parts: list[bytes | memoryview] = [memoryview(buf)[pos:], *more]
+            rest = []
+        else:
+            parts = [memoryview(buf)[pos:]]
+            got = len(buf) - pos
+            taken = 0
+            while got < need:
+                got += len(more[taken])
+                parts.append(more[taken])
+                taken += 1
+            rest = more[taken:]
+        over = got - need
+        if over:
+            last = memoryview(parts[-1])
+            parts[-1] = last[:len(last) - over]
+            rest.insert(0, last[len(last) - over:])
+        self._base += pos
+        self._buf = b"".join(parts)
+        self._pos = 0
+        self._more = rest
+        self._more_len -= need - (len(buf) - pos)
+
+    def _take_large(self, need: int) -> Packet | None:
+        # A well-formed packet with bulk data that arrived in several chunks: cut its leading
+        # arguments out of the buffer and join its data straight from the chunks, so that the
+        # data is copied once (not joined, then sliced out again). None, touching nothing, for
+        # anything else (the arguments before the data reach past the buffer, a flaw): the
+        # caller then takes the packet whole, and the checked path judges it.
+        buf, pos = self._buf, self._pos
+        key, size = _KEY_AND_SIZE.unpack_from(buf, pos)
+        plan = self._fast_plans.get(key)
+        if plan is None or size > self.max_packet_size:
+            return None
+        magic, ptype, n, has_data, numbers = plan
+        if not has_data or n < 2:
+            return None
+        start = pos + HEADER_SIZE
+        args = []
+        for _ in range(n - 1):
+            cut = buf.find(b"\0", start)  # all of the buffer from pos on is this packet's
+            if cut < 0:
+                return None
+            args.append(buf[start:cut])
+            start = cut + 1
+        for i in numbers:
+            if not args[i].isdigit():
+                return None
+        more = self._more
+        got = len(buf) - pos + self._more_len
+        if got - len(more[-1]) < need:  # the usual case: it ends in the last chunk received
+            parts: list[bytes | memoryview] = [memoryview(buf)[start:], *more]
+            taken = len(more)
+        else:
+            parts = [memoryview(buf)[start:]]
+            got = len(buf) - pos
+            taken = 0
+            while got < need:
+                got += len(more[taken])
+                parts.append(more[taken])
+                taken += 1
+        last = parts[-1]
+        over = got - need  # bytes of the last chunk after the packet
+        if over:
+            parts[-1] = memoryview(last)[:len(last) - over]
+        args.append(b"".join(parts))
+        # Go on in the last chunk, after the packet, as it is.
+        whole: bytes = last.obj if last.__class__ is memoryview else last  # type: ignore[assignment]
+        self._base += pos + need - (len(whole) - over)
+        self._buf = whole
+        self._pos = len(whole) - over
+        self._more = more[taken:]
+        self._more_len -= need - (len(buf) - pos) + over
+        packet = _new_object(Packet)
+        packet.magic, packet.type, packet.args = magic, ptype, tuple(args)
+        return packet
+
+    def _next_chunk(self) -> None:
+        # The buffer is used up: the next chunk received becomes the buffer as it is.
+        chunk = self._more.pop(0)
+        self._more_len -= len(chunk)
+        self._base += len(self._buf)
+        if chunk.__class__ is memoryview:  # the rest of a chunk (_take_packet): its bytes, from there
+            whole: bytes = chunk.obj  # type: ignore[assignment]
+            self._pos = len(whole) - len(chunk)
+            self._base -= self._pos
+            self._buf = whole
+        else:
+            self._buf = chunk  # type: ignore[assignment]
+            self._pos = 0
+
     # -- output --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Event]:
         """Events until more data is needed or the stream closed."""
-        # The loop repeats next_event's fast path with what it needs in locals, which saves a
-        # method call and several attribute loads per packet (benchmarks/codec.py measures
-        # it). Keep the two in step: tests/core/test_properties.py checks they agree.
+        need = self._need
+        if need and len(self._buf) - self._pos + self._more_len < need and not self._eof and self._error is None:
+            # Still short of the packet we wait for (a large one arriving in many receives):
+            # answer without building a generator.
+            return _NOTHING
+        return self._events()
+
+    def _events(self) -> Iterator[Event]:
+        # One tight loop decodes every complete, well-formed packet in the buffer, with what it
+        # needs in locals and no method call per packet; next_event's fast path does the same
+        # checks one packet at a time (tests/core/test_properties.py checks the two agree).
+        # Anything else -- an admin line, a flaw, the end of the stream, a sticky error -- goes
+        # to `_next_guarded`, which decides again from scratch and words the error.
         plans, limit, unpack_header, new = self._fast_plans, self.max_packet_size, _KEY_AND_SIZE.unpack_from, _new_object
-        checked = self._next_guarded  # the fast path below was tried already
+        cls = Packet
         while True:
             buf, pos = self._buf, self._pos
-            if len(buf) - pos >= HEADER_SIZE and not self._need and self._error is None:
-                key, size = unpack_header(buf, pos)
-                plan = plans.get(key)
-                if plan is not None:
-                    end = pos + HEADER_SIZE + size
-                    if end <= len(buf) and size <= limit:
-                        magic, ptype, n, has_data, numbers = plan
-                        if n == 0:
-                            if not size:
-                                self._pos = end
-                                packet = new(Packet)
-                                packet.magic, packet.type, packet.args = magic, ptype, ()
-                                yield packet
-                                continue
+            blen = len(buf)
+            need = self._need
+            if need and self._error is None:
+                # Waiting for the rest of a packet: nothing to do until it is all here.
+                if blen - pos + self._more_len < need:
+                    if not self._eof:
+                        return  # NEED_DATA
+                elif self._more_len:
+                    # The whole packet has arrived: copy it out of the chunks, once.
+                    packet = self._take_large(need) if need - HEADER_SIZE >= _LARGE else None
+                    if packet is None:
+                        self._take_packet(need)
+                    self._need = 0
+                    if packet is not None:
+                        yield packet
+                    continue
+            elif self._error is None:
+                while blen - pos >= HEADER_SIZE:
+                    key, size = unpack_header(buf, pos)
+                    try:
+                        magic, ptype, n, has_data, numbers = plans[key]
+                    except KeyError:
+                        break
+                    if size > limit:
+                        break
+                    start = pos + HEADER_SIZE
+                    end = start + size
+                    if end > blen:
+                        # A packet that is all right so far but not all here: wait for it (the
+                        # end of the stream and joining are for _next_checked / the code above).
+                        if not self._eof:
+                            self._need = HEADER_SIZE + size
+                            if blen - pos + self._more_len < HEADER_SIZE + size:
+                                return  # NEED_DATA
+                        break
+                    if n == 0:
+                        if size:
+                            break
+                        args: tuple[bytes, ...] = ()
+                    elif n == 1:
+                        arg = buf[start:end]
+                        if not has_data and b"\0" in arg:
+                            break
+                        args = (arg,)
+                    else:
+                        if size < _LARGE or not has_data:
+                            parts = buf[start:end].split(b"\0", n - 1)
+                            if len(parts) != n or (not has_data and b"\0" in parts[-1]):
+                                break
                         else:
-                            args = buf[pos + HEADER_SIZE:end].split(b"\0", n - 1)
-                            if len(args) == n and (has_data or b"\0" not in args[-1]):
-                                for i in numbers:
-                                    if not args[i].isdigit():
-                                        break
-                                else:
-                                    self._pos = end
-                                    packet = new(Packet)
-                                    packet.magic, packet.type, packet.args = magic, ptype, tuple(args)
-                                    yield packet
-                                    continue
-            if self._more_len and self._error is None:
-                # What _next_checked does first, without its calls: wait while the packet we
-                # wait for is still short, else join what arrived and try the fast path again.
-                if self._need and not self._eof and len(buf) - pos + self._more_len < self._need:
-                    return  # NEED_DATA
-                self._need = 0
-                self._have(len(buf) - pos + self._more_len)
-                continue
-            event = checked()
+                            # Cut out each argument, so that the bulk data is copied once, not
+                            # sliced and then split again.
+                            parts = []
+                            for _ in range(n - 1):
+                                cut = buf.find(b"\0", start, end)
+                                if cut < 0:
+                                    break
+                                parts.append(buf[start:cut])
+                                start = cut + 1
+                            if len(parts) != n - 1:
+                                break
+                            parts.append(buf[start:end])
+                        flawed = False
+                        for i in numbers:
+                            if not parts[i].isdigit():
+                                flawed = True
+                                break
+                        if flawed:
+                            break
+                        args = tuple(parts)
+                    self._pos = end
+                    packet = new(cls)
+                    packet.magic, packet.type, packet.args = magic, ptype, args
+                    yield packet
+                    if self._buf is not buf:
+                        break
+                    pos = self._pos
+                else:
+                    if pos == blen and not self._more_len and not self._eof:
+                        return  # NEED_DATA: the buffer is used up exactly
+                if self._buf is not buf:
+                    continue  # the caller fed data or decoded meanwhile: start afresh
+                if self._more_len:
+                    # Stopped short of a header or a packet, with more bytes already here: go on
+                    # in the next chunk, or join what is here (when the size is known, the code
+                    # above takes the packet once it is whole), and go again.
+                    if pos == blen:
+                        self._next_chunk()
+                    elif not self._need:
+                        self._have(blen - pos + self._more_len)
+                    continue
+            event = self._next_guarded()
             if event.__class__ is _Sentinel:  # NEED_DATA or CLOSED
                 return
             yield event  # type: ignore[misc]

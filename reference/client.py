@@ -25,9 +25,9 @@ import itertools
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from gearspec.reference.connection import (
     ConnectFailed,
@@ -168,6 +168,9 @@ class UniqueStatus:
     numerator: int
     denominator: int
     client_count: int
+
+
+_Known = TypeVar("_Known", JobStatus, UniqueStatus)
 
 
 # (background, priority) -> submit packet; SUBMIT_JOB_EPOCH is chosen by `epoch=`.
@@ -629,30 +632,25 @@ class Client:
     ) -> JobStatus:
         """GET_STATUS for a handle: asks `server`, or each server until one knows the job."""
         raw = _bytes(handle)
-        answer: JobStatus | None = None
-        reasons = []
-        for link in self._link_for(server):
-            try:
-                answer = await link.get_status(raw, timeout)
-            except ConnectionError_ as exc:
-                reasons.append(str(exc))
-                continue
-            if answer.known:
-                return answer
-        if answer is None:
-            raise NoServerAvailable(reasons)
-        return answer
+        return await self._ask_until_known(server, lambda link: link.get_status(raw, timeout))
 
     async def get_status_unique(
         self, unique: str | bytes, *, server: str | ServerAddress | None = None, timeout: float | None = None
     ) -> UniqueStatus:
         """GET_STATUS_UNIQUE (gearmand extension): asks `server`, or each until one knows it."""
         raw = _bytes(unique)
-        answer: UniqueStatus | None = None
+        return await self._ask_until_known(server, lambda link: link.get_status_unique(raw, timeout))
+
+    async def _ask_until_known(
+        self, server: str | ServerAddress | None, ask: Callable[[_ServerLink], Awaitable[_Known]]
+    ) -> _Known:
+        # A job lives on one server only: the first answer that knows it wins; if none does,
+        # the last "unknown" answer stands, and if no server answered at all, say why.
+        answer: _Known | None = None
         reasons = []
         for link in self._link_for(server):
             try:
-                answer = await link.get_status_unique(raw, timeout)
+                answer = await ask(link)
             except ConnectionError_ as exc:
                 reasons.append(str(exc))
                 continue
