@@ -88,6 +88,16 @@ def run_test(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("gearspec test: -j must be at least 1", file=sys.stderr)
         return 2
+    for flag, value in (("--timeout", args.timeout), ("--wait", args.wait)):
+        if not value > 0:
+            print(f"gearspec test: {flag} must be a positive number of seconds", file=sys.stderr)
+            return 2
+    for path in (args.junit, args.json, args.html, args.markdown):
+        # Refuse a report that cannot be written before the run, not after it.
+        folder = Path(path).parent if path else None
+        if folder is not None and not folder.is_dir():
+            print(f"gearspec test: cannot write {path}: no folder {str(folder)!r}", file=sys.stderr)
+            return 2
     try:
         expectations = _expectations(args)
     except (ExpectationsError, KeyError) as exc:
@@ -201,6 +211,8 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
         parts += ["--target", args.target]
     elif args.server:
         parts += ["--server", args.server]
+    elif args.impl:
+        parts += ["--impl", args.impl]
     if args.profile:
         parts += ["--profile", args.profile]
     if args.expect:

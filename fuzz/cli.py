@@ -88,8 +88,14 @@ def run_fuzz(args: argparse.Namespace) -> int:
         return 2
     print(describe(report))
     if args.json:
-        Path(args.json).write_text(report.to_json() + "\n")
-    return 1 if report.findings else 0
+        try:
+            Path(args.json).write_text(report.to_json() + "\n")
+        except OSError as exc:
+            print(f"gearspec fuzz: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    if report.findings:
+        return 1
+    return 130 if report.stopped == "interrupted" else 0
 
 
 def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int:

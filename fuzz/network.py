@@ -235,8 +235,13 @@ def _is_probe_answer(kind: str, event: object, token: bytes = _PROBE_TOKEN) -> b
         return isinstance(event, Packet) and event.type == PacketType.ECHO_RES and event.args[0] == token
     if not isinstance(event, AdminLine):
         return False
-    # `version` answers one line; `status` ends its block with a lone "." (or one ERR line).
-    return kind == "version" or event.text == b"." or event.text.startswith(b"ERR")
+    # `version` answers one line: "OK 1.1.20" (gearmand) or a bare "1.12" (Perl
+    # Gearman::Server, Client.pm TXTCMD_version); any other line (an HTTP server's
+    # "HTTP/1.0 400 ...") is not a Gearman answer. `status` ends its block with a lone "."
+    # (or one ERR line).
+    if kind == "version":
+        return event.text.startswith((b"OK ", b"ERR")) or event.text[:1].isdigit()
+    return event.text == b"." or event.text.startswith(b"ERR")
 
 
 def probe(host: str, port: int, deadline: float = 2.0, kind: str = "echo") -> str | None:
@@ -393,51 +398,55 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
     stop_at = start + config.budget
     step = config.first_step
     last_rss_check = start
-    while True:
-        if time.monotonic() >= stop_at:
-            report.stopped = "budget spent"
-            break
-        if config.max_steps is not None and step - config.first_step >= config.max_steps:
-            report.stopped = "step limit reached"
-            break
-        case = case_for_step(config.seed, step, config.families)
-        report.families[case.family] = report.families.get(case.family, 0) + 1
-        runner = _Step(config, case, random.Random(f"gearspec-chunks:{config.seed}:{step}"), probes[0])
-        kind, detail = runner.run()
-        report.packets_sent += runner.packets_sent
-        report.steps += 1
-        fatal = False
-        if kind is not None:
-            _add(report, _finding(kind, step, config, case, detail, runner))
-            fatal = kind == "crash"
-        if not fatal:
-            outcome = probe(config.host, config.port, config.deadline, probes[step % len(probes)])
-            report.checks += 1
-            report.packets_sent += 1
-            if outcome is not None:
-                if config.pid is not None and not _pid_alive(config.pid):
-                    kind, detail = "crash", f"the target process {config.pid} is gone ({outcome})"
-                elif outcome.startswith("refused: connection closed") and (config.pid is None or _pid_alive(config.pid)):
-                    kind, detail = "broken", f"the target accepts connections but closes them unanswered ({outcome})"
-                elif outcome.startswith("refused"):
-                    kind, detail = "crash", f"the target stopped accepting connections ({outcome})"
-                elif outcome.startswith("violation"):
-                    kind, detail = "protocol_violation", outcome
-                else:
-                    kind, detail = "hang", f"the target no longer answers a fresh connection ({outcome})"
+    try:
+        while True:
+            if time.monotonic() >= stop_at:
+                report.stopped = "budget spent"
+                break
+            if config.max_steps is not None and step - config.first_step >= config.max_steps:
+                report.stopped = "step limit reached"
+                break
+            case = case_for_step(config.seed, step, config.families)
+            report.families[case.family] = report.families.get(case.family, 0) + 1
+            runner = _Step(config, case, random.Random(f"gearspec-chunks:{config.seed}:{step}"), probes[0])
+            kind, detail = runner.run()
+            report.packets_sent += runner.packets_sent
+            report.steps += 1
+            fatal = False
+            if kind is not None:
                 _add(report, _finding(kind, step, config, case, detail, runner))
-                fatal = kind in ("crash", "hang", "broken")
-        if config.pid is not None and (fatal or time.monotonic() - last_rss_check > 0.5):
-            last_rss_check = time.monotonic()
-            rss = read_rss(config.pid)
-            if rss is not None and report.rss_max is not None:
-                report.rss_max = max(report.rss_max, rss)
-        if config.progress is not None and report.steps % 500 == 0:
-            config.progress(f"{report.steps} steps, {len(report.findings)} findings")
-        step += 1
-        if fatal:
-            report.stopped = f"target down after step {step - 1}"
-            break
+                fatal = kind == "crash"
+            if not fatal:
+                outcome = probe(config.host, config.port, config.deadline, probes[step % len(probes)])
+                report.checks += 1
+                report.packets_sent += 1
+                if outcome is not None:
+                    if config.pid is not None and not _pid_alive(config.pid):
+                        kind, detail = "crash", f"the target process {config.pid} is gone ({outcome})"
+                    elif outcome.startswith("refused: connection closed") and (config.pid is None or _pid_alive(config.pid)):
+                        kind, detail = "broken", f"the target accepts connections but closes them unanswered ({outcome})"
+                    elif outcome.startswith("refused"):
+                        kind, detail = "crash", f"the target stopped accepting connections ({outcome})"
+                    elif outcome.startswith("violation"):
+                        kind, detail = "protocol_violation", outcome
+                    else:
+                        kind, detail = "hang", f"the target no longer answers a fresh connection ({outcome})"
+                    _add(report, _finding(kind, step, config, case, detail, runner))
+                    fatal = kind in ("crash", "hang", "broken")
+            if config.pid is not None and (fatal or time.monotonic() - last_rss_check > 0.5):
+                last_rss_check = time.monotonic()
+                rss = read_rss(config.pid)
+                if rss is not None and report.rss_max is not None:
+                    report.rss_max = max(report.rss_max, rss)
+            if config.progress is not None and report.steps % 500 == 0:
+                config.progress(f"{report.steps} steps, {len(report.findings)} findings")
+            step += 1
+            if fatal:
+                report.stopped = f"target down after step {step - 1}"
+                break
+    except KeyboardInterrupt:
+        # Ctrl-C: keep what was found so far; the CLI still prints and saves it.
+        report.stopped = "interrupted"
     report.elapsed = time.monotonic() - start
     if config.pid is not None and report.rss_start is not None:
         end_rss = read_rss(config.pid)

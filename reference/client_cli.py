@@ -114,21 +114,25 @@ async def _submit(args: argparse.Namespace, data: bytes) -> int:
                 out.write(job.handle + b"\n")
                 out.flush()
                 return EXIT_OK
-            async for update in job:
-                if isinstance(update, WorkData):
-                    out.write(update.data)
-                    out.flush()
-                elif args.verbose and isinstance(update, WorkStatus):
-                    print(f"status: {update.numerator}/{update.denominator}", file=sys.stderr)
-                elif args.verbose and isinstance(update, WorkWarning):
-                    print(f"warning: {update.data.decode('utf-8', 'replace')}", file=sys.stderr)
-            result = await job.result(args.timeout)
+            # --timeout bounds the whole wait, updates included (no worker means no update).
+            async with asyncio.timeout(args.timeout):
+                async for update in job:
+                    if isinstance(update, WorkData):
+                        out.write(update.data)
+                        out.flush()
+                    elif args.verbose and isinstance(update, WorkStatus):
+                        print(f"status: {update.numerator}/{update.denominator}", file=sys.stderr)
+                    elif args.verbose and isinstance(update, WorkWarning):
+                        print(f"warning: {update.data.decode('utf-8', 'replace')}", file=sys.stderr)
+                result = await job.result(args.timeout)
         except JobFailed as exc:
             return _fail("submit", exc, EXIT_FAIL)
         except JobException as exc:
             return _fail("submit", exc, EXIT_EXCEPTION)
         except (JobTimeout, RequestTimeout) as exc:
             return _fail("submit", exc, EXIT_TIMEOUT)
+        except TimeoutError:
+            return _fail("submit", f"no result within {args.timeout:g} s", EXIT_TIMEOUT)
         except GearspecError as exc:
             return _fail("submit", exc, EXIT_CONNECTION)
         out.write(result)

@@ -26,10 +26,27 @@ def _positive(text: str) -> int:
     return value
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _positive(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {value}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 0..65535, not {value}")
+    return value
+
+
 def configure_serve(parser: argparse.ArgumentParser) -> None:
     """Add the `gearspec serve` options."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=_positive, default=4730, help="TCP port; 0 picks a free one (default: 4730)")
+    parser.add_argument("--port", type=_port, default=4730, help="TCP port; 0 picks a free one (default: 4730)")
     parser.add_argument(
         "--queue", default=None, metavar="memory|sqlite:PATH",
         help=f"durable queue for background jobs (default: {default_queue()})",
@@ -41,9 +58,9 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS, help="log level (default: WARNING)",
     )
-    parser.add_argument("--max-connections", type=_positive, default=20000, metavar="N", help="default: 20000")
+    parser.add_argument("--max-connections", type=_at_least(1), default=20000, metavar="N", help="default: 20000")
     parser.add_argument(
-        "--max-packet-size", type=_positive, default=DEFAULT_MAX_PACKET_SIZE, metavar="BYTES",
+        "--max-packet-size", type=_at_least(1), default=DEFAULT_MAX_PACKET_SIZE, metavar="BYTES",
         help=f"close a connection that announces a larger packet (default: {DEFAULT_MAX_PACKET_SIZE})",
     )
     parser.add_argument(

@@ -40,9 +40,24 @@ def run_dissect(args: argparse.Namespace) -> int:
     else:
         print(format_text(reports))
     if not reports:
-        print(f"gearspec dissect: no TCP traffic on port {args.port} in {args.file}", file=sys.stderr)
+        print(f"gearspec dissect: no TCP traffic on port {args.port} in {args.file}{_port_hint(args.file)}", file=sys.stderr)
     violations = sum(len(r.violations) for r in reports)
     return 1 if args.strict and violations else 0
+
+
+def _port_hint(path: str) -> str:
+    """"; connections go to port N (try --port N)" from the SYNs in the capture, or ""."""
+    from gearspec.wire.pcap import PcapError, read_segments
+
+    try:
+        # A SYN without ACK opens a connection: its destination is a server port.
+        ports = sorted({seg.dst[1] for seg in read_segments(path) if seg.syn and not seg.flags & 0x10})
+    except (OSError, PcapError):
+        return ""
+    if not ports:
+        return ""
+    shown = ", ".join(map(str, ports[:5]))
+    return f"; connections go to port {shown} (try --port {ports[0]})"
 
 
 def configure_proxy(parser: argparse.ArgumentParser) -> None:

@@ -59,6 +59,15 @@ def test_wheel_contents(tmp_path: Path) -> None:
         "gearspec/spec.py",
         "gearspec/codec.py",
         "gearspec/__main__.py",
+        # Data files the installed commands read at run time (gearspec test, interop, roles):
+        "gearspec/conformance/report_template.html",
+        "gearspec/conformance/impls.toml",
+        "gearspec/conformance/expectations/gearmand.toml",
+        "gearspec/conformance/expectations/reference.toml",
+        "gearspec/conformance/dockerfiles/gearmand.Dockerfile",
+        "gearspec/conformance/drivers/perl_driver.pl",
+        "gearspec/conformance/drivers/php_driver.php",
+        "gearspec/conformance/drivers/node_driver.js",
     ):
         assert required in names, required
     entry_points = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()

@@ -66,3 +66,10 @@ def test_usage_errors_are_clear() -> None:
     assert done.returncode == 2 and b"--epoch needs --background" in done.stderr
     done = gearspec("submit", "-s", "host:notaport", "-f", "x", "y")
     assert done.returncode == 2 and b"bad port" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_submit_timeout_bounds_the_wait_when_no_worker_ever_comes(gearmand: RunningServer) -> None:
+    # No worker for the function: only --timeout can end the wait (exit 6, one line).
+    done = gearspec("submit", "-s", gearmand.address, "-f", "nobody_does_this", "--timeout", "0.5", "x", timeout=15)
+    assert done.returncode == 6, done
+    assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr, done
