@@ -234,7 +234,13 @@ class RunningContainer:
         return int(self.container.attrs["State"]["Pid"])
 
     def exec(self, argv: Sequence[str]) -> tuple[int, str]:
-        code, output = self.container.exec_run(list(argv), demux=False)
+        """Run argv inside; a container that stopped meanwhile gives (-1, the engine's reason)."""
+        import docker.errors
+
+        try:
+            code, output = self.container.exec_run(list(argv), demux=False)
+        except docker.errors.APIError as exc:
+            return -1, str(exc)
         return int(code), (output or b"").decode("utf-8", "replace")
 
     def stop(self) -> None:
@@ -293,7 +299,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def _container_ports(running: RunningContainer, host: str) -> list[int]:
     """Listening ports of the container's processes: via /proc here, else by asking inside."""
     pid = running.pid()
-    if pid and Path(f"/proc/{pid}").exists():
+    if not pid:
+        return []  # not running (it exited, or not yet started): the caller checks which
+    if Path(f"/proc/{pid}").exists():
         return listening_ports(pid, host)
     # A remote engine: list socket inodes of the container's processes and the TCP table.
     code, out = running.exec(["sh", "-c", "ls -l /proc/[0-9]*/fd 2>/dev/null; echo ==; cat /proc/net/tcp"])
