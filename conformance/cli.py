@@ -8,6 +8,15 @@
 The command runs cases with the suite's own runner (threads for -j, a deadline on every
 wait); `pytest --pyargs gearspec.conformance --gearman-target HOST:PORT` runs the same
 registry through pytest (conformance/plugin.py).
+
+Exit status: 0 when nothing counts against the target; 1 when something does (a MUST or
+EXTENSION failure or error, SHOULD too with --strict, or an unexpected pass); 2 when nothing
+was graded: bad usage, a server that could not be started, or a target that cannot be reached
+(the name does not resolve, the connection is refused, or the TCP connect gets no answer
+within the connect timeout). In the last case one line on stderr says so and no report file
+is written: an all-error report would blame the server for what is a wrong address or a
+server that is down. A target that accepts connections and then hangs or dies midway is
+still graded case by case.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gearspec.conformance import reports
-from gearspec.conformance.harness import Target
+from gearspec.conformance.harness import CONNECT_TIMEOUT, Target
 from gearspec.conformance.registry import Case, CaseModuleError, all_cases, select_cases, uncovered
 from gearspec.conformance.runner import (
     Expectations,
@@ -30,6 +39,7 @@ from gearspec.conformance.runner import (
     Result,
     RunConfig,
     builtin_profiles,
+    check_reachable,
     load_expectations,
     probe_target,
     run_cases,
@@ -77,7 +87,8 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    """Run the suite; exit 0 when nothing counts against the target, 1 when something does."""
+    """Run the suite; exit 0 when nothing counts against the target, 1 when something does, 2 when
+    nothing was graded (bad usage; a target that cannot be started or reached)."""
     if args.role:
         try:
             from gearspec.conformance.roles import run_roles
@@ -151,7 +162,7 @@ class _TargetError(RuntimeError):
 def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
     """The target to test: HOST:PORT, a Docker target, or a local server started here."""
     spec = args.target
-    if args.impl and not spec:
+    if args.impl and spec is None:
         spec = f"impl:{args.impl}"
     if spec and ":" in spec and spec.split(":", 1)[0] in ("docker", "impl", "local"):
         try:
@@ -173,11 +184,12 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
             else:
                 yield Target(found.host, int(found.port), getattr(found, "logs", None)), getattr(found, "description", spec)
         return
-    if spec:
+    if spec is not None:  # an empty --target is an error, not "start the reference server"
         try:
-            yield Target.parse(spec), spec
+            parsed = Target.parse(spec)
         except ValueError as exc:
             raise _TargetError(str(exc)) from None
+        yield parsed, spec  # outside the try: a ValueError from the run is not a bad address
         return
     from gearspec.conformance.launch import LaunchError, start_peer
 
@@ -227,6 +239,11 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
 
 def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig) -> int:
     stream = sys.stdout
+    # One connect before any case: a dead address gets one clear line, not 267 errors.
+    unreachable = check_reachable(target, timeout=min(CONNECT_TIMEOUT, args.timeout))
+    if unreachable is not None:
+        print(f"gearspec test: cannot reach {target.address}: {unreachable}", file=sys.stderr)
+        return 2
     problem = probe_target(target, timeout=min(3.0, max(0.5, args.wait)), barrier=config.expectations.barrier)
     if problem is not None:
         print(f"gearspec test: warning: {problem}; running every case anyway", file=sys.stderr)

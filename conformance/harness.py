@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import ipaddress
 import random
 import re
 import socket
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from gearspec.conformance.registry import Case
 
 __all__ = [
+    "CONNECT_TIMEOUT",
+    "DEFAULT_PORT",
     "DEFAULT_WAIT",
     "CaseEnd",
     "Closed",
@@ -53,6 +56,8 @@ __all__ = [
 ]
 
 DEFAULT_WAIT = 2.0  # seconds to wait for one expected reply
+CONNECT_TIMEOUT = 5.0  # seconds a TCP connect to the target may take (also capped by the case deadline)
+DEFAULT_PORT = 4730  # Gearman's IANA port
 
 
 class Outcome(enum.Enum):
@@ -114,17 +119,37 @@ class Target:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     @classmethod
     def parse(cls, text: str) -> Target:
-        """HOST:PORT, [V6]:PORT, or HOST alone (port 4730)."""
-        host, sep, port = text.rpartition(":")
-        if not sep or (text.count(":") > 1 and not text.startswith("[")):
-            host, port = text, "4730"
-        host = host.strip("[]")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"target {text!r} is not HOST:PORT")
+        """HOST:PORT, [V6]:PORT, or HOST, [V6] or a bare V6 address alone (port 4730).
+
+        Raises ValueError with a one-line message that says what is wrong.
+        """
+        if text.startswith("["):
+            host, closed, rest = text[1:].partition("]")
+            if not closed or (rest and not rest.startswith(":")):
+                raise ValueError(f"target {text!r} is not HOST:PORT (write an IPv6 address as [::1]:4730)")
+            port = rest[1:] if rest else str(DEFAULT_PORT)
+        elif text.count(":") > 1:  # a bare IPv6 address, no port
+            try:
+                ipaddress.IPv6Address(text)
+            except ValueError:
+                raise ValueError(f"target {text!r} is not HOST:PORT (write an IPv6 address as [::1]:4730)") from None
+            host, port = text, str(DEFAULT_PORT)
+        else:
+            host, sep, port = text.partition(":")
+            port = port if sep else str(DEFAULT_PORT)
+        if not host.strip():
+            raise ValueError(f"target {text!r} is not HOST:PORT: no host")
+        if not port:
+            raise ValueError(f"target {text!r} is not HOST:PORT: no port after ':'")
+        if not (port.isascii() and port.isdigit()):
+            raise ValueError(f"target {text!r} is not HOST:PORT: port {port!r} is not a number")
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"target {text!r} is not HOST:PORT: port {int(port)} is not in 1-65535")
         return cls(host, int(port))
 
 
@@ -513,7 +538,7 @@ class Session:
         if remaining <= 0:
             self._check_case_deadline()
         try:
-            sock = socket.create_connection((self.target.host, self.target.port), timeout=min(remaining, 5.0))
+            sock = socket.create_connection((self.target.host, self.target.port), timeout=min(remaining, CONNECT_TIMEOUT))
         except TimeoutError:
             self._record(label, "event", f"connect to {self.target.address} timed out")
             raise CaseEnd(Outcome.ERROR, f"cannot connect to {self.target.address}: timed out") from None

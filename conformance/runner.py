@@ -22,8 +22,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from gearspec.conformance.harness import DEFAULT_WAIT, CaseEnd, Outcome, Session, Target, TraceEntry
+from gearspec.conformance.harness import (
+    CONNECT_TIMEOUT,
+    DEFAULT_WAIT,
+    CaseEnd,
+    Outcome,
+    Session,
+    Target,
+    TraceEntry,
+)
 from gearspec.conformance.registry import Case, Level
 
 from gearspec.admin import AdminError
@@ -38,6 +47,7 @@ __all__ = [
     "RunConfig",
     "Verdict",
     "builtin_profiles",
+    "check_reachable",
     "load_expectations",
     "probe_target",
     "run_case",
@@ -323,6 +333,70 @@ def _run_batch(
         if result.case.id in running:
             del running[result.case.id]
             finish(result)
+
+
+def check_reachable(target: Target, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """None when a TCP connection to the target opens within `timeout`, else why not, briefly.
+
+    The reasons read after "cannot reach HOST:PORT: ": "name does not resolve", "connection
+    refused", "no answer within 5 s", or the system's words for anything else. The name is
+    looked up in a helper thread because getaddrinfo has no timeout of its own.
+    """
+    addresses = _resolve(target.host, target.port, timeout)
+    if isinstance(addresses, str):
+        return addresses
+    deadline = time.monotonic() + timeout
+    first_problem: str | None = None
+    for family, kind, proto, _, address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(remaining)
+                sock.connect(address)
+            return None
+        except ConnectionRefusedError:
+            problem = "connection refused"
+        except TimeoutError:
+            problem = f"no answer within {timeout:g} s"
+        except OSError as exc:
+            problem = _lower_first(exc.strerror or str(exc))
+        first_problem = first_problem or problem  # like socket.create_connection: the first error
+    return first_problem or f"no answer within {timeout:g} s"
+
+
+_AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
+
+
+def _resolve(host: str, port: int, timeout: float) -> Sequence[_AddressInfo] | str:
+    """The target's addresses, or why there are none (the lookup may take at most `timeout`)."""
+    found: list[Sequence[_AddressInfo] | BaseException] = []
+
+    def look_up() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
+            found.append(exc)
+
+    # A daemon thread, so a resolver stuck past the timeout does not hold up the exit.
+    thread = threading.Thread(target=look_up, name="gearspec-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not found:
+        return f"the name did not resolve within {timeout:g} s"
+    result = found[0]
+    if isinstance(result, socket.gaierror):
+        if result.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
+            return "name does not resolve"
+        return f"name lookup failed: {_lower_first(result.strerror or str(result))}"
+    if isinstance(result, BaseException):
+        return f"name lookup failed: {result}"
+    return result or "name does not resolve"
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def probe_target(target: Target, timeout: float = 3.0, barrier: str = "echo") -> str | None:

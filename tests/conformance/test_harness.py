@@ -22,7 +22,9 @@ def test_target_parse() -> None:
     assert Target.parse("127.0.0.1:4730") == Target("127.0.0.1", 4730)
     assert Target.parse("example.org") == Target("example.org", 4730)
     assert Target.parse("[::1]:7003") == Target("::1", 7003)
-    for bad in ("", "host:", "host:0", "host:http", ":4730"):
+    assert Target.parse("[::1]") == Target.parse("::1") == Target("::1", 4730)
+    assert Target("::1", 7003).address == "[::1]:7003"
+    for bad in ("", "host:", "host:0", "host:http", ":4730", "host:99999", "host:٤٧٣٠", "[::1", "[::1]7003", "a:b:c"):
         with pytest.raises(ValueError):
             Target.parse(bad)
 
