@@ -9,7 +9,10 @@ gets the same streams cut into the same chunks, as a socket would deliver them, 
 every packet with its arguments split. Figures are the best of R interleaved runs, in CPU time.
 
 Decoders measured:
-- gearspec: `Decoder(accept)` strict, `receive_data` + iteration (full validation).
+- gearspec: `Decoder(accept)` strict, `receive_data` + iteration (full validation), as
+  installed: with its C hot path (gearspec._speedups) when that is built.
+- gearspec pure Python: `PythonDecoder`, the same decoder without the C hot path (what runs
+  where no C compiler was at hand at install time, or with GEARSPEC_PURE_PYTHON=1).
 - gear: `gear.Connection.readPacket` (the framing loop its client, worker and server use) fed
   from memory; it only frames and leaves arguments unsplit, which flatters it, so a second
   row adds one `split` per packet (the same work the others do).
@@ -39,7 +42,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gearspec.codec import Decoder, Packet
+from gearspec import codec
+from gearspec.codec import Decoder, Packet, PythonDecoder
 from gearspec.spec import PACKETS, Magic
 
 REQ, RES = Magic.REQ, Magic.RES
@@ -94,6 +98,16 @@ def chunked(data: bytes, size: int) -> list[bytes]:
 # -- decoders: each takes the chunks of one direction and returns the packet count ----------
 def decode_gearspec(chunks: list[bytes], magic: Magic) -> int:
     decoder = Decoder(magic)
+    count = 0
+    for chunk in chunks:
+        decoder.receive_data(chunk)
+        for _ in decoder:
+            count += 1
+    return count
+
+
+def decode_gearspec_pure(chunks: list[bytes], magic: Magic) -> int:
+    decoder = PythonDecoder(magic)
     count = 0
     for chunk in chunks:
         decoder.receive_data(chunk)
@@ -288,9 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     n_bytes = sum(len(w) for _, w in wires)
     print(f"python {platform.python_version()} ({platform.machine()}), seed {opts.seed}, best of {opts.repeat}")
     print(f"workload: {n_packets} packets, {n_bytes / 1e6:.1f} MB (payloads 0-64 KiB, log-uniform)")
+    build = "C hot path (gearspec._speedups)" if codec.ACCELERATED else "pure Python (gearspec._speedups not built)"
+    print(f"gearspec's Decoder: {build}")
 
     decoders: dict[str, Callable[[list[bytes], Magic], int] | str] = {
         "gearspec": decode_gearspec,
+        "gearspec pure Python": decode_gearspec_pure,
         "gear 0.16 readPacket": _gear_decoder(),
         "gear readPacket + split args": _gear_decoder(split=True),
         "gearman3 parse_binary_command": _gearman3_decoder(),
@@ -314,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             n_packets, n_bytes, opts.repeat, check=n_packets,
         )
         ours, floor = rates["gearspec"], rates["floor (unpack_from + split)"]
+        pure = rates.get("gearspec pure Python")
         peers = {k: v for k, v in rates.items() if k.startswith(("gear 0", "gearman3"))}
         fastest = max(peers, key=lambda k: peers[k]) if peers else None
         # The same work (arguments split) for every peer: gear with its split row instead.
@@ -322,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append((
             size, fastest, ours / peers[fastest] if fastest else None, floor / ours,
             ours / fastest_same if fastest_same else None,
+            pure / peers[fastest] if fastest and pure else None,
         ))
     print()
     _table(
@@ -330,13 +349,17 @@ def main(argv: list[str] | None = None) -> int:
         n_packets, n_bytes, opts.repeat, check=n_bytes,
     )
     print()
-    for size, fastest, vs_peer, vs_floor, vs_same_work in verdicts:
+    for size, fastest, vs_peer, vs_floor, vs_same_work, pure_vs_peer in verdicts:
         peer = "no peer measured" if vs_peer is None else (
             f"{vs_peer:.2f}x the fastest peer ({fastest}), goal >= 2x: " + ("met" if vs_peer >= 2 else "NOT met")
         )
-        floor_verdict = f"floor is {vs_floor:.2f}x faster, goal <= 3x: " + ("met" if vs_floor <= 3 else "NOT met")
+        floor_verdict = f"the floor runs at {vs_floor:.2f}x gearspec's rate, goal <= 3x: " + (
+            "met" if vs_floor <= 3 else "NOT met"
+        )
         same = "" if vs_same_work is None else f" ({vs_same_work:.2f}x the fastest peer doing the same work)"
         print(f"{size:>7}-byte receives: gearspec decodes at {peer}{same}; {floor_verdict}")
+        if pure_vs_peer is not None:
+            print(f"{'':>7}                 (pure Python: {pure_vs_peer:.2f}x the fastest peer)")
     return 0
 
 

@@ -14,6 +14,7 @@ any other byte starts a text line ending in "\\n" (one "\\r" before it is droppe
 from __future__ import annotations
 
 import enum
+import os
 import struct
 from collections.abc import Callable, Iterator
 from typing import Final
@@ -35,6 +36,7 @@ from gearspec.spec import (  # the _-names: the validators the encoder inlines (
 )
 
 __all__ = [
+    "ACCELERATED",
     "CLOSED",
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_PACKET_SIZE",
@@ -43,6 +45,7 @@ __all__ = [
     "Decoder",
     "Event",
     "Packet",
+    "PythonDecoder",
     "RawPacket",
     "decode",
     "encode",
@@ -364,8 +367,11 @@ _NOTHING: Final[Iterator[Event]] = iter(())  # an exhausted iterator stays exhau
 _new_object = object.__new__  # Packet(...) costs an __init__ frame; the hot paths set the slots themselves
 
 
-class Decoder:
-    """Sans-IO incremental decoder for one direction of one connection.
+class PythonDecoder:
+    """Sans-IO incremental decoder for one direction of one connection (pure Python).
+
+    `Decoder` is this class, or its C-accelerated subclass when `gearspec._speedups` is
+    built (`ACCELERATED`); both decode every stream to the same events and errors.
 
     `accept` is the magic this side expects (REQ for a server, RES for a client), or None
     for either (dissectors). In strict mode (the default) anything off-spec raises
@@ -712,7 +718,7 @@ class Decoder:
             self._need = 0
             self._have(len(self._buf) - self._pos + self._more_len)
             if self._error is None:
-                return self.next_event()
+                return PythonDecoder.next_event(self)  # not the subclass's: that would hand the bytes back early
         if not self._have(1):
             return self._at_end()
         buf, pos = self._buf, self._pos
@@ -857,6 +863,86 @@ class Decoder:
             f"stream ended inside a {inside} ({left} bytes left over)",
             code=ErrorCode.LOST_CONNECTION, offset=self.offset, fatal=True,
         )
+
+
+def _speedups_usable() -> bool:
+    if os.environ.get("GEARSPEC_PURE_PYTHON"):  # set it to use (and test) the pure-Python decoder
+        return False
+    try:
+        import gearspec._speedups  # noqa: F401
+    except ImportError:  # not built (no C compiler at install time): pure Python it is
+        return False
+    return True
+
+
+if not _speedups_usable():
+    Decoder = PythonDecoder
+    ACCELERATED: Final = False
+else:
+    from gearspec._speedups import DecoderCore
+
+    class Decoder(DecoderCore, PythonDecoder):  # type: ignore[no-redef]
+        # The C core frames and splits well-formed packets, as PythonDecoder's fast path
+        # does; anything else it hands over (_py_adopt) with the undecoded bytes, and
+        # PythonDecoder decides from scratch. The bytes come back (_core_adopt) after the
+        # next binary packet, so admin text, flaws and errors cost nothing on the hot path.
+        __doc__ = PythonDecoder.__doc__
+
+        def __init__(
+            self,
+            accept: Magic | None = None,
+            *,
+            lenient: bool = False,
+            max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+            max_line: int = DEFAULT_MAX_LINE,
+            admin: bool = True,
+        ) -> None:
+            PythonDecoder.__init__(
+                self, accept, lenient=lenient, max_packet_size=max_packet_size, max_line=max_line, admin=admin
+            )
+            self._core_setup(self._fast_plans, max_packet_size, Packet, NEED_DATA, CLOSED)
+
+        @property
+        def max_packet_size(self) -> int:
+            return self._limit
+
+        @max_packet_size.setter
+        def max_packet_size(self, value: int) -> None:
+            self._limit = value
+            self._core_set_limit(value)
+
+        @property
+        def offset(self) -> int:
+            if self._core_python_mode:
+                return self._base + self._pos
+            return self._core_offset
+
+        @property
+        def buffered(self) -> int:
+            if self._core_python_mode:
+                return len(self._buf) - self._pos + self._more_len
+            return self._core_buffered
+
+        _py_receive_data = PythonDecoder.receive_data
+
+        def _py_adopt(self, data: bytes, pos: int, base: int, eof: bool) -> None:
+            self._buf, self._pos, self._base, self._eof = data, pos, base, eof
+            self._more, self._more_len, self._need = [], 0, 0
+
+        def _slow_next(self) -> Event | _Sentinel:
+            event = PythonDecoder.next_event(self)
+            if self._error is None and not self._eof:
+                if event.__class__ is Packet or event.__class__ is RawPacket:
+                    # Back to the hot path, with whatever follows the packet.
+                    if self._more_len:
+                        self._have(len(self._buf) - self._pos + self._more_len)
+                    self._core_adopt(self._buf, self._pos, self._base)
+                    self._buf, self._pos = b"", 0
+                elif event is NEED_DATA and len(self._buf) == self._pos and not self._more_len:
+                    self._core_adopt(b"", 0, self._base + self._pos)
+            return event
+
+    ACCELERATED: Final = True  # type: ignore[misc]
 
 
 def _spec_or_local_error(type: PacketType | int | str) -> PacketSpec:

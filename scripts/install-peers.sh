@@ -12,7 +12,11 @@ APT_PACKAGES=(
   php-cli php-gearman                   # PHP's gearman extension
   tshark                                # Wireshark's Gearman dissector, an independent oracle
   procps iproute2
+  gcc libc6-dev                         # builds gearspec._speedups, the decoder's C hot path
 )
+# ...and Python's headers, unless this Python ships them (pyenv and python.org builds do).
+python_h="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h"
+[ -f "$python_h" ] || APT_PACKAGES+=(python3-dev)
 # node gearman client/worker: the machine image ships node and npm; Debian's otherwise.
 command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
 missing=()
