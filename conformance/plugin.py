@@ -67,11 +67,12 @@ class _Target:
             ExpectationsError,
             RunConfig,
             builtin_profiles,
+            check_reachable,
             load_expectations,
         )
 
         if self.error is not None:
-            raise pytest.UsageError(self.error)
+            pytest.exit(self.error, returncode=pytest.ExitCode.USAGE_ERROR)
         if self.value is None:
             opt = self.config.getoption
             try:
@@ -84,14 +85,20 @@ class _Target:
                 elif opt("gearman_expect"):
                     expectations = load_expectations(opt("gearman_expect"))
                 if opt("gearman_target"):
-                    self.value = Target.parse(opt("gearman_target"))
+                    target = Target.parse(opt("gearman_target"))
+                    # One connect before any case: a dead address stops the session with one
+                    # line rather than failing every case.
+                    unreachable = check_reachable(target, timeout=min(5.0, opt("gearman_timeout")))
+                    if unreachable is not None:
+                        raise ValueError(f"cannot reach {target.address}: {unreachable}")
+                    self.value = target
                 else:
                     server = start_peer(opt("gearman_server") or "reference")
                     self.stack.callback(server.stop)
                     self.value = Target(server.host, server.port)
             except (ExpectationsError, ValueError, LaunchError) as exc:
                 self.error = f"gearspec: {exc}"
-                raise pytest.UsageError(self.error) from None
+                pytest.exit(self.error, returncode=pytest.ExitCode.USAGE_ERROR)
             self.run_config = RunConfig(
                 timeout=opt("gearman_timeout"), wait=opt("gearman_wait"), seed=opt("gearman_seed"),
                 strict=opt("gearman_strict"), expectations=expectations, destructive=opt("gearman_destructive"),

@@ -45,3 +45,22 @@ def test_plugin_is_inert_in_other_test_runs(tmp_path: Path) -> None:
     assert "1 passed" in out.stdout
     help_text = pytest_run("--help", cwd=tmp_path).stdout
     assert "--gearman-target" in help_text
+
+
+def test_dead_target_stops_the_session_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = pytest_run("--pyargs", "gearspec.conformance", "--gearman-target", f"127.0.0.1:{port}", "-q", cwd=tmp_path)
+    assert out.returncode == 4, out.stdout[-2000:]  # pytest's usage-error status
+    text = out.stdout + out.stderr
+    assert f"gearspec: cannot reach 127.0.0.1:{port}: connection refused" in text
+    assert "Traceback" not in text and "passed" not in out.stdout and " failed" not in out.stdout
+
+
+def test_malformed_target_stops_the_session_with_one_line(tmp_path: Path) -> None:
+    out = pytest_run("--pyargs", "gearspec.conformance", "--gearman-target", "host:notaport", "-q", cwd=tmp_path)
+    assert out.returncode == 4, out.stdout[-2000:]
+    assert "gearspec: target 'host:notaport' is not HOST:PORT" in out.stdout + out.stderr
