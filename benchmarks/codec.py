@@ -96,18 +96,8 @@ def chunked(data: bytes, size: int) -> list[bytes]:
 
 
 # -- decoders: each takes the chunks of one direction and returns the packet count ----------
-def decode_gearspec(chunks: list[bytes], magic: Magic) -> int:
-    decoder = Decoder(magic)
-    count = 0
-    for chunk in chunks:
-        decoder.receive_data(chunk)
-        for _ in decoder:
-            count += 1
-    return count
-
-
-def decode_gearspec_pure(chunks: list[bytes], magic: Magic) -> int:
-    decoder = PythonDecoder(magic)
+def decode_gearspec(chunks: list[bytes], magic: Magic, decoder_class: type[PythonDecoder] = Decoder) -> int:
+    decoder = decoder_class(magic)
     count = 0
     for chunk in chunks:
         decoder.receive_data(chunk)
@@ -307,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     decoders: dict[str, Callable[[list[bytes], Magic], int] | str] = {
         "gearspec": decode_gearspec,
-        "gearspec pure Python": decode_gearspec_pure,
+        "gearspec pure Python": lambda chunks, magic: decode_gearspec(chunks, magic, PythonDecoder),
         "gear 0.16 readPacket": _gear_decoder(),
         "gear readPacket + split args": _gear_decoder(split=True),
         "gearman3 parse_binary_command": _gearman3_decoder(),

@@ -403,6 +403,10 @@ class PythonDecoder:
         self._base = 0  # stream offset of self._buf[0]
         self._eof = False
         self._error: RemoteProtocolError | None = None
+        self._set_up()
+
+    def _set_up(self) -> None:
+        """Called last by __init__ (the C-accelerated subclass sets its core up here)."""
 
     # -- input ---------------------------------------------------------------------------
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -888,19 +892,8 @@ else:
         # next binary packet, so admin text, flaws and errors cost nothing on the hot path.
         __doc__ = PythonDecoder.__doc__
 
-        def __init__(
-            self,
-            accept: Magic | None = None,
-            *,
-            lenient: bool = False,
-            max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
-            max_line: int = DEFAULT_MAX_LINE,
-            admin: bool = True,
-        ) -> None:
-            PythonDecoder.__init__(
-                self, accept, lenient=lenient, max_packet_size=max_packet_size, max_line=max_line, admin=admin
-            )
-            self._core_setup(self._fast_plans, max_packet_size, Packet, NEED_DATA, CLOSED)
+        def _set_up(self) -> None:
+            self._core_setup(self._fast_plans, self._limit, Packet, NEED_DATA, CLOSED)
 
         @property
         def max_packet_size(self) -> int:

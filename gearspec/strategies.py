@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gearspec.codec import Packet
 from gearspec.spec import PACKETS, ArgKind, Magic, PacketSpec, PacketType
 
-__all__ = ["ARG_STRATEGIES", "arg_values", "chunkings", "packet_streams", "packet_types", "packets"]
+__all__ = ["ARG_STRATEGIES", "arg_values", "chunkings", "near_headers", "packet_streams", "packet_types", "packets"]
 
 _NO_NUL = st.binary(max_size=40).map(lambda b: b.replace(b"\0", b""))
 _WORDISH = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.:", max_size=24).map(str.encode)
@@ -59,6 +59,17 @@ def chunkings(draw: st.DrawFn, data: bytes) -> list[bytes]:
     cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=max(1, len(data) - 1)), max_size=12)))
     bounds = [0, *[c for c in cuts if c < len(data)], len(data)]
     return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def near_headers() -> st.SearchStrategy[bytes]:
+    """12-byte headers near the valid ones, for garbage: real and bent magic, small and
+    huge types and sizes (a decoder's edge cases lie there)."""
+    return st.builds(
+        lambda magic, code, size: magic + code.to_bytes(4, "big") + size.to_bytes(4, "big"),
+        st.sampled_from([b"\0REQ", b"\0RES", b"\0REX", b"\0\0\0\0"]),
+        st.one_of(st.integers(0, 45), st.integers(0, 2**32 - 1)),
+        st.one_of(st.integers(0, 40), st.integers(0, 2**32 - 1)),
+    )
 
 
 def packet_streams(direction: Magic | None = None, max_size: int = 12) -> st.SearchStrategy[list[Packet]]:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Event, Packet, RawPacket, decode
 from gearspec.errors import ProtocolError
 from gearspec.spec import PACKETS, Magic, PacketType
-from gearspec.strategies import arg_values, chunkings, packet_streams, packets
+from gearspec.strategies import arg_values, chunkings, near_headers, packet_streams, packets
 
 SETTINGS = settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROWS = [row for row in PACKETS if not row.reserved]
@@ -78,16 +78,10 @@ def test_admin_lines_and_packets_interleave(items: list[Event], data: st.DataObj
 
 
 # Garbage biased toward near-valid packets: real magic, small types and sizes, NULs.
-_header = st.builds(
-    lambda magic, code, size: magic + code.to_bytes(4, "big") + size.to_bytes(4, "big"),
-    st.sampled_from([b"\0REQ", b"\0RES", b"\0REX", b"\0\0\0\0"]),
-    st.one_of(st.integers(0, 45), st.integers(0, 2**32 - 1)),
-    st.one_of(st.integers(0, 40), st.integers(0, 2**32 - 1)),
-)
 _garbage = st.lists(
     st.one_of(
         st.binary(max_size=40),
-        _header,
+        near_headers(),
         st.sampled_from([b"\0", b"\n", b"\r\n", b"1", b"status\n", b"\0REQ", b"\xff\xfe"]),
         packets().map(lambda p: p.to_bytes()),
     ),

@@ -22,7 +22,7 @@ from gearspec import codec
 from gearspec.codec import CLOSED, NEED_DATA, Decoder, Packet, PythonDecoder
 from gearspec.errors import ProtocolError
 from gearspec.spec import Magic
-from gearspec.strategies import chunkings, packets
+from gearspec.strategies import chunkings, near_headers, packets
 
 SETTINGS = settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -52,12 +52,6 @@ def test_pure_python_build_is_selectable() -> None:
 
 # A stream of well-formed packets (some with bulk data that spans many receives), admin
 # lines, and garbage: bad magic, unknown types, wrong argument counts, oversize headers.
-_header = st.builds(
-    lambda magic, code, size: magic + code.to_bytes(4, "big") + size.to_bytes(4, "big"),
-    st.sampled_from([b"\0REQ", b"\0RES", b"\0REX", b"\0\0\0\0"]),
-    st.one_of(st.integers(0, 45), st.integers(0, 2**32 - 1)),
-    st.one_of(st.integers(0, 40), st.integers(0, 2**32 - 1)),
-)
 _bulk = st.builds(
     lambda magic, handle, size: Packet(magic, codec.PacketType.WORK_DATA, (handle, bytes([size % 251]) * size)).to_bytes(),
     st.sampled_from([Magic.REQ, Magic.RES]),
@@ -68,7 +62,7 @@ _stream = st.lists(
     st.one_of(
         packets().map(lambda p: p.to_bytes()),
         _bulk,
-        _header,
+        near_headers(),
         st.binary(max_size=30),
         st.sampled_from([b"\0", b"\n", b"\r\n", b"status\n", b"\0REQ", b"\0RES\0\0\0", b"workers\r\n"]),
     ),
