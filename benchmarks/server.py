@@ -51,6 +51,7 @@ SERVERS = {
     "gearmand-default": "gearmand-threads",
     "gear": "gear",
     "perl": "perl",  # Perl Gearman::Server
+    "asyncio-floor": None,  # benchmarks/floor_server.py: the least an asyncio server can do per job
 }
 
 
@@ -63,6 +64,9 @@ def start_server(name: str) -> RunningServer:
     if name == "gearspec":
         argv = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "0", "--queue", "memory"]
         return start_local(argv, name="gearspec")
+    if name == "asyncio-floor":
+        floor = Path(__file__).resolve().parent / "floor_server.py"
+        return start_local([sys.executable, str(floor), "--host", "{host}", "--port", "0"], name="asyncio-floor")
     peer = SERVERS[name]
     assert peer is not None
     return start_peer(peer)
