@@ -11,8 +11,11 @@ from __future__ import annotations
 import gc
 import itertools
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -196,3 +199,39 @@ def test_no_references_leak() -> None:
     after = (sys.getrefcount(magic), sys.getrefcount(ptype), sys.getallocatedblocks())
     assert after[:2] == before[:2]
     assert after[2] - before[2] < 100, (before, after)
+
+
+@needs_speedups
+def test_c_hot_path_is_clean_under_addresssanitizer(tmp_path: Path) -> None:
+    """Builds gearspec/_speedups.c with AddressSanitizer and runs this file's agreement tests
+    on that build: an out-of-bounds read or write, or a use after free, aborts the run."""
+    gcc, asan = shutil.which("gcc"), None
+    if gcc is not None:
+        asan = subprocess.run([gcc, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    if gcc is None or not asan or not Path(asan).is_file():
+        pytest.skip("no gcc with AddressSanitizer here")
+    source = Path(codec.__file__).with_name("_speedups.c")
+    module = tmp_path / ("_speedups" + sysconfig.get_config_var("EXT_SUFFIX"))
+    build = subprocess.run(
+        [gcc, "-fsanitize=address", "-fno-omit-frame-pointer", "-g", "-O1", "-fPIC", "-shared",
+         f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(module)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert build.returncode == 0, build.stderr
+    # Load the sanitized build as gearspec._speedups before gearspec imports the installed one.
+    runner = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('gearspec._speedups', {str(module)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "sys.modules['gearspec._speedups'] = mod\n"
+        "import gearspec.codec\n"
+        "assert gearspec.codec.ACCELERATED and gearspec.codec.DecoderCore is mod.DecoderCore\n"
+        "import pytest\n"
+        f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-k', 'not addresssanitizer', {__file__!r}]))\n"
+    )
+    env = {**os.environ, "LD_PRELOAD": asan, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+           "PYTHONMALLOC": "malloc"}  # every object from malloc, where the sanitizer sees its bounds
+    env.pop("GEARSPEC_PURE_PYTHON", None)
+    result = subprocess.run([sys.executable, "-c", runner], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and "AddressSanitizer" not in result.stderr
