@@ -13,6 +13,10 @@ generator for every server. Prints jobs/s, p50/p99 latency, server RSS, server C
 gearspec. On a small machine the generator competes with the server for CPU, so CPU per job
 is the steadier figure; throughput follows.
 
+`asyncio-floor` is benchmarks/floor_server.py: a job server with no rules at all on the same
+event loop and write pattern, the least any asyncio server can spend per job; it shows how
+much of gearspec's CPU per job is the platform and how much is the work.
+
 Idle mode: opens --connections idle connections and reports the server's RSS and that it
 still answers. Queue mode: pipelines --queued background jobs and reports RSS.
 Nothing here asserts: it prints figures.
