@@ -1,4 +1,5 @@
-/* The decoder's hot path in C: an optional accelerator for gearspec.codec.Decoder.
+/* The hot paths in C: an optional accelerator for gearspec.codec.Decoder (DecoderCore) and
+ * for the reference server's framing loop (RequestScanner, at the end of this file).
  *
  * It knows nothing of the protocol by itself. gearspec.codec hands it the same per-type
  * plans its pure-Python fast path uses (derived from gearspec.spec.PACKETS), and it does
@@ -499,20 +500,14 @@ make_packet(Core *self, Plan *plan, PyObject *args)
     return packet;
 }
 
-/* Decode the packet whose header is at p (all 12 + size bytes present). NULL without an
- * exception set: a flaw; the slow path judges it. */
+/* A complete payload's arguments as a new tuple (or list), split and checked as the plan
+ * says. NULL without an exception set: a flaw, for the slow path to judge. */
 static PyObject *
-fast_packet(Core *self, Plan *plan, const char *payload, Py_ssize_t size)
+split_payload(const Plan *plan, const char *payload, Py_ssize_t size, int as_list)
 {
     int n = plan->nargs;
-    if (n == 0) {
-        if (size)
-            return NULL;
-        PyObject *empty = PyTuple_New(0);
-        if (empty == NULL)
-            return NULL;
-        return make_packet(self, plan, empty);
-    }
+    if (n == 0)
+        return size ? NULL : (as_list ? PyList_New(0) : PyTuple_New(0));
     const char *starts[64];
     Py_ssize_t lens[64];
     if (n > 64)
@@ -540,7 +535,7 @@ fast_packet(Core *self, Plan *plan, const char *payload, Py_ssize_t size)
                 return NULL;
         }
     }
-    PyObject *args = PyTuple_New(n);
+    PyObject *args = as_list ? PyList_New(n) : PyTuple_New(n);
     if (args == NULL)
         return NULL;
     for (int i = 0; i < n; i++) {
@@ -549,8 +544,22 @@ fast_packet(Core *self, Plan *plan, const char *payload, Py_ssize_t size)
             Py_DECREF(args);
             return NULL;
         }
-        PyTuple_SET_ITEM(args, i, arg);
+        if (as_list)
+            PyList_SET_ITEM(args, i, arg);
+        else
+            PyTuple_SET_ITEM(args, i, arg);
     }
+    return args;
+}
+
+/* Decode the packet whose payload is at `payload` (all of it present). NULL without an
+ * exception set: a flaw; the slow path judges it. */
+static PyObject *
+fast_packet(Core *self, Plan *plan, const char *payload, Py_ssize_t size)
+{
+    PyObject *args = split_payload(plan, payload, size, 0);
+    if (args == NULL)
+        return NULL;
     return make_packet(self, plan, args);
 }
 
@@ -781,6 +790,169 @@ static PyType_Spec Core_spec = {
     .slots = Core_slots,
 };
 
+/* -- RequestScanner: the reference server's framing loop -------------------------------- */
+
+/* Frames the requests a job server reads, straight into (handler, arguments) pairs: the
+ * packets gearspec's server takes on its fast path (REQ magic, a type with a handler, within
+ * the size limit, complete, well-formed). It stops at the first packet that is anything else
+ * and says where; the server's own checks take it from there. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *handlers[MAX_CODE];   /* NULL: not on the fast path */
+    Plan plans[MAX_CODE];
+    Py_ssize_t limit;
+} Scanner;
+
+static int
+Scanner_traverse(Scanner *self, visitproc visit, void *arg)
+{
+    for (int i = 0; i < MAX_CODE; i++)
+        Py_VISIT(self->handlers[i]);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static int
+Scanner_clear(Scanner *self)
+{
+    for (int i = 0; i < MAX_CODE; i++)
+        Py_CLEAR(self->handlers[i]);
+    return 0;
+}
+
+static void
+Scanner_dealloc(Scanner *self)
+{
+    PyObject_GC_UnTrack(self);
+    Scanner_clear(self);
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* RequestScanner(plans, limit): plans maps a REQ packet type to (handler, nargs, has_data,
+ * numbers). */
+static int
+Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *plans;
+    Py_ssize_t limit;
+    static char *kwlist[] = {"plans", "limit", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!n:RequestScanner", kwlist, &PyDict_Type, &plans, &limit))
+        return -1;
+    Scanner_clear(self);
+    PyObject *key, *value;
+    Py_ssize_t i = 0;
+    while (PyDict_Next(plans, &i, &key, &value)) {
+        long code = PyLong_AsLong(key);
+        if (code == -1 && PyErr_Occurred())
+            return -1;
+        if (code < 0 || code >= MAX_CODE)
+            continue;
+        PyObject *handler, *numbers;
+        int nargs, has_data;
+        if (!PyArg_ParseTuple(value, "OipO!", &handler, &nargs, &has_data, &PyTuple_Type, &numbers))
+            return -1;
+        Py_ssize_t nn = PyTuple_GET_SIZE(numbers);
+        if (nn > MAX_NUMBERS || nargs < 0 || nargs > 64) {
+            PyErr_SetString(PyExc_ValueError, "plan out of range");
+            return -1;
+        }
+        Plan *plan = &self->plans[code];
+        plan->magic = plan->ptype = NULL;
+        plan->nargs = nargs;
+        plan->has_data = has_data;
+        plan->nnumbers = (int)nn;
+        for (Py_ssize_t j = 0; j < nn; j++) {
+            long idx = PyLong_AsLong(PyTuple_GET_ITEM(numbers, j));
+            if (idx < 0 || idx >= nargs) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "number index out of range");
+                return -1;
+            }
+            plan->numbers[j] = (int)idx;
+        }
+        Py_INCREF(handler);
+        Py_XSETREF(self->handlers[code], handler);
+    }
+    self->limit = limit;
+    return 0;
+}
+
+/* scan(buf, pos) -> (items, pos): items alternates handler and argument list, one pair per
+ * packet taken; pos is where the first packet not taken begins (or len(buf)). */
+static PyObject *
+Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scan(buf: bytes, pos: int)");
+        return NULL;
+    }
+    PyObject *buf = args[0];
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t len = PyBytes_GET_SIZE(buf);
+    if (pos < 0 || pos > len) {
+        PyErr_SetString(PyExc_ValueError, "position out of range");
+        return NULL;
+    }
+    const char *d = PyBytes_AS_STRING(buf);
+    PyObject *items = PyList_New(0);
+    if (items == NULL)
+        return NULL;
+    while (len - pos >= HEADER_SIZE) {
+        const char *h = d + pos;
+        if (memcmp(h, MAGIC_REQ, 4) != 0)
+            break;
+        uint32_t code = be32(h + 4), size = be32(h + 8);
+        if (code >= MAX_CODE || self->handlers[code] == NULL || (Py_ssize_t)size > self->limit
+            || len - pos - HEADER_SIZE < (Py_ssize_t)size)
+            break;
+        PyObject *split = split_payload(&self->plans[code], h + HEADER_SIZE, (Py_ssize_t)size, 1);
+        if (split == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(items);
+                return NULL;
+            }
+            break;
+        }
+        if (PyList_Append(items, self->handlers[code]) < 0 || PyList_Append(items, split) < 0) {
+            Py_DECREF(split);
+            Py_DECREF(items);
+            return NULL;
+        }
+        Py_DECREF(split);
+        pos += HEADER_SIZE + (Py_ssize_t)size;
+    }
+    return Py_BuildValue("Nn", items, pos);
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_FASTCALL,
+     "scan(buf, pos) -> (items, pos): handler, arguments, handler, arguments, ... and where it stopped."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Scanner_slots[] = {
+    {Py_tp_doc, "Frames a job server's requests into (handler, arguments) pairs; see gearspec.reference.server."},
+    {Py_tp_dealloc, Scanner_dealloc},
+    {Py_tp_traverse, Scanner_traverse},
+    {Py_tp_clear, Scanner_clear},
+    {Py_tp_init, Scanner_init},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_methods, Scanner_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Scanner_spec = {
+    .name = "gearspec._speedups.RequestScanner",
+    .basicsize = sizeof(Scanner),
+    .itemsize = 0,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = Scanner_slots,
+};
+
 static int
 speedups_exec(PyObject *module)
 {
@@ -788,6 +960,13 @@ speedups_exec(PyObject *module)
     if (type == NULL)
         return -1;
     int rc = PyModule_AddObjectRef(module, "DecoderCore", type);
+    Py_DECREF(type);
+    if (rc < 0)
+        return rc;
+    type = PyType_FromModuleAndSpec(module, &Scanner_spec, NULL);
+    if (type == NULL)
+        return -1;
+    rc = PyModule_AddObjectRef(module, "RequestScanner", type);
     Py_DECREF(type);
     return rc;
 }

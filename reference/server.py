@@ -22,12 +22,13 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gearspec.reference.broker import Broker, Session
 from gearspec.reference.store import Store, open_store
 
 from gearspec import __version__
-from gearspec.codec import DEFAULT_MAX_LINE, Decoder, Packet
+from gearspec.codec import ACCELERATED, DEFAULT_MAX_LINE, Decoder, Packet
 from gearspec.errors import ErrorCode, RemoteProtocolError
 from gearspec.spec import PACKETS, ArgKind, Magic
 
@@ -97,14 +98,15 @@ class GearmanProtocol(asyncio.Protocol):
     """One connection: frames bytes into broker calls and writes what the broker queued."""
 
     __slots__ = (
-        "_chunks", "_have", "_max_size", "_need", "_paused", "_reading", "broker", "plans", "server", "session",
-        "transport",
+        "_chunks", "_have", "_max_size", "_need", "_paused", "_reading", "broker", "plans", "scan", "server",
+        "session", "transport",
     )
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.broker = server.broker
         self.plans = server.plans
+        self.scan = server.scan
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self._chunks: list[bytes] = []  # an incomplete packet's bytes so far
@@ -196,10 +198,21 @@ class GearmanProtocol(asyncio.Protocol):
         plans = self.plans
         max_size = self._max_size
         unpack = _unpack_key_and_size
+        scan = self.scan
         now = _time()
         pos = 0
         n = len(buf)
         while pos < n:
+            if scan is not None:
+                # The C framing loop takes every packet the fast path below would, in one
+                # call; it stops where that path would not, and the code below goes on there.
+                items, pos = scan(buf, pos)
+                if items:
+                    pairs = iter(items)
+                    for handler in pairs:
+                        handler(session, next(pairs), now)
+                if pos == n:
+                    break
             if n - pos >= 12:
                 key, size = unpack(buf, pos)
                 plan = plans.get(key)  # None unless REQ magic and a type the broker serves
@@ -362,6 +375,14 @@ class Server:
             _REQ_KEY | code: (handlers[code], nargs, has_data, numbers)
             for code, (nargs, has_data, numbers) in _PLANS.items()
         }
+        # The same plans for the C framing loop (gearspec._speedups), when it is built.
+        self.scan: Callable[[bytes, int], tuple[list[Any], int]] | None = None
+        if ACCELERATED:
+            from gearspec._speedups import RequestScanner
+
+            self.scan = RequestScanner(
+                {code: (handlers[code], *plan) for code, plan in _PLANS.items()}, config.max_packet_size
+            ).scan
         self.connections: set[GearmanProtocol] = set()
         self.closing = False
         self.last_refusal_log = 0.0
