@@ -208,6 +208,31 @@ Core_clear(Core *self)
     return 0;
 }
 
+/* One packet type's plan from its (nargs, has_data, numbers) in the Python plans. */
+static int
+fill_plan(Plan *plan, int nargs, int has_data, PyObject *numbers)
+{
+    Py_ssize_t nn = PyTuple_GET_SIZE(numbers);
+    if (nn > MAX_NUMBERS || nargs < 0 || nargs > 64) {
+        PyErr_SetString(PyExc_ValueError, "plan out of range");
+        return -1;
+    }
+    plan->magic = plan->ptype = NULL;
+    plan->nargs = nargs;
+    plan->has_data = has_data;
+    plan->nnumbers = (int)nn;
+    for (Py_ssize_t j = 0; j < nn; j++) {
+        long idx = PyLong_AsLong(PyTuple_GET_ITEM(numbers, j));
+        if (idx < 0 || idx >= nargs) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "number index out of range");
+            return -1;
+        }
+        plan->numbers[j] = (int)idx;
+    }
+    return 0;
+}
+
 static Py_ssize_t
 slot_offset(PyTypeObject *type, const char *name)
 {
@@ -260,26 +285,11 @@ Core_setup(Core *self, PyObject *args)
         int nargs, has_data;
         if (!PyArg_ParseTuple(value, "OOipO!", &pmagic, &pptype, &nargs, &has_data, &PyTuple_Type, &numbers))
             return NULL;
-        Py_ssize_t nn = PyTuple_GET_SIZE(numbers);
-        if (nn > MAX_NUMBERS || nargs < 0) {
-            PyErr_SetString(PyExc_ValueError, "plan out of range");
-            return NULL;
-        }
         Plan *plan = &self->plan_storage[m][code];
+        if (fill_plan(plan, nargs, has_data, numbers) < 0)
+            return NULL;
         plan->magic = pmagic;
         plan->ptype = pptype;
-        plan->nargs = nargs;
-        plan->has_data = has_data;
-        plan->nnumbers = (int)nn;
-        for (Py_ssize_t j = 0; j < nn; j++) {
-            long idx = PyLong_AsLong(PyTuple_GET_ITEM(numbers, j));
-            if (idx < 0 || idx >= nargs) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_ValueError, "number index out of range");
-                return NULL;
-            }
-            plan->numbers[j] = (int)idx;
-        }
         self->plans[m][code] = plan;
         self->accepts[m] = 1;
     }
@@ -853,25 +863,8 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
         int nargs, has_data;
         if (!PyArg_ParseTuple(value, "OipO!", &handler, &nargs, &has_data, &PyTuple_Type, &numbers))
             return -1;
-        Py_ssize_t nn = PyTuple_GET_SIZE(numbers);
-        if (nn > MAX_NUMBERS || nargs < 0 || nargs > 64) {
-            PyErr_SetString(PyExc_ValueError, "plan out of range");
+        if (fill_plan(&self->plans[code], nargs, has_data, numbers) < 0)
             return -1;
-        }
-        Plan *plan = &self->plans[code];
-        plan->magic = plan->ptype = NULL;
-        plan->nargs = nargs;
-        plan->has_data = has_data;
-        plan->nnumbers = (int)nn;
-        for (Py_ssize_t j = 0; j < nn; j++) {
-            long idx = PyLong_AsLong(PyTuple_GET_ITEM(numbers, j));
-            if (idx < 0 || idx >= nargs) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_ValueError, "number index out of range");
-                return -1;
-            }
-            plan->numbers[j] = (int)idx;
-        }
         Py_INCREF(handler);
         Py_XSETREF(self->handlers[code], handler);
     }
