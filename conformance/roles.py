@@ -690,6 +690,15 @@ async def _complete(ctx: Context, conn: Connection, handle: bytes, data: bytes) 
         raise Verdict(FAIL, f"WORK_COMPLETE carries {packet['data'][:60]!r}, expected {data!r}")
 
 
+async def _reverse_job(
+    ctx: Context, conn: Connection, grab: Packet, handle: bytes = HANDLE, data: bytes | None = None
+) -> None:
+    """Answer `grab` with a job (the case's data unless given) and expect it back reversed."""
+    data = ctx.params.data.encode() if data is None else data
+    _assign(conn, grab, handle, ctx.params.function, data)
+    await _complete(ctx, conn, handle, data[::-1])
+
+
 async def worker_sleep_and_wake(ctx: Context) -> tuple[str, str]:
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
@@ -712,9 +721,7 @@ async def worker_sleep_and_wake(ctx: Context) -> tuple[str, str]:
             raise Verdict(FAIL, f"sent {_describe(event)} while asleep (before any NOOP)")
     conn.send(Packet.response("NOOP"))
     grab, _ = await ctx.expect(_GRABS, "grabbing after the NOOP wake-up", conn=conn)
-    data = ctx.params.data.encode()
-    _assign(conn, grab, HANDLE, ctx.params.function, data)
-    await _complete(ctx, conn, HANDLE, data[::-1])
+    await _reverse_job(ctx, conn, grab)
     how = "after 1 extra GRAB" if polls == 1 else f"after {polls} extra GRABs" if polls else "at once"
     return PASS, f"NO_JOB -> PRE_SLEEP ({how}), NOOP -> {grab.type.name} -> WORK_COMPLETE"
 
@@ -750,9 +757,7 @@ async def worker_two_jobs_then_exit(ctx: Context) -> tuple[str, str]:
         grab, conn = await _grab(ctx, f"asking for job {number}")
         connections.add(conn)
         handle = b"H:gearspec:%d" % number
-        data = f"job{number}".encode()
-        _assign(conn, grab, handle, ctx.params.function, data)
-        await _complete(ctx, conn, handle, data[::-1])
+        await _reverse_job(ctx, conn, grab, handle, f"job{number}".encode())
     code = await ctx.wait_exit(time.monotonic() + min(5.0, ctx.timeout / 2))
     how = "on one connection" if len(connections) == 1 else f"on {len(connections)} connections"
     if code is None:
@@ -766,9 +771,7 @@ async def worker_spurious_noop(ctx: Context) -> tuple[str, str]:
     conn = await _registered(ctx)
     conn.send(Packet.response("NOOP"))  # no PRE_SLEEP came: a wake-up it never asked for
     grab, conn = await _grab(ctx, "asking for a job after an unexpected NOOP")
-    data = ctx.params.data.encode()
-    _assign(conn, grab, HANDLE, ctx.params.function, data)
-    await _complete(ctx, conn, HANDLE, data[::-1])
+    await _reverse_job(ctx, conn, grab)
     return PASS, "took a NOOP it did not ask for in its stride and did the job"
 
 
@@ -784,9 +787,7 @@ async def worker_error_reply(ctx: Context) -> tuple[str, str]:
         if verdict.reason.startswith("no "):
             return FAIL, "stopped asking for jobs after an ERROR reply (stuck, still running)"
         raise
-    data = ctx.params.data.encode()
-    _assign(conn, grab, HANDLE, ctx.params.function, data)
-    await _complete(ctx, conn, HANDLE, data[::-1])
+    await _reverse_job(ctx, conn, grab)
     return PASS, "carried on after an ERROR reply and did the next job"
 
 
@@ -819,9 +820,7 @@ async def worker_server_closes(ctx: Context) -> tuple[str, str]:
         if verdict.reason.startswith("no "):
             return FAIL, "neither reconnected nor exited after the server closed the connection mid-job"
         raise
-    data = ctx.params.data.encode()
-    _assign(conn2, grab, HANDLE, ctx.params.function, data)
-    await _complete(ctx, conn2, HANDLE, data[::-1])
+    await _reverse_job(ctx, conn2, grab)
     if stale:
         return FAIL, (
             f"reconnected, but sent {', '.join(stale)} for the job of the closed connection on the new one "
@@ -840,9 +839,7 @@ async def worker_failover(ctx: Context) -> tuple[str, str]:
         if verdict.reason.startswith("no "):
             return UNSUPPORTED, "never worked for the second server; a command given {servers} or GEARMAN_SERVERS could fail over"
         raise
-    data = ctx.params.data.encode()
-    _assign(conn, grab, HANDLE, ctx.params.function, data)
-    await _complete(ctx, conn, HANDLE, data[::-1])
+    await _reverse_job(ctx, conn, grab)
     return PASS, "skipped the dead first server and worked for the second"
 
 
