@@ -32,6 +32,25 @@ def _grab_timed(s: Session, worker: Conn) -> Packet:
     return reply
 
 
+def _overrun(s: Session) -> tuple[Conn, Conn, bytes, Packet, Conn, Conn | None]:
+    """A job held past a 1 s CAN_DO_TIMEOUT while a standby worker sleeps on its function.
+
+    Returns the timed worker, the client, the job's handle, the assignment, the standby
+    worker, and which of client and standby spoke first within 3 s (None: neither).
+    """
+    fn = s.name("fn")
+    slow = s.connect("worker")
+    slow.send(T.CAN_DO_TIMEOUT, fn, 1)
+    client = s.client()
+    handle = client.submit(fn, b"too slow")
+    assigned = _grab_timed(s, slow)
+    standby = s.worker(fn)
+    standby.grab_nothing()
+    standby.send(T.PRE_SLEEP)
+    settle(standby)
+    return slow, client, handle, assigned, standby, first_to_speak(s, [client, standby], timeout=3.0)
+
+
 def _nothing_after_expiry(s: Session, standby: Conn, handle: bytes, grade_wakeup: bool = True) -> None:
     """Neither WORK_FAIL nor a wake-up came: was the job requeued without waking anyone?"""
     standby.send(s.grab_type)
@@ -97,20 +116,11 @@ def completes_in_time(s: Session) -> None:
     timeout=15,
 )
 def expiry(s: Session) -> None:
-    fn = s.name("fn")
-    slow = s.connect("worker")
-    slow.send(T.CAN_DO_TIMEOUT, fn, 1)
-    client = s.client()
-    handle = client.submit(fn, b"too slow")
-    s.check_equal(_grab_timed(s, slow).handle, handle, "assigned handle")
-    standby = s.worker(fn)
-    standby.grab_nothing()
-    standby.send(T.PRE_SLEEP)
-    settle(standby)
-    first = first_to_speak(s, [client, standby], timeout=3.0)
+    _slow, client, handle, assigned, standby, first = _overrun(s)
+    s.check_equal(assigned.handle, handle, "assigned handle")
     if first is None:
         _nothing_after_expiry(s, standby, handle)
-    if first is standby:
+    elif first is standby:
         standby.expect(T.NOOP)
         again = standby.grab()
         s.check_equal(again.handle, handle, "requeued handle")
@@ -131,20 +141,10 @@ def expiry(s: Session) -> None:
     timeout=15,
 )
 def late_complete(s: Session) -> None:
-    fn = s.name("fn")
-    slow = s.connect("worker")
-    slow.send(T.CAN_DO_TIMEOUT, fn, 1)
-    client = s.client()
-    handle = client.submit(fn, b"too slow")
-    _grab_timed(s, slow)
-    standby = s.worker(fn)
-    standby.grab_nothing()
-    standby.send(T.PRE_SLEEP)
-    settle(standby)
-    first = first_to_speak(s, [client, standby], timeout=3.0)
+    slow, client, handle, _, standby, first = _overrun(s)
     if first is None:
         _nothing_after_expiry(s, standby, handle, grade_wakeup=False)
-    if first is standby:
+    elif first is standby:
         s.non_strict("requeue", "a standby worker was woken instead of the client getting WORK_FAIL")
     event = client.receive()
     if not (isinstance(event, Packet) and event.type is T.WORK_FAIL):
