@@ -2,7 +2,7 @@
 
     gearspec test --target 127.0.0.1:4730 --profile gearmand -j 4 --html report.html
     gearspec test                      # starts the embedded reference server on port 0
-    gearspec test --server gearmand    # starts a local peer (gearmand, perl, gear) on port 0
+    gearspec test --local gearmand     # starts a local server (gearmand, perl, gear, ...) on port 0
     gearspec test --list --select 'framing/*'
 
 The command runs cases with the suite's own runner (threads for -j, a deadline on every
@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gearspec.conformance import reports
-from gearspec.conformance.harness import CONNECT_TIMEOUT, Target
+from gearspec.conformance.harness import CONNECT_TIMEOUT
 from gearspec.conformance.registry import Case, CaseModuleError, all_cases, select_cases, uncovered
 from gearspec.conformance.runner import (
     Expectations,
@@ -44,10 +44,13 @@ from gearspec.conformance.runner import (
     probe_target,
     run_cases,
 )
+from gearspec.conformance.servers.targets import Target, target_is_address
 
 from gearspec.spec import PacketType
 
-__all__ = ["configure_test", "run_test"]
+__all__ = ["SUMMARIES", "configure_test", "run_test"]
+
+SUMMARIES = {"test": "run the conformance suite against a job server"}
 
 
 def configure_test(parser: argparse.ArgumentParser) -> None:
@@ -55,10 +58,13 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("target")
     where.add_argument("--target", metavar="HOST:PORT|docker:IMAGE", help="the server to test; also docker:IMAGE, impl:NAME, local:NAME (default: start the reference server)")
     where.add_argument(
-        "--server", metavar="NAME",
-        help="start a local server on port 0 and test it: reference (default), gearmand, gearmand-threads, perl, gear",
+        "--local", metavar="NAME",
+        help="start a server of the registry (conformance/impls/) here on port 0 and test it: "
+        f"{', '.join(_local_servers())} (default reference)",
     )
-    where.add_argument("--impl", metavar="NAME", help="a server implementation from the Docker registry (conformance/impls.toml)")
+    # The old spelling, kept working: --server names a server to connect to in the other commands.
+    where.add_argument("--server", dest="local", metavar="NAME", help=argparse.SUPPRESS)
+    where.add_argument("--impl", metavar="NAME", help="a server of the registry, in Docker when an engine answers, else local")
     pick = parser.add_argument_group("cases")
     pick.add_argument("--select", "-k", action="append", default=[], metavar="GLOB", help="run only cases whose ID matches (repeatable; 'framing' selects an area)")
     pick.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip cases whose ID matches (repeatable)")
@@ -141,6 +147,15 @@ def run_test(args: argparse.Namespace) -> int:
         return 2
 
 
+def _local_servers() -> list[str]:
+    from gearspec.conformance.impls import RegistryError, load_registry
+
+    try:
+        return load_registry().local_servers()
+    except RegistryError:
+        return ["reference"]  # the error is reported when a target is opened
+
+
 def _expectations(args: argparse.Namespace) -> Expectations:
     if args.profile and args.expect:
         raise ExpectationsError("use --profile or --expect, not both")
@@ -160,49 +175,27 @@ class _TargetError(RuntimeError):
 
 @contextlib.contextmanager
 def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
-    """The target to test: HOST:PORT, a Docker target, or a local server started here."""
-    spec = args.target
-    if args.impl and spec is None:
+    """The target to test: --target SPEC, --impl NAME (impl:NAME) or --server NAME (local:NAME)."""
+    from gearspec.conformance.servers import LaunchError, open_target
+
+    if args.target is not None:  # an empty --target is an error, not "start the reference server"
+        spec = args.target
+    elif args.impl:
         spec = f"impl:{args.impl}"
-    if spec and ":" in spec and spec.split(":", 1)[0] in ("docker", "impl", "local"):
-        try:
-            from gearspec.conformance.targets import open_target
-        except ImportError:
-            raise _TargetError(f"{spec}: Docker and registry targets need gearspec.conformance.targets") from None
-        from gearspec.conformance.launch import LaunchError
-
-        try:
-            opened = open_target(spec)
-            found = opened.__enter__()
-        except (LaunchError, OSError, ValueError) as exc:
-            raise _TargetError(f"{spec}: {exc}") from None
-        with contextlib.ExitStack() as stack:
-            stack.push(opened)
-            if isinstance(found, tuple):  # (host, port, logs) form
-                logs = found[2] if len(found) > 2 else None
-                yield Target(found[0], int(found[1]), logs), spec
-            else:
-                yield Target(found.host, int(found.port), getattr(found, "logs", None)), getattr(found, "description", spec)
-        return
-    if spec is not None:  # an empty --target is an error, not "start the reference server"
-        try:
-            parsed = Target.parse(spec)
-        except ValueError as exc:
-            raise _TargetError(str(exc)) from None
-        yield parsed, spec  # outside the try: a ValueError from the run is not a bad address
-        return
-    from gearspec.conformance.launch import LaunchError, start_peer
-
-    name = args.server or "reference"
+    else:
+        spec = f"local:{args.local or 'reference'}"
     try:
-        server = start_peer(name)
-    except LaunchError as exc:
-        hint = "" if name != "reference" else "\n(try --server gearmand, or --target HOST:PORT)"
-        raise _TargetError(f"cannot start the {name} server: {exc}{hint}") from None
-    try:
-        yield Target(server.host, server.port, server.log), f"{name} (started on {server.address})"
-    finally:
-        server.stop()
+        opened = open_target(spec)
+        target = opened.__enter__()
+    except (LaunchError, OSError, ValueError) as exc:
+        if args.target is None and not args.impl:
+            name = args.local or "reference"
+            hint = "" if name != "reference" else "\n(try --local gearmand, or --target HOST:PORT)"
+            raise _TargetError(f"cannot start the {name} server: {exc}{hint}") from None
+        raise _TargetError(str(exc) if target_is_address(spec) else f"{spec}: {exc}") from None
+    with contextlib.ExitStack() as stack:
+        stack.push(opened)
+        yield target, (spec if target.kind == "address" else target.description)
 
 
 def _server_log(target: Target) -> str:
@@ -221,8 +214,8 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
     parts = ["gearspec", "test"]
     if args.target:
         parts += ["--target", args.target]
-    elif args.server:
-        parts += ["--server", args.server]
+    elif args.local:
+        parts += ["--local", args.local]
     elif args.impl:
         parts += ["--impl", args.impl]
     if args.profile:

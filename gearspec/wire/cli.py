@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 
+from gearspec.cli import add_json_option, write_json
 from gearspec.spec import DEFAULT_PORT
 
 __all__ = ["configure_dissect", "configure_proxy", "run_dissect", "run_proxy"]
@@ -17,7 +17,7 @@ __all__ = ["configure_dissect", "configure_proxy", "run_dissect", "run_proxy"]
 def configure_dissect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the job server's TCP port (default 4730)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    add_json_option(parser, "the streams and their events")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when any violation is found (for CI)"
     )
@@ -36,7 +36,7 @@ def run_dissect(args: argparse.Namespace) -> int:
         print(f"gearspec dissect: {args.file}: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(reports_as_data(reports), indent=1))
+        write_json(args.json, reports_as_data(reports), indent=1)
     else:
         print(format_text(reports))
     if not reports:
@@ -68,15 +68,16 @@ def configure_proxy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upstream", required=True, help="HOST:PORT of the real job server")
     parser.add_argument("--trace", metavar="FILE.jsonl", help="write every event and violation as JSON lines")
     parser.add_argument("--pcap", metavar="FILE", help="write the traffic as a pcap file (one TCP stream per connection)")
-    parser.add_argument("--quiet", action="store_true", help="do not print violations (use with --trace)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not print violations (use with --trace)")
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    from gearspec.wire.proxy import ValidatingProxy, parse_address
+    from gearspec.address import parse_address
+    from gearspec.wire.proxy import ValidatingProxy
 
     try:
-        listen = parse_address(args.listen, DEFAULT_PORT + 1)
-        upstream = parse_address(args.upstream, DEFAULT_PORT)
+        listen = parse_address(args.listen, DEFAULT_PORT + 1, listen=True)
+        upstream = parse_address(args.upstream)
     except ValueError as exc:
         print(f"gearspec proxy: {exc}", file=sys.stderr)
         return 2

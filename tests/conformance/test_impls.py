@@ -1,14 +1,19 @@
-"""The implementations registry (conformance/impls.toml): valid, complete, and strict about mistakes."""
+"""The implementations registry (conformance/impls/NAME/): valid, complete, and strict about mistakes."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from gearspec.conformance.drivers import DRIVERS
-from gearspec.conformance.impls import DOCKERFILES, Registry, RegistryError, load_registry
+from gearspec.conformance.impls import IMPLS_DIR, Registry, RegistryError, load_registry
 from gearspec.conformance.interop import SCENARIOS
+from gearspec.conformance.servers import RunningServer
 
 REQUIRED_SERVERS = {"gearmand", "perl", "gear", "reference"}
 REQUIRED_CLIENTS = {"gearmand", "perl", "php", "gear", "gearman3", "node", "reference"}
@@ -34,14 +39,16 @@ def test_every_server_starts_both_ways_and_every_library_has_a_driver() -> None:
 
 
 def test_dockerfiles_start_from_the_base_image_with_few_layers() -> None:
-    for path in sorted(DOCKERFILES.glob("*.Dockerfile")):
+    paths = sorted(IMPLS_DIR.glob("*/Dockerfile"))
+    assert len(paths) >= 5
+    for path in paths:
         text = path.read_text()
-        assert "ARG BASE=gearspec-base:bookworm" in text and "FROM ${BASE}" in text, path.name
+        assert "ARG BASE=gearspec-base:bookworm" in text and "FROM ${BASE}" in text, path
         # The vfs storage driver copies the whole image for every step after FROM (ENV, LABEL
         # and ARG included): keep them few.
         after_from = text.split("FROM ${BASE}", 1)[1]
         steps = re.findall(r"^([A-Z]+)\s", after_from, flags=re.M)
-        assert len(steps) <= 3, f"{path.name}: {steps}"
+        assert len(steps) <= 3, f"{path}: {steps}"
 
 
 def test_expected_failures_have_reasons_and_name_real_things() -> None:
@@ -113,8 +120,77 @@ def test_a_missing_registry_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_missing_dockerfile_is_named_when_building(tmp_path: Path) -> None:
-    from gearspec.conformance.docker import ImageBuildError, build_image
+    from gearspec.conformance.servers.docker import ImageBuildError, build_image
 
     registry = _load(tmp_path, '[[impl]]\nname = "x"\nimage = "i"\ndockerfile = "nope.Dockerfile"\n')
     with pytest.raises(ImageBuildError, match=r"cannot build i:latest: its Dockerfile .*nope.Dockerfile does not exist"):
         build_image(registry["x"])
+
+
+def _twin(root: Path) -> Path:
+    """A throwaway implementation folder: the reference server under another name."""
+    folder = root / "twin"
+    folder.mkdir(parents=True)
+    (folder / "impl.toml").write_text(
+        'description = "the reference server, renamed"\n'
+        'label = "Twin Server 9.9"\n'
+        'roles = ["server"]\n'
+        'version = ["{python}", "-m", "gearspec", "--version"]\n'
+        'local = ["{python}", "-m", "gearspec", "serve", "--host", "{host}", "--port", "{port}", "--queue", "memory"]\n'
+        "[fuzz]\n"
+        'requeue_position = "head"\n'
+        "[[expected]]\n"
+        'client = "reference"\n'
+        'scenario = "background"\n'
+        'reason = "a made-up known failure, to see that the matrix reads this folder\'s rows"\n'
+    )
+    (folder / "expectations.toml").write_text('[target]\nname = "twin 9.9"\n')
+    return folder
+
+
+def _run(*argv: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_adding_a_server_is_one_folder(tmp_path: Path) -> None:
+    """One folder in GEARSPEC_IMPLS, and the server is in --local/--impl/--profile, compat,
+    interop and the fuzz profiles, with nothing else edited."""
+    _twin(tmp_path / "impls")
+    env = {**os.environ, "GEARSPEC_IMPLS": str(tmp_path / "impls"), "DOCKER_HOST": f"unix://{tmp_path}/no.sock"}
+
+    help_text = _run("-m", "gearspec", "test", "--help", env=env).stdout
+    assert "twin" in " ".join(help_text.split())
+    # --impl: no Docker image in its folder, so it starts as a local process; --profile is its expectations.
+    report = tmp_path / "twin.json"
+    done = _run("-m", "gearspec", "test", "--impl", "twin", "--profile", "twin", "--select", "echo", "-q",
+                "--json", str(report), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "has no Docker image" in done.stderr and json.loads(report.read_text())["run"]["expectations"] == "twin 9.9"
+    done = _run("-m", "gearspec", "test", "--local", "twin", "--select", "echo", "-q", env=env)
+    assert done.returncode == 0 and "twin (started on 127.0.0.1:" in done.stdout, done.stdout + done.stderr
+
+    table = tmp_path / "compat.md"
+    done = _run("-m", "gearspec.conformance.compat", "--servers", "twin", "--output", str(table), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "| area | Twin Server 9.9 |" in table.read_text() and "| **all cases** | " in table.read_text()
+
+    matrix = tmp_path / "matrix.json"
+    done = _run("-m", "gearspec", "interop", "--servers", "twin", "--clients", "reference",
+                "--scenarios", "foreground,background", "--json", str(matrix), "-q", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    grades = {r["scenario"]: r["grade"] for r in json.loads(matrix.read_text())["results"]}
+    assert grades == {"foreground": "pass", "background": "xpass"}  # its own [[expected]] row, now working
+
+    probe = "from gearspec.fuzz.model import PROFILES; print(PROFILES['twin'].requeue_position)"
+    assert _run("-c", probe, env=env).stdout.strip() == "head"
+    assert "twin" in _run("-m", "gearspec", "fuzz", "--help", env=env).stdout
+
+
+def test_a_folder_with_a_bad_fuzz_option_is_named(tmp_path: Path, reference_server: RunningServer) -> None:
+    folder = _twin(tmp_path)
+    (folder / "impl.toml").write_text((folder / "impl.toml").read_text().replace("requeue_position", "requeue_place"))
+    env = {**os.environ, "GEARSPEC_IMPLS": str(folder)}
+    done = _run("-m", "gearspec", "fuzz", "--target", reference_server.address, "--model", "--profile", "twin",
+                "--budget", "1s", env=env)
+    assert done.returncode == 2 and "unknown fuzz option(s) requeue_place" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
