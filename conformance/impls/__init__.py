@@ -32,6 +32,7 @@ from typing import Any
 __all__ = [
     "IMPLS_DIR",
     "ROLES",
+    "DriverSpec",
     "Expected",
     "Implementation",
     "Registry",
@@ -48,6 +49,22 @@ _CONTEXTS = frozenset({"none", "source"})
 
 class RegistryError(ValueError):
     """An entry in an implementations file is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSpec:
+    """An implementation's client/worker driver (its ``[driver]`` table); see conformance/drivers."""
+
+    name: str
+    language: str
+    library: str
+    argv: tuple[str, ...]  # the command prefix; "client ..." or "worker ..." follows
+    check: tuple[str, ...] = ()  # one word: that program must exist; more: exits 0 when usable
+    version: tuple[str, ...] = ()  # prints the library's version (default: the implementation's)
+    install: str = ""  # how to install the library
+    env: tuple[tuple[str, str], ...] = ()
+    limitations: tuple[tuple[str, str], ...] = ()  # feature -> why the library cannot
+    probes: Path | None = None  # a Python file with version() and/or found_limitations()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +86,7 @@ class Implementation:
     variants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # other local commands, by name
     fuzz: tuple[tuple[str, object], ...] = ()  # fuzz-model options; None: no profile
     has_fuzz: bool = False
+    driver_spec: DriverSpec | None = None  # its [driver] table, when it defines a driver
     directory: Path | None = None  # its folder (None for an entry of a TOML file)
     source: str = ""
 
@@ -186,9 +204,20 @@ class Registry:
         """Expectations files by implementation name (`gearspec test --profile NAME`)."""
         return dict(sorted((i.name, i.expectations) for i in self.impls.values() if i.expectations))
 
+    def drivers(self) -> list[tuple[Implementation, DriverSpec]]:
+        """The implementations that define a driver ([driver] table), with it."""
+        return [(i, i.driver_spec) for i in self.impls.values() if i.driver_spec is not None]
+
     def fuzz_options(self) -> dict[str, dict[str, object]]:
         """The fuzz model's option overrides by implementation name (those with a [fuzz] table)."""
         return {i.name: dict(i.fuzz) for i in self.impls.values() if i.has_fuzz}
+
+
+def _optional_string(data: Mapping[str, object], key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise RegistryError(f"{where}: {key} must be a string")
+    return value
 
 
 def _strings(value: object, where: str, key: str) -> tuple[str, ...]:
@@ -205,6 +234,42 @@ _FIELDS = frozenset({
     "name", "description", "label", "roles", "version", "local", "variants", "image", "dockerfile", "context",
     "command", "driver", "driver_image", "fuzz",
 })
+_DRIVER_FIELDS = frozenset({"name", "language", "library", "argv", "check", "version", "install", "env", "limitations", "probes"})
+
+
+def _pairs(value: object, where: str, key: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise RegistryError(f"{where}: {key} must be a table of strings")
+    return tuple((str(k), v) for k, v in value.items())
+
+
+def parse_driver(data: object, where: str, directory: Path | None, default_name: str) -> DriverSpec:
+    """Validate a ``[driver]`` table; {here} in its commands is the implementation's folder."""
+    if not isinstance(data, dict):
+        raise RegistryError(f"{where}: driver must be a name or a [driver] table")
+    unknown = sorted(set(data) - _DRIVER_FIELDS)
+    if unknown:
+        raise RegistryError(f"{where}: unknown [driver] field(s) {', '.join(unknown)}; known: {', '.join(sorted(_DRIVER_FIELDS))}")
+    here = directory or ""
+    argv = fill(_strings(data.get("argv", []), where, "driver.argv"), here=here)
+    if not argv:
+        raise RegistryError(f"{where}: [driver] needs argv (the command before 'client ...' or 'worker ...')")
+    texts = {}
+    for key in ("name", "language", "library", "install", "probes"):
+        value = data.get(key, "")
+        if not isinstance(value, str):
+            raise RegistryError(f"{where}: driver.{key} must be a string")
+        texts[key] = value
+    probes = None
+    if texts["probes"]:
+        probes = Path(texts["probes"]) if directory is None else directory / texts["probes"]
+    return DriverSpec(
+        name=texts["name"] or default_name, language=texts["language"], library=texts["library"],
+        argv=tuple(argv), check=tuple(fill(_strings(data.get("check", []), where, "driver.check"), here=here)),
+        version=tuple(fill(_strings(data.get("version", []), where, "driver.version"), here=here)),
+        install=texts["install"], env=_pairs(data.get("env", {}), where, "driver.env"),
+        limitations=_pairs(data.get("limitations", {}), where, "driver.limitations"), probes=probes,
+    )
 
 
 def parse_impl(
@@ -238,12 +303,10 @@ def parse_impl(
     context = data.get("context", "none")
     if context not in _CONTEXTS:
         raise RegistryError(f"{where}: context must be one of {', '.join(sorted(_CONTEXTS))}")
-    strings = {}
-    for key in ("description", "label", "image", "dockerfile", "driver", "driver_image"):
-        value = data.get(key)
-        if value is not None and not isinstance(value, str):
-            raise RegistryError(f"{where}: {key} must be a string")
-        strings[key] = value
+    driver_spec = None
+    if isinstance(data.get("driver"), dict):
+        driver_spec = parse_driver(data["driver"], where, directory, name)
+    strings = {key: _optional_string(data, key, where) for key in ("description", "label", "image", "dockerfile", "driver_image")}
     impl = Implementation(
         name=name,
         description=strings["description"] or "",
@@ -254,12 +317,13 @@ def parse_impl(
         dockerfile=strings["dockerfile"],
         context=str(context),
         command=_strings(data.get("command", []), where, "command"),
-        driver=strings["driver"],
+        driver=driver_spec.name if driver_spec is not None else _optional_string(data, "driver", where),
         driver_image=strings["driver_image"],
         label=strings["label"] or "",
         variants=tuple((str(k), _strings(v, where, f"variants.{k}")) for k, v in variants.items()),
         fuzz=tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in fuzz.items()),
         has_fuzz="fuzz" in data,
+        driver_spec=driver_spec,
         directory=directory,
         source=where,
     )

@@ -71,9 +71,11 @@ def test_wheel_contents(tmp_path: Path) -> None:
         "gearspec/conformance/impls/gear/gear-log.conf",
         "gearspec/conformance/impls/peers/Dockerfile",
         "gearspec/conformance/servers/__init__.py",
-        "gearspec/conformance/drivers/perl_driver.pl",
-        "gearspec/conformance/drivers/php_driver.php",
-        "gearspec/conformance/drivers/node_driver.js",
+        "gearspec/conformance/drivers/README.md",
+        "gearspec/conformance/impls/perl/perl_driver.pl",
+        "gearspec/conformance/impls/php/php_driver.php",
+        "gearspec/conformance/impls/node/node_driver.js",
+        "gearspec/conformance/impls/gear/gear_driver.py",
     ):
         assert required in names, required
     entry_points = zipfile.ZipFile(wheel).read(dist_info + "/entry_points.txt").decode()
@@ -92,6 +94,8 @@ assert impls.__file__.startswith({str(site)!r}), impls.__file__
 assert {{"gearmand", "perl", "gear", "reference"}} <= set(registry.profiles()), registry.profiles()
 assert registry["peers"].dockerfile_path.is_file()
 assert os.path.isfile(registry["gear"].local_argv()[-1]), registry["gear"].local_argv()
+from gearspec.conformance.drivers import DRIVERS
+assert all(os.path.isfile(d.argv[-1]) for d in DRIVERS.values()), [d.argv for d in DRIVERS.values()]
 print(sorted(registry.fuzz_options()))
 """
     # -S: no site-packages, so the editable install of this checkout cannot answer instead.
