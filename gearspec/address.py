@@ -42,13 +42,13 @@ def parse_address(text: str, default_port: int | None = DEFAULT_PORT, *, listen:
     if text.startswith("["):
         host, closed, rest = text[1:].partition("]")
         if not closed or (rest and not rest.startswith(":")):
-            raise _bad(text, "write an IPv6 address as [::1]:4730")
+            raise _bad(text, f"write an IPv6 address as [::1]:{DEFAULT_PORT}")
         port_text = rest[1:] if rest else None
     elif text.count(":") > 1:
         try:
             ipaddress.IPv6Address(text.split("%")[0])
         except ValueError:
-            raise _bad(text, "write an IPv6 address as [::1]:4730") from None
+            raise _bad(text, f"write an IPv6 address as [::1]:{DEFAULT_PORT}") from None
         host, port_text = text, None
     else:
         host, sep, rest = text.partition(":")

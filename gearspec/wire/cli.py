@@ -16,7 +16,7 @@ __all__ = ["configure_dissect", "configure_proxy", "run_dissect", "run_proxy"]
 
 def configure_dissect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the job server's TCP port (default 4730)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the job server's TCP port (default {DEFAULT_PORT})")
     add_json_option(parser, "the streams and their events")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when any violation is found (for CI)"
