@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from gearspec import __version__
+from gearspec.errors import GearspecError
 
 ENTRY_POINT_GROUP = "gearspec.commands"
 
@@ -102,10 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     attr = name.replace("-", "_")
     parser = argparse.ArgumentParser(prog=f"gearspec {name}", description=_summary(name, module_name))
-    getattr(module, f"configure_{attr}")(parser)
-    options = parser.parse_args(args[1:])
     try:
+        getattr(module, f"configure_{attr}")(parser)
+        options = parser.parse_args(args[1:])
         return int(getattr(module, f"run_{attr}")(options) or 0)
+    except GearspecError as exc:  # what a command did not handle itself: one line, not a traceback
+        print(f"gearspec {name}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"gearspec {name}: interrupted", file=sys.stderr)
         return 130

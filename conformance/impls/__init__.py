@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gearspec.errors import GearspecError
+
 __all__ = [
     "IMPLS_DIR",
     "ROLES",
@@ -47,8 +49,8 @@ EXPECTATIONS_FILE = "expectations.toml"
 _CONTEXTS = frozenset({"none", "source"})
 
 
-class RegistryError(ValueError):
-    """An entry in an implementations file is malformed."""
+class RegistryError(GearspecError, ValueError):
+    """An implementation's folder or an implementations file is missing or malformed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,3 +194,12 @@ def test_a_folder_with_a_bad_fuzz_option_is_named(tmp_path: Path, reference_serv
                 "--budget", "1s", env=env)
     assert done.returncode == 2 and "unknown fuzz option(s) requeue_place" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_bad_gearspec_impls_is_one_line_in_every_command(tmp_path: Path) -> None:
+    env = {**os.environ, "GEARSPEC_IMPLS": str(tmp_path / "absent")}
+    for argv in (["test", "--list"], ["interop", "--servers", "reference"], ["test", "--local", "reference"]):
+        done = _run("-m", "gearspec", *argv, env=env, timeout=60)
+        assert done.returncode == 2, (argv, done.stderr)
+        assert f"cannot read implementations file {tmp_path / 'absent'}" in done.stderr, (argv, done.stderr)
+        assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, (argv, done.stderr)
