@@ -203,3 +203,8 @@ def test_a_bad_gearspec_impls_is_one_line_in_every_command(tmp_path: Path) -> No
         assert done.returncode == 2, (argv, done.stderr)
         assert f"cannot read implementations file {tmp_path / 'absent'}" in done.stderr, (argv, done.stderr)
         assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, (argv, done.stderr)
+
+
+def test_compat_servers_are_the_registry_s() -> None:
+    done = _run("-m", "gearspec.conformance.compat", "--servers", "gearmand,nosuch", env=dict(os.environ), timeout=60)
+    assert done.returncode == 2 and "unknown server(s) nosuch; known: gear, gearmand, perl, reference" in done.stderr
