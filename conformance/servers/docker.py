@@ -438,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     build = sub.add_parser("build", help="build images from the registry (all when no NAME is given)")
     build.add_argument("names", nargs="*", metavar="NAME")
     build.add_argument("--force", action="store_true", help="rebuild images that exist")
-    build.add_argument("--impls", action="append", default=[], metavar="FILE", help="extra implementations file")
+    build.add_argument("--impls", action="append", default=[], metavar="PATH", help="an extra implementation folder, folder of folders, or TOML file")
     sub.add_parser("clean", help="remove containers a killed run left behind")
     sub.add_parser("list", help="list the registry's images and whether they exist")
     args = parser.parse_args(argv)
