@@ -175,7 +175,7 @@ class _TargetError(RuntimeError):
 
 @contextlib.contextmanager
 def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
-    """The target to test: --target SPEC, --impl NAME (impl:NAME) or --server NAME (local:NAME)."""
+    """The target to test: --target SPEC, --impl NAME (impl:NAME) or --local NAME (local:NAME)."""
     from gearspec.conformance.servers import LaunchError, open_target
 
     if args.target is not None:  # an empty --target is an error, not "start the reference server"
