@@ -62,6 +62,5 @@ def test_disconnect_cleans_every_index() -> None:
     _call(broker, worker, T.GRAB_JOB)
     broker.disconnect(client, 1000.0)
     broker.disconnect(worker, 1000.0)  # the job has no listener left: not rerun
-    assert broker.jobs == {} and broker.by_key == {} and broker.sessions == {}
-    function = broker.functions[b"f"]
-    assert (function.total, function.running, function.queued, function.workers) == (0, 0, [0, 0, 0], [])
+    assert broker.jobs == {} and broker.by_key == {} and broker.by_unique == {} and broker.sessions == {}
+    assert broker.functions == {}  # no worker, job or admin setting refers to "f" any more
