@@ -45,6 +45,7 @@ _MAX_DIGITS = len(str(MAX_NUMBER))
 # its replies into lines, so a name with these could not be shown or named there.
 _NAME_BREAKERS = frozenset(b" \t\n\r\x0b\x0c")
 MAX_CLIENT_ID_SIZE = 127  # gearmand truncates client ids (connection.cc gearman_server_con_set_id)
+IDLE_FUNCTIONS_KEPT = 1024  # unused function names still listed by `status` (see Broker._release)
 MIN_WORKER_TIMEOUT_MS = 1000  # connection.cc gearman_server_con_add_job_timeout raises smaller ones
 LOG_LEVELS = ("ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
 
@@ -244,6 +245,7 @@ class Broker:
         self.store_error: str | None = None  # why the last commit failed, until one succeeds
         self.refused = 0  # background jobs refused because the store could not be written
         self._functions_peak = 0  # len(functions) when the dict was last rebuilt (dicts never shrink)
+        self._idle: dict[Function, None] = {}  # functions last seen unused, oldest first (`_release`)
         self.sessions: dict[int, Session] = {}
         self.pending: list[Session] = []  # sessions whose `out` is not empty
         self.shutdown_requested: str | None = None  # "now" or "graceful", set by the admin command
@@ -692,6 +694,19 @@ class Broker:
         function.queued = _NO_QUEUED
         if function.workers or function.pinned:
             return
+        # Unused: kept listed (as gearmand keeps every name) among the last IDLE_FUNCTIONS_KEPT
+        # unused ones, forgotten past that. One that is used again stays until it is unused
+        # again; eviction checks.
+        idle = self._idle
+        idle.pop(function, None)
+        idle[function] = None
+        while len(idle) > IDLE_FUNCTIONS_KEPT:
+            oldest = next(iter(idle))
+            del idle[oldest]
+            if not (oldest.total or oldest.workers or oldest.pinned):
+                self._forget(oldest)
+
+    def _forget(self, function: Function) -> None:
         functions = self.functions
         if functions.get(function.name) is function:
             del functions[function.name]
@@ -1107,7 +1122,8 @@ class Broker:
         if function.workers or function.total:
             return b"ERR there are still connected workers or executing clients\r\n"
         function.pinned = False
-        self._release(function)
+        self._idle.pop(function, None)
+        self._forget(function)
         return b"OK\r\n"
 
     def _admin_maxqueue(self, session: Session, words: list[str]) -> bytes:

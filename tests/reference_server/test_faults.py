@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from gearspec.reference.admin import AdminClient
-from gearspec.reference.broker import MAX_FUNCTION_SIZE, MAX_NUMBER
+from gearspec.reference.broker import IDLE_FUNCTIONS_KEPT, MAX_FUNCTION_SIZE, MAX_NUMBER
 
 from gearspec.admin import parse_status
 from gearspec.codec import Packet
@@ -417,28 +417,21 @@ def test_function_names_are_bounded_and_freed(connect) -> None:
     assert worker.expect(T.ERROR).args[0] == b"ARGUMENT_TOO_LARGE"
     client.send(T.SUBMIT_JOB, b"n" * (MAX_FUNCTION_SIZE + 1), b"", b"d")
     assert client.expect(T.ERROR).args[0] == b"ARGUMENT_TOO_LARGE"
-    worker.send_raw(b"".join(Packet.request(T.CAN_DO, b"freed-%04d" % i).to_bytes() for i in range(1000)))
+    count = IDLE_FUNCTIONS_KEPT + 3000
+    worker.send_raw(b"".join(Packet.request(T.CAN_DO, b"freed-%05d" % i).to_bytes() for i in range(count)))
     worker.send(T.CAN_DO, b"m" * MAX_FUNCTION_SIZE)  # the limit itself is accepted
-    client.send(T.SUBMIT_JOB_BG, b"freed-jobonly", b"", b"d")
-    client.expect(T.JOB_CREATED)
     admin.admin("maxqueue freed-limited 5")
+    worker.barrier()
     names = {row.function for row in parse_status(admin.admin("status"))}
-    assert {"freed-0000", "freed-0999", "m" * MAX_FUNCTION_SIZE, "freed-jobonly", "freed-limited"} <= names
+    assert {"freed-00000", f"freed-{count - 1:05d}", "m" * MAX_FUNCTION_SIZE, "freed-limited"} <= names
     worker.close()
-    worker2 = connect()
-    worker2.send(T.CAN_DO, b"freed-jobonly")
-    worker2.send(T.GRAB_JOB)
-    handle = worker2.expect(T.JOB_ASSIGN).args[0]
-    worker2.send(T.WORK_COMPLETE, handle, b"")
-    worker2.send(T.RESET_ABILITIES)
-    worker2.barrier()
 
     def freed() -> bool:
-        names = {row.function for row in parse_status(admin.admin("status"))}
-        return not any(n.startswith("freed-0") or n == "freed-jobonly" for n in names)
+        return "freed-00000" not in {row.function for row in parse_status(admin.admin("status"))}
 
-    wait_for(freed, "the names to be forgotten")
+    wait_for(freed, "the worker's names to be forgotten")
     names = {row.function for row in parse_status(admin.admin("status"))}
+    assert len([n for n in names if n.startswith("freed-0")]) <= IDLE_FUNCTIONS_KEPT  # only the last few idle
     assert "freed-limited" in names  # an admin setting keeps its function
 
 
