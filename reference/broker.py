@@ -138,7 +138,7 @@ class Function:
         self.queued = _NO_QUEUED  # live queued jobs per priority (dead ones are skipped lazily)
         self.total = 0  # queued + running + waiting + pending, as gearmand's job_total
         self.running = 0
-        self.workers: list[Session] = []
+        self.workers: tuple[Session, ...] = ()  # a tuple: a third of a list's size for one worker
         self.max_queue: tuple[int, ...] = _NO_LIMIT  # per priority; 0 means no limit
         self.pinned = False  # set up by an admin command: kept without workers or jobs
 
@@ -670,20 +670,20 @@ class Broker:
             session.abilities[function] = timeout_ms
             return
         session.abilities[function] = timeout_ms
-        function.workers.append(session)
+        function.workers += (session,)
 
     def _cant_do(self, session: Session, args: list[bytes], now: float) -> None:
         function = self.functions.get(args[0])
         if function is None or session.abilities.pop(function, None) is None:
             return
-        function.workers.remove(session)
+        function.workers = tuple(w for w in function.workers if w is not session)
         self._release(function)
 
     def _reset_abilities(self, session: Session, args: list[bytes], now: float) -> None:
         functions = session.abilities
         session.abilities = {}
         for function in functions:
-            function.workers.remove(session)
+            function.workers = tuple(w for w in function.workers if w is not session)
             self._release(function)
 
     def _release(self, function: Function) -> None:

@@ -67,6 +67,10 @@ class Served:
     def log(self) -> str:
         return "".join(self.lines)
 
+    def wait_log(self, text: str) -> None:
+        """Wait for `text` in the log (its lines arrive through a pipe, a little later)."""
+        wait_for(lambda: text in self.log(), f"{text!r} in the server log")
+
     def conn(self) -> Conn:
         return Conn(self.address)
 
@@ -192,10 +196,10 @@ def test_poison_in_every_number_field_is_answered_with_error(tmp_path: Path, ser
         assert error.args[0] == b"ARGUMENT_TOO_LARGE", error
         worker.send(T.ECHO_REQ, b"alive")
         worker.expect(T.ECHO_RES, b"alive")
+    assert server.stop() == 0  # (and its log is read to the end)
     log = server.log()
     assert "Traceback" not in log and "internal error" not in log
     assert sum(f"is larger than {MAX_NUMBER}" in line for line in server.lines) == len(POISON)  # one line each
-    assert server.stop() == 0
     assert _stored_data(db) == sorted(acked)  # the held job too: it was not finished
 
 
@@ -212,7 +216,7 @@ def _fault_then_recover(server: Served, db: Path, fault: Callable[[], None], men
         assert error.args[0] == b"QUEUE_ERROR" and error.args[1].startswith(b"Job not stored")
     state = _show_queue(admin)
     assert state["state"].startswith("failing: ") and int(state["refused"]) == len(errors)
-    assert "refusing background jobs until it can be written" in server.log()
+    server.wait_log("refusing background jobs until it can be written")
     # Foreground work, reads and admin go on while the store fails.
     worker = server.conn()
     worker.send(T.CAN_DO, b"fg-f")
@@ -233,7 +237,7 @@ def _fault_then_recover(server: Served, db: Path, fault: Callable[[], None], men
             break
     assert after, "the server did not recover when the store did"
     wait_for(lambda: _show_queue(admin)["state"] == "ok", "show queue to say ok")
-    assert "can be written again" in server.log()
+    server.wait_log("can be written again")
     assert server.stop() == 0
     assert _stored_data(db) == sorted(before + during + after)  # acknowledged: all there; refused: none
 
@@ -354,10 +358,15 @@ def _stuff_until_the_server_stops_reading(server: Served) -> socket.socket:
     echo = Packet.request(T.ECHO_REQ, b"e" * 65536).to_bytes()
     deadline = time.monotonic() + TIMEOUT * 3
     idle_since = None
+    left = b""
     while time.monotonic() < deadline:
         try:
-            sock.send(echo)
+            if not left:
+                left = echo
+            left = left[sock.send(left):]  # the rest goes first next time: whole packets only
             idle_since = None
+        except ConnectionError:
+            raise AssertionError(f"the server closed the connection: {server.log()[-2000:]}") from None
         except BlockingIOError:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since > 0.5:
@@ -386,7 +395,8 @@ def test_shutdown_graceful_ends_while_a_worker_holds_a_job(tmp_path: Path, serve
     worker.send(T.GRAB_JOB)
     worker.expect(T.JOB_ASSIGN)  # and never completes it
     admin.send_raw(b"shutdown graceful\n")
-    assert server.proc.wait(TIMEOUT * 3) == 0
+    assert server.proc.wait(TIMEOUT * 3) == 0  # by itself: no signal
+    server.stop()  # reads the log to its end
     assert "1 jobs still running; stopping anyway" in server.log()
     assert _stored_data(db) == [b"held"]  # it runs again after a restart
 
