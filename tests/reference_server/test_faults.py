@@ -262,6 +262,24 @@ def test_disk_full_from_the_start_is_answered_per_job(tmp_path: Path, served) ->
     assert _stored_data(db) == sorted(acked)
 
 
+def test_a_queue_that_cannot_be_written_at_shutdown_exits_1_with_one_line(tmp_path: Path, served) -> None:
+    db = tmp_path / "q.sqlite3"
+    server = served(f"sqlite:{db}")
+    client, worker = server.conn(), server.conn()
+    client.send(T.SUBMIT_JOB_BG, b"last-f", b"", b"done-but-not-forgotten")
+    client.expect(T.JOB_CREATED)
+    server.set_fsize(1)
+    worker.send(T.CAN_DO, b"last-f")
+    worker.send(T.GRAB_JOB)
+    handle = worker.expect(T.JOB_ASSIGN).args[0]
+    worker.send(T.WORK_COMPLETE, handle, b"")  # its removal cannot be written
+    worker.barrier()
+    assert server.stop() == 1
+    log = server.log()
+    assert "Traceback" not in log and "will run again after a restart" in log
+    assert _stored_data(db) == [b"done-but-not-forgotten"]  # at-least-once: it runs again
+
+
 def _chattr(flag: str, *paths: Path) -> bool:
     result = subprocess.run(["chattr", flag, *map(str, paths)], capture_output=True)
     return result.returncode == 0
