@@ -496,7 +496,8 @@ class Broker:
         out = session.out
         if not out:
             self.pending.append(session)
-        ack = _packet(_T.JOB_CREATED, job.handle)
+        handle = job.handle
+        ack = _pack(_RES, 8, len(handle)) + handle  # JOB_CREATED
         self._acks.append((session, len(out), ack))
         out.append(ack)
 
@@ -505,9 +506,13 @@ class Broker:
         self.store_error = None
         self._acks.clear()
         uncommitted, self.uncommitted = self.uncommitted, {}
+        enqueue = self._enqueue
         for job in uncommitted:
             if job.state == _PENDING:
-                self._activate(job, now)
+                if job.when > now:
+                    self._activate(job, now)
+                else:
+                    enqueue(job)
 
     def store_failed(self, reason: str, now: float) -> None:
         """The commit failed: refuse (ERROR QUEUE_ERROR) every job it would have stored.
