@@ -681,14 +681,14 @@ class Broker:
         function = self.functions.get(args[0])
         if function is None or session.abilities.pop(function, None) is None:
             return
-        function.workers = tuple(w for w in function.workers if w is not session)
+        function.workers = _without(function.workers, session)
         self._release(function)
 
     def _reset_abilities(self, session: Session, args: list[bytes], now: float) -> None:
         functions = session.abilities
         session.abilities = {}
         for function in functions:
-            function.workers = tuple(w for w in function.workers if w is not session)
+            function.workers = _without(function.workers, session)
             self._release(function)
 
     def _release(self, function: Function) -> None:
@@ -1171,6 +1171,11 @@ class Broker:
     def running_jobs(self) -> int:
         """Jobs currently held by workers."""
         return sum(f.running for f in self.functions.values())
+
+
+def _without(workers: tuple[Session, ...], session: Session) -> tuple[Session, ...]:
+    i = workers.index(session)  # in C: cheap even for a function with thousands of workers
+    return workers[:i] + workers[i + 1:]
 
 
 _NAME_TOO_LONG = b"ERR ARGUMENT_TOO_LARGE Function+name+longer+than+%d+bytes\r\n" % MAX_FUNCTION_SIZE
