@@ -108,8 +108,8 @@ class Session:
         self.host = host
         self.fd = fd
         self.client_id = b"-"
-        # function -> CAN_DO_TIMEOUT ms (0: none), in CAN_DO order (what GRAB tries first)
-        self.abilities: dict[Function, int] = {}
+        # function name -> CAN_DO_TIMEOUT ms (0: none), in CAN_DO order (what GRAB tries first)
+        self.abilities: dict[bytes, int] = {}
         self.sleeping = False
         self.noop_sent = False
         self.exceptions = False  # OPTION_REQ exceptions
@@ -125,12 +125,12 @@ class Session:
 class Function:
     """A function name with its three priority queues and its counters.
 
-    It exists while a worker can do it, a job of it exists, or an admin command set it up
-    (`create function`, `maxqueue`), and is forgotten otherwise (`Broker._release`). Its
-    queues exist only while it has jobs, so a registered name costs little.
+    It exists while a job of it exists or an admin command set it up (`create function`,
+    `maxqueue`), and among the last few unused names (`Broker._release`). A name workers can
+    do needs none: `Broker.can_do` holds its workers. Its queues exist only while it has jobs.
     """
 
-    __slots__ = ("max_queue", "name", "pinned", "queued", "queues", "running", "total", "workers")
+    __slots__ = ("max_queue", "name", "pinned", "queued", "queues", "running", "total")
 
     def __init__(self, name: bytes) -> None:
         self.name = name
@@ -138,7 +138,6 @@ class Function:
         self.queued = _NO_QUEUED  # live queued jobs per priority (dead ones are skipped lazily)
         self.total = 0  # queued + running + waiting + pending, as gearmand's job_total
         self.running = 0
-        self.workers: tuple[Session, ...] = ()  # a tuple: a third of a list's size for one worker
         self.max_queue: tuple[int, ...] = _NO_LIMIT  # per priority; 0 means no limit
         self.pinned = False  # set up by an admin command: kept without workers or jobs
 
@@ -235,6 +234,9 @@ class Broker:
         self.log_level = log_level
         self.enable_shutdown = enable_shutdown
         self.functions: dict[bytes, Function] = {}
+        # function name -> the worker that can do it, or (several) a tuple of them. A name only
+        # workers use costs this entry and the worker's `abilities` entry: no Function object.
+        self.can_do: dict[bytes, Session | tuple[Session, ...]] = {}
         self.jobs: dict[bytes, Job] = {}  # handle -> job
         self.by_key: dict[tuple[bytes, bytes], Job] = {}  # (function, key) -> job, for coalescing
         # unique -> its job (or, when jobs of several functions share it, those jobs in order),
@@ -244,7 +246,7 @@ class Broker:
         self._acks: list[tuple[Session, int, bytes]] = []  # their JOB_CREATEDs: session, index in out
         self.store_error: str | None = None  # why the last commit failed, until one succeeds
         self.refused = 0  # background jobs refused because the store could not be written
-        self._functions_peak = 0  # len(functions) when the dict was last rebuilt (dicts never shrink)
+        self._peaks: dict[str, int] = {}  # for `_deleted_from`
         self._idle: dict[Function, None] = {}  # functions last seen unused, oldest first (`_release`)
         self.sessions: dict[int, Session] = {}
         self.pending: list[Session] = []  # sessions whose `out` is not empty
@@ -626,7 +628,7 @@ class Broker:
     def _wake(self, function: Function) -> None:
         # Wake every sleeping worker of the function, one NOOP per sleep cycle (job.cc
         # gearman_server_job_queue with the default worker_wakeup of 0: all of them).
-        for worker in function.workers:
+        for worker in self.workers_of(function.name):
             if worker.sleeping and not worker.noop_sent:
                 worker.noop_sent = True
                 self.send(worker, _NOOP)
@@ -666,30 +668,54 @@ class Broker:
         """CAN_DO / CAN_DO_TIMEOUT (timeout in milliseconds, as gearmand >= 1.1.19)."""
         if timeout_ms and timeout_ms < MIN_WORKER_TIMEOUT_MS:
             timeout_ms = MIN_WORKER_TIMEOUT_MS
-        function = self.functions.get(name)
-        if function is None:
-            if self._refuse_name(session, name, "Function"):
-                return
-            function = self.functions[name] = Function(name)
-        elif function in session.abilities:
-            session.abilities[function] = timeout_ms
+        abilities = session.abilities
+        if name in abilities:
+            abilities[name] = timeout_ms
             return
-        session.abilities[function] = timeout_ms
-        function.workers += (session,)
+        can_do = self.can_do
+        held = can_do.get(name)
+        if held is None:
+            if name not in self.functions and self._refuse_name(session, name, "Function"):
+                return
+            can_do[name] = session
+        elif isinstance(held, tuple):
+            can_do[name] = (*held, session)
+        else:
+            can_do[name] = (held, session)
+        abilities[name] = timeout_ms
+
+    def workers_of(self, name: bytes) -> tuple[Session, ...]:
+        """The workers that can do function `name`, in CAN_DO order."""
+        held = self.can_do.get(name)
+        if held is None:
+            return ()
+        return held if isinstance(held, tuple) else (held,)
 
     def _cant_do(self, session: Session, args: list[bytes], now: float) -> None:
-        function = self.functions.get(args[0])
-        if function is None or session.abilities.pop(function, None) is None:
-            return
-        function.workers = _without(function.workers, session)
-        self._release(function)
+        name = args[0]
+        if session.abilities.pop(name, None) is not None:
+            self._drop_ability(session, name)
 
     def _reset_abilities(self, session: Session, args: list[bytes], now: float) -> None:
-        functions = session.abilities
+        names = session.abilities
         session.abilities = {}
-        for function in functions:
-            function.workers = _without(function.workers, session)
-            self._release(function)
+        for name in names:
+            self._drop_ability(session, name)
+
+    def _drop_ability(self, session: Session, name: bytes) -> None:
+        can_do = self.can_do
+        held = can_do[name]
+        if isinstance(held, tuple):
+            i = held.index(session)  # in C: cheap even for a function with thousands of workers
+            rest = held[:i] + held[i + 1:]
+            can_do[name] = rest[0] if len(rest) == 1 else rest
+            return
+        del can_do[name]
+        self._deleted_from("can_do")
+        function = self.functions.get(name)
+        if function is None:  # listed while idle, as gearmand lists every name it saw
+            function = self.functions[name] = Function(name)
+        self._release(function)
 
     def _release(self, function: Function) -> None:
         """Give back what a function no longer needs: its queues without jobs, itself when unused."""
@@ -697,7 +723,7 @@ class Broker:
             return
         function.queues = _NO_QUEUES  # with them go the dropped jobs still in them
         function.queued = _NO_QUEUED
-        if function.workers or function.pinned:
+        if function.pinned or function.name in self.can_do:
             return
         # Unused: kept listed (as gearmand keeps every name) among the last IDLE_FUNCTIONS_KEPT
         # unused ones, forgotten past that. One that is used again stays until it is unused
@@ -708,25 +734,32 @@ class Broker:
         while len(idle) > IDLE_FUNCTIONS_KEPT:
             oldest = next(iter(idle))
             del idle[oldest]
-            if not (oldest.total or oldest.workers or oldest.pinned):
+            if not (oldest.total or oldest.pinned or oldest.name in self.can_do):
                 self._forget(oldest)
 
     def _forget(self, function: Function) -> None:
-        functions = self.functions
-        if functions.get(function.name) is function:
-            del functions[function.name]
-            # A dict keeps its size after deletions: rebuild it once it is mostly empty.
-            if len(functions) < self._functions_peak // 4:
-                self.functions = dict(functions)
-                self._functions_peak = len(functions)
-        if len(functions) > self._functions_peak:
-            self._functions_peak = len(functions)
+        if self.functions.get(function.name) is function:
+            del self.functions[function.name]
+            self._deleted_from("functions")
+
+    def _deleted_from(self, table: str) -> None:
+        """A dict keeps its size after deletions: rebuild `self.<table>` once it is mostly empty."""
+        entries = getattr(self, table)
+        peak = self._peaks.get(table, 0)  # the largest size seen at a deletion since the last rebuild
+        if len(entries) > peak:
+            self._peaks[table] = len(entries)
+        elif len(entries) < peak // 4:
+            setattr(self, table, dict(entries))
+            self._peaks[table] = len(entries)
 
     def _has_work(self, session: Session) -> bool:
-        for function in session.abilities:
-            queued = function.queued
-            if queued[0] or queued[1] or queued[2]:
-                return True
+        functions = self.functions
+        for name in session.abilities:
+            function = functions.get(name)
+            if function is not None:
+                queued = function.queued
+                if queued[0] or queued[1] or queued[2]:
+                    return True
         return False
 
     def _pre_sleep(self, session: Session, args: list[bytes], now: float) -> None:
@@ -748,8 +781,12 @@ class Broker:
             session.sleeping = False
             self._sleepers -= 1
         session.noop_sent = False
+        functions = self.functions
         for priority in (0, 1, 2):
-            for function in session.abilities:
+            for name in session.abilities:
+                function = functions.get(name)
+                if function is None:
+                    continue
                 queued = function.queued
                 if not queued[priority]:
                     continue
@@ -764,7 +801,7 @@ class Broker:
                     job.worker = session
                     job.attempt += 1
                     session.working[job.handle] = job
-                    timeout = session.abilities[function]
+                    timeout = session.abilities[name]
                     if timeout:
                         self._seq += 1
                         heapq.heappush(self._timeout_heap, (now + timeout / 1000, self._seq, job, job.attempt))
@@ -1040,28 +1077,33 @@ class Broker:
         self.send(session, reply)
         return len(reply)
 
-    def _function_rows(self) -> Iterator[Function]:
-        return iter(list(self.functions.values()))
+    def _function_rows(self) -> Iterator[tuple[Function, int]]:
+        """(function, number of workers) for every known name, including names only workers use."""
+        functions = self.functions
+        for function in list(functions.values()):
+            yield function, len(self.workers_of(function.name))
+        for name in [n for n in self.can_do if n not in functions]:
+            yield Function(name), len(self.workers_of(name))  # no jobs, no settings: all zeros
 
     def _admin_workers(self, session: Session, words: list[str]) -> bytes:
         lines = []
         for s in self.sessions.values():
-            names = b"".join(b" " + f.name for f in s.abilities)
+            names = b"".join(b" " + name for name in s.abilities)
             lines.append(b"%d %s %s :%s\n" % (s.fd, s.host.encode(), s.client_id, names))
         lines.append(b".\n")
         return b"".join(lines)
 
     def _admin_status(self, session: Session, words: list[str]) -> bytes:
         lines = [
-            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, len(f.workers)) for f in self._function_rows()
+            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, workers) for f, workers in self._function_rows()
         ]
         lines.append(b".\n")
         return b"".join(lines)
 
     def _admin_prioritystatus(self, session: Session, words: list[str]) -> bytes:
         lines = [
-            b"%s\t%d\t%d\t%d\t%d\n" % (f.name, f.queued[0], f.queued[1], f.queued[2], len(f.workers))
-            for f in self._function_rows()
+            b"%s\t%d\t%d\t%d\t%d\n" % (f.name, f.queued[0], f.queued[1], f.queued[2], workers)
+            for f, workers in self._function_rows()
         ]
         lines.append(b".\n")
         return b"".join(lines)
@@ -1122,10 +1164,10 @@ class Broker:
             return _args_error(words[0])
         name = words[2].encode("latin-1")
         function = self.functions.get(name)
+        if name in self.can_do or (function is not None and function.total):
+            return b"ERR there are still connected workers or executing clients\r\n"
         if function is None:
             return b"ERR function not found\r\n"
-        if function.workers or function.total:
-            return b"ERR there are still connected workers or executing clients\r\n"
         function.pinned = False
         self._idle.pop(function, None)
         self._forget(function)
@@ -1171,11 +1213,6 @@ class Broker:
     def running_jobs(self) -> int:
         """Jobs currently held by workers."""
         return sum(f.running for f in self.functions.values())
-
-
-def _without(workers: tuple[Session, ...], session: Session) -> tuple[Session, ...]:
-    i = workers.index(session)  # in C: cheap even for a function with thousands of workers
-    return workers[:i] + workers[i + 1:]
 
 
 _NAME_TOO_LONG = b"ERR ARGUMENT_TOO_LARGE Function+name+longer+than+%d+bytes\r\n" % MAX_FUNCTION_SIZE

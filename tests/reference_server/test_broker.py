@@ -63,8 +63,9 @@ def test_disconnect_cleans_every_index() -> None:
     broker.disconnect(client, 1000.0)
     broker.disconnect(worker, 1000.0)  # the job has no listener left: not rerun
     assert broker.jobs == {} and broker.by_key == {} and broker.by_unique == {} and broker.sessions == {}
+    assert broker.can_do == {}
     function = broker.functions[b"f"]  # unused now: listed among the last IDLE_FUNCTIONS_KEPT, then forgotten
-    assert (function.total, function.running, function.queued, function.workers) == (0, 0, [0, 0, 0], ())
+    assert (function.total, function.running, function.queued) == (0, 0, [0, 0, 0])
 
 
 def test_unused_function_names_are_forgotten_past_the_idle_few() -> None:
