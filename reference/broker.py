@@ -7,7 +7,8 @@ calls directly), sent an admin line (`admin`), or a timer fired (`tick`). Its ou
 bytes appended to each `Session.out`; every session with something to send is listed in
 `pending`, which the I/O layer drains. `next_deadline()` says when `tick` is next needed.
 Background jobs go to a `Store` (reference/store.py); the I/O layer calls `store.flush()`
-before writing any output, so no JOB_CREATED leaves before its job is durable.
+before writing any output and reports the outcome (`store_committed` / `store_failed`), so no
+JOB_CREATED leaves before its job is durable, and a job the store could not take gets ERROR.
 
 Behaviour follows gearmand 1.1 (libgearman-server/server.cc `gearman_server_run_command`,
 job.cc, worker.cc, text.cc `server_run_text`) except where docs/server.md says otherwise.
