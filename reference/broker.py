@@ -7,7 +7,8 @@ calls directly), sent an admin line (`admin`), or a timer fired (`tick`). Its ou
 bytes appended to each `Session.out`; every session with something to send is listed in
 `pending`, which the I/O layer drains. `next_deadline()` says when `tick` is next needed.
 Background jobs go to a `Store` (reference/store.py); the I/O layer calls `store.flush()`
-before writing any output, so no JOB_CREATED leaves before its job is durable.
+before writing any output and reports the outcome (`store_committed` / `store_failed`), so no
+JOB_CREATED leaves before its job is durable, and a job the store could not take gets ERROR.
 
 Behaviour follows gearmand 1.1 (libgearman-server/server.cc `gearman_server_run_command`,
 job.cc, worker.cc, text.cc `server_run_text`) except where docs/server.md says otherwise.
@@ -17,21 +18,35 @@ This module never imports asyncio, socket or time.
 from __future__ import annotations
 
 import heapq
+import logging
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
-from gearspec.reference.store import MemoryStore, Store, StoredJob
+from gearspec.reference.store import MAX_STORED_INT, MemoryStore, Store, StoredJob
 
 from gearspec.errors import ErrorCode
 from gearspec.spec import PacketType
 
-__all__ = ["LOG_LEVELS", "MAX_UNIQUE_SIZE", "Broker", "Function", "Job", "Session"]
+__all__ = ["LOG_LEVELS", "MAX_FUNCTION_SIZE", "MAX_NUMBER", "MAX_UNIQUE_SIZE", "Broker", "Function", "Job", "Session"]
+
+log = logging.getLogger("gearspec.serve")
 
 MAX_UNIQUE_SIZE = 64  # gearmand's GEARMAN_MAX_UNIQUE_SIZE (unique ids up to 64 bytes)
+# gearmand's GEARMAN_FUNCTION_MAX_SIZE (libgearman-1.0/limits.h): its job keeps a reducer name
+# in a buffer of that size (libgearman-server/struct/job.h); we hold every function name to it.
+MAX_FUNCTION_SIZE = 512
+# Every NUMBER argument is a decimal of at most this value: what gearmand parses (strtoll for the
+# epoch, strtol for CAN_DO_TIMEOUT, server.cc gearman_server_run_command) and what the store holds.
+MAX_NUMBER = MAX_STORED_INT
+_MAX_DIGITS = len(str(MAX_NUMBER))
+# Bytes a function name may not contain: the admin protocol splits its words on whitespace and
+# its replies into lines, so a name with these could not be shown or named there.
+_NAME_BREAKERS = frozenset(b" \t\n\r\x0b\x0c")
 MAX_CLIENT_ID_SIZE = 127  # gearmand truncates client ids (connection.cc gearman_server_con_set_id)
+IDLE_FUNCTIONS_KEPT = 1024  # unused function names still listed by `status` (see Broker._release)
 MIN_WORKER_TIMEOUT_MS = 1000  # connection.cc gearman_server_con_add_job_timeout raises smaller ones
 LOG_LEVELS = ("ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
 
@@ -42,8 +57,10 @@ _T = PacketType
 _NOOP = _pack(_RES, _T.NOOP, 0)
 _NO_JOB = _pack(_RES, _T.NO_JOB, 0)
 
-# Job states.
-_QUEUED, _RUNNING, _WAITING, _DONE = 0, 1, 2, 3
+# Job states. _PENDING: a background job whose store write is not yet committed; it is queued
+# (and its JOB_CREATED sent) only once the commit succeeded.
+_QUEUED, _RUNNING, _WAITING, _DONE, _PENDING = 0, 1, 2, 3, 4
+_NO_LIMIT = (0, 0, 0)
 
 HandlerFn = Callable[["Session", list[bytes], float], None]
 
@@ -76,7 +93,6 @@ class Session:
         "closed",
         "exceptions",
         "fd",
-        "functions",
         "host",
         "id",
         "io",
@@ -93,8 +109,8 @@ class Session:
         self.host = host
         self.fd = fd
         self.client_id = b"-"
-        self.abilities: dict[bytes, int] = {}  # function -> CAN_DO_TIMEOUT ms (0: none)
-        self.functions: list[Function] = []  # the same, as Function objects, in CAN_DO order
+        # function name -> CAN_DO_TIMEOUT ms (0: none), in CAN_DO order (what GRAB tries first)
+        self.abilities: dict[bytes, int] = {}
         self.sleeping = False
         self.noop_sent = False
         self.exceptions = False  # OPTION_REQ exceptions
@@ -108,18 +124,33 @@ class Session:
 
 
 class Function:
-    """A function name with its three priority queues and its counters."""
+    """A function name with its three priority queues and its counters.
 
-    __slots__ = ("max_queue", "name", "queued", "queues", "running", "total", "workers")
+    It exists while a job of it exists or an admin command set it up (`create function`,
+    `maxqueue`), and among the last few unused names (`Broker._release`). A name workers can
+    do needs none: `Broker.can_do` holds its workers. Its queues exist only while it has jobs.
+    """
+
+    __slots__ = ("max_queue", "name", "pinned", "queued", "queues", "running", "total")
 
     def __init__(self, name: bytes) -> None:
         self.name = name
-        self.queues: tuple[deque[Job], deque[Job], deque[Job]] = (deque(), deque(), deque())
-        self.queued = [0, 0, 0]  # live queued jobs per priority (dead ones are skipped lazily)
-        self.total = 0  # queued + running, as gearmand's job_total
+        self.queues: tuple[deque[Job], deque[Job], deque[Job]] = _NO_QUEUES
+        self.queued = _NO_QUEUED  # live queued jobs per priority (dead ones are skipped lazily)
+        self.total = 0  # queued + running + waiting + pending, as gearmand's job_total
         self.running = 0
-        self.workers: list[Session] = []
-        self.max_queue = [0, 0, 0]  # per priority; 0 means no limit
+        self.max_queue: tuple[int, ...] = _NO_LIMIT  # per priority; 0 means no limit
+        self.pinned = False  # set up by an admin command: kept without workers or jobs
+
+    def open_queues(self) -> None:
+        """Give the function its queues (before its first job is queued)."""
+        self.queues = (deque(), deque(), deque())
+        self.queued = [0, 0, 0]
+
+
+# Shared by every function without jobs; never changed in place (`Function.open_queues` first).
+_NO_QUEUES: tuple[deque[Job], deque[Job], deque[Job]] = (deque(), deque(), deque())
+_NO_QUEUED = [0, 0, 0]
 
 
 class Job:
@@ -175,8 +206,12 @@ class Broker:
     """Gearman job-server state and rules, driven by synchronous calls.
 
     `handle_prefix` starts every job handle (gearmand uses ``H:<hostname>:``). `job_retries`
-    bounds how often a job whose worker vanished is requeued (0: no bound). `pid`, `version`
-    and `log_level` only feed the admin commands.
+    bounds how often a job whose worker vanished is requeued (0: no bound). `pid`, `version`,
+    `log_level` and `queue` (the --queue value) only feed the admin commands.
+
+    A background job for a durable store is acknowledged only after its commit: it waits in
+    `uncommitted` (state _PENDING, its JOB_CREATED held in place in the session's output)
+    until the I/O layer reports the commit with `store_committed` or `store_failed`.
     """
 
     def __init__(
@@ -189,8 +224,10 @@ class Broker:
         version: str = "",
         log_level: str = "WARNING",
         enable_shutdown: bool = False,
+        queue: str = "memory",
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
+        self.queue = queue
         self.handle_prefix = handle_prefix
         self.job_retries = job_retries
         self.pid = pid
@@ -198,8 +235,20 @@ class Broker:
         self.log_level = log_level
         self.enable_shutdown = enable_shutdown
         self.functions: dict[bytes, Function] = {}
+        # function name -> the worker that can do it, or (several) a tuple of them. A name only
+        # workers use costs this entry and the worker's `abilities` entry: no Function object.
+        self.can_do: dict[bytes, Session | tuple[Session, ...]] = {}
         self.jobs: dict[bytes, Job] = {}  # handle -> job
         self.by_key: dict[tuple[bytes, bytes], Job] = {}  # (function, key) -> job, for coalescing
+        # unique -> its job (or, when jobs of several functions share it, those jobs in order),
+        # for GET_STATUS_UNIQUE: gearmand's unique hash across functions (job.cc).
+        self.by_unique: dict[bytes, Job | dict[Job, None]] = {}
+        self.uncommitted: dict[Job, None] = {}  # background jobs whose store write awaits its commit
+        self._acks: list[tuple[Session, int, bytes]] = []  # their JOB_CREATEDs: session, index in out
+        self.store_error: str | None = None  # why the last commit failed, until one succeeds
+        self.refused = 0  # background jobs refused because the store could not be written
+        self._peaks: dict[str, int] = {}  # for `_deleted_from`
+        self._idle: dict[Function, None] = {}  # functions last seen unused, oldest first (`_release`)
         self.sessions: dict[int, Session] = {}
         self.pending: list[Session] = []  # sessions whose `out` is not empty
         self.shutdown_requested: str | None = None  # "now" or "graceful", set by the admin command
@@ -254,6 +303,11 @@ class Broker:
             "verbose": lambda s, w: b"OK " + self.log_level.encode() + b"\n",
             "version": lambda s, w: b"OK " + self.version.encode() + b"\n",
             "shutdown": self._admin_shutdown,
+        }
+        self._show: dict[tuple[str, ...], Callable[[], bytes]] = {
+            ("jobs",): self._show_jobs,
+            ("unique", "jobs"): self._show_unique_jobs,
+            ("queue",): self._show_queue,
         }
 
     # -- connections ------------------------------------------------------------------------
@@ -347,6 +401,8 @@ class Broker:
         job.clients = [session]
         session.listening.add(job)
         function.total += 1
+        if function.queues is _NO_QUEUES:
+            function.open_queues()
         function.queues[priority].append(job)  # _enqueue, inlined
         function.queued[priority] += 1
         if self._sleepers:
@@ -366,7 +422,9 @@ class Broker:
         self.submit(s, a[0], a[1], a[2], 2, True, now)
 
     def _submit_epoch(self, s: Session, a: list[bytes], now: float) -> None:
-        self.submit(s, a[0], a[1], a[3], 1, True, now, int(a[2]))
+        when = self._number(s, a[2], "epoch")
+        if when is not None:
+            self.submit(s, a[0], a[1], a[3], 1, True, now, when)
 
     def _submit_reduce(self, s: Session, a: list[bytes], now: float) -> None:
         self.submit(s, a[0], a[1], a[4], 1, False, now, 0, a[2])
@@ -382,8 +440,12 @@ class Broker:
         if len(unique) > MAX_UNIQUE_SIZE:
             self.send_error(session, ErrorCode.ARGUMENT_TOO_LARGE, "Unique value too large")
             return None
+        if reducer and self._refuse_name(session, reducer, "Reducer"):
+            return None
         function = self.functions.get(function_name)
         if function is None:
+            if self._refuse_name(session, function_name, "Function"):
+                return None
             function = self.functions[function_name] = Function(function_name)
         if unique:
             key: bytes | None = data if unique == b"-" else unique
@@ -403,24 +465,80 @@ class Broker:
         self.jobs[handle] = job
         if key is not None:
             self.by_key[(function_name, key)] = job
+            self._index_unique(job)
+        function.total += 1
         if background:
             job.background = True
             self._persist(job)
+            if job.store_id:  # durable: queued and acknowledged once committed
+                job.state = _PENDING
+                self._ack_after_commit(session, job)
+                return job
         else:
             job.clients = [session]
             session.listening.add(job)
-        function.total += 1
-        if when > now:
-            job.state = _WAITING
-            self._seq += 1
-            heapq.heappush(self._epoch_heap, (when, self._seq, job))
-        else:
-            self._enqueue(job)
+        self._activate(job, now)
         out = session.out
         if not out:
             self.pending.append(session)
         out.append(_pack(_RES, 8, len(handle)) + handle)  # JOB_CREATED
         return job
+
+    def _activate(self, job: Job, now: float) -> None:
+        """Queue a new job, or hold it until its SUBMIT_JOB_EPOCH time."""
+        if job.when > now:
+            job.state = _WAITING
+            self._seq += 1
+            heapq.heappush(self._epoch_heap, (job.when, self._seq, job))
+        else:
+            self._enqueue(job)
+
+    def _ack_after_commit(self, session: Session, job: Job) -> None:
+        # JOB_CREATED goes into the output now, so replies keep their order; nothing is
+        # written before the commit, and `store_failed` turns it into an ERROR in place.
+        out = session.out
+        if not out:
+            self.pending.append(session)
+        handle = job.handle
+        ack = _pack(_RES, 8, len(handle)) + handle  # JOB_CREATED
+        self._acks.append((session, len(out), ack))
+        out.append(ack)
+
+    def store_committed(self, now: float) -> None:
+        """The store committed every buffered write: queue the jobs that waited for it."""
+        self.store_error = None
+        self._acks.clear()
+        uncommitted, self.uncommitted = self.uncommitted, {}
+        enqueue = self._enqueue
+        for job in uncommitted:
+            if job.state == _PENDING:
+                if job.when > now:
+                    self._activate(job, now)
+                else:
+                    enqueue(job)
+
+    def store_failed(self, reason: str, now: float) -> None:
+        """The commit failed: refuse (ERROR QUEUE_ERROR) every job it would have stored.
+
+        A job that a foreground client also waits for stays, as a foreground job.
+        """
+        self.store_error = reason
+        error = _error(ErrorCode.QUEUE_ERROR, f"Job not stored: the durable queue cannot be written ({reason})")
+        for session, index, ack in self._acks:
+            out = session.out
+            if index < len(out) and out[index] is ack:
+                out[index] = error
+                self.refused += 1
+        self._acks.clear()
+        uncommitted, self.uncommitted = self.uncommitted, {}
+        for job in uncommitted:
+            job.store_id = 0
+            job.background = False
+            if job.state == _PENDING:
+                if job.clients:
+                    self._activate(job, now)
+                else:
+                    self._finish(job)
 
     def _join(self, session: Session, job: Job, background: bool) -> None:
         # Coalescing: the same (function, unique) while queued or running is one job.
@@ -428,10 +546,13 @@ class Broker:
             if not job.background:
                 job.background = True
                 self._persist(job)
+            if job in self.uncommitted:
+                self._ack_after_commit(session, job)
+                return
         else:
             if job.clients is None:
                 job.clients = [session]
-            elif session not in job.clients:
+            elif job not in session.listening:
                 job.clients.append(session)
             session.listening.add(job)
         self.send(session, _packet(_T.JOB_CREATED, job.handle))
@@ -442,10 +563,61 @@ class Broker:
             return
         job.store_id = store.new_id()
         store.add(StoredJob(job.store_id, job.function.name, job.unique, job.data, job.priority, job.when, job.reducer))
+        self.uncommitted[job] = None
+
+    def _index_unique(self, job: Job) -> None:
+        unique = job.unique
+        if unique == b"-":  # coalesces on its data; gearmand's lookup by unique never finds it either
+            return
+        held = self.by_unique.get(unique)
+        if held is None:
+            self.by_unique[unique] = job
+        elif isinstance(held, dict):
+            held[job] = None
+        else:
+            self.by_unique[unique] = {held: None, job: None}
+
+    def _unindex_unique(self, job: Job) -> None:
+        unique = job.unique
+        held = self.by_unique.get(unique)
+        if held is job:
+            del self.by_unique[unique]
+        elif isinstance(held, dict):
+            held.pop(job, None)
+            if len(held) == 1:
+                self.by_unique[unique] = next(iter(held))
+
+    def _refuse_name(self, session: Session, name: bytes, what: str) -> bool:
+        """ERROR for a function name over MAX_FUNCTION_SIZE or with whitespace; True when refused."""
+        if len(name) > MAX_FUNCTION_SIZE:
+            text = f"{what} name longer than {MAX_FUNCTION_SIZE} bytes"
+            code = ErrorCode.ARGUMENT_TOO_LARGE
+        elif not _NAME_BREAKERS.isdisjoint(name):
+            text = f"{what} name contains whitespace"
+            code = ErrorCode.INVALID_PACKET
+        else:
+            return False
+        log.info("connection %d: %s", session.id, text)
+        self.send_error(session, code, text)
+        return True
+
+    def _number(self, session: Session, arg: bytes, what: str) -> int | None:
+        """A NUMBER argument as an int, or None after an ERROR when over MAX_NUMBER."""
+        digits = arg.lstrip(b"0")
+        if not digits or (len(digits) <= _MAX_DIGITS and digits.isdigit()):
+            value = int(digits or b"0")
+            if value <= MAX_NUMBER:
+                return value
+        text = f"{what} is larger than {MAX_NUMBER}"
+        log.info("connection %d: %s (%d digits)", session.id, text, len(arg))
+        self.send_error(session, ErrorCode.ARGUMENT_TOO_LARGE, text)
+        return None
 
     def _enqueue(self, job: Job, front: bool = False) -> None:
         function = job.function
         job.state = _QUEUED
+        if function.queues is _NO_QUEUES:
+            function.open_queues()
         if front:
             function.queues[job.priority].appendleft(job)
         else:
@@ -457,7 +629,7 @@ class Broker:
     def _wake(self, function: Function) -> None:
         # Wake every sleeping worker of the function, one NOOP per sleep cycle (job.cc
         # gearman_server_job_queue with the default worker_wakeup of 0: all of them).
-        for worker in function.workers:
+        for worker in self.workers_of(function.name):
             if worker.sleeping and not worker.noop_sent:
                 worker.noop_sent = True
                 self.send(worker, _NOOP)
@@ -478,13 +650,9 @@ class Broker:
             self.jobs[handle] = job
             if key is not None:
                 self.by_key.setdefault((row.function, key), job)
+                self._index_unique(job)
             function.total += 1
-            if row.when > now:
-                job.state = _WAITING
-                self._seq += 1
-                heapq.heappush(self._epoch_heap, (row.when, self._seq, job))
-            else:
-                self._enqueue(job)
+            self._activate(job, now)
             count += 1
         return count
 
@@ -493,41 +661,106 @@ class Broker:
         self.add_ability(session, args[0], 0)
 
     def _can_do_timeout(self, session: Session, args: list[bytes], now: float) -> None:
-        self.add_ability(session, args[0], int(args[1]))
+        timeout = self._number(session, args[1], "CAN_DO_TIMEOUT timeout")
+        if timeout is not None:
+            self.add_ability(session, args[0], timeout)
 
     def add_ability(self, session: Session, name: bytes, timeout_ms: int) -> None:
         """CAN_DO / CAN_DO_TIMEOUT (timeout in milliseconds, as gearmand >= 1.1.19)."""
         if timeout_ms and timeout_ms < MIN_WORKER_TIMEOUT_MS:
             timeout_ms = MIN_WORKER_TIMEOUT_MS
-        if name in session.abilities:
-            session.abilities[name] = timeout_ms
+        abilities = session.abilities
+        if name in abilities:
+            abilities[name] = timeout_ms
             return
-        function = self.functions.get(name)
-        if function is None:
-            function = self.functions[name] = Function(name)
-        session.abilities[name] = timeout_ms
-        session.functions.append(function)
-        function.workers.append(session)
+        can_do = self.can_do
+        held = can_do.get(name)
+        if held is None:
+            if name not in self.functions and self._refuse_name(session, name, "Function"):
+                return
+            can_do[name] = session
+        elif isinstance(held, tuple):
+            can_do[name] = (*held, session)
+        else:
+            can_do[name] = (held, session)
+        abilities[name] = timeout_ms
+
+    def workers_of(self, name: bytes) -> tuple[Session, ...]:
+        """The workers that can do function `name`, in CAN_DO order."""
+        held = self.can_do.get(name)
+        if held is None:
+            return ()
+        return held if isinstance(held, tuple) else (held,)
 
     def _cant_do(self, session: Session, args: list[bytes], now: float) -> None:
         name = args[0]
-        if session.abilities.pop(name, None) is None:
-            return
-        function = self.functions[name]
-        session.functions.remove(function)
-        function.workers.remove(session)
+        if session.abilities.pop(name, None) is not None:
+            self._drop_ability(session, name)
 
     def _reset_abilities(self, session: Session, args: list[bytes], now: float) -> None:
-        for function in session.functions:
-            function.workers.remove(session)
-        session.functions.clear()
-        session.abilities.clear()
+        names = session.abilities
+        session.abilities = {}
+        for name in names:
+            self._drop_ability(session, name)
+
+    def _drop_ability(self, session: Session, name: bytes) -> None:
+        can_do = self.can_do
+        held = can_do[name]
+        if isinstance(held, tuple):
+            i = held.index(session)  # in C: cheap even for a function with thousands of workers
+            rest = held[:i] + held[i + 1:]
+            can_do[name] = rest[0] if len(rest) == 1 else rest
+            return
+        del can_do[name]
+        self._deleted_from("can_do")
+        function = self.functions.get(name)
+        if function is None:  # listed while idle, as gearmand lists every name it saw
+            function = self.functions[name] = Function(name)
+        self._release(function)
+
+    def _release(self, function: Function) -> None:
+        """Give back what a function no longer needs: its queues without jobs, itself when unused."""
+        if function.total:
+            return
+        function.queues = _NO_QUEUES  # with them go the dropped jobs still in them
+        function.queued = _NO_QUEUED
+        if function.pinned or function.name in self.can_do:
+            return
+        # Unused: kept listed (as gearmand keeps every name) among the last IDLE_FUNCTIONS_KEPT
+        # unused ones, forgotten past that. One that is used again stays until it is unused
+        # again; eviction checks.
+        idle = self._idle
+        idle.pop(function, None)
+        idle[function] = None
+        while len(idle) > IDLE_FUNCTIONS_KEPT:
+            oldest = next(iter(idle))
+            del idle[oldest]
+            if not (oldest.total or oldest.pinned or oldest.name in self.can_do):
+                self._forget(oldest)
+
+    def _forget(self, function: Function) -> None:
+        if self.functions.get(function.name) is function:
+            del self.functions[function.name]
+            self._deleted_from("functions")
+
+    def _deleted_from(self, table: str) -> None:
+        """A dict keeps its size after deletions: rebuild `self.<table>` once it is mostly empty."""
+        entries = getattr(self, table)
+        peak = self._peaks.get(table, 0)  # the largest size seen at a deletion since the last rebuild
+        if len(entries) > peak:
+            self._peaks[table] = len(entries)
+        elif len(entries) < peak // 4:
+            setattr(self, table, dict(entries))
+            self._peaks[table] = len(entries)
 
     def _has_work(self, session: Session) -> bool:
-        for function in session.functions:
-            queued = function.queued
-            if queued[0] or queued[1] or queued[2]:
-                return True
+        functions = self.functions
+        for name in session.abilities:
+            function = functions.get(name)
+            if function is not None:
+                queued = function.queued
+                if queued[0] or queued[1] or queued[2]:
+                    return True
         return False
 
     def _pre_sleep(self, session: Session, args: list[bytes], now: float) -> None:
@@ -549,8 +782,12 @@ class Broker:
             session.sleeping = False
             self._sleepers -= 1
         session.noop_sent = False
+        functions = self.functions
         for priority in (0, 1, 2):
-            for function in session.functions:
+            for name in session.abilities:
+                function = functions.get(name)
+                if function is None:
+                    continue
                 queued = function.queued
                 if not queued[priority]:
                     continue
@@ -565,7 +802,7 @@ class Broker:
                     job.worker = session
                     job.attempt += 1
                     session.working[job.handle] = job
-                    timeout = session.abilities.get(function.name, 0)
+                    timeout = session.abilities[name]
                     if timeout:
                         self._seq += 1
                         heapq.heappush(self._timeout_heap, (now + timeout / 1000, self._seq, job, job.attempt))
@@ -640,6 +877,8 @@ class Broker:
     def _work_status(self, session: Session, args: list[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job given in work result not found")
         if job is not None:
+            if self._number(session, args[1], "numerator") is None or self._number(session, args[2], "denominator") is None:
+                return
             job.numerator = args[1]
             job.denominator = args[2]
             if job.clients:
@@ -677,6 +916,7 @@ class Broker:
             k = (function.name, job.key)
             if self.by_key.get(k) is job:
                 del self.by_key[k]
+            self._unindex_unique(job)
         if clients:
             for client in clients:
                 client.listening.discard(job)
@@ -684,6 +924,8 @@ class Broker:
         if job.store_id:
             self.store.remove(job.store_id)
             job.store_id = 0
+        if not function.total:
+            self._release(function)
 
     def _work_fail(self, session: Session, args: list[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job given in work result not found")
@@ -715,6 +957,12 @@ class Broker:
                 job.worker = None
         elif job.state == _QUEUED:
             function.queued[job.priority] -= 1
+            queue = function.queues[job.priority]
+            if len(queue) > 64 + 2 * function.queued[job.priority]:
+                # Mostly dropped jobs (skipped lazily by GRAB): keep only the live ones.
+                live = [j for j in queue if j.state == _QUEUED and j is not job]
+                queue.clear()
+                queue.extend(live)
         function.total -= 1
         job.state = _DONE
         self.jobs.pop(job.handle, None)
@@ -722,6 +970,7 @@ class Broker:
             k = (function.name, job.key)
             if self.by_key.get(k) is job:
                 del self.by_key[k]
+            self._unindex_unique(job)
         if job.clients:
             for client in job.clients:
                 client.listening.discard(job)
@@ -729,6 +978,8 @@ class Broker:
         if job.store_id:
             self.store.remove(job.store_id)
             job.store_id = 0
+        if not function.total:
+            self._release(function)
 
     def _drop_queued(self, job: Job) -> None:
         # Left in its deque and skipped lazily; counters change now.
@@ -769,12 +1020,9 @@ class Broker:
     def _get_status_unique(self, session: Session, args: list[bytes], now: float) -> None:
         # gearmand looks the unique up across all functions (job.cc gearman_server_job_get_by_unique).
         unique = args[0]
-        found = None
-        if unique:
-            for (_, key), job in self.by_key.items():
-                if key == unique or job.unique == unique:
-                    found = job
-                    break
+        found = self.by_unique.get(unique) if unique else None
+        if isinstance(found, dict):
+            found = next(iter(found))  # the oldest of the jobs that share it
         if found is None:
             payload = unique + b"\x000\x000\x000\x000\x000"
         else:
@@ -810,61 +1058,80 @@ class Broker:
                 self._requeue(job, now)
 
     # -- admin protocol ---------------------------------------------------------------------
-    def admin(self, session: Session, line: bytes, now: float) -> None:
-        """One admin text line (without its line ending); the reply is queued for `session`."""
+    def admin(self, session: Session, line: bytes, now: float) -> int:
+        """One admin text line (without its line ending); the reply is queued for `session`.
+
+        Returns the reply's size, so the I/O layer can stop reading before replies pile up.
+        """
         if b"\0" in line:
             # gearmand reads admin words as C strings; a NUL would silently cut a name short.
-            self.send(session, b"ERR INVALID_ARGUMENTS Admin+lines+cannot+contain+NUL+bytes\r\n")
-            return
-        words = line.decode("latin-1").split()
-        if not words:
-            self.send(session, b"ERR UNKNOWN_COMMAND Unknown+server+commandNULL\r\n")
-            return
-        command = self._admin.get(words[0].lower())
-        if command is None:
-            reply = b"ERR UNKNOWN_COMMAND Unknown+server+command" + words[0].encode("latin-1") + b"\r\n"
+            reply = b"ERR INVALID_ARGUMENTS Admin+lines+cannot+contain+NUL+bytes\r\n"
         else:
-            reply = command(session, words)
+            words = line.decode("latin-1").split()
+            command = self._admin.get(words[0].lower()) if words else None
+            if not words:
+                reply = b"ERR UNKNOWN_COMMAND Unknown+server+commandNULL\r\n"
+            elif command is None:
+                reply = b"ERR UNKNOWN_COMMAND Unknown+server+command" + words[0].encode("latin-1") + b"\r\n"
+            else:
+                reply = command(session, words)
         self.send(session, reply)
+        return len(reply)
 
-    def _function_rows(self) -> Iterator[Function]:
-        return iter(list(self.functions.values()))
+    def _function_rows(self) -> Iterator[tuple[Function, int]]:
+        """(function, number of workers) for every known name, including names only workers use."""
+        functions = self.functions
+        for function in list(functions.values()):
+            yield function, len(self.workers_of(function.name))
+        for name in [n for n in self.can_do if n not in functions]:
+            yield Function(name), len(self.workers_of(name))  # no jobs, no settings: all zeros
 
     def _admin_workers(self, session: Session, words: list[str]) -> bytes:
         lines = []
         for s in self.sessions.values():
-            names = b"".join(b" " + f.name for f in s.functions)
+            names = b"".join(b" " + name for name in s.abilities)
             lines.append(b"%d %s %s :%s\n" % (s.fd, s.host.encode(), s.client_id, names))
         lines.append(b".\n")
         return b"".join(lines)
 
     def _admin_status(self, session: Session, words: list[str]) -> bytes:
         lines = [
-            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, len(f.workers)) for f in self._function_rows()
+            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, workers) for f, workers in self._function_rows()
         ]
         lines.append(b".\n")
         return b"".join(lines)
 
     def _admin_prioritystatus(self, session: Session, words: list[str]) -> bytes:
         lines = [
-            b"%s\t%d\t%d\t%d\t%d\n" % (f.name, f.queued[0], f.queued[1], f.queued[2], len(f.workers))
-            for f in self._function_rows()
+            b"%s\t%d\t%d\t%d\t%d\n" % (f.name, f.queued[0], f.queued[1], f.queued[2], workers)
+            for f, workers in self._function_rows()
         ]
         lines.append(b".\n")
         return b"".join(lines)
 
     def _admin_show(self, session: Session, words: list[str]) -> bytes:
-        rest = [w.lower() for w in words[1:]]
-        if rest == ["jobs"]:
-            lines = [
-                b"%s\t%d\t0\t%d\n" % (j.handle, j.retries, 1 if j.store_id else 0) for j in list(self.jobs.values())
-            ]
-        elif rest == ["unique", "jobs"]:
-            lines = [j.unique + b"\n" for j in list(self.jobs.values())]
-        else:
-            return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
+        show = self._show.get(tuple(w.lower() for w in words[1:]))
+        return show() if show is not None else b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
+
+    def _show_jobs(self) -> bytes:
+        lines = [b"%s\t%d\t0\t%d\n" % (j.handle, j.retries, 1 if j.store_id else 0) for j in list(self.jobs.values())]
         lines.append(b".\n")
         return b"".join(lines)
+
+    def _show_unique_jobs(self) -> bytes:
+        lines = [j.unique + b"\n" for j in list(self.jobs.values())]
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _show_queue(self) -> bytes:
+        # gearspec's own: the durable queue's state, as `NAME\tVALUE` lines (docs/server.md).
+        if not self.store.durable:
+            state = b"not durable"
+        elif self.store_error is None:
+            state = b"ok"
+        else:
+            state = b"failing: " + self.store_error.encode("utf-8", "replace").replace(b"\n", b" ")
+        return b"queue\t%s\nstate\t%s\nrefused\t%d\n.\n" % (self.queue.encode(), state, self.refused)
 
     def _admin_cancel(self, session: Session, words: list[str]) -> bytes:
         if len(words) < 3 or words[1].lower() != "job":
@@ -885,8 +1152,12 @@ class Broker:
         if len(words) != 3 or words[1].lower() != "function":
             return _args_error(words[0])
         name = words[2].encode("latin-1")
-        if name not in self.functions:
-            self.functions[name] = Function(name)
+        if len(name) > MAX_FUNCTION_SIZE:
+            return _NAME_TOO_LONG
+        function = self.functions.get(name)
+        if function is None:
+            function = self.functions[name] = Function(name)
+        function.pinned = True
         return b"OK\r\n"
 
     def _admin_drop(self, session: Session, words: list[str]) -> bytes:
@@ -894,11 +1165,13 @@ class Broker:
             return _args_error(words[0])
         name = words[2].encode("latin-1")
         function = self.functions.get(name)
+        if name in self.can_do or (function is not None and function.total):
+            return b"ERR there are still connected workers or executing clients\r\n"
         if function is None:
             return b"ERR function not found\r\n"
-        if function.workers or function.total:
-            return b"ERR there are still connected workers or executing clients\r\n"
-        del self.functions[name]
+        function.pinned = False
+        self._idle.pop(function, None)
+        self._forget(function)
         return b"OK\r\n"
 
     def _admin_maxqueue(self, session: Session, words: list[str]) -> bytes:
@@ -917,12 +1190,17 @@ class Broker:
         else:
             sizes += [0] * (3 - len(sizes))
         name = words[1].encode("latin-1")
+        if len(name) > MAX_FUNCTION_SIZE:
+            return _NAME_TOO_LONG
         function = self.functions.get(name)
         if function is None:
             # gearmand only limits functions it already knows; we create it so a limit can be
             # set before the first submit.
             function = self.functions[name] = Function(name)
-        function.max_queue = sizes
+        function.max_queue = tuple(sizes)
+        if any(sizes):
+            function.pinned = True  # a limit is an admin setting: kept until `drop function`
+        self._release(function)
         return b"OK\r\n"
 
     def _admin_shutdown(self, session: Session, words: list[str]) -> bytes:
@@ -936,6 +1214,9 @@ class Broker:
     def running_jobs(self) -> int:
         """Jobs currently held by workers."""
         return sum(f.running for f in self.functions.values())
+
+
+_NAME_TOO_LONG = b"ERR ARGUMENT_TOO_LARGE Function+name+longer+than+%d+bytes\r\n" % MAX_FUNCTION_SIZE
 
 
 def _args_error(word: str) -> bytes:

@@ -60,6 +60,9 @@ _unpack_key_and_size = _KEY_AND_SIZE.unpack_from
 _REQ_KEY = int.from_bytes(_REQ, "big") << 32
 
 
+_STALLED = 0.5  # seconds without a byte taken: at shutdown, a peer that does not read
+
+
 def _split_large(buf: bytes, start: int, end: int, nargs: int, has_data: bool) -> list[bytes] | None:
     """Arguments of a large packet, each copied once (no intermediate payload copy)."""
     args = []
@@ -98,8 +101,8 @@ class GearmanProtocol(asyncio.Protocol):
     """One connection: frames bytes into broker calls and writes what the broker queued."""
 
     __slots__ = (
-        "_chunks", "_have", "_max_size", "_need", "_paused", "_reading", "broker", "plans", "scan", "server",
-        "session", "transport",
+        "_chunks", "_have", "_held", "_max_size", "_need", "_paused", "_reading", "broker", "plans", "scan",
+        "server", "session", "transport",
     )
 
     def __init__(self, server: Server) -> None:
@@ -114,6 +117,7 @@ class GearmanProtocol(asyncio.Protocol):
         self._need = 0  # bytes the buffered partial packet needs before parsing is worthwhile
         self._paused = False  # the transport's write buffer is over the high-water mark
         self._reading = True
+        self._held: bytes | None = None  # input left unparsed until the peer reads its replies
         self._max_size = server.config.max_packet_size
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -159,15 +163,41 @@ class GearmanProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        if not self._reading and self.transport is not None and not self.transport.is_closing():
+        if self._held is not None:
+            self._release_held()
+        elif not self._reading and self.transport is not None and not self.transport.is_closing():
             self._reading = True
             self.transport.resume_reading()
+
+    def _hold(self, rest: bytes) -> None:
+        """Stop parsing (and reading) until the peer has taken the replies built so far."""
+        self._held = rest
+        if self._reading and self.transport is not None:
+            self._reading = False
+            self.transport.pause_reading()
+        server = self.server
+        server.flush()  # the replies are written at the end of this turn, before the call below
+        assert server._loop is not None
+        server._loop.call_soon(self._release_held)
+
+    def _release_held(self) -> None:
+        held = self._held
+        transport = self.transport
+        if held is None or self._paused or transport is None or transport.is_closing():
+            return  # still over the high-water mark: resume_writing comes back here
+        self._held = None
+        self._reading = True
+        transport.resume_reading()
+        self.data_received(held)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too; connection_lost follows
 
     def data_received(self, data: bytes) -> None:
         if self.session is None:
+            return
+        if self._held is not None:  # (reading is paused while input is held; this keeps order if not)
+            self._held += data
             return
         chunks = self._chunks
         if chunks:
@@ -201,6 +231,7 @@ class GearmanProtocol(asyncio.Protocol):
         scan = self.scan
         now = _time()
         pos = 0
+        built = 0  # bytes of admin replies built by this call
         n = len(buf)
         while pos < n:
             if scan is not None:
@@ -268,9 +299,14 @@ class GearmanProtocol(asyncio.Protocol):
                 if end - pos > DEFAULT_MAX_LINE:
                     self._fatal("admin line longer than 8192 bytes")
                     return
+                if self._paused or built > self.server.config.write_high_water:
+                    # One short line can ask for a reply of megabytes (`status` with many
+                    # functions): build no more until the peer reads what it has.
+                    self._hold(buf[pos:])
+                    return
                 line = buf[pos:end - 1] if end > pos and buf[end - 1] == 13 else buf[pos:end]
                 pos = end + 1
-                self.broker.admin(session, line, now)
+                built += self.broker.admin(session, line, now)
                 continue
             if n - pos < 12:
                 if n - pos >= 4 and buf[pos:pos + 4] not in _MAGICS:
@@ -344,9 +380,11 @@ class GearmanProtocol(asyncio.Protocol):
             transport.abort()
 
     def close(self) -> None:
-        """Send what is queued, then close."""
+        """Send what is queued (after committing what it acknowledges), then close."""
         session = self.session
         if session is not None and session.out:
+            if self.server.store.dirty:
+                self.server.commit()
             data, session.out = session.out, []
             self.write(data)
         if self.transport is not None:
@@ -368,6 +406,7 @@ class Server:
             version=__version__,
             log_level=config.log_level.upper(),
             enable_shutdown=config.enable_shutdown,
+            queue=config.queue,
         )
         handlers = self.broker.handlers
         # Per REQ packet type the framing plan and the broker's handler, in one lookup.
@@ -394,6 +433,8 @@ class Server:
         self._stopped: asyncio.Event | None = None
         self._stop_mode: str | None = None
         self._store_closed = False
+        self._retry: asyncio.TimerHandle | None = None  # retries a failing store's commit
+        self.exit_status = 0  # 1 when the store could not be written at shutdown
 
     @property
     def address(self) -> tuple[str, int]:
@@ -431,13 +472,39 @@ class Server:
         self._flush_scheduled = False
         if self._store_closed:
             return
+        if self.store.dirty:
+            self.commit()
+        self._write_pending()
+
+    def commit(self) -> bool:
+        """Commit the store's buffered writes, then settle the jobs that waited for it.
+
+        On failure the jobs are refused (their JOB_CREATED becomes an ERROR), the server goes
+        on serving, says so in the log and in `show queue`, and retries every second until a
+        commit succeeds. Returns whether everything buffered is now durable.
+        """
+        broker = self.broker
+        now = time.time()
         try:
             self.store.flush()
-        except Exception:
-            log.exception("cannot write the durable queue; stopping")
-            self.request_stop("now")
-            return
-        self._write_pending()
+        except Exception as exc:  # StoreError, or anything else a store may raise
+            reason = str(exc)
+            if broker.store_error is None:
+                log.error("%s; refusing background jobs until it can be written", reason)
+            broker.store_failed(reason, now)
+            if self._retry is None and self._loop is not None and not self._store_closed:
+                self._retry = self._loop.call_later(1.0, self._retry_commit)
+            return False
+        if broker.store_error is not None:
+            log.warning("the durable queue %s can be written again", self.config.queue)
+        broker.store_committed(now)
+        return True
+
+    def _retry_commit(self) -> None:
+        self._retry = None
+        if self.store.dirty and not self._store_closed:
+            self.commit()
+            self.flush()
 
     def _write_pending(self) -> None:
         broker = self.broker
@@ -475,7 +542,9 @@ class Server:
                 return
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = self._loop.call_later(max(0.0, deadline - time.time()), self._on_timer)
+        # At most a day ahead: an epoch far in the future is a valid job, not a valid timer.
+        delay = min(max(0.0, deadline - time.time()), 86400.0)
+        self._timer = self._loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -509,33 +578,65 @@ class Server:
         self.closing = True
         if self._listener is not None:
             self._listener.close()
+        timeout = self.config.shutdown_timeout
         if self._stop_mode == "graceful":
-            # Let running jobs finish; queued background jobs stay in the store.
-            log.warning("graceful shutdown: waiting for %d running jobs", self.broker.running_jobs())
-            while self.broker.running_jobs() and self._stop_mode == "graceful":
+            # Let running jobs finish, for at most --shutdown-timeout seconds; queued
+            # background jobs stay in the store.
+            log.warning("graceful shutdown: waiting up to %g s for %d running jobs", timeout, self.broker.running_jobs())
+            deadline = time.monotonic() + timeout
+            while self.broker.running_jobs() and self._stop_mode == "graceful" and time.monotonic() < deadline:
                 self._stopped.clear()  # type: ignore[union-attr]
                 try:
                     await asyncio.wait_for(self._stopped.wait(), 0.05)  # type: ignore[union-attr]
                 except TimeoutError:
                     pass
-        if self._timer is not None:
-            self._timer.cancel()
-        try:
-            self.store.flush()
-        except Exception:
-            log.exception("cannot write the durable queue at shutdown")
+            if self.broker.running_jobs():
+                log.warning(
+                    "graceful shutdown: %d jobs still running; stopping anyway (background jobs stay in the "
+                    "queue and run again after a restart; foreground ones end with their clients' connections)",
+                    self.broker.running_jobs(),
+                )
+        for handle in (self._timer, self._retry):
+            if handle is not None:
+                handle.cancel()
+        if self.store.dirty and not self.commit():
+            self.exit_status = 1
         self._flush_scheduled = False
         self._write_pending()
         for proto in list(self.connections):
             if proto.transport is not None:
                 proto.transport.close()  # buffered replies are still written
-        deadline = time.monotonic() + self.config.shutdown_timeout
-        while self.connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        for proto in list(self.connections):
-            if proto.transport is not None:
-                proto.transport.abort()
+        await self._drain_connections(timeout)
         if self._listener is not None:
             await self._listener.wait_closed()
         self._store_closed = True
-        self.store.close()
+        try:
+            self.store.close()
+        except Exception as exc:
+            log.error("%s; finished jobs not yet removed from it will run again after a restart", exc)
+            self.exit_status = 1
+
+    async def _drain_connections(self, timeout: float) -> None:
+        """Wait for closing connections to deliver their replies; drop those whose peer does not read."""
+        deadline = time.monotonic() + timeout
+        progress: dict[GearmanProtocol, tuple[int, float]] = {}  # bytes left, when it last went down
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            for proto in list(self.connections):
+                transport = proto.transport
+                if transport is None:
+                    continue
+                left = transport.get_write_buffer_size()
+                last = progress.get(proto)
+                if last is None or left < last[0]:
+                    progress[proto] = (left, now)
+                elif now - last[1] > _STALLED:
+                    log.warning(
+                        "connection %d does not read its replies; closed with %d bytes unsent",
+                        proto.session.id if proto.session else -1, left,
+                    )
+                    transport.abort()
+        for proto in list(self.connections):
+            if proto.transport is not None:
+                proto.transport.abort()

@@ -71,6 +71,10 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
         "--enable-shutdown", action="store_true", help="accept the `shutdown [graceful]` admin command",
     )
     parser.add_argument(
+        "--shutdown-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="how long a stop waits for running jobs (`shutdown graceful`) and for replies to be read (default: 10)",
+    )
+    parser.add_argument(
         "--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
         help="event loop (default: uvloop when installed)",
     )
@@ -106,14 +110,17 @@ async def _serve(config: Config) -> int:
         return 1
     try:
         await server.start()
-    except OSError as exc:
-        print(f"gearspec serve: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
+    except (OSError, StoreError) as exc:
+        if isinstance(exc, StoreError):
+            print(f"gearspec serve: {exc}", file=sys.stderr)
+        else:
+            print(f"gearspec serve: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         server.store.close()
         return 1
     host, port = server.address
     print(f"gearspec serve: listening on {host}:{port}", flush=True)
     await server.serve_until_stopped()
-    return 0
+    return server.exit_status
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -133,6 +140,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_packet_size=args.max_packet_size,
         enable_shutdown=args.enable_shutdown,
+        shutdown_timeout=args.shutdown_timeout,
     )
     with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
         return runner.run(_serve(config))

@@ -24,7 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["MemoryStore", "SQLiteStore", "Store", "StoreError", "StoredJob", "default_queue", "open_store"]
+__all__ = [
+    "MAX_STORED_INT", "MemoryStore", "SQLiteStore", "Store", "StoreError", "StoredJob", "default_queue", "open_store",
+]
+
+MAX_STORED_INT = 2**63 - 1  # SQLite's INTEGER is a signed 64-bit number
 
 
 class StoreError(Exception):
@@ -47,6 +51,8 @@ class StoredJob:
 class Store(Protocol):
     """What the broker needs from a durable queue."""
 
+    durable: bool  # False when nothing survives a restart (MemoryStore)
+
     def new_id(self) -> int:
         """An id for a job about to be added (unique within this store)."""
         ...
@@ -65,7 +71,11 @@ class Store(Protocol):
         ...
 
     def flush(self) -> None:
-        """Make every buffered write durable (one transaction)."""
+        """Make every buffered write durable (one transaction).
+
+        On failure it raises `StoreError` having dropped the buffered adds (the caller
+        refuses those jobs) and kept the buffered removes for the next flush.
+        """
         ...
 
     def load(self) -> Iterator[StoredJob]:
@@ -81,6 +91,7 @@ class MemoryStore:
     """No durability: background jobs live only as long as the process (`--queue memory`)."""
 
     dirty = False
+    durable = False
 
     def __init__(self) -> None:
         self._next = 0
@@ -118,19 +129,48 @@ CREATE TABLE IF NOT EXISTS gearspec_jobs (
 """
 
 
+_COLUMNS = ["id", "function", "unique_id", "data", "priority", "run_after", "reducer"]
+_APPLICATION_ID = 0x47454152  # "GEAR": marks a SQLite file as a gearspec queue (PRAGMA application_id)
+
+
+def _stored_job(path: Path, row: tuple[object, ...]) -> StoredJob:
+    """A row as a StoredJob, or StoreError saying which row is damaged and how."""
+    job_id, function, unique, data, priority, when, reducer = row
+    for name, value in (("function", function), ("unique_id", unique), ("data", data), ("reducer", reducer)):
+        if not isinstance(value, bytes):
+            raise StoreError(f"queue {path} is damaged: row {job_id!r} has a {type(value).__name__} {name}, not a blob")
+    if not isinstance(priority, int) or priority not in (0, 1, 2):
+        raise StoreError(f"queue {path} is damaged: row {job_id!r} has priority {priority!r}, not 0, 1 or 2")
+    if not isinstance(when, int) or when < 0:
+        raise StoreError(f"queue {path} is damaged: row {job_id!r} has run_after {when!r}, not a Unix time")
+    assert isinstance(job_id, int) and isinstance(function, bytes) and isinstance(unique, bytes)
+    assert isinstance(data, bytes) and isinstance(reducer, bytes)
+    return StoredJob(job_id, function, unique, data, priority, when, reducer)
+
+
 class SQLiteStore:
     """Background jobs in one SQLite file (stdlib sqlite3), written in batched transactions.
 
     WAL journal with synchronous=FULL: a committed transaction survives a crash of the
     process and of the machine. An exclusive lock file keeps two servers from replaying the
-    same queue.
+    same queue. New files are created 0600 (they hold job data); SQLite gives its -wal and
+    -shm files the database file's mode. A SQLite file that is not a gearspec queue is
+    refused before anything in it is changed.
     """
 
+    durable = True
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            raise StoreError(
+                f"queue sqlite:{path} would not be a file that survives a restart; "
+                "use --queue memory for a queue that keeps nothing"
+            )
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = open(str(self.path) + ".lock", "a")
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._lock = os.fdopen(os.open(str(self.path) + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         except OSError as exc:
             raise StoreError(f"cannot open queue {self.path}: {exc.strerror}") from None
         try:
@@ -140,12 +180,16 @@ class SQLiteStore:
             raise StoreError(f"queue {self.path} is in use by another server") from None
         try:
             self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self._check_foreign()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
+            self._db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
             row = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM gearspec_jobs").fetchone()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
             self._lock.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"cannot open queue {self.path}: {exc}") from None
         self._next = int(row[0])
         self._adds: list[tuple[int, bytes, bytes, bytes, int, int, bytes]] = []
@@ -177,19 +221,42 @@ class SQLiteStore:
             if removes:
                 self._db.executemany("DELETE FROM gearspec_jobs WHERE id = ?", removes)
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+        except Exception as exc:  # sqlite3.Error, or a value SQLite cannot hold (OverflowError)
+            if self._db.in_transaction:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            self._removes = removes + self._removes  # finished jobs: forget them once writable again
             raise StoreError(f"cannot write queue {self.path}: {exc}") from None
 
-    def load(self) -> Iterator[StoredJob]:
-        cursor = self._db.execute(
-            "SELECT id, function, unique_id, data, priority, run_after, reducer FROM gearspec_jobs ORDER BY id"
+    def _check_foreign(self) -> None:
+        """Refuse a SQLite file that is not a (possibly empty) gearspec queue, changing nothing."""
+        tables = sorted(
+            name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith("sqlite_")
         )
-        for row in cursor:
-            yield StoredJob(row[0], bytes(row[1]), bytes(row[2]), bytes(row[3]), row[4], row[5], bytes(row[6]))
+        (app_id,) = self._db.execute("PRAGMA application_id").fetchone()
+        if app_id not in (0, _APPLICATION_ID) or tables not in ([], ["gearspec_jobs"]):
+            raise StoreError(
+                f"queue {self.path} is a SQLite database of something else "
+                f"(tables: {', '.join(tables) or 'none'}; application_id {app_id}); refusing to use it"
+            )
+        if tables:
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(gearspec_jobs)")]
+            if columns != _COLUMNS:
+                raise StoreError(f"queue {self.path}: table gearspec_jobs has columns {columns}, expected {_COLUMNS}")
+
+    def load(self) -> Iterator[StoredJob]:
+        """Every kept job; a damaged row raises StoreError naming it."""
+        try:
+            cursor = self._db.execute(
+                "SELECT id, function, unique_id, data, priority, run_after, reducer FROM gearspec_jobs ORDER BY id"
+            )
+            for row in cursor:
+                yield _stored_job(self.path, row)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read queue {self.path}: {exc}") from None
 
     def close(self) -> None:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gearspec.reference.broker import Broker, Session
+from gearspec.reference.broker import IDLE_FUNCTIONS_KEPT, Broker, Session
 
 from gearspec.codec import Decoder, Packet
 from gearspec.spec import Magic
@@ -62,6 +62,24 @@ def test_disconnect_cleans_every_index() -> None:
     _call(broker, worker, T.GRAB_JOB)
     broker.disconnect(client, 1000.0)
     broker.disconnect(worker, 1000.0)  # the job has no listener left: not rerun
-    assert broker.jobs == {} and broker.by_key == {} and broker.sessions == {}
-    function = broker.functions[b"f"]
-    assert (function.total, function.running, function.queued, function.workers) == (0, 0, [0, 0, 0], [])
+    assert broker.jobs == {} and broker.by_key == {} and broker.by_unique == {} and broker.sessions == {}
+    assert broker.can_do == {}
+    function = broker.functions[b"f"]  # unused now: listed among the last IDLE_FUNCTIONS_KEPT, then forgotten
+    assert (function.total, function.running, function.queued) == (0, 0, [0, 0, 0])
+
+
+def test_unused_function_names_are_forgotten_past_the_idle_few() -> None:
+    broker = Broker()
+    worker = broker.connect()
+    names = [b"n%d" % i for i in range(IDLE_FUNCTIONS_KEPT + 100)]
+    for name in names:
+        _call(broker, worker, T.CAN_DO, name)
+    _call(broker, worker, T.CANT_DO, names[0])
+    _call(broker, worker, T.RESET_ABILITIES)
+    assert set(broker.functions) == set(names[100:])  # the newest idle ones; n0 (dropped first) is gone
+    client = broker.connect()
+    _call(broker, client, T.SUBMIT_JOB, names[-1], b"", b"d")  # in use again: not evicted while queued
+    for name in (b"m%d" % i for i in range(IDLE_FUNCTIONS_KEPT)):
+        _call(broker, worker, T.CAN_DO, name)
+    _call(broker, worker, T.RESET_ABILITIES)
+    assert names[-1] in broker.functions and names[-2] not in broker.functions
