@@ -1,0 +1,63 @@
+"""Start the reference server with TLS and talk to it over raw TLS sockets."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import sys
+from pathlib import Path
+
+from gearspec.conformance.launch import RunningServer, start_local
+from gearspec.reference.tls import client_context
+
+from gearspec.codec import Decoder
+from gearspec.spec import Magic
+from tests.reference_server.conftest import TIMEOUT, Conn
+from tests.tls.certs import Pki
+
+SERVE = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "0", "--queue", "memory"]
+
+# The ACL the tests (and the suite's ACL cases, docs/conformance.md) run the server with.
+SUITE_ACL = """\
+[gearspec-worker]
+register = gs-acl-*
+
+[gearspec-client]
+submit = gs-acl-*
+
+[gearspec-admin]
+admin = *
+"""
+
+
+def start_tls_server(pki: Pki, *extra: str, acl: str | None = None, folder: Path | None = None) -> RunningServer:
+    argv = [*SERVE, "--tls-cert", str(pki.server), "--tls-ca", str(pki.ca), "--log-level", "INFO", *extra]
+    if acl is not None:
+        path = (folder or pki.folder) / f"acl-{abs(hash(acl))}.ini"
+        path.write_text(acl)
+        argv += ["--acl", str(path)]
+    return start_local(argv, name="reference-tls")
+
+
+class TlsConn(Conn):
+    """A raw Gearman connection over TLS, as `identity` (a client certificate PEM) or none."""
+
+    def __init__(self, server: RunningServer, pki: Pki, identity: Path | None) -> None:
+        context = client_context(str(pki.ca), str(identity) if identity else None)
+        raw = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+        # Conn's state, with the socket wrapped (Conn.__init__ would open a plaintext one).
+        self.sock = context.wrap_socket(raw, server_hostname=server.host)
+        self.decoder = Decoder(accept=Magic.RES)
+        self.closed = False
+
+
+def handshake_refused(server: RunningServer, context: ssl.SSLContext) -> str | None:
+    """None when a TLS connection with `context` carries an ECHO; else how it was refused."""
+    try:
+        with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as raw:
+            with context.wrap_socket(raw, server_hostname=server.host) as sock:
+                sock.sendall(b"\0REQ\0\0\0\x10\0\0\0\x02hi")
+                reply = sock.recv(100)
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
+        return type(exc).__name__
+    return None if reply.startswith(b"\0RES") else f"closed ({reply!r})"
