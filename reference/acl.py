@@ -78,7 +78,7 @@ class Acl:
 
 def parse_acl(text: str, source: str = "ACL") -> Acl:
     """An ACL from INI text: one `[subject]` section per certificate, keys from PERMISSIONS."""
-    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0none", inline_comment_prefixes=("#",))
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys as written
     try:
         parser.read_string(text, source=source)

@@ -12,8 +12,8 @@ from gearspec.spec import PacketType as T
 
 ACL = """
 # comments and blank lines are fine
-[worker-a]
-register = reverse resize-*
+[worker-a]  # a section comment
+register = reverse resize-*  # inline comment
 
 [ops]
 admin = *
