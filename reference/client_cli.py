@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from gearspec.reference.client import (
     WorkStatus,
     WorkWarning,
 )
+from gearspec.reference.tls import client_context, split_scheme
 from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
 
 from gearspec.admin import AdminError
@@ -59,12 +61,25 @@ EXIT_TIMEOUT = 6
 def _add_servers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-s", "--server", action="append", metavar="HOST:PORT", dest="servers",
-        help="job server (repeat for several; default 127.0.0.1:4730)",
+        help="job server, tls://HOST:PORT for TLS (repeat for several; default 127.0.0.1:4730)",
     )
+    tls = parser.add_argument_group("TLS (for tls://HOST:PORT servers)")
+    tls.add_argument("--tls-ca", metavar="FILE", help="trust servers signed by this CA (default: the system's CAs)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="client certificate (PEM) to present")
+    tls.add_argument("--tls-key", metavar="FILE", help="its private key (default: in --tls-cert)")
 
 
 def _servers(args: argparse.Namespace) -> list[str]:
     return list(args.servers or ["127.0.0.1:4730"])
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The SSL context for tls:// servers from --tls-*; ValueError (one line) when unusable."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    if not any(split_scheme(s)[0] for s in _servers(args)):
+        raise ValueError("--tls-ca/--tls-cert/--tls-key apply to tls://HOST:PORT servers; give -s tls://HOST:PORT")
+    return client_context(args.tls_ca, args.tls_cert, args.tls_key)
 
 
 def _fail(command: str, message: object, code: int) -> int:
@@ -103,7 +118,7 @@ async def _submit(args: argparse.Namespace, data: bytes) -> int:
     out = sys.stdout.buffer
     async with Client(
         _servers(args), strategy="hash" if args.hash else "round_robin",
-        connect_timeout=args.connect_timeout, timeout=args.timeout or 30.0,
+        connect_timeout=args.connect_timeout, timeout=args.timeout or 30.0, tls=_tls(args),
     ) as client:
         try:
             job = await client.submit(
@@ -191,7 +206,7 @@ async def _pipe_through(command: Sequence[str], job: WorkerJob) -> bytes:
 async def _work(args: argparse.Namespace, command: list[str]) -> int:
     # The worker reports lost servers and reconnects through logging; show those lines plainly.
     logging.basicConfig(format="gearspec work: %(message)s", level=logging.WARNING)
-    worker = Worker(_servers(args), concurrency=args.concurrency, client_id=args.client_id)
+    worker = Worker(_servers(args), concurrency=args.concurrency, client_id=args.client_id, tls=_tls(args))
 
     async def handler(job: WorkerJob) -> bytes:
         return await _pipe_through(command, job)
@@ -248,7 +263,7 @@ async def _admin(server: str, args: argparse.Namespace) -> int:
             name = known
             break
     try:
-        async with AdminClient(server, timeout=args.timeout) as admin:
+        async with AdminClient(server, timeout=args.timeout, tls=_tls(args)) as admin:
             rows: list[list[str]]
             if name == "status":
                 rows = [[r.function, str(r.total), str(r.running), str(r.workers)] for r in await admin.status()]
