@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shlex
 import sys
@@ -44,6 +45,8 @@ from gearspec.conformance.runner import (
     probe_target,
     run_cases,
 )
+from gearspec.conformance.tls import check_tls, load_tls
+from gearspec.reference.tls import split_scheme
 
 from gearspec.spec import PacketType
 
@@ -81,6 +84,14 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--markdown", metavar="FILE", help="write a markdown summary (per-area grades)")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only the summary")
     out.add_argument("-v", "--verbose", action="store_true", help="print the trace of every failed case")
+    tls = parser.add_argument_group("TLS (for --target tls://HOST:PORT; docs/conformance.md)")
+    tls.add_argument("--tls-ca", metavar="FILE", help="trust the server's certificate from this CA (default: the system's CAs)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="client certificate (PEM) every case presents")
+    tls.add_argument("--tls-key", metavar="FILE", help="its private key (default: in --tls-cert)")
+    tls.add_argument(
+        "--tls-acl-identities", metavar="DIR",
+        help="run the ACL cases as DIR/worker.pem, client.pem, admin.pem, nobody.pem (rights in docs/conformance.md)",
+    )
     roles = parser.add_argument_group("role testing (clients and workers instead of servers)")
     roles.add_argument("--role", choices=["client", "worker"], help="test a client or worker program instead of a server")
     roles.add_argument("--exec", dest="exec_cmd", metavar="CMD", help="the program to test with --role (a shell command)")
@@ -184,9 +195,14 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
             else:
                 yield Target(found.host, int(found.port), getattr(found, "logs", None)), getattr(found, "description", spec)
         return
+    is_tls, spec_address = split_scheme(spec) if spec is not None else (False, "")
     if spec is not None:  # an empty --target is an error, not "start the reference server"
         try:
-            parsed = Target.parse(spec)
+            parsed = Target.parse(spec_address)
+            if is_tls:
+                parsed = dataclasses.replace(parsed, tls=load_tls(*_tls_options(args)))
+            elif any(_tls_options(args)):
+                raise ValueError("--tls-* options apply to a tls://HOST:PORT target")
         except ValueError as exc:
             raise _TargetError(str(exc)) from None
         yield parsed, spec  # outside the try: a ValueError from the run is not a bad address
@@ -203,6 +219,10 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
         yield Target(server.host, server.port, server.log), f"{name} (started on {server.address})"
     finally:
         server.stop()
+
+
+def _tls_options(args: argparse.Namespace) -> tuple[str | None, str | None, str | None, str | None]:
+    return args.tls_ca, args.tls_cert, args.tls_key, args.tls_acl_identities
 
 
 def _server_log(target: Target) -> str:
@@ -233,6 +253,9 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
         parts += ["--grab", args.grab]
     if args.strict:
         parts.append("--strict")
+    for flag in ("tls_ca", "tls_cert", "tls_key", "tls_acl_identities"):
+        if getattr(args, flag, None):
+            parts += ["--" + flag.replace("_", "-"), getattr(args, flag)]
     parts += ["--select", case.id, "-v"]
     return shlex.join(parts)
 
@@ -244,9 +267,23 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     if unreachable is not None:
         print(f"gearspec test: cannot reach {target.address}: {unreachable}", file=sys.stderr)
         return 2
-    problem = probe_target(target, timeout=min(3.0, max(0.5, args.wait)), barrier=config.expectations.barrier)
-    if problem is not None:
-        print(f"gearspec test: warning: {problem}; running every case anyway", file=sys.stderr)
+    if target.tls is not None:
+        # One handshake first: a port that does not speak TLS is one line, not a failure per case.
+        not_tls = check_tls(target.host, target.port, target.tls, min(CONNECT_TIMEOUT, args.timeout),
+                            config.expectations.barrier)
+        if not_tls is not None:
+            print(f"gearspec test: tls://{target.address}: {not_tls}", file=sys.stderr)
+            return 2
+    else:
+        problem = probe_target(target, timeout=min(3.0, max(0.5, args.wait)), barrier=config.expectations.barrier)
+        if problem is not None:
+            print(f"gearspec test: warning: {problem}; running every case anyway", file=sys.stderr)
+        tls_only = [c for c in cases if c.area == "tls"]
+        if tls_only:  # they need a TLS target
+            cases = [c for c in cases if c.area != "tls"]
+            if not cases:
+                print("gearspec test: the tls cases need a --target tls://HOST:PORT", file=sys.stderr)
+                return 2
     packets, admin = uncovered(all_cases())
     if (packets or admin) and not (args.select or args.exclude):
         print(f"gearspec test: note: not exercised by any case: {', '.join(packets + admin)}", file=sys.stderr)

@@ -27,6 +27,7 @@ import ipaddress
 import random
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from gearspec.spec import Magic, PacketType
 
 if TYPE_CHECKING:
     from gearspec.conformance.registry import Case
+    from gearspec.conformance.tls import TlsSettings
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -116,6 +118,8 @@ class Target:
     host: str
     port: int
     logs: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+    # A TLS target (`tls://HOST:PORT`): every connection is opened with `tls.context`.
+    tls: TlsSettings | None = field(default=None, compare=False, repr=False)
 
     @property
     def address(self) -> str:
@@ -530,8 +534,12 @@ class Session:
         return f"gs-{slug}-{tag}-{self.run_token}{self.token()}"
 
     # -- connections -----------------------------------------------------------------------
-    def connect(self, label: str = "conn") -> Conn:
-        """A new connection to the target; labels are numbered (conn1, client1, worker2...)."""
+    def connect(self, label: str = "conn", tls: ssl.SSLContext | bool | None = True) -> Conn:
+        """A new connection to the target; labels are numbered (conn1, client1, worker2...).
+
+        `tls`: True opens it as the target says (TLS for a TLS target), False plaintext, or
+        a context to use instead of the target's (another client certificate).
+        """
         self._counts[label] = self._counts.get(label, 0) + 1
         label = f"{label}{self._counts[label]}"
         remaining = self.deadline - time.monotonic()
@@ -548,10 +556,24 @@ class Session:
                 Outcome.ERROR, f"cannot connect to {self.target.address}: {exc.strerror or exc}"
             ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        context = (self.target.tls.context if self.target.tls else None) if tls is True else (tls or None)
+        if context is not None:
+            sock = self._handshake(label, sock, context)
         conn = Conn(self, label, sock)
         self.conns.append(conn)
         self._record(label, "event", f"connected to {self.target.address}")
         return conn
+
+    def _handshake(self, label: str, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+        try:
+            wrapped = context.wrap_socket(sock, server_hostname=self.target.host)
+        except (OSError, ValueError) as exc:
+            sock.close()
+            why = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None) or exc
+            self._record(label, "event", f"TLS handshake with {self.target.address} failed: {why}")
+            raise CaseEnd(Outcome.ERROR, f"TLS handshake with {self.target.address} failed: {why}") from None
+        self._record(label, "event", f"TLS {wrapped.version()} with {self.target.address}")
+        return wrapped
 
     def client(self) -> Conn:
         return self.connect("client")

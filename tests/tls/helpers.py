@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gearspec.conformance.launch import RunningServer, start_local
+from gearspec.conformance.tls import suite_acl
 from gearspec.reference.tls import client_context
 
 from gearspec.codec import Decoder
@@ -17,17 +18,7 @@ from tests.tls.certs import Pki
 
 SERVE = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "0", "--queue", "memory"]
 
-# The ACL the tests (and the suite's ACL cases, docs/conformance.md) run the server with.
-SUITE_ACL = """\
-[gearspec-worker]
-register = gs-acl-*
-
-[gearspec-client]
-submit = gs-acl-*
-
-[gearspec-admin]
-admin = *
-"""
+SUITE_ACL = suite_acl()  # the ACL the tests and the suite's ACL cases run the server with
 
 
 def start_tls_server(pki: Pki, *extra: str, acl: str | None = None, folder: Path | None = None) -> RunningServer:
