@@ -26,14 +26,19 @@ from gearspec.fuzz.network import (
     run_network_fuzz,
     working_probes,
 )
+from gearspec.fuzz.relay import TlsRelay
 from gearspec.fuzz.strategies import FAMILIES
+from gearspec.reference.tls import client_context, split_scheme
 
 __all__ = ["configure_fuzz", "run_fuzz"]
 
 
 def configure_fuzz(parser: argparse.ArgumentParser) -> None:
     """Options of `gearspec fuzz`."""
-    parser.add_argument("--target", required=True, metavar="HOST:PORT", help="the job server to fuzz (loopback only by default)")
+    parser.add_argument("--target", required=True, metavar="HOST:PORT", help="the job server to fuzz (loopback only by default; tls://HOST:PORT through a local TLS relay)")
+    parser.add_argument("--tls-ca", metavar="FILE", help="for a tls:// target: trust its certificate from this CA")
+    parser.add_argument("--tls-cert", metavar="FILE", help="for a tls:// target: the client certificate to present")
+    parser.add_argument("--tls-key", metavar="FILE", help="its key (default: in --tls-cert)")
     parser.add_argument("--budget", default="60s", help="how long to run, e.g. 60s, 10m (default 60s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--json", metavar="FILE", help="write the findings (or model failure) as JSON to FILE")
@@ -56,11 +61,23 @@ def configure_fuzz(parser: argparse.ArgumentParser) -> None:
 def run_fuzz(args: argparse.Namespace) -> int:
     """Run `gearspec fuzz`."""
     try:
-        host, port = parse_target(args.target, args.allow_remote)
+        is_tls, target = split_scheme(args.target)
+        host, port = parse_target(target, args.allow_remote)
         budget = parse_duration(args.budget)
+        if (args.tls_ca or args.tls_cert or args.tls_key) and not is_tls:
+            raise ValueError("--tls-ca/--tls-cert/--tls-key apply to a tls://HOST:PORT target")
+        context = client_context(args.tls_ca, args.tls_cert, args.tls_key) if is_tls else None
     except (TargetError, ValueError) as exc:
         print(f"gearspec fuzz: {exc}", file=sys.stderr)
         return 2
+    if context is None:
+        return _fuzz(args, host, port, budget)
+    with TlsRelay(host, port, context) as (relay_host, relay_port):
+        print(f"gearspec fuzz: relaying plaintext from {relay_host}:{relay_port} to tls://{host}:{port}", file=sys.stderr)
+        return _fuzz(args, relay_host, relay_port, budget)
+
+
+def _fuzz(args: argparse.Namespace, host: str, port: int, budget: float) -> int:
     if args.replay:
         return _replay(args, host, port)
     if not working_probes(host, port, args.deadline):
