@@ -25,7 +25,18 @@ from gearspec.reference.tls import client_context
 from gearspec.codec import Packet
 from gearspec.spec import PacketType
 
-__all__ = ["ACL_PREFIX", "ACL_ROLES", "TlsSettings", "check_tls", "client_hello", "load_tls", "suite_acl"]
+__all__ = [
+    "ACL_PREFIX",
+    "ACL_ROLES",
+    "SERVER_TLS_FLAGS",
+    "TLS_DRIVERS",
+    "InteropTls",
+    "TlsSettings",
+    "check_tls",
+    "client_hello",
+    "load_tls",
+    "suite_acl",
+]
 
 # Function names the ACL cases use all start with this; the target's ACL grants by it.
 ACL_PREFIX = "gs-acl-"
@@ -36,6 +47,42 @@ ACL_ROLES = {
     "admin": f"administer (cancel jobs of) {ACL_PREFIX}*",
     "nobody": "nothing (a verified certificate the ACL does not name)",
 }
+
+
+# `gearspec interop --tls-*`: how each registry server is told to serve TLS (appended to its
+# local command; {cert} {key} {ca} filled in), and the drivers that can connect over TLS
+# (conformance/drivers/README.md). Debian's gearmand takes --ssl but has no TLS, and Perl
+# Gearman::Server has none: those servers are left out of a TLS matrix.
+SERVER_TLS_FLAGS = {
+    "reference": ["--tls-cert", "{cert}", "--tls-key", "{key}", "--tls-ca", "{ca}"],
+    "gear": ["--ssl-cert", "{cert}", "--ssl-key", "{key}", "--ssl-ca", "{ca}"],  # gear/cmd/geard.py
+}
+TLS_DRIVERS = ("reference", "gear")
+
+
+@dataclass(frozen=True)
+class InteropTls:
+    """The files of a TLS interop matrix: one CA, the servers' certificate, the clients' one."""
+
+    ca: str
+    server_cert: str
+    client_cert: str
+    server_key: str | None = None  # default: in server_cert
+    client_key: str | None = None  # default: in client_cert
+
+    def server_flags(self, server: str) -> list[str] | None:
+        """The flags that make `server` serve TLS, None when it cannot."""
+        flags = SERVER_TLS_FLAGS.get(server)
+        if flags is None:
+            return None
+        key = self.server_key or self.server_cert
+        return [f.format(cert=self.server_cert, key=key, ca=self.ca) for f in flags]
+
+    def driver_flags(self) -> list[str]:
+        return ["--tls-ca", self.ca, "--tls-cert", self.client_cert, *(["--tls-key", self.client_key] if self.client_key else [])]
+
+    def context(self) -> ssl.SSLContext:
+        return client_context(self.ca, self.client_cert, self.client_key)
 
 
 def suite_acl(server: str = "gearspec") -> str:

@@ -5,7 +5,9 @@ libraries without TLS saying so (exit 5) instead of sending plaintext."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +112,21 @@ def test_gear_without_a_client_certificate_is_unsupported(tls_server: RunningSer
     run = _start("gear", "client", tls_server, "x", "--tls-ca", str(pki.ca))
     _, err = run.communicate(timeout=60)
     assert run.returncode == EXIT_UNSUPPORTED, err
+
+
+def test_interop_matrix_over_tls(pki: Pki, tmp_path: Path) -> None:
+    report = tmp_path / "matrix.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "gearspec", "interop", "--servers", "reference,perl",
+         "--clients", "reference,gear,php", "--tls-ca", str(pki.ca), "--tls-server-cert", str(pki.server),
+         "--tls-cert", str(pki.identities / "client.pem"), "--json", str(report), "-q"],  # type: ignore[operator]
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    grades: dict[tuple[str, str], set[str]] = {}
+    for cell in json.loads(report.read_text())["results"]:
+        grades.setdefault((cell["client"], cell["server"]), set()).add(cell["grade"])
+    assert grades[("reference", "reference")] == {"pass"}
+    assert grades[("gear", "reference")] == {"pass"}
+    assert grades[("php", "reference")] == {"unsupported"}  # the PHP extension's driver has no TLS
+    assert all(grades[(client, "perl")] <= {"unsupported", "xfail"} for client in ("reference", "gear", "php"))
