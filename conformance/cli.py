@@ -46,7 +46,7 @@ from gearspec.conformance.runner import (
     run_cases,
 )
 from gearspec.conformance.tls import check_tls, load_tls
-from gearspec.reference.tls import split_scheme
+from gearspec.reference.tls import add_client_options, context_from_options, split_scheme
 
 from gearspec.spec import PacketType
 
@@ -84,10 +84,7 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--markdown", metavar="FILE", help="write a markdown summary (per-area grades)")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only the summary")
     out.add_argument("-v", "--verbose", action="store_true", help="print the trace of every failed case")
-    tls = parser.add_argument_group("TLS (for --target tls://HOST:PORT; docs/conformance.md)")
-    tls.add_argument("--tls-ca", metavar="FILE", help="trust the server's certificate from this CA (default: the system's CAs)")
-    tls.add_argument("--tls-cert", metavar="FILE", help="client certificate (PEM) every case presents")
-    tls.add_argument("--tls-key", metavar="FILE", help="its private key (default: in --tls-cert)")
+    tls = add_client_options(parser, "--target tls://HOST:PORT; docs/conformance.md")
     tls.add_argument(
         "--tls-acl-identities", metavar="DIR",
         help="run the ACL cases as DIR/worker.pem, client.pem, admin.pem, nobody.pem (rights in docs/conformance.md)",
@@ -201,8 +198,10 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
             parsed = Target.parse(spec_address)
             if is_tls:
                 parsed = dataclasses.replace(parsed, tls=load_tls(*_tls_options(args)))
-            elif any(_tls_options(args)):
-                raise ValueError("--tls-* options apply to a tls://HOST:PORT target")
+            elif args.tls_acl_identities:
+                raise ValueError("--tls-acl-identities applies to a tls://HOST:PORT target")
+            else:
+                context_from_options(args, False, "a tls://HOST:PORT target")
         except ValueError as exc:
             raise _TargetError(str(exc)) from None
         yield parsed, spec  # outside the try: a ValueError from the run is not a bad address

@@ -28,17 +28,18 @@ from gearspec.fuzz.network import (
 )
 from gearspec.fuzz.relay import TlsRelay
 from gearspec.fuzz.strategies import FAMILIES
-from gearspec.reference.tls import client_context, split_scheme
+from gearspec.reference.tls import add_client_options, context_from_options, split_scheme
 
 __all__ = ["configure_fuzz", "run_fuzz"]
+
+
+_TLS_SCOPE = "a tls://HOST:PORT target, reached through a local relay"
 
 
 def configure_fuzz(parser: argparse.ArgumentParser) -> None:
     """Options of `gearspec fuzz`."""
     parser.add_argument("--target", required=True, metavar="HOST:PORT", help="the job server to fuzz (loopback only by default; tls://HOST:PORT through a local TLS relay)")
-    parser.add_argument("--tls-ca", metavar="FILE", help="for a tls:// target: trust its certificate from this CA")
-    parser.add_argument("--tls-cert", metavar="FILE", help="for a tls:// target: the client certificate to present")
-    parser.add_argument("--tls-key", metavar="FILE", help="its key (default: in --tls-cert)")
+    add_client_options(parser, _TLS_SCOPE)
     parser.add_argument("--budget", default="60s", help="how long to run, e.g. 60s, 10m (default 60s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--json", metavar="FILE", help="write the findings (or model failure) as JSON to FILE")
@@ -64,9 +65,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
         is_tls, target = split_scheme(args.target)
         host, port = parse_target(target, args.allow_remote)
         budget = parse_duration(args.budget)
-        if (args.tls_ca or args.tls_cert or args.tls_key) and not is_tls:
-            raise ValueError("--tls-ca/--tls-cert/--tls-key apply to a tls://HOST:PORT target")
-        context = client_context(args.tls_ca, args.tls_cert, args.tls_key) if is_tls else None
+        context = context_from_options(args, is_tls, _TLS_SCOPE)
     except (TargetError, ValueError) as exc:
         print(f"gearspec fuzz: {exc}", file=sys.stderr)
         return 2

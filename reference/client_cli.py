@@ -30,7 +30,7 @@ from gearspec.reference.client import (
     WorkStatus,
     WorkWarning,
 )
-from gearspec.reference.tls import client_context, split_scheme
+from gearspec.reference.tls import add_client_options, context_from_options, split_scheme
 from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
 
 from gearspec.admin import AdminError
@@ -63,23 +63,19 @@ def _add_servers(parser: argparse.ArgumentParser) -> None:
         "-s", "--server", action="append", metavar="HOST:PORT", dest="servers",
         help="job server, tls://HOST:PORT for TLS (repeat for several; default 127.0.0.1:4730)",
     )
-    tls = parser.add_argument_group("TLS (for tls://HOST:PORT servers)")
-    tls.add_argument("--tls-ca", metavar="FILE", help="trust servers signed by this CA (default: the system's CAs)")
-    tls.add_argument("--tls-cert", metavar="FILE", help="client certificate (PEM) to present")
-    tls.add_argument("--tls-key", metavar="FILE", help="its private key (default: in --tls-cert)")
+    add_client_options(parser, _TLS_SCOPE)
 
 
 def _servers(args: argparse.Namespace) -> list[str]:
     return list(args.servers or ["127.0.0.1:4730"])
 
 
+_TLS_SCOPE = "tls://HOST:PORT servers (-s tls://HOST:PORT)"
+
+
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     """The SSL context for tls:// servers from --tls-*; ValueError (one line) when unusable."""
-    if not (args.tls_ca or args.tls_cert or args.tls_key):
-        return None
-    if not any(split_scheme(s)[0] for s in _servers(args)):
-        raise ValueError("--tls-ca/--tls-cert/--tls-key apply to tls://HOST:PORT servers; give -s tls://HOST:PORT")
-    return client_context(args.tls_ca, args.tls_cert, args.tls_key)
+    return context_from_options(args, any(split_scheme(s)[0] for s in _servers(args)), _TLS_SCOPE)
 
 
 def _fail(command: str, message: object, code: int) -> int:

@@ -10,10 +10,20 @@ by its certificate's subject common name (as python gear's geard does, gear/__in
 
 from __future__ import annotations
 
+import argparse
 import ssl
 from typing import Any
 
-__all__ = ["TLS_SCHEME", "TlsError", "client_context", "server_context", "split_scheme", "subject_name"]
+__all__ = [
+    "TLS_SCHEME",
+    "TlsError",
+    "add_client_options",
+    "client_context",
+    "context_from_options",
+    "server_context",
+    "split_scheme",
+    "subject_name",
+]
 
 TLS_SCHEME = "tls://"
 
@@ -78,3 +88,23 @@ def subject_name(peercert: dict[str, Any] | None) -> str | None:
             if key == "commonName":
                 return str(value)
     return None
+
+
+def add_client_options(parser: argparse.ArgumentParser, scope: str) -> Any:
+    """`--tls-ca`, `--tls-cert`, `--tls-key` for a tool that connects to `scope` (e.g. "a
+    tls://HOST:PORT target"); returns the argument group, for a tool's own TLS options."""
+    group = parser.add_argument_group(f"TLS (for {scope})")
+    group.add_argument("--tls-ca", metavar="FILE", help="trust the server's certificate from this CA (default: the system's CAs)")
+    group.add_argument("--tls-cert", metavar="FILE", help="client certificate (PEM) to present")
+    group.add_argument("--tls-key", metavar="FILE", help="its private key (default: in --tls-cert)")
+    return group
+
+
+def context_from_options(args: argparse.Namespace, is_tls: bool, scope: str) -> ssl.SSLContext | None:
+    """The client context the `add_client_options` flags describe; None for a plaintext
+    `scope`, where the flags are an error (ValueError/TlsError, one line)."""
+    if not is_tls:
+        if args.tls_ca or args.tls_cert or args.tls_key:
+            raise ValueError(f"--tls-ca/--tls-cert/--tls-key apply to {scope}")
+        return None
+    return client_context(args.tls_ca, args.tls_cert, args.tls_key)

@@ -39,6 +39,21 @@ def _tls(s: Session) -> TlsSettings:
     return settings
 
 
+def _mutual(s: Session) -> TlsSettings:
+    """The settings of a target the suite shows a client certificate (else the case is unsupported)."""
+    settings = _tls(s)
+    if not settings.cert:
+        s.unsupported("the suite presents no client certificate (--tls-cert), so it does not test the server's demand")
+    return settings
+
+
+def _expect_refused(s: Session, label: str, context: ssl.SSLContext, what: str) -> None:
+    how = _refused(s, label, context)
+    s.check(how is not None, f"{what} refused", "it was served")
+    s.note(f"refused: {how}")
+    s.check_alive(what)
+
+
 def _refused(s: Session, label: str, context: ssl.SSLContext) -> str | None:
     """None when a connection with `context` gets an ECHO answered; else how it was refused."""
     try:
@@ -115,13 +130,7 @@ def handshake_cut(s: Session) -> None:
     source=f"RFC 8446 section 4.4.2 (certificate_required); {_GEARD_TLS}",
 )
 def no_client_certificate(s: Session) -> None:
-    settings = _tls(s)
-    if not settings.cert:
-        s.unsupported("the suite presents no client certificate (--tls-cert), so it does not test the server's demand")
-    how = _refused(s, "nocert", settings.without_certificate())
-    s.check(how is not None, "the connection refused without a client certificate", "it was served")
-    s.note(f"refused: {how}")
-    s.check_alive("a connection without a client certificate")
+    _expect_refused(s, "nocert", _mutual(s).without_certificate(), "a connection without a client certificate")
 
 
 @case(
@@ -132,19 +141,13 @@ def no_client_certificate(s: Session) -> None:
     source=f"RFC 8446 section 4.4.2.4 (an unacceptable certificate chain: abort); {_GEARD_TLS}",
 )
 def untrusted_client_certificate(s: Session) -> None:
-    settings = _tls(s)
-    if not settings.cert:
-        s.unsupported("the suite presents no client certificate (--tls-cert), so it does not test the server's demand")
+    context = _mutual(s).without_certificate()
     try:
         import trustme
     except ImportError:
         s.unsupported("needs the trustme package (pip install trustme) to make a certificate from an unknown CA")
-    context = settings.without_certificate()
     trustme.CA().issue_cert("gearspec-intruder.invalid", common_name="gearspec-intruder").configure_cert(context)
-    how = _refused(s, "untrusted", context)
-    s.check(how is not None, "a certificate from an unknown CA refused", "it was served")
-    s.note(f"refused: {how}")
-    s.check_alive("a client certificate from an unknown CA")
+    _expect_refused(s, "untrusted", context, "a client certificate from an unknown CA")
 
 
 @case(

@@ -66,9 +66,9 @@ def configure_proxy(parser: argparse.ArgumentParser) -> None:
         help="HOST:PORT to accept peers on (port 0 picks a free port and prints it); default 127.0.0.1:4731",
     )
     parser.add_argument("--upstream", required=True, help="HOST:PORT of the real job server (tls://HOST:PORT: over TLS)")
-    parser.add_argument("--tls-ca", metavar="FILE", help="for a tls:// upstream: trust its certificate from this CA")
-    parser.add_argument("--tls-cert", metavar="FILE", help="for a tls:// upstream: the client certificate to present")
-    parser.add_argument("--tls-key", metavar="FILE", help="its key (default: in --tls-cert)")
+    from gearspec.reference.tls import add_client_options  # see run_proxy
+
+    add_client_options(parser, "a tls://HOST:PORT upstream")
     parser.add_argument("--trace", metavar="FILE.jsonl", help="write every event and violation as JSON lines")
     parser.add_argument("--pcap", metavar="FILE", help="write the traffic as a pcap file (one TCP stream per connection)")
     parser.add_argument("--quiet", action="store_true", help="do not print violations (use with --trace)")
@@ -77,16 +77,14 @@ def configure_proxy(parser: argparse.ArgumentParser) -> None:
 def run_proxy(args: argparse.Namespace) -> int:
     # TLS lives with the reference package (the ssl contexts every gearspec tool shares); the
     # proxy names it only here, at run time, as gearspec/cli.py names its subcommands.
-    from gearspec.reference.tls import client_context, split_scheme
+    from gearspec.reference.tls import context_from_options, split_scheme
     from gearspec.wire.proxy import ValidatingProxy, parse_address
 
     try:
         listen = parse_address(args.listen, DEFAULT_PORT + 1)
         is_tls, upstream_text = split_scheme(args.upstream)
         upstream = parse_address(upstream_text, DEFAULT_PORT)
-        if (args.tls_ca or args.tls_cert or args.tls_key) and not is_tls:
-            raise ValueError("--tls-ca/--tls-cert/--tls-key apply to a tls://HOST:PORT upstream")
-        upstream_tls = client_context(args.tls_ca, args.tls_cert, args.tls_key) if is_tls else None
+        upstream_tls = context_from_options(args, is_tls, "a tls://HOST:PORT upstream")
     except ValueError as exc:
         print(f"gearspec proxy: {exc}", file=sys.stderr)
         return 2

@@ -100,4 +100,4 @@ def test_cli_tls_problems_are_one_line(tls_server: RunningServer, pki: Pki, flag
 
 def test_cli_tls_options_need_a_tls_server(pki: Pki) -> None:
     run = _cli("admin", "-s", "127.0.0.1:1", "--tls-ca", str(pki.ca), "status")
-    assert run.returncode != 0 and "give -s tls://HOST:PORT" in run.stderr
+    assert run.returncode != 0 and "apply to tls://HOST:PORT servers (-s tls://HOST:PORT)" in run.stderr

@@ -115,7 +115,7 @@ def test_gearmand_with_ssl_flags_but_no_tls_is_one_line(pki: Pki) -> None:
 def test_tls_cases_and_options_need_a_tls_target(pki: Pki) -> None:
     with start_local(SERVE, name="reference-plain") as plain:
         for extra, message in ((["--select", "tls"], "the tls cases need a --target tls://HOST:PORT"),
-                               (["--tls-ca", str(pki.ca)], "--tls-* options apply to a tls://HOST:PORT target")):
+                               (["--tls-ca", str(pki.ca)], "--tls-ca/--tls-cert/--tls-key apply to a tls://HOST:PORT target")):
             out = subprocess.run([sys.executable, "-m", "gearspec", "test", "--target", plain.address, "-q", *extra],
                                  capture_output=True, text=True, timeout=60)
             assert out.returncode == 2 and message in out.stderr, out.stderr
