@@ -85,6 +85,13 @@ def _round_trip(s: Session, conn: Conn) -> object:
     return event
 
 
+def _run_job(s: Session, worker: Conn, client: Conn, handle: bytes, what: str) -> None:
+    """`worker` gets the job `handle` and completes it; `client` hears WORK_COMPLETE."""
+    s.check_equal(worker.grab(timeout=max(s.wait, 5.0)).handle, handle, what)
+    worker.work(T.WORK_COMPLETE, handle, b"done")
+    client.expect(T.WORK_COMPLETE)
+
+
 @case(
     "tls/plaintext/1",
     "Plaintext Gearman sent to a TLS port gets no Gearman reply (the connection ends), and TLS clients are still served",
@@ -201,11 +208,7 @@ def truncated_worker(s: Session) -> None:
     assign = first.grab()
     s.check_equal(assign.handle, handle, "handle of the assigned job")
     first.close()  # SSLSocket.close sends no close_notify: the TCP connection just ends
-    second = worker()
-    again = second.grab(timeout=max(s.wait, 5.0))
-    s.check_equal(again.handle, handle, "handle reassigned after the truncated session")
-    second.work(T.WORK_COMPLETE, handle, b"done")
-    client.expect(T.WORK_COMPLETE)
+    _run_job(s, worker(), client, handle, "handle reassigned after the truncated session")
 
 
 @case(
@@ -255,11 +258,7 @@ def acl_allowed(s: Session) -> None:
     worker, client = _as(s, "worker"), _as(s, "client")
     worker.can_do(fn)
     worker.sync()
-    handle = client.submit(fn, b"allowed")
-    assign = worker.grab()
-    s.check_equal(assign.handle, handle, "handle of the assigned job")
-    worker.work(T.WORK_COMPLETE, handle, b"done")
-    client.expect(T.WORK_COMPLETE)
+    _run_job(s, worker, client, client.submit(fn, b"allowed"), "handle of the assigned job")
 
 
 @case(
