@@ -46,9 +46,9 @@ from gearspec.conformance.runner import (
     run_cases,
 )
 from gearspec.conformance.tls import check_tls, load_tls
-from gearspec.reference.tls import add_client_options, context_from_options, split_scheme
 
 from gearspec.spec import PacketType
+from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
 __all__ = ["configure_test", "run_test"]
 

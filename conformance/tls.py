@@ -20,10 +20,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gearspec.reference.tls import client_context
-
 from gearspec.codec import Packet
 from gearspec.spec import PacketType
+from gearspec.wire.tls import client_context
 
 __all__ = [
     "ACL_PREFIX",

@@ -28,7 +28,8 @@ from gearspec.fuzz.network import (
 )
 from gearspec.fuzz.relay import TlsRelay
 from gearspec.fuzz.strategies import FAMILIES
-from gearspec.reference.tls import add_client_options, context_from_options, split_scheme
+
+from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
 __all__ = ["configure_fuzz", "run_fuzz"]
 

@@ -495,7 +495,7 @@ class Client:
     "hash" (hash of the unique id when one is given, round-robin otherwise). `timeout`:
     seconds to wait for a server's reply to a request (not for a job's result; see
     `Job.result`). `exceptions`: ask each server for WORK_EXCEPTION forwarding (OPTION_REQ).
-    `tls`: the SSL context for `tls://HOST:PORT` servers (`gearspec.reference.tls.client_context`;
+    `tls`: the SSL context for `tls://HOST:PORT` servers (`gearspec.wire.tls.client_context`;
     default: the system's CAs, no client certificate).
     """
 

@@ -30,11 +30,11 @@ from gearspec.reference.client import (
     WorkStatus,
     WorkWarning,
 )
-from gearspec.reference.tls import add_client_options, context_from_options, split_scheme
 from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
 
 from gearspec.admin import AdminError
 from gearspec.errors import GearspecError
+from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
 __all__ = [
     "EXIT_CONNECTION",

@@ -15,11 +15,10 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from gearspec.reference.tls import client_context, split_scheme
-
 from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Packet, RawPacket
 from gearspec.errors import GearspecError, ProtocolError
 from gearspec.spec import DEFAULT_PORT, Magic
+from gearspec.wire.tls import client_context, split_scheme
 
 __all__ = [
     "TLS_CLOSED_HINT",
@@ -65,7 +64,7 @@ def server_address(
 ) -> tuple[ServerAddress, ssl.SSLContext | None]:
     """A server as a client, worker or admin client is given it → its address and SSL context.
 
-    `tls://HOST:PORT` is TLS, with `tls` (from `gearspec.reference.tls.client_context`) or
+    `tls://HOST:PORT` is TLS, with `tls` (from `gearspec.wire.tls.client_context`) or
     the system's CAs; anything else is plaintext.
     """
     if isinstance(server, tuple):

@@ -28,12 +28,12 @@ from typing import Any
 from gearspec.reference.acl import Acl
 from gearspec.reference.broker import Broker, Session
 from gearspec.reference.store import Store, open_store
-from gearspec.reference.tls import server_context, subject_name
 
 from gearspec import __version__
 from gearspec.codec import ACCELERATED, DEFAULT_MAX_LINE, Decoder, Packet
 from gearspec.errors import ErrorCode, RemoteProtocolError
 from gearspec.spec import PACKETS, ArgKind, Magic
+from gearspec.wire.tls import server_context, subject_name
 
 __all__ = ["DEFAULT_MAX_PACKET_SIZE", "Config", "GearmanProtocol", "Server"]
 

@@ -14,7 +14,8 @@ from gearspec.reference.acl import AclError, load_acl
 from gearspec.reference.broker import LOG_LEVELS
 from gearspec.reference.server import DEFAULT_MAX_PACKET_SIZE, Config, Server
 from gearspec.reference.store import StoreError, default_queue
-from gearspec.reference.tls import TlsError
+
+from gearspec.wire.tls import TlsError
 
 __all__ = ["configure_serve", "run_serve"]
 

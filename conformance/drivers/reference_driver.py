@@ -21,8 +21,9 @@ from gearspec.reference.client import (
     WorkStatus,
     WorkWarning,
 )
-from gearspec.reference.tls import client_context
 from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
+
+from gearspec.wire.tls import client_context
 
 
 def _server(args: c.ClientArgs | c.WorkerArgs) -> str:

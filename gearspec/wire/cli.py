@@ -66,7 +66,7 @@ def configure_proxy(parser: argparse.ArgumentParser) -> None:
         help="HOST:PORT to accept peers on (port 0 picks a free port and prints it); default 127.0.0.1:4731",
     )
     parser.add_argument("--upstream", required=True, help="HOST:PORT of the real job server (tls://HOST:PORT: over TLS)")
-    from gearspec.reference.tls import add_client_options  # see run_proxy
+    from gearspec.wire.tls import add_client_options
 
     add_client_options(parser, "a tls://HOST:PORT upstream")
     parser.add_argument("--trace", metavar="FILE.jsonl", help="write every event and violation as JSON lines")
@@ -75,10 +75,8 @@ def configure_proxy(parser: argparse.ArgumentParser) -> None:
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    # TLS lives with the reference package (the ssl contexts every gearspec tool shares); the
-    # proxy names it only here, at run time, as gearspec/cli.py names its subcommands.
-    from gearspec.reference.tls import context_from_options, split_scheme
     from gearspec.wire.proxy import ValidatingProxy, parse_address
+    from gearspec.wire.tls import context_from_options, split_scheme
 
     try:
         listen = parse_address(args.listen, DEFAULT_PORT + 1)

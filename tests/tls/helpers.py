@@ -9,10 +9,10 @@ from pathlib import Path
 
 from gearspec.conformance.launch import RunningServer, start_local
 from gearspec.conformance.tls import suite_acl
-from gearspec.reference.tls import client_context
 
 from gearspec.codec import Decoder
 from gearspec.spec import Magic
+from gearspec.wire.tls import client_context
 from tests.reference_server.conftest import TIMEOUT, Conn
 from tests.tls.certs import Pki
 

@@ -11,9 +11,9 @@ from gearspec.conformance.launch import RunningServer
 from gearspec.reference.admin import AdminClient
 from gearspec.reference.blocking import BlockingClient
 from gearspec.reference.client import Client, NoServerAvailable
-from gearspec.reference.tls import client_context
 from gearspec.reference.worker import Worker, WorkerJob
 
+from gearspec.wire.tls import client_context
 from tests.tls.certs import Pki
 
 

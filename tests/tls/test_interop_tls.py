@@ -16,8 +16,8 @@ from gearspec.conformance.drivers import DRIVERS
 from gearspec.conformance.launch import PEER_COMMANDS, RunningServer, peer_available, start_local
 from gearspec.conformance.tls import suite_acl
 from gearspec.reference.client import Client
-from gearspec.reference.tls import client_context
 
+from gearspec.wire.tls import client_context
 from tests.tls.certs import Pki
 from tests.tls.helpers import start_tls_server
 

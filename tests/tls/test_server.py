@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 from gearspec.conformance.launch import RunningServer
-from gearspec.reference.tls import client_context
 
 from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
+from gearspec.wire.tls import client_context
 from tests.reference_server.conftest import TIMEOUT
 from tests.tls.certs import Pki
 from tests.tls.helpers import SUITE_ACL, TlsConn, handshake_refused, start_tls_server

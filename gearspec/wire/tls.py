@@ -1,5 +1,8 @@
 """TLS for every gearspec connection: `tls://HOST:PORT` addresses and the SSL contexts behind them.
 
+It lives with the wire tools (which do I/O) rather than the sans-IO core, whose modules never
+import ssl; every outer package imports it from here.
+
 One place for the rules every part follows (server, client, worker, admin client, suite,
 fuzzer, proxy): a `tls://` prefix on a server address means TLS; a client verifies the server
 against `--tls-ca` (or the system's CAs) and its host name, and shows `--tls-cert`/`--tls-key`
