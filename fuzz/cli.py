@@ -72,7 +72,10 @@ def run_fuzz(args: argparse.Namespace) -> int:
         return 2
     if context is None:
         return _fuzz(args, host, port, budget)
-    with TlsRelay(host, port, context) as (relay_host, relay_port):
+    # The byte fuzzer half-closes (replies may follow for a while); the model and replays close
+    # a connection to say "this client is gone", which the target must see at once.
+    grace = 0.0 if args.model or args.replay else args.deadline
+    with TlsRelay(host, port, context, grace) as (relay_host, relay_port):
         print(f"gearspec fuzz: relaying plaintext from {relay_host}:{relay_port} to tls://{host}:{port}", file=sys.stderr)
         return _fuzz(args, relay_host, relay_port, budget)
 

@@ -5,10 +5,11 @@ its own) that opens one TLS connection to the target for each connection it acce
 copies bytes both ways. The byte-level fuzzer, the stateful model and replays then connect to
 the relay in plaintext, and what reaches the target is exactly what they sent, inside TLS.
 
-What the relay changes, so findings read right: TLS has no half-close, so a fuzzer's
-SHUT_WR ends the relay's sending only (replies still come back for `grace` seconds); a
-target that refuses connections shows as a connection closed unanswered (use --pid to tell a
-crash from a refusal).
+What the relay changes, so findings read right: TLS has no half-close, and an end of input
+from the fuzzer cannot tell a half-close from a close, so the relay keeps the TLS connection
+open for `grace` seconds of replies (the byte fuzzer's SHUT_WR) or closes it at once (grace 0:
+the model's "this client is gone"); a target that refuses connections shows as a connection
+closed unanswered (use --pid to tell a crash from a refusal).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["TlsRelay"]
 class TlsRelay:
     """`with TlsRelay(host, port, context) as (relay_host, relay_port): ...` (a thread of its own)."""
 
-    def __init__(self, host: str, port: int, context: ssl.SSLContext, grace: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, grace: float = 2.0) -> None:
         self.target = (host, port)
         self.context = context
         self.grace = grace  # seconds replies may still come after the fuzzer's half-close
@@ -84,8 +85,9 @@ class TlsRelay:
         try:
             await self._copy(plain_r, tls_w, half_close=False)
             # The fuzzer half-closed (or closed): let the target's replies through for a while.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(upstream), self.grace)
+            if self.grace > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(upstream), self.grace)
         finally:
             upstream.cancel()
             await asyncio.gather(upstream, return_exceptions=True)
