@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gearspec.conformance.launch import LaunchError, start_peer
+from gearspec.conformance.servers import LaunchError, start_server
 from gearspec.fuzz.network import FuzzConfig, FuzzReport, run_network_fuzz
 from gearspec.fuzz.strategies import FAMILIES
 
@@ -20,7 +20,7 @@ SAFE_FAMILIES = tuple(name for name in FAMILIES if name not in ("unknown_type", 
 
 
 def measure(peer: str, seconds: float, seed: int) -> FuzzReport:
-    server = start_peer(peer)
+    server = start_server(peer)
     try:
         config = FuzzConfig(server.host, server.port, budget=seconds, seed=seed, pid=server.process.pid, families=SAFE_FAMILIES)
         return run_network_fuzz(config)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gearspec.conformance.launch import start_peer
+from gearspec.conformance.servers import start_server
 
 from gearspec.codec import Decoder, Packet, encode
 from gearspec.spec import Magic, PacketType
@@ -131,7 +131,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement (default 3)")
     parser.add_argument("--payload", type=int, default=1024, help="bytes of echo/job data (default 1024)")
     options = parser.parse_args()
-    server = start_peer("gearmand")
+    server = start_server("gearmand")
     proxy = subprocess.Popen(
         [sys.executable, "-m", "gearspec", "proxy", "--listen", "127.0.0.1:0", "--upstream", server.address, "--quiet"],
         stdout=subprocess.PIPE, text=True,

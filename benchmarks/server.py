@@ -40,7 +40,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer, _descendants, start_local, start_peer
+from gearspec.conformance.servers import RunningServer, start_local
+from gearspec.conformance.servers import start_server as start_registry_server
+from gearspec.conformance.servers.local import _descendants
 
 HEADER = struct.Struct(">4sII")
 REQ = b"\0REQ"
@@ -49,8 +51,9 @@ WORK_COMPLETE, ECHO_REQ, ECHO_RES, SUBMIT_JOB_BG, ERROR = 13, 16, 17, 18, 19
 GRAB_JOB_UNIQ, JOB_ASSIGN_UNIQ, GRAB_JOB, JOB_ASSIGN = 30, 31, 9, 11
 FUNCTION = b"bench_echo"
 
+# benchmark label -> registry server (conformance/impls/), or None: started below
 SERVERS = {
-    "gearspec": None,  # started with start_local below
+    "gearspec": "reference",
     "gearmand-threads0": "gearmand",
     "gearmand-default": "gearmand-threads",
     "gear": "gear",
@@ -65,15 +68,12 @@ def packet(code: int, *args: bytes) -> bytes:
 
 
 def start_server(name: str) -> RunningServer:
-    if name == "gearspec":
-        argv = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "0", "--queue", "memory"]
-        return start_local(argv, name="gearspec")
     if name == "asyncio-floor":
         floor = Path(__file__).resolve().parent / "floor_server.py"
         return start_local([sys.executable, str(floor), "--host", "{host}", "--port", "0"], name="asyncio-floor")
     peer = SERVERS[name]
     assert peer is not None
-    return start_peer(peer)
+    return start_registry_server(peer)
 
 
 # -- process-tree accounting ----------------------------------------------------------------

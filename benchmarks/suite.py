@@ -17,9 +17,9 @@ import time
 from collections import defaultdict
 
 from gearspec.conformance.harness import Target
-from gearspec.conformance.launch import peer_available, start_peer
 from gearspec.conformance.registry import all_cases
 from gearspec.conformance.runner import RunConfig, builtin_profiles, load_expectations, run_cases
+from gearspec.conformance.servers import server_available, start_server
 
 
 def main() -> int:
@@ -35,7 +35,7 @@ def main() -> int:
           f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs")
     walls: dict[tuple[str, int], float] = {}
     for name in args.servers:
-        if not peer_available(name):
+        if not server_available(name):
             print(f"{name}: not installed, skipped", file=sys.stderr)
             continue
         profile = load_expectations(builtin_profiles()[name]) if name in builtin_profiles() else None
@@ -44,7 +44,7 @@ def main() -> int:
             per_area: dict[str, float] = defaultdict(float)
             failed = 0
             for _ in range(args.repeat):
-                with start_peer(name) as server:
+                with start_server(name) as server:
                     config = RunConfig(wait=args.wait, seed="bench")
                     if profile is not None:
                         config.expectations = profile

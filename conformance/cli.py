@@ -2,7 +2,7 @@
 
     gearspec test --target 127.0.0.1:4730 --profile gearmand -j 4 --html report.html
     gearspec test                      # starts the embedded reference server on port 0
-    gearspec test --server gearmand    # starts a local peer (gearmand, perl, gear) on port 0
+    gearspec test --local gearmand     # starts a local server (gearmand, perl, gear, ...) on port 0
     gearspec test --list --select 'framing/*'
 
 The command runs cases with the suite's own runner (threads for -j, a deadline on every
@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gearspec.conformance import reports
-from gearspec.conformance.harness import CONNECT_TIMEOUT, Target
+from gearspec.conformance.harness import CONNECT_TIMEOUT
 from gearspec.conformance.registry import Case, CaseModuleError, all_cases, select_cases, uncovered
 from gearspec.conformance.runner import (
     Expectations,
@@ -45,12 +45,15 @@ from gearspec.conformance.runner import (
     probe_target,
     run_cases,
 )
+from gearspec.conformance.servers.targets import Target, target_is_address
 from gearspec.conformance.tls import check_tls, load_tls
 
 from gearspec.spec import PacketType
 from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
-__all__ = ["configure_test", "run_test"]
+__all__ = ["SUMMARIES", "configure_test", "run_test"]
+
+SUMMARIES = {"test": "run the conformance suite against a job server"}
 
 
 def configure_test(parser: argparse.ArgumentParser) -> None:
@@ -58,10 +61,13 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("target")
     where.add_argument("--target", metavar="HOST:PORT|docker:IMAGE", help="the server to test; also docker:IMAGE, impl:NAME, local:NAME (default: start the reference server)")
     where.add_argument(
-        "--server", metavar="NAME",
-        help="start a local server on port 0 and test it: reference (default), gearmand, gearmand-threads, perl, gear",
+        "--local", metavar="NAME",
+        help="start a server of the registry (conformance/impls/) here on port 0 and test it: "
+        f"{', '.join(_local_servers())} (default reference)",
     )
-    where.add_argument("--impl", metavar="NAME", help="a server implementation from the Docker registry (conformance/impls.toml)")
+    # The old spelling, kept working: --server names a server to connect to in the other commands.
+    where.add_argument("--server", dest="local", metavar="NAME", help=argparse.SUPPRESS)
+    where.add_argument("--impl", metavar="NAME", help="a server of the registry, in Docker when an engine answers, else local")
     pick = parser.add_argument_group("cases")
     pick.add_argument("--select", "-k", action="append", default=[], metavar="GLOB", help="run only cases whose ID matches (repeatable; 'framing' selects an area)")
     pick.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip cases whose ID matches (repeatable)")
@@ -149,6 +155,15 @@ def run_test(args: argparse.Namespace) -> int:
         return 2
 
 
+def _local_servers() -> list[str]:
+    from gearspec.conformance.impls import RegistryError, load_registry
+
+    try:
+        return load_registry().local_servers()
+    except RegistryError:
+        return ["reference"]  # the error is reported when a target is opened
+
+
 def _expectations(args: argparse.Namespace) -> Expectations:
     if args.profile and args.expect:
         raise ExpectationsError("use --profile or --expect, not both")
@@ -168,56 +183,39 @@ class _TargetError(RuntimeError):
 
 @contextlib.contextmanager
 def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
-    """The target to test: HOST:PORT, a Docker target, or a local server started here."""
-    spec = args.target
-    if args.impl and spec is None:
+    """The target to test: --target SPEC, --impl NAME (impl:NAME) or --local NAME (local:NAME)."""
+    from gearspec.conformance.servers import LaunchError, open_target
+
+    if args.target is not None:  # an empty --target is an error, not "start the reference server"
+        spec = args.target
+    elif args.impl:
         spec = f"impl:{args.impl}"
-    if spec and ":" in spec and spec.split(":", 1)[0] in ("docker", "impl", "local"):
-        try:
-            from gearspec.conformance.targets import open_target
-        except ImportError:
-            raise _TargetError(f"{spec}: Docker and registry targets need gearspec.conformance.targets") from None
-        from gearspec.conformance.launch import LaunchError
-
-        try:
-            opened = open_target(spec)
-            found = opened.__enter__()
-        except (LaunchError, OSError, ValueError) as exc:
-            raise _TargetError(f"{spec}: {exc}") from None
-        with contextlib.ExitStack() as stack:
-            stack.push(opened)
-            if isinstance(found, tuple):  # (host, port, logs) form
-                logs = found[2] if len(found) > 2 else None
-                yield Target(found[0], int(found[1]), logs), spec
-            else:
-                yield Target(found.host, int(found.port), getattr(found, "logs", None)), getattr(found, "description", spec)
-        return
-    is_tls, spec_address = split_scheme(spec) if spec is not None else (False, "")
-    if spec is not None:  # an empty --target is an error, not "start the reference server"
-        try:
-            parsed = Target.parse(spec_address)
-            if is_tls:
-                parsed = dataclasses.replace(parsed, tls=load_tls(*_tls_options(args)))
-            elif args.tls_acl_identities:
-                raise ValueError("--tls-acl-identities applies to a tls://HOST:PORT target")
-            else:
-                context_from_options(args, False, "a tls://HOST:PORT target")
-        except ValueError as exc:
-            raise _TargetError(str(exc)) from None
-        yield parsed, spec  # outside the try: a ValueError from the run is not a bad address
-        return
-    from gearspec.conformance.launch import LaunchError, start_peer
-
-    name = args.server or "reference"
+    else:
+        spec = f"local:{args.local or 'reference'}"
+    is_tls, spec = split_scheme(spec)
     try:
-        server = start_peer(name)
-    except LaunchError as exc:
-        hint = "" if name != "reference" else "\n(try --server gearmand, or --target HOST:PORT)"
-        raise _TargetError(f"cannot start the {name} server: {exc}{hint}") from None
+        # tls://HOST:PORT: a running TLS server; the --tls-* options apply only there.
+        if is_tls and not target_is_address(spec):
+            raise ValueError("tls:// goes with HOST:PORT (a running server)")
+        if not is_tls and args.tls_acl_identities:
+            raise ValueError("--tls-acl-identities applies to a tls://HOST:PORT target")
+        tls = load_tls(*_tls_options(args)) if is_tls else context_from_options(args, False, "a tls://HOST:PORT target")
+    except ValueError as exc:
+        raise _TargetError(str(exc)) from None
     try:
-        yield Target(server.host, server.port, server.log), f"{name} (started on {server.address})"
-    finally:
-        server.stop()
+        opened = open_target(spec)
+        target = opened.__enter__()
+    except (LaunchError, OSError, ValueError) as exc:
+        if args.target is None and not args.impl:
+            name = args.local or "reference"
+            hint = "" if name != "reference" else "\n(try --local gearmand, or --target HOST:PORT)"
+            raise _TargetError(f"cannot start the {name} server: {exc}{hint}") from None
+        raise _TargetError(str(exc) if target_is_address(spec) else f"{spec}: {exc}") from None
+    with contextlib.ExitStack() as stack:
+        stack.push(opened)
+        if is_tls:
+            target = dataclasses.replace(target, tls=tls)
+        yield target, (args.target if target.kind == "address" else target.description)
 
 
 def _tls_options(args: argparse.Namespace) -> tuple[str | None, str | None, str | None, str | None]:
@@ -240,8 +238,8 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
     parts = ["gearspec", "test"]
     if args.target:
         parts += ["--target", args.target]
-    elif args.server:
-        parts += ["--server", args.server]
+    elif args.local:
+        parts += ["--local", args.local]
     elif args.impl:
         parts += ["--impl", args.impl]
     if args.profile:

@@ -4,7 +4,8 @@
     python -m gearspec.conformance.compat --servers gearmand perl --draft-expectations DIR
     python -m gearspec.conformance.compat --from-json gearmand=g.json perl=p.json
 
-Each server runs with its built-in profile (expectations/NAME.toml). `--draft-expectations`
+The servers are the registry's (conformance/impls/NAME/) that have a local command; each runs
+with its own expectations (conformance/impls/NAME/expectations.toml). `--draft-expectations`
 writes, per server, the deviations seen in this run (reason = what was on the wire) as a
 starting point for its expectations file; read and edit the reasons before committing.
 """
@@ -20,41 +21,44 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gearspec.conformance.harness import Outcome, Target
-from gearspec.conformance.launch import LaunchError, peer_available, start_peer
+from gearspec.conformance.harness import Outcome
+from gearspec.conformance.impls import Registry, load_registry
 from gearspec.conformance.registry import Case, Level, all_cases
 from gearspec.conformance.runner import (
     Expectations,
     Result,
     RunConfig,
     Verdict,
-    builtin_profiles,
     load_expectations,
     run_cases,
 )
+from gearspec.conformance.servers import LaunchError, Target, start_server
 
-__all__ = ["SERVERS", "compat_table", "draft_expectations", "main", "run_server"]
+__all__ = ["compat_servers", "compat_table", "draft_expectations", "main", "run_server"]
 
-# local server name (launch.PEER_COMMANDS) -> (profile, column label)
-SERVERS: dict[str, tuple[str, str]] = {
-    "reference": ("reference", "gearspec reference"),
-    "gearmand": ("gearmand", "gearmand 1.1.20"),
-    "perl": ("perl", "Perl Gearman::Server 1.12"),
-    "gear": ("gear", "python gear 0.16"),
-}
+
+def compat_servers(registry: Registry | None = None) -> list[str]:
+    """The servers the table covers: every registry server with a local command and expectations."""
+    registry = registry if registry is not None else load_registry()
+    return [i.name for i in registry.with_role("server") if i.local and i.expectations]
+
+
+def _profile(name: str, registry: Registry | None = None) -> Path:
+    path = (registry if registry is not None else load_registry())[name].expectations
+    assert path is not None, name  # compat_servers has only servers with expectations
+    return path
 
 
 def run_server(
     name: str, cases: Sequence[Case], jobs: int = 4, wait: float = 1.0, profile: bool = True
 ) -> list[Result]:
-    """Start local server `name` on port 0, run `cases` with its profile, stop it."""
-    expectations = load_expectations(builtin_profiles()[SERVERS[name][0]]) if profile else Expectations()
+    """Start local server `name` on port 0, run `cases` with its expectations, stop it."""
+    expectations = load_expectations(_profile(name))
     if not profile:
         # Keep the grab packet and barrier from the profile: they are facts, not deviations.
-        base = load_expectations(builtin_profiles()[SERVERS[name][0]])
-        expectations = Expectations(base.name, base.grab, base.barrier, (), base.source)
+        expectations = Expectations(expectations.name, expectations.grab, expectations.barrier, (), expectations.source)
     config = RunConfig(timeout=10.0, wait=wait, seed="compat", expectations=expectations)
-    with start_peer(name) as server:
+    with start_server(name) as server:
         return run_cases(cases, Target(server.host, server.port), config, jobs=jobs)
 
 
@@ -80,11 +84,12 @@ def _cell(rows: Sequence[Row]) -> str:
     return text + (f" ({unsupported} unsupported)" if unsupported else "")
 
 
-def compat_table(per_server: dict[str, list[Row]]) -> str:
+def compat_table(per_server: dict[str, list[Row]], registry: Registry | None = None) -> str:
     """Markdown: one row per area and per level, one column per server."""
+    registry = registry if registry is not None else load_registry()
     names = list(per_server)
     areas = sorted({r.area for rows in per_server.values() for r in rows})
-    header = "| area | " + " | ".join(SERVERS.get(n, (n, n))[1] for n in names) + " |"
+    header = "| area | " + " | ".join(registry[n].title if n in registry else n for n in names) + " |"
     lines = [header, "|---|" + "---|" * len(names)]
     for area in areas:
         cells = [_cell([r for r in per_server[n] if r.area == area]) for n in names]
@@ -99,7 +104,7 @@ def compat_table(per_server: dict[str, list[Row]]) -> str:
         "Cells: cases passed (or passed with a tolerated alternative) / cases graded, where "
         "informational and unsupported cases are not graded (unsupported: an optional feature the "
         "server lacks). Each server's deviations are listed, with what was seen on the wire, in "
-        "gearspec/conformance/expectations/NAME.toml."
+        "conformance/impls/NAME/expectations.toml."
     )
     return "\n".join(lines) + "\n"
 
@@ -126,7 +131,7 @@ def draft_expectations(name: str, runs: Sequence[Sequence[Result]]) -> str:
     deviation seen only sometimes), so neither outcome fails a later run.
     """
     # Keep the existing file's header (comments and [target] facts) as it is.
-    existing = builtin_profiles()[SERVERS[name][0]].read_text()
+    existing = _profile(name).read_text()
     out = [existing.split("[[deviation]]", 1)[0].rstrip()]
     by_case: dict[str, list[Result]] = {}
     for results in runs:
@@ -150,7 +155,9 @@ def draft_expectations(name: str, runs: Sequence[Sequence[Result]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gearspec.conformance.compat", description=__doc__.split("\n")[0])
-    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=list(SERVERS))
+    servers = compat_servers()
+    parser.add_argument("--servers", nargs="+", default=servers, metavar="NAME",
+                        help=f"servers, by name or A,B as in gearspec interop (default: {', '.join(servers)})")
     parser.add_argument("-j", "--jobs", type=int, default=4)
     parser.add_argument("--wait", type=float, default=1.0, help="seconds to wait for one reply (default 1)")
     parser.add_argument("--draft-expectations", metavar="DIR", help="write NAME.toml drafts of the deviations seen")
@@ -161,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="build the table from earlier `gearspec test --json` reports instead of running",
     )
     args = parser.parse_args(argv)
+    args.servers = [n for item in args.servers for n in item.split(",") if n]
+    unknown = sorted(set(args.servers) - set(servers))
+    if unknown:
+        parser.error(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(servers)}")
     if args.from_json:
         from_reports: dict[str, list[Row]] = {}
         for item in args.from_json:
@@ -177,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = all_cases()
     per_server: dict[str, list[Result]] = {}
     for name in args.servers:
-        if not peer_available(name):
+        if not load_registry()[name].local_available():
             print(f"compat: {name} is not installed; left out", file=sys.stderr)
             continue
         try:

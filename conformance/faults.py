@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gearspec.address import AddressError, parse_address
 from gearspec.codec import AdminLine, Decoder, Event, Packet, RawPacket, decode
 from gearspec.errors import ProtocolError
 from gearspec.spec import Magic
@@ -261,8 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for fault in FAULTS.values():
             print(f"{fault.name:16} {fault.direction:10} {fault.description}")
         return 0
-    host, _, port = args.upstream.rpartition(":")
-    with FaultProxy((host, int(port)), args.fault) as proxy:
+    try:
+        upstream = parse_address(args.upstream)
+    except AddressError as exc:
+        parser.error(str(exc))
+    with FaultProxy(upstream, args.fault) as proxy:
         print(f"fault proxy: listening on {proxy.host}:{proxy.port}", flush=True)
         try:
             threading.Event().wait()

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import enum
 import errno
-import ipaddress
 import random
 import re
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
+
+from gearspec.conformance.servers.targets import Target
 
 from gearspec.admin import AdminCommand, AdminReply, AdminReplyReader, admin_command, encode_admin
 from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Packet, RawPacket, decode
@@ -40,11 +41,9 @@ from gearspec.spec import Magic, PacketType
 
 if TYPE_CHECKING:
     from gearspec.conformance.registry import Case
-    from gearspec.conformance.tls import TlsSettings
 
 __all__ = [
     "CONNECT_TIMEOUT",
-    "DEFAULT_PORT",
     "DEFAULT_WAIT",
     "CaseEnd",
     "Closed",
@@ -59,7 +58,6 @@ __all__ = [
 
 DEFAULT_WAIT = 2.0  # seconds to wait for one expected reply
 CONNECT_TIMEOUT = 5.0  # seconds a TCP connect to the target may take (also capped by the case deadline)
-DEFAULT_PORT = 4730  # Gearman's IANA port
 
 
 class Outcome(enum.Enum):
@@ -109,52 +107,6 @@ class TraceEntry:
     def format(self) -> str:
         where = f" {self.conn}" if self.conn else ""
         return f"{self.time * 1000:9.1f}ms{where} {self.arrow()} {self.summary}"
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where the server under test listens (and, when gearspec started it, how to read its log)."""
-
-    host: str
-    port: int
-    logs: Callable[[], str] | None = field(default=None, compare=False, repr=False)
-    # A TLS target (`tls://HOST:PORT`): every connection is opened with `tls.context`.
-    tls: TlsSettings | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @classmethod
-    def parse(cls, text: str) -> Target:
-        """HOST:PORT, [V6]:PORT, or HOST, [V6] or a bare V6 address alone (port 4730).
-
-        Raises ValueError with a one-line message that says what is wrong.
-        """
-        if text.startswith("["):
-            host, closed, rest = text[1:].partition("]")
-            if not closed or (rest and not rest.startswith(":")):
-                raise ValueError(f"target {text!r} is not HOST:PORT (write an IPv6 address as [::1]:4730)")
-            port = rest[1:] if rest else str(DEFAULT_PORT)
-        elif text.count(":") > 1:  # a bare IPv6 address, no port
-            try:
-                ipaddress.IPv6Address(text)
-            except ValueError:
-                raise ValueError(f"target {text!r} is not HOST:PORT (write an IPv6 address as [::1]:4730)") from None
-            host, port = text, str(DEFAULT_PORT)
-        else:
-            host, sep, port = text.partition(":")
-            port = port if sep else str(DEFAULT_PORT)
-        if not host.strip():
-            raise ValueError(f"target {text!r} is not HOST:PORT: no host")
-        if not port:
-            raise ValueError(f"target {text!r} is not HOST:PORT: no port after ':'")
-        if not (port.isascii() and port.isdigit()):
-            raise ValueError(f"target {text!r} is not HOST:PORT: port {port!r} is not a number")
-        if not 0 < int(port) < 65536:
-            raise ValueError(f"target {text!r} is not HOST:PORT: port {int(port)} is not in 1-65535")
-        return cls(host, int(port))
 
 
 class _Closed:

@@ -9,7 +9,7 @@ exceptions and failure.
 
 Grades per scenario: ``pass``; ``non-strict`` (works, but not the way the protocol says,
 e.g. an exception delivered as a failure); ``unsupported`` (the library says it cannot,
-exit 5); ``fail``; ``xfail`` (a known failure listed in impls.toml, with its reason) and
+exit 5); ``fail``; ``xfail`` (a known failure listed in an implementation's impl.toml, with its reason) and
 ``xpass`` (a known failure that now works: reported, so the list can be updated). The exit
 status is 1 when any pass that was expected to work fails (``fail``), else 0; 2 when
 nothing could be run.
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from gearspec.conformance.impls import Implementation, Registry, RegistryError, load_registry
-from gearspec.conformance.launch import LaunchError, start_local
+from gearspec.conformance.servers import LaunchError, open_server
 from gearspec.conformance.tls import TLS_DRIVERS, InteropTls
 
 from gearspec.admin import AdminReplyReader, encode_admin, parse_status
@@ -46,6 +46,7 @@ from gearspec.admin import AdminReplyReader, encode_admin, parse_status
 __all__ = [
     "GRADES",
     "SCENARIOS",
+    "SUMMARIES",
     "CellResult",
     "Matrix",
     "Outcome",
@@ -57,8 +58,12 @@ __all__ = [
     "run_matrix",
 ]
 
+SUMMARIES = {"interop": "run every client against every server"}
+
 GRADES = ("pass", "non-strict", "unsupported", "xfail", "xpass", "fail")
 BREAKING = frozenset({"fail"})
+# --mode -> where servers start (servers.open_server); "docker" also runs the drivers in the peers image.
+SERVER_MODES = {"local": "local", "docker": "docker", "docker-servers": "docker", "auto": "auto"}
 EXIT_CODES = {0: "ok", 1: "usage error", 2: "connection error", 3: "WORK_FAIL", 4: "WORK_EXCEPTION",
               5: "unsupported", 6: "timeout"}
 
@@ -585,51 +590,11 @@ class Matrix:
 
 
 @contextlib.contextmanager
-def _start_server(
-    impl: Implementation, mode: str, notes: list[str], tls_flags: Sequence[str] = ()
-) -> Iterator[tuple[str, int, Callable[[], str]]]:
-    """A server for the matrix: Docker (mode docker), local (mode local), or Docker then local (auto).
-
-    `tls_flags` (a TLS matrix) are appended to the local command; TLS servers run locally only.
-    """
-    why = None
-    if tls_flags and mode != "local":
-        raise LaunchError("a TLS matrix (--tls-*) runs its servers as local processes: use --mode local")
-    strict_docker = mode in ("docker", "docker-servers")
-    if mode != "local" and impl.image and impl.command:
-        from gearspec.conformance import docker as launcher
-
-        try:
-            running = launcher.start_server(impl)
-        except (launcher.DockerUnavailable, launcher.ImageBuildError) as exc:
-            if strict_docker:
-                raise
-            why = str(exc)
-        else:
-            try:
-                yield running.host, running.port, running.logs
-            finally:
-                running.stop()
-            return
-    if strict_docker:
-        raise LaunchError(f"{impl.name} has no Docker image and command in the registry")
-    if why is not None:
-        notes.append(f"{impl.name}: Docker not used ({why.splitlines()[0]}); local process instead")
-    if not impl.local_available():
-        raise LaunchError(f"{impl.name} is not installed here ({impl.local_argv()[0] if impl.local else 'no local command'})")
-    server = start_local([*(a.replace("{port}", "0") for a in impl.local_argv()), *tls_flags], name=impl.name)
-    try:
-        yield server.host, server.port, server.log
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
 def _driver_runner(mode: str, registry: Registry, clients: Sequence[Implementation]) -> Iterator[Runner]:
     if mode != "docker":
         yield Runner()
         return
-    from gearspec.conformance import docker as launcher
+    from gearspec.conformance.servers import docker as launcher
 
     images = {c.driver_image for c in clients if c.driver_image}
     if len(images) > 1:
@@ -703,8 +668,10 @@ def run_matrix(
                                Outcome("unsupported", f"{server_name} cannot serve TLS here"), 0)
                 return
             try:
-                server_cm = _start_server(impl, mode, matrix.notes, tls_flags)
-                host, port, logs = server_cm.__enter__()
+                server_cm = open_server(impl, SERVER_MODES[mode], registry=registry, note=matrix.notes.append,
+                                        extra_args=tls_flags)
+                target = server_cm.__enter__()
+                host, port = target.host, target.port
             except LaunchError as exc:
                 grade = missing_grade if "not installed" in str(exc) else "fail"
                 for client in client_impls:
@@ -744,7 +711,7 @@ def run_matrix(
                             cell.cleanup()
                         record(server_name, client.name, work.name, scenario, outcome, time.monotonic() - started)
             finally:
-                matrix.server_logs[server_name] = logs()
+                matrix.server_logs[server_name] = target.logs() if target.logs else ""
                 server_cm.__exit__(None, None, None)
 
         # Servers run side by side (most of a scenario is waiting on processes and sockets).
@@ -856,10 +823,11 @@ def configure_interop(parser: argparse.ArgumentParser) -> None:
                              "images, drivers in the peers image); docker-servers (servers in their images, "
                              "drivers here); auto (servers in Docker when an engine answers, else local)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a scenario step may take (default 10)")
-    parser.add_argument("--jobs", type=int, default=4, help="servers tested side by side (default 4)")
+    parser.add_argument("-j", "--jobs", type=int, default=4, help="servers tested side by side (default 4)")
     parser.add_argument("--expected-timeout", type=float, default=3.0,
                         help="the step timeout for scenarios known to fail (default 3; they still run, to catch fixes)")
-    parser.add_argument("--impls", action="append", default=[], metavar="FILE", help="an extra implementations file (TOML)")
+    parser.add_argument("--impls", action="append", default=[], metavar="PATH",
+                        help="an extra implementation folder, folder of folders, or TOML file (repeatable)")
     parser.add_argument("--html", metavar="FILE", help="write the matrix as an HTML page")
     parser.add_argument("--json", metavar="FILE", help="write every result as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-result progress lines")
@@ -901,7 +869,7 @@ def run_interop(args: argparse.Namespace) -> int:
             print(f"{_SYMBOL[r.grade]} {r.client} → {r.server} {r.scenario}: {r.grade}"
                   + (f" ({r.detail[:120]})" if r.detail else ""), file=sys.stderr, flush=True)
 
-    from gearspec.conformance import docker as launcher
+    from gearspec.conformance.servers import docker as launcher
 
     try:
         with launcher.sigterm_as_interrupt():

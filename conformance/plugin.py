@@ -1,7 +1,7 @@
 """pytest plugin: run the conformance cases as pytest items.
 
     pytest --pyargs gearspec.conformance --gearman-target 127.0.0.1:4730 [--gearman-profile gearmand]
-    pytest --pyargs gearspec.conformance --gearman-server gearmand -k framing
+    pytest --pyargs gearspec.conformance --gearman-local gearmand -k framing
 
 The plugin is registered as the `gearspec` pytest11 entry point, so it is loaded by every
 pytest run on a machine where gearspec is installed. It stays inert there: it only adds its
@@ -28,10 +28,13 @@ _CASES_INIT = Path(__file__).resolve().parent / "cases" / "__init__.py"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gearspec", "gearspec conformance suite (pytest --pyargs gearspec.conformance)")
-    group.addoption("--gearman-target", metavar="HOST:PORT", help="the job server to test")
     group.addoption(
-        "--gearman-server", metavar="NAME",
-        help="start a local server on port 0 instead (reference, gearmand, perl, gear; default reference)",
+        "--gearman-target", metavar="HOST:PORT",
+        help="the job server to test; also docker:IMAGE, impl:NAME, local:NAME (as gearspec test --target)",
+    )
+    group.addoption(
+        "--gearman-local", "--gearman-server", metavar="NAME", dest="gearman_local",
+        help="start a server of the registry here on port 0 instead (default reference; as gearspec test --local)",
     )
     group.addoption("--gearman-profile", metavar="NAME", help="built-in expectations (known deviations)")
     group.addoption("--gearman-expect", metavar="FILE", help="an expectations file")
@@ -60,8 +63,6 @@ class _Target:
         self.error: str | None = None
 
     def get(self) -> tuple[Any, Any]:
-        from gearspec.conformance.harness import Target
-        from gearspec.conformance.launch import LaunchError, start_peer
         from gearspec.conformance.runner import (
             Expectations,
             ExpectationsError,
@@ -70,6 +71,7 @@ class _Target:
             check_reachable,
             load_expectations,
         )
+        from gearspec.conformance.servers import LaunchError, open_target
 
         if self.error is not None:
             pytest.exit(self.error, returncode=pytest.ExitCode.USAGE_ERROR)
@@ -84,18 +86,15 @@ class _Target:
                     expectations = load_expectations(profiles[opt("gearman_profile")])
                 elif opt("gearman_expect"):
                     expectations = load_expectations(opt("gearman_expect"))
-                if opt("gearman_target"):
-                    target = Target.parse(opt("gearman_target"))
+                spec = opt("gearman_target") or f"local:{opt('gearman_local') or 'reference'}"
+                target = self.stack.enter_context(open_target(spec))
+                if target.kind == "address":
                     # One connect before any case: a dead address stops the session with one
                     # line rather than failing every case.
                     unreachable = check_reachable(target, timeout=min(5.0, opt("gearman_timeout")))
                     if unreachable is not None:
                         raise ValueError(f"cannot reach {target.address}: {unreachable}")
-                    self.value = target
-                else:
-                    server = start_peer(opt("gearman_server") or "reference")
-                    self.stack.callback(server.stop)
-                    self.value = Target(server.host, server.port)
+                self.value = target
             except (ExpectationsError, ValueError, LaunchError) as exc:
                 self.error = f"gearspec: {exc}"
                 pytest.exit(self.error, returncode=pytest.ExitCode.USAGE_ERROR)

@@ -1,7 +1,7 @@
 """Testing clients and workers: the suite plays a scripted job server.
 
     gearspec test --role client --exec 'python my_client.py --port {port}'
-    gearspec test --role worker --exec 'perl conformance/drivers/perl_driver.pl worker {args}'
+    gearspec test --role worker --exec 'perl conformance/impls/perl/perl_driver.pl worker {args}'
 
 Each scenario starts a scripted server (asyncio, port 0; a second one for failover), runs
 the command against it and grades what the library sends and how it copes with what the

@@ -20,7 +20,6 @@ import tomllib
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +90,10 @@ class Expectations:
 
 
 def builtin_profiles() -> dict[str, Path]:
-    """Profile name -> expectations file shipped in gearspec/conformance/expectations/."""
-    folder = resources.files("gearspec.conformance") / "expectations"
-    out = {}
-    for entry in folder.iterdir():
-        if entry.name.endswith(".toml"):
-            out[entry.name[:-5]] = Path(str(entry))
-    return dict(sorted(out.items()))
+    """Profile name -> expectations file: each implementation's conformance/impls/NAME/expectations.toml."""
+    from gearspec.conformance.impls import load_registry
+
+    return load_registry().profiles()
 
 
 class ExpectationsError(ValueError):

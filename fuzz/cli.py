@@ -31,7 +31,19 @@ from gearspec.fuzz.strategies import FAMILIES
 
 from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
-__all__ = ["configure_fuzz", "run_fuzz"]
+__all__ = ["SUMMARIES", "configure_fuzz", "run_fuzz"]
+
+SUMMARIES = {"fuzz": "fuzz a job server over the network"}
+
+
+def _profile_names() -> list[str]:
+    """"spec" and every implementation with a [fuzz] table (conformance/impls/NAME/impl.toml)."""
+    from gearspec.conformance.impls import RegistryError, load_registry
+
+    try:
+        return ["spec", *load_registry().fuzz_options()]
+    except RegistryError:
+        return ["spec"]  # the error is reported when the model runs
 
 
 _TLS_SCOPE = "a tls://HOST:PORT target, reached through a local relay"
@@ -53,7 +65,8 @@ def configure_fuzz(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, metavar="N", help="stop after N steps")
     mode = parser.add_argument_group("stateful model and replays")
     mode.add_argument("--model", action="store_true", help="check the target against the stateful job-server model instead")
-    mode.add_argument("--profile", default="spec", help="model options for a known server: spec, reference, gearmand, perl, gear")
+    mode.add_argument("--profile", default="spec", metavar="NAME",
+                      help=f"model options for a known server: {', '.join(_profile_names())} (default spec)")
     mode.add_argument("--examples", type=int, default=50, help="model runs per batch (default 50)")
     mode.add_argument("--model-steps", type=int, default=40, help="rules per model run (default 40)")
     mode.add_argument("--replay", metavar="FILE", help="replay a script written by a failed model run")
@@ -119,7 +132,13 @@ def _fuzz(args: argparse.Namespace, host: str, port: int, budget: float) -> int:
 
 
 def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int:
-    from gearspec.fuzz.model import PROFILES, ModelFailure, check_target
+    from gearspec.conformance.impls import RegistryError
+
+    try:
+        from gearspec.fuzz.model import PROFILES, ModelFailure, check_target
+    except RegistryError as exc:  # a malformed [fuzz] table in an implementation's folder
+        print(f"gearspec fuzz: {exc}", file=sys.stderr)
+        return 2
 
     if args.profile not in PROFILES:
         print(f"gearspec fuzz: unknown profile {args.profile!r}; known: {', '.join(PROFILES)}", file=sys.stderr)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var
 from hypothesis import HealthCheck, Phase, settings
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
 from gearspec.codec import Packet
-from gearspec.spec import packet_spec
+from gearspec.spec import DEFAULT_PORT, packet_spec
 
 __all__ = ["PROFILES", "JobServerModel", "ModelFailure", "ModelOptions", "check_target", "model_for"]
 
@@ -96,26 +96,22 @@ class ModelOptions:
     timeout: float = 3.0
 
 
-PROFILES: dict[str, ModelOptions] = {
-    "spec": ModelOptions(),
-    "reference": ModelOptions(),
-    "gearmand": ModelOptions(
-        grab_all_plain="uniq", trailing_nul=True, cant_do_running="requeue",
-        orphaned_background_dropped=True,
-        noop_rearm="grab",
-        duplicate_listener="per_submit",
-        requeue_position="tail",
-    ),
-    "perl": ModelOptions(
-        grabs=("GRAB_JOB",),
-        submits=("SUBMIT_JOB", "SUBMIT_JOB_BG", "SUBMIT_JOB_HIGH"),
-        work_packets=("WORK_STATUS", "WORK_COMPLETE", "WORK_FAIL", "WORK_EXCEPTION"),
-        unknown_handle_error="*",
-        empty_numbers=True,
-    ),
-    "gear": ModelOptions(grabs=("GRAB_JOB_UNIQ",)),
-}
-"""Model options for known servers (see docs/fuzz.md for what each deviation means)."""
+def _profiles() -> dict[str, ModelOptions]:
+    """"spec" (the defaults), then each implementation's [fuzz] table (conformance/impls/NAME/impl.toml)."""
+    from gearspec.conformance.impls import RegistryError, load_registry
+
+    known = {f.name for f in fields(ModelOptions)}
+    profiles = {"spec": ModelOptions()}
+    for name, options in load_registry().fuzz_options().items():
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise RegistryError(f"{name}: unknown fuzz option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        profiles[name] = ModelOptions(**options)
+    return profiles
+
+
+PROFILES: dict[str, ModelOptions] = _profiles()
+"""Model options by profile name (see docs/fuzz.md for what each deviation means)."""
 
 
 class ModelFailure(AssertionError):
@@ -163,7 +159,7 @@ class JobServerModel(RuleBasedStateMachine):
     """The model; use `model_for(host, port, options)` to bind it to a target."""
 
     host = "127.0.0.1"
-    port = 4730
+    port = DEFAULT_PORT
     options = ModelOptions()
 
     def __init__(self) -> None:

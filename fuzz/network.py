@@ -34,6 +34,7 @@ from typing import Any
 
 from gearspec.fuzz.strategies import FAMILIES, Case, RandomChooser
 
+from gearspec.address import AddressError, parse_address
 from gearspec.codec import AdminLine, Decoder, Packet
 from gearspec.errors import ProtocolError
 from gearspec.export import event_as_data
@@ -61,10 +62,10 @@ class TargetError(Exception):
 
 def parse_target(text: str, allow_remote: bool = False) -> tuple[str, int]:
     """``HOST:PORT`` → (host, port); refuses non-loopback hosts unless `allow_remote`."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise TargetError(f"target must be HOST:PORT, got {text!r}")
-    host = host.strip("[]")
+    try:
+        host, port = parse_address(text, None)
+    except AddressError as exc:
+        raise TargetError(f"target {exc}") from None
     if not allow_remote:
         try:
             addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
@@ -76,7 +77,7 @@ def parse_target(text: str, allow_remote: bool = False) -> tuple[str, int]:
                 f"{host} is not a loopback address ({', '.join(remote)}); fuzzing someone else's server "
                 "can take it down: pass --allow-remote if it is yours"
             )
-    return host, int(port_text)
+    return host, port
 
 
 def parse_duration(text: str) -> float:

@@ -15,7 +15,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gearspec.errors import ErrorCode, RemoteProtocolError
+from gearspec.errors import ErrorCode, GearspecError, RemoteProtocolError
 
 __all__ = [
     "ADMIN_COMMANDS",
@@ -158,7 +158,7 @@ def encode_admin(command: str, *args: object, crlf: bool = False) -> bytes:
     return line.encode("latin-1") + (b"\r\n" if crlf else b"\n")
 
 
-class AdminError(Exception):
+class AdminError(GearspecError):
     """An `ERR CODE text` reply."""
 
     def __init__(self, code: str, text: str) -> None:

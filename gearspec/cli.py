@@ -2,27 +2,27 @@
 
 Each subcommand lives in the package that owns it and is imported only when it runs, so
 `gearspec spec` never pays for asyncio, pytest or docker. A subcommand module defines
-`configure_<name>(parser)` and `run_<name>(args) -> int` (dashes in names become `_`).
+`configure_<name>(parser)` and `run_<name>(args) -> int` (dashes in names become `_`) and
+`SUMMARIES` (name -> one line for `gearspec --help`). The core's own commands are listed
+here; the outer packages' commands are found through the ``gearspec.commands`` entry-point
+group (pyproject.toml), so the core never names reference, conformance or fuzz.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 
 from gearspec import __version__
+from gearspec.errors import GearspecError
 
-# name -> (module, one-line summary)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "test": ("gearspec.conformance.cli", "run the conformance suite against a job server"),
-    "serve": ("gearspec.reference.server_cli", "run the reference job server"),
-    "submit": ("gearspec.reference.client_cli", "submit a job (like gearman's client mode)"),
-    "work": ("gearspec.reference.client_cli", "run a worker that pipes jobs through a command"),
-    "admin": ("gearspec.reference.client_cli", "send admin commands (like gearadmin)"),
-    "fuzz": ("gearspec.fuzz.cli", "fuzz a job server over the network"),
-    "interop": ("gearspec.conformance.interop", "run every client against every server"),
+ENTRY_POINT_GROUP = "gearspec.commands"
+
+# The core's own commands: name -> (module, one-line summary).
+CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "dissect": ("gearspec.wire.cli", "decode Gearman traffic in a pcap file"),
     "proxy": ("gearspec.wire.cli", "a validating proxy between Gearman peers"),
     "spec": ("gearspec.tools", "print the protocol tables (or --json)"),
@@ -30,8 +30,46 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def commands() -> dict[str, str]:
+    """Every command: name -> module. Installed packages' entry points first, then the core's."""
+    from importlib import metadata  # imported here: it loads threading, which `import gearspec` avoids
+
+    found = {ep.name: ep.value.partition(":")[0] for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return {**found, **{name: module for name, (module, _) in CORE_COMMANDS.items()}}
+
+
+def _summary(name: str, module_name: str) -> str:
+    if name in CORE_COMMANDS:
+        return CORE_COMMANDS[name][1]
+    try:
+        return str(importlib.import_module(module_name).SUMMARIES[name])
+    except Exception as exc:  # a broken plugin must not break --help
+        return f"(cannot load {module_name}: {exc})"
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json [FILE]``: write `what` as JSON to FILE, or to stdout when FILE is ``-`` or left out.
+
+    Every command's --json means "JSON to FILE"; commands whose JSON is their whole output
+    (spec, admin, dissect) also take it without FILE, for stdout.
+    """
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                        help=f"write {what} as JSON to FILE (stdout when FILE is '-' or omitted)")
+
+
+def write_json(destination: str, data: object, indent: int | None = None) -> None:
+    """`data` as JSON (one document and a newline) to the file `destination`, or stdout for ``-``."""
+    text = json.dumps(data, indent=indent) + "\n"
+    if destination == "-":
+        sys.stdout.write(text)
+    else:
+        with open(destination, "w") as out:
+            out.write(text)
+
+
 def _usage() -> str:
-    width = max(map(len, SUBCOMMANDS))
+    found = commands()
+    width = max(map(len, found))
     lines = [
         "usage: gearspec [--version] COMMAND [ARGS...]",
         "",
@@ -39,7 +77,7 @@ def _usage() -> str:
         "",
         "commands:",
     ]
-    lines += [f"  {name.ljust(width)}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
+    lines += [f"  {name.ljust(width)}  {_summary(name, module)}" for name, module in found.items()]
     lines += ["", "Run 'gearspec COMMAND --help' for a command's options."]
     return "\n".join(lines)
 
@@ -53,21 +91,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gearspec {__version__}")
         return 0
     name = args[0]
-    if name not in SUBCOMMANDS:
+    found = commands()
+    if name not in found:
         print(f"gearspec: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, summary = SUBCOMMANDS[name]
+    module_name = found[name]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         print(f"gearspec {name}: cannot load {module_name}: {exc}", file=sys.stderr)
         return 2
     attr = name.replace("-", "_")
-    parser = argparse.ArgumentParser(prog=f"gearspec {name}", description=summary)
-    getattr(module, f"configure_{attr}")(parser)
-    options = parser.parse_args(args[1:])
+    parser = argparse.ArgumentParser(prog=f"gearspec {name}", description=_summary(name, module_name))
     try:
+        getattr(module, f"configure_{attr}")(parser)
+        options = parser.parse_args(args[1:])
         return int(getattr(module, f"run_{attr}")(options) or 0)
+    except GearspecError as exc:  # what a command did not handle itself: one line, not a traceback
+        print(f"gearspec {name}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"gearspec {name}: interrupted", file=sys.stderr)
         return 130

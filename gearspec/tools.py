@@ -7,6 +7,7 @@ import json
 import sys
 
 from gearspec.admin import ADMIN_COMMANDS
+from gearspec.cli import add_json_option, write_json
 from gearspec.codec import CLOSED, NEED_DATA, Decoder
 from gearspec.errors import RemoteProtocolError
 from gearspec.export import event_as_data, spec_as_data
@@ -14,13 +15,12 @@ from gearspec.spec import PACKETS, Magic
 
 
 def configure_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print both tables as JSON")
+    add_json_option(parser, "both tables")
 
 
 def run_spec(args: argparse.Namespace) -> int:
     if args.json:
-        json.dump(spec_as_data(), sys.stdout, indent=2)
-        print()
+        write_json(args.json, spec_as_data(), indent=2)
         return 0
     print(f"{'#':>3}  {'name':<29} {'magic':<8} {'origin':<9} arguments")
     for row in PACKETS:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -33,7 +32,9 @@ from gearspec.reference.client import (
 from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
 
 from gearspec.admin import AdminError
+from gearspec.cli import add_json_option, write_json
 from gearspec.errors import GearspecError
+from gearspec.spec import DEFAULT_PORT
 from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "EXIT_FAIL",
     "EXIT_OK",
     "EXIT_TIMEOUT",
+    "SUMMARIES",
     "configure_admin",
     "configure_submit",
     "configure_work",
@@ -49,6 +51,12 @@ __all__ = [
     "run_submit",
     "run_work",
 ]
+
+SUMMARIES = {
+    "submit": "submit a job (like gearman's client mode)",
+    "work": "run a worker that pipes jobs through a command",
+    "admin": "send admin commands (like gearadmin)",
+}
 
 EXIT_OK = 0
 EXIT_ADMIN_ERR = 1
@@ -61,13 +69,13 @@ EXIT_TIMEOUT = 6
 def _add_servers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-s", "--server", action="append", metavar="HOST:PORT", dest="servers",
-        help="job server, tls://HOST:PORT for TLS (repeat for several; default 127.0.0.1:4730)",
+        help=f"job server, tls://HOST:PORT for TLS (repeat for several; default 127.0.0.1:{DEFAULT_PORT})",
     )
     add_client_options(parser, _TLS_SCOPE)
 
 
 def _servers(args: argparse.Namespace) -> list[str]:
-    return list(args.servers or ["127.0.0.1:4730"])
+    return list(args.servers or [f"127.0.0.1:{DEFAULT_PORT}"])
 
 
 _TLS_SCOPE = "tls://HOST:PORT servers (-s tls://HOST:PORT)"
@@ -232,7 +240,7 @@ def configure_admin(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("words", nargs="+", metavar="COMMAND",
                         help="status, workers, prioritystatus, version, getpid, verbose, show jobs, "
                         "show unique jobs, cancel job H, maxqueue F [N], create function F, drop function F, ...")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json_option(parser, "the reply")
     parser.add_argument("--timeout", type=float, default=10.0)
 
 
@@ -281,7 +289,7 @@ async def _admin(server: str, args: argparse.Namespace) -> int:
                 if error is not None:
                     raise error
                 if args.json:
-                    print(json.dumps({"command": " ".join(args.words), "lines": list(reply.lines)}))
+                    write_json(args.json, {"command": " ".join(args.words), "lines": list(reply.lines)})
                 else:
                     print("\n".join(reply.lines))
                 return EXIT_OK
@@ -291,7 +299,7 @@ async def _admin(server: str, args: argparse.Namespace) -> int:
         return _fail("admin", exc, EXIT_CONNECTION)
     header = _TABLES[name]
     if args.json:
-        print(json.dumps([dict(zip((h.lower() for h in header), row, strict=False)) for row in rows]))
+        write_json(args.json, [dict(zip((h.lower() for h in header), row, strict=False)) for row in rows])
     else:
         print(_table(header, rows))
     return EXIT_OK

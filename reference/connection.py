@@ -15,6 +15,8 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from gearspec.address import format_address
+from gearspec.address import parse_address as core_parse_address
 from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Packet, RawPacket
 from gearspec.errors import GearspecError, ProtocolError
 from gearspec.spec import DEFAULT_PORT, Magic
@@ -42,21 +44,10 @@ TLS_CLOSED_HINT = f" before a first reply ({_CERT_HINT})"
 
 
 def parse_address(text: str | ServerAddress, default_port: int = DEFAULT_PORT) -> ServerAddress:
-    """`HOST`, `HOST:PORT`, `[V6]:PORT` or a `(host, port)` tuple → `(host, port)`."""
+    """`HOST`, `HOST:PORT`, `[V6]:PORT` (gearspec.address) or a `(host, port)` tuple → `(host, port)`."""
     if isinstance(text, tuple):
         return text[0], int(text[1])
-    host, port = text, default_port
-    if text.startswith("["):
-        inside, _, rest = text[1:].partition("]")
-        host = inside
-        if rest.startswith(":"):
-            port = _port(rest[1:], text)
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        port = _port(port_text, text)
-    if not host:
-        raise ValueError(f"no host in server address {text!r}")
-    return host, port
+    return core_parse_address(text, default_port)
 
 
 def server_address(
@@ -72,12 +63,6 @@ def server_address(
     is_tls, rest = split_scheme(server)
     address = parse_address(rest, default_port)
     return address, ((tls or client_context()) if is_tls else None)
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"bad port in server address {whole!r}")
-    return int(text)
 
 
 class ConnectionError_(GearspecError):
@@ -97,8 +82,7 @@ class ConnectionLost(ConnectionError_):
 
 
 def _where(address: ServerAddress) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_address(*address)
 
 
 class Connection:

@@ -32,7 +32,7 @@ from gearspec.reference.store import Store, open_store
 from gearspec import __version__
 from gearspec.codec import ACCELERATED, DEFAULT_MAX_LINE, Decoder, Packet
 from gearspec.errors import ErrorCode, RemoteProtocolError
-from gearspec.spec import PACKETS, ArgKind, Magic
+from gearspec.spec import DEFAULT_PORT, PACKETS, ArgKind, Magic
 from gearspec.wire.tls import server_context, subject_name
 
 __all__ = ["DEFAULT_MAX_PACKET_SIZE", "Config", "GearmanProtocol", "Server"]
@@ -84,7 +84,7 @@ class Config:
     """Settings of one server (the `gearspec serve` flags)."""
 
     host: str = "127.0.0.1"
-    port: int = 4730
+    port: int = DEFAULT_PORT
     queue: str = "memory"  # "memory" or "sqlite:PATH"
     job_retries: int = 0  # 0: requeue without bound
     log_level: str = "WARNING"

@@ -15,9 +15,12 @@ from gearspec.reference.broker import LOG_LEVELS
 from gearspec.reference.server import DEFAULT_MAX_PACKET_SIZE, Config, Server
 from gearspec.reference.store import StoreError, default_queue
 
+from gearspec.spec import DEFAULT_PORT
 from gearspec.wire.tls import TlsError
 
-__all__ = ["configure_serve", "run_serve"]
+__all__ = ["SUMMARIES", "configure_serve", "run_serve"]
+
+SUMMARIES = {"serve": "run the reference job server"}
 
 
 def _positive(text: str) -> int:
@@ -50,7 +53,7 @@ def _port(text: str) -> int:
 def configure_serve(parser: argparse.ArgumentParser) -> None:
     """Add the `gearspec serve` options."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=4730, help="TCP port; 0 picks a free one (default: 4730)")
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})")
     parser.add_argument(
         "--queue", default=None, metavar="memory|sqlite:PATH",
         help=f"durable queue for background jobs (default: {default_queue()})",

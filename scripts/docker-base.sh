@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the base image that every Dockerfile in conformance/dockerfiles/ starts FROM: a
+# Builds the base image that every Dockerfile in conformance/impls/*/ starts FROM: a
 # minimal Debian made with debootstrap from this machine's configured apt mirror (read from
 # /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list, never written into the repo),
 # then `docker import`ed. Needs root, debootstrap and a running Docker engine.

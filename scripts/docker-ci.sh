@@ -24,7 +24,7 @@ DOCKERD_PID=
 STATE=
 stop_engine() {
   local status=$?
-  python3 -m gearspec.conformance.docker clean >/dev/null 2>&1 || true
+  python3 -m gearspec.conformance.servers.docker clean >/dev/null 2>&1 || true
   if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
     kill "$DOCKERD_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
@@ -81,9 +81,9 @@ bash scripts/install-peers.sh >/dev/null
 # -- 3. images -----------------------------------------------------------------------------
 bash scripts/docker-base.sh
 # The peers image is the big one: build it beside the four small server images.
-python3 -m gearspec.conformance.docker build peers >"$OUT/build-peers.log" 2>&1 &
+python3 -m gearspec.conformance.servers.docker build peers >"$OUT/build-peers.log" 2>&1 &
 peers_build=$!
-python3 -m gearspec.conformance.docker build "${SERVERS[@]}" 2>&1 | grep -v '^  ' || { echo "docker-ci: server images failed to build" >&2; exit 1; }
+python3 -m gearspec.conformance.servers.docker build "${SERVERS[@]}" 2>&1 | grep -v '^  ' || { echo "docker-ci: server images failed to build" >&2; exit 1; }
 wait "$peers_build" || { tail -30 "$OUT/build-peers.log" >&2; echo "docker-ci: the peers image failed to build" >&2; exit 1; }
 grep -v '^  ' "$OUT/build-peers.log" || true
 say "images built"

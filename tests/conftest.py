@@ -10,16 +10,16 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from gearspec.conformance.launch import RunningServer, peer_available, start_peer
+from gearspec.conformance.servers import RunningServer, server_available, start_server
 
 
 def _start(name: str) -> RunningServer:
-    if not peer_available(name):
+    if not server_available(name):
         message = f"{name} is not installed (scripts/install-peers.sh installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return start_peer(name)
+    return start_server(name)
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """Drivers: one client or worker of a third-party Gearman library behind one command line.
 
-Each driver is a small script in this folder; `DRIVERS` says how to run it, whether it can
-run here, which library version it drives and what the library cannot do (as data, so tests
-can say "unsupported" instead of skipping). The contract every driver follows is in
-README.md next to this file:
+Each driver is a small script in its implementation's folder (conformance/impls/NAME/), and
+its ``[driver]`` table there says how to run it, how to tell whether it can run here, which
+library version it drives and what the library cannot do (as data, so tests can say
+"unsupported" instead of skipping). `DRIVERS` is built from those tables. The contract every
+driver follows is in README.md next to this file (and in contract.py for Python drivers):
 
     DRIVER client --host H --port P --function F [--unique U] [--background]
                   [--priority high|normal|low] [--data D] [--timeout SECONDS]
@@ -25,6 +26,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gearspec.conformance.drivers.contract import (
     EXIT_CONNECTION,
@@ -35,6 +37,7 @@ from gearspec.conformance.drivers.contract import (
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
 )
+from gearspec.conformance.impls import DriverSpec, Implementation, Registry, load_registry
 
 __all__ = [
     "DRIVERS",
@@ -50,6 +53,7 @@ __all__ = [
     "NODE_MODULES",
     "ClientResult",
     "Driver",
+    "load_drivers",
     "run_client",
     "start_worker",
 ]
@@ -153,164 +157,80 @@ def _cached_check(key: str, check: Callable[[], str | None]) -> str | None:
     return _CHECKS[key]
 
 
-# -- availability and version probes --------------------------------------------------------
+# -- drivers from the implementations' folders ------------------------------------------------
 
 
-def _need_program(program: str, package: str) -> Callable[[], str | None]:
-    return lambda: None if shutil.which(program) else f"{program} not found (install {package})"
+def _fill(argv: Sequence[str]) -> list[str]:
+    return [a.replace("{python}", sys.executable).replace("{node_modules}", str(NODE_MODULES)) for a in argv]
 
 
-def _need_module(module: str, package: str) -> Callable[[], str | None]:
-    return lambda: None if importlib.util.find_spec(module) else f"python module {module} missing (pip install {package})"
+def _check(spec: DriverSpec, env: Mapping[str, str]) -> Callable[[], str | None]:
+    install = _fill([spec.install])[0]
 
-
-def _check_perl() -> str | None:
-    if not shutil.which("perl"):
-        return "perl not found"
-    code, out = _run_quiet(["perl", "-MGearman::Client", "-MGearman::Worker", "-e", "1"])
-    return None if code == 0 else f"Gearman::Client/Worker missing (apt install libgearman-client-perl): {out[:120]}"
-
-
-def _check_php() -> str | None:
-    if not shutil.which("php"):
-        return "php not found (apt install php-cli php-gearman)"
-    code, _ = _run_quiet(["php", "-r", 'exit(class_exists("GearmanClient") ? 0 : 1);'])
-    return None if code == 0 else "the PHP gearman extension is missing (apt install php-gearman)"
-
-
-def _check_node() -> str | None:
-    if not shutil.which("node"):
-        return "node not found (apt install nodejs)"
-    code, _ = _run_quiet(["node", "-e", "require('gearman')"], {"NODE_PATH": str(NODE_MODULES)})
-    return None if code == 0 else f"npm package gearman missing (cd {NODE_MODULES.parent} && npm install gearman@2)"
-
-
-def _check_python_gearman() -> str | None:
-    if importlib.util.find_spec("gearman") is None:
-        return "python module gearman missing (pip install gearman3)"
-    return None
-
-
-def _dist_version(name: str) -> Callable[[], str | None]:
-    def probe() -> str | None:
-        from importlib import metadata
-
-        try:
-            return f"{name} {metadata.version(name)}"
-        except metadata.PackageNotFoundError:
+    def check() -> str | None:
+        if not spec.check:
             return None
-
-    return probe
-
-
-def _command_version(argv: Sequence[str], label: str, env: Mapping[str, str] | None = None) -> Callable[[], str | None]:
-    def probe() -> str | None:
+        argv = _fill(spec.check)
+        if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
+            return f"{argv[0]} not found ({install})" if install else f"{argv[0]} not found"
+        if len(argv) == 1:
+            return None
         code, out = _run_quiet(argv, env)
-        return f"{label} {out}" if code == 0 and out else None
+        return None if code == 0 else f"{spec.library} cannot be used here ({install}): {out[:120]}"
+
+    return check
+
+
+def _probe_module(path: Path) -> Any:
+    """A driver's `probes` file, loaded by path (it is a script in a data folder, not a module)."""
+    loaded = importlib.util.spec_from_file_location(f"_gearspec_probes_{path.parent.name}", path)
+    assert loaded is not None and loaded.loader is not None
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return module
+
+
+def _version(impl: Implementation, spec: DriverSpec, env: Mapping[str, str]) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        if spec.probes is not None and hasattr(module := _probe_module(spec.probes), "version"):
+            return module.version()
+        code, out = _run_quiet(_fill(spec.version or impl.version), env)
+        return out.splitlines()[0] if code == 0 and out else None
 
     return probe
 
 
-def _python_gearman_version() -> str | None:
-    from gearspec.conformance.drivers.python_gearman_driver import installed_distribution
+def _found_limitations(spec: DriverSpec) -> Callable[[], Mapping[str, str]] | None:
+    if spec.probes is None:
+        return None
+    path = spec.probes
 
-    found = installed_distribution()
-    return None if found is None else f"{found[0]} {found[1]}"
+    def found() -> Mapping[str, str]:
+        try:
+            module = _probe_module(path)
+            return dict(module.found_limitations()) if hasattr(module, "found_limitations") else {}
+        except Exception:  # a probe that breaks must not break the run: the driver just runs
+            return {}
+
+    return found
 
 
-def _reference_version() -> str | None:
-    import gearspec
-
-    return f"gearspec {gearspec.__version__}"
-
-
-def _python_gearman_limitations() -> dict[str, str]:
-    """gearman3 cannot run on Python >= 3.9; pygearman can (when it is the one on disk)."""
-    try:
-        from gearspec.conformance.drivers.python_gearman_driver import installed_distribution
-
-        found = installed_distribution()
-    except Exception:
-        found = None
-    limits = {
-        "client.exception": "python-gearman never sends OPTION_REQ exceptions, so WORK_EXCEPTION arrives as "
-        "WORK_FAIL (its recv_work_exception in gearman/client_handler.py only records the data)",
-    }
-    if found is not None and found[0] == "gearman3" and sys.version_info >= (3, 9):
-        reason = (
-            f"gearman3 {found[1]} uses array.fromstring (gearman/connection.py read_data_from_socket), "
-            "removed in Python 3.9: it fails on the first reply"
+def load_drivers(registry: Registry | None = None) -> dict[str, Driver]:
+    """Every driver the implementations' folders define (their [driver] tables), by name."""
+    registry = registry if registry is not None else load_registry()
+    drivers = {}
+    for impl, spec in registry.drivers():
+        env = {key: _fill([value])[0] for key, value in spec.env}
+        roles = frozenset(impl.roles & {"client", "worker"}) or frozenset({"client", "worker"})
+        drivers[spec.name] = Driver(
+            spec.name, spec.language, spec.library, roles, tuple(_fill(spec.argv)), _check(spec, env),
+            _version(impl, spec, env), dict(spec.limitations), env, _fill([spec.install])[0],
+            _found_limitations(spec),
         )
-        limits["client"] = reason
-        limits["worker"] = reason
-    return limits
+    return dict(sorted(drivers.items()))
 
 
-def _py(module: str) -> tuple[str, ...]:
-    return (sys.executable, "-m", f"gearspec.conformance.drivers.{module}")
-
-
-_BOTH = frozenset({"client", "worker"})
-
-DRIVERS: dict[str, Driver] = {
-    driver.name: driver
-    for driver in (
-        Driver(
-            "reference", "Python", "gearspec.reference (this project)", _BOTH, _py("reference_driver"),
-            lambda: None, _reference_version,
-        ),
-        Driver(
-            "gearman-cli", "C", "libgearman's gearman command (Debian gearman-tools)", _BOTH,
-            _py("gearman_cli_driver"), _need_program("gearman", "gearman-tools"),
-            _command_version(["dpkg-query", "-W", "-f=${Version}", "gearman-tools"], "gearman-tools"),
-            {
-                "client.stream": "the tool writes WORK_DATA and 'N% Complete' status lines to stdout with the "
-                "result (bin/gearman.cc _client_data, _client_status)",
-                "client.exception": "libgearman's client does not send OPTION_REQ exceptions, so WORK_EXCEPTION "
-                "arrives as WORK_FAIL",
-                "worker.status": "a command worker cannot send WORK_STATUS or WORK_DATA (bin/gearman.cc _worker_cb); "
-                "the driver fails the 'status' job and says 'unsupported' on stderr",
-            },
-            install="apt install gearman-tools",
-        ),
-        Driver(
-            "perl", "Perl", "Gearman::Client / Gearman::Worker (Debian libgearman-client-perl)", _BOTH,
-            ("perl", str(DRIVER_DIR / "perl_driver.pl")), _check_perl,
-            _command_version(["perl", "-MGearman::Client", "-e", "print $Gearman::Client::VERSION"], "Gearman::Client"),
-            {
-                "client.exception": "Gearman::Task::exception thaws WORK_EXCEPTION data with Storable "
-                "(lib/Gearman/Task.pm), which only Perl workers send, so the driver leaves the option off "
-                "and WORK_EXCEPTION arrives as WORK_FAIL",
-            },
-            install="apt install libgearman-client-perl",
-        ),
-        Driver(
-            "php", "PHP", "pecl gearman extension on libgearman (Debian php-gearman)", _BOTH,
-            ("php", str(DRIVER_DIR / "php_driver.php")), _check_php,
-            _command_version(["php", "-r", 'echo phpversion("gearman");'], "php-gearman"),
-            install="apt install php-cli php-gearman",
-        ),
-        Driver(
-            "gear", "Python", "gear (PyPI, OpenStack)", _BOTH, _py("gear_driver"),
-            _need_module("gear", "gear"), _dist_version("gear"), install="pip install gear",
-        ),
-        Driver(
-            "gearman3", "Python", "the `gearman` module of PyPI gearman3 (python-gearman 2.x API; pygearman "
-            "installs the same module name)", _BOTH, _py("python_gearman_driver"), _check_python_gearman,
-            _python_gearman_version, install="pip install gearman3", found_limitations=_python_gearman_limitations,
-        ),
-        Driver(
-            "node", "JavaScript", "npm gearman 2.x (mreinstein/node-gearman)", _BOTH,
-            ("node", str(DRIVER_DIR / "node_driver.js")), _check_node,
-            _command_version(
-                ["node", "-e", "console.log(require('gearman/package.json').version)"], "gearman",
-                {"NODE_PATH": str(NODE_MODULES)},
-            ),
-            env={"NODE_PATH": str(NODE_MODULES)},
-            install=f"cd {NODE_MODULES.parent} && npm install gearman@2",
-        ),
-    )
-}
+DRIVERS: dict[str, Driver] = load_drivers()
 
 
 # -- running drivers ------------------------------------------------------------------------

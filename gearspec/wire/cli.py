@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 
+from gearspec.cli import add_json_option, write_json
 from gearspec.spec import DEFAULT_PORT
 
 __all__ = ["configure_dissect", "configure_proxy", "run_dissect", "run_proxy"]
@@ -16,8 +16,8 @@ __all__ = ["configure_dissect", "configure_proxy", "run_dissect", "run_proxy"]
 
 def configure_dissect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="a pcap or pcapng capture")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the job server's TCP port (default 4730)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the job server's TCP port (default {DEFAULT_PORT})")
+    add_json_option(parser, "the streams and their events")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when any violation is found (for CI)"
     )
@@ -36,7 +36,7 @@ def run_dissect(args: argparse.Namespace) -> int:
         print(f"gearspec dissect: {args.file}: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(reports_as_data(reports), indent=1))
+        write_json(args.json, reports_as_data(reports), indent=1)
     else:
         print(format_text(reports))
     if not reports:
@@ -71,17 +71,18 @@ def configure_proxy(parser: argparse.ArgumentParser) -> None:
     add_client_options(parser, "a tls://HOST:PORT upstream")
     parser.add_argument("--trace", metavar="FILE.jsonl", help="write every event and violation as JSON lines")
     parser.add_argument("--pcap", metavar="FILE", help="write the traffic as a pcap file (one TCP stream per connection)")
-    parser.add_argument("--quiet", action="store_true", help="do not print violations (use with --trace)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not print violations (use with --trace)")
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    from gearspec.wire.proxy import ValidatingProxy, parse_address
+    from gearspec.address import parse_address
+    from gearspec.wire.proxy import ValidatingProxy
     from gearspec.wire.tls import context_from_options, split_scheme
 
     try:
-        listen = parse_address(args.listen, DEFAULT_PORT + 1)
+        listen = parse_address(args.listen, DEFAULT_PORT + 1, listen=True)
         is_tls, upstream_text = split_scheme(args.upstream)
-        upstream = parse_address(upstream_text, DEFAULT_PORT)
+        upstream = parse_address(upstream_text)
         upstream_tls = context_from_options(args, is_tls, "a tls://HOST:PORT upstream")
     except ValueError as exc:
         print(f"gearspec proxy: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from gearspec.errors import GearspecError
 from gearspec.spec import DEFAULT_PORT
 
 __all__ = [
@@ -60,7 +61,7 @@ LINKTYPE_LINUX_SLL2 = 276
 _TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_PSH, _TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 
-class PcapError(Exception):
+class PcapError(GearspecError):
     """A capture file that cannot be read (not pcap/pcapng, truncated header, ...)."""
 
 

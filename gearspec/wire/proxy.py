@@ -27,25 +27,12 @@ from typing import Any, TextIO, cast
 from gearspec.wire.checker import ConnectionChecker, Observed, Violation
 from gearspec.wire.pcap import FROM_SERVER, TO_SERVER, PcapWriter, TcpConversation
 
-__all__ = ["ValidatingProxy", "parse_address"]
+__all__ = ["ValidatingProxy"]
 
 _HIGH_WATER = 1024 * 1024
 
 _READ_SIZE = 256 * 1024
 _PCAP_SEGMENT = 16 * 1024
-
-
-def parse_address(text: str, default_port: int | None = None) -> tuple[str, int]:
-    """'host:port' (or '[v6]:port', or 'host' with a default port) as a (host, port) pair."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        if default_port is None:
-            raise ValueError(f"expected HOST:PORT, got {text!r}")
-        host, port = text, str(default_port)
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"bad port in {text!r}")
-    return host, int(port)
 
 
 def _v4(host: str) -> str:

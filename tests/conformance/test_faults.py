@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from gearspec.conformance.faults import FAULTS, FaultProxy
 from gearspec.conformance.harness import Target
-from gearspec.conformance.launch import RunningServer
 from gearspec.conformance.registry import all_cases, select_cases
 from gearspec.conformance.runner import RunConfig, Verdict, run_cases
+from gearspec.conformance.servers import RunningServer
 
 # fault -> the case that must catch it
 CAUGHT_BY = {
@@ -35,9 +35,9 @@ def test_every_fault_has_a_catching_case() -> None:
 
 @pytest.fixture(scope="module")
 def clean_server() -> Iterator[RunningServer]:
-    from gearspec.conformance.launch import start_peer
+    from gearspec.conformance.servers import start_server
 
-    server = start_peer("reference")
+    server = start_server("reference")
     yield server
     server.stop()
 

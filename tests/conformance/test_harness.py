@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from gearspec.conformance.harness import CaseEnd, Outcome, Session, Target, describe
-from gearspec.conformance.launch import RunningServer
 from gearspec.conformance.registry import all_cases, get_case
 from gearspec.conformance.runner import RunConfig, load_expectations, run_case, run_cases
+from gearspec.conformance.servers import RunningServer
 
 from gearspec.codec import AdminLine, Packet
 from gearspec.spec import PacketType as T

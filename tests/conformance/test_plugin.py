@@ -7,7 +7,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 
 def pytest_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,7 @@
 """Evidence: the whole suite against the four servers we can run here, each with its profile.
 
 The reference server must pass every MUST and SHOULD case (--strict); gearmand, Perl
-Gearman::Server and python gear must pass once their known deviations (expectations/*.toml)
+Gearman::Server and python gear must pass once their known deviations (conformance/impls/*/expectations.toml)
 are applied, which also proves every listed deviation still happens (an unexpected pass
 fails the run).
 """
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 
 def run_suite(server: RunningServer, profile: str, tmp_path: Path, *extra: str) -> dict:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 from gearspec.conformance.harness import Outcome, Target
-from gearspec.conformance.launch import RunningServer
 from gearspec.conformance.registry import Level, all_cases, get_case, select_cases
 from gearspec.conformance.runner import Result, RunConfig, Verdict, builtin_profiles, load_expectations, run_cases
+from gearspec.conformance.servers import RunningServer
 
 from gearspec.spec import PacketType
 

@@ -7,7 +7,7 @@ gearmand's replies come from libgearman-server/text.cc server_run_text: OK/ERR l
 from __future__ import annotations
 
 import pytest
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from gearspec.admin import (
     ADMIN_COMMANDS,

@@ -132,3 +132,11 @@ def test_help_version_and_console_script() -> None:
     assert script is not None, "the gearspec console script is not installed"
     proc = subprocess.run([script, "spec", "--json"], capture_output=True, timeout=60)
     assert proc.returncode == 0 and json.loads(proc.stdout)["packets"]
+
+
+def test_json_option_means_write_to_file(tmp_path: Path) -> None:
+    """--json FILE writes FILE (as in test, fuzz and interop); bare --json (or -) is stdout."""
+    path = tmp_path / "spec.json"
+    result = run("spec", "--json", str(path))
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    assert json.loads(path.read_text()) == json.loads(run("spec", "--json").stdout) == json.loads(run("spec", "--json", "-").stdout)

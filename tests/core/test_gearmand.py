@@ -6,7 +6,7 @@ the fixture starts /usr/sbin/gearmand on an ephemeral port for each test.
 
 from __future__ import annotations
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from gearspec.codec import AdminLine, Packet
 from gearspec.spec import Magic, PacketType

@@ -64,14 +64,42 @@ def test_wheel_contents(tmp_path: Path) -> None:
         "gearspec/__main__.py",
         # Data files the installed commands read at run time (gearspec test, interop, roles):
         "gearspec/conformance/report_template.html",
-        "gearspec/conformance/impls.toml",
-        "gearspec/conformance/expectations/gearmand.toml",
-        "gearspec/conformance/expectations/reference.toml",
-        "gearspec/conformance/dockerfiles/gearmand.Dockerfile",
-        "gearspec/conformance/drivers/perl_driver.pl",
-        "gearspec/conformance/drivers/php_driver.php",
-        "gearspec/conformance/drivers/node_driver.js",
+        "gearspec/conformance/impls/gearmand/impl.toml",
+        "gearspec/conformance/impls/gearmand/expectations.toml",
+        "gearspec/conformance/impls/gearmand/Dockerfile",
+        "gearspec/conformance/impls/reference/expectations.toml",
+        "gearspec/conformance/impls/gear/gear-log.conf",
+        "gearspec/conformance/impls/peers/Dockerfile",
+        "gearspec/conformance/servers/__init__.py",
+        "gearspec/conformance/drivers/README.md",
+        "gearspec/conformance/impls/perl/perl_driver.pl",
+        "gearspec/conformance/impls/php/php_driver.php",
+        "gearspec/conformance/impls/node/node_driver.js",
+        "gearspec/conformance/impls/gear/gear_driver.py",
     ):
         assert required in names, required
     entry_points = zipfile.ZipFile(wheel).read(dist_info + "/entry_points.txt").decode()
     assert "gearspec = gearspec.cli:main" in entry_points
+    # Installed (not editable), the registry finds every implementation's folder and files.
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = f"""
+import os, gearspec.conformance.impls as impls
+registry = impls.load_registry()
+assert impls.__file__.startswith({str(site)!r}), impls.__file__
+assert {{"gearmand", "perl", "gear", "reference"}} <= set(registry.profiles()), registry.profiles()
+assert registry["peers"].dockerfile_path.is_file()
+assert os.path.isfile(registry["gear"].local_argv()[-1]), registry["gear"].local_argv()
+from gearspec.conformance.drivers import DRIVERS
+assert all(os.path.isfile(d.argv[-1]) for d in DRIVERS.values()), [d.argv for d in DRIVERS.values()]
+print(sorted(registry.fuzz_options()))
+"""
+    # -S: no site-packages, so the editable install of this checkout cannot answer instead.
+    done = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(site)}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "gearmand" in done.stdout

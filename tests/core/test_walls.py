@@ -73,3 +73,19 @@ def test_core_sources_name_no_forbidden_import() -> None:
                     assert top not in NO_IO, f"{path.name} imports {name}"
                 assert not name.startswith(NOT_CORE), f"{path.name} imports {name}"
                 assert top not in ("reference", "conformance", "fuzz"), f"{path.name} imports {name}"
+
+
+def test_core_cli_finds_outer_commands_by_entry_point() -> None:
+    """The dispatcher names no outer module (not even as a string to import lazily): the
+    outer packages register their commands in the `gearspec.commands` entry-point group."""
+    from gearspec.cli import ENTRY_POINT_GROUP, commands
+
+    package = Path(gearspec.__file__).parent
+    for path in [*package.glob("*.py"), *(package / "wire").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not node.value.startswith(NOT_CORE), f"{path.name} names {node.value!r}"
+    found = commands()
+    assert found["test"] == "gearspec.conformance.cli" and found["serve"] == "gearspec.reference.server_cli"
+    assert found["fuzz"] == "gearspec.fuzz.cli" and found["spec"] == "gearspec.tools"
+    assert ENTRY_POINT_GROUP == "gearspec.commands"

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from gearspec.conformance import docker as launcher
 from gearspec.conformance.impls import Registry, load_registry
+from gearspec.conformance.servers import docker as launcher
 
 
 def pytest_configure(config: pytest.Config) -> None:

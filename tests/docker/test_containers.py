@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gearspec.conformance import docker as launcher
 from gearspec.conformance.impls import Registry, load_registry
-from gearspec.conformance.targets import open_target
+from gearspec.conformance.servers import docker as launcher
+from gearspec.conformance.servers import open_target
 
 from gearspec.codec import NEED_DATA, Decoder, Packet
 from gearspec.spec import Magic
@@ -81,7 +81,7 @@ def test_container_is_removed_on_ctrl_c_and_sigterm(sig: int, engine: Any, gears
     before = set(gearspec_containers())
     script = (
         "import sys, threading\n"
-        "from gearspec.conformance.targets import open_target\n"
+        "from gearspec.conformance.servers import open_target\n"
         "with open_target('docker:gearmand') as t:\n"
         "    print('ready', t.port, flush=True)\n"
         "    threading.Event().wait(120)\n"

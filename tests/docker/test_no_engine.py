@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from gearspec.conformance import docker as launcher
-from gearspec.conformance.launch import peer_available
-from gearspec.conformance.targets import TargetError, open_target, parse_address
+from gearspec.conformance.servers import TargetError, open_target, server_available
+from gearspec.conformance.servers import docker as launcher
 
 
 @pytest.fixture
@@ -25,7 +24,7 @@ def no_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _need_local(name: str) -> None:
-    if not peer_available(name):
+    if not server_available(name):
         message = f"{name} is not installed (scripts/install-peers.sh installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
@@ -84,20 +83,15 @@ def test_impl_target_without_docker_or_local_install_says_both(no_engine: str, t
         ("impl:php", "php is not a server"),
         ("docker:", "name an image"),
         ("local:/nonexistent/server --port={port}", "cannot start local"),
-        ("example.org:99999", "port must be a number"),
-        ("::1:4730", "IPv6"),
+        ("example.org:99999", "port 99999 is not in 1-65535"),
+        ("::1:4730:x", "write an IPv6 address as [::1]:4730"),
+        ("local:nosuch", "unknown server 'nosuch'; known: gear, gearmand"),
     ],
 )
 def test_bad_specs_get_clear_errors(spec: str, message: str) -> None:
     with pytest.raises(Exception) as info, open_target(spec):
         pass
     assert message in str(info.value)
-
-
-def test_addresses_parse() -> None:
-    assert parse_address("127.0.0.1:4730") == ("127.0.0.1", 4730)
-    assert parse_address("gearman.internal") == ("gearman.internal", 4730)
-    assert parse_address("[::1]:7003") == ("::1", 7003)
 
 
 def test_cli_test_command_reports_a_missing_engine(no_engine: str) -> None:
@@ -132,7 +126,7 @@ def test_interop_auto_mode_falls_back_to_local_processes(no_engine: str) -> None
 
 def test_docker_tool_reports_a_missing_engine(no_engine: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "gearspec.conformance.docker", "list"],
+        [sys.executable, "-m", "gearspec.conformance.servers.docker", "list"],
         capture_output=True, text=True, timeout=60, env=_env(no_engine),
     )
     assert done.returncode == 1 and "no Docker engine answers" in done.stderr and "Traceback" not in done.stderr

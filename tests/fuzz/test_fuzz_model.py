@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 from gearspec.fuzz.model import PROFILES, ModelFailure, check_target
 from gearspec.fuzz.script import Expect, Session, Var
 

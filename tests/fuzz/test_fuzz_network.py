@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gearspec.conformance.launch import RunningServer, start_local
+from gearspec.conformance.servers import RunningServer, start_local
 from gearspec.fuzz.network import FuzzConfig, TargetError, case_for_step, parse_duration, parse_target, run_network_fuzz
 
 TOY = Path(__file__).with_name("toy_server.py")

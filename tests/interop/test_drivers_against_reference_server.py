@@ -24,7 +24,7 @@ from gearspec.conformance.drivers import (
     run_client,
     start_worker,
 )
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 from gearspec.reference.blocking import BlockingClient, BlockingWorker
 from gearspec.reference.client import JobFailed, WorkData, WorkStatus
 from gearspec.reference.worker import WorkerJob, WorkFailed

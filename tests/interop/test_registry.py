@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from gearspec.conformance.drivers import DRIVER_DIR, DRIVERS, FEATURES
+from gearspec.conformance.impls import IMPLS_DIR
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
@@ -14,12 +15,10 @@ def test_driver_entry_is_consistent(name: str) -> None:
     driver = DRIVERS[name]
     assert driver.name == name and driver.roles <= {"client", "worker"} and driver.roles
     scripts = [a for a in driver.argv if a.endswith((".pl", ".php", ".js", ".py"))]
-    modules = [a for a in driver.argv if a.startswith("gearspec.conformance.drivers.")]
-    assert scripts or modules
+    assert scripts
     for script in scripts:
-        assert Path(script).is_file(), script
-    for module in modules:
-        assert (DRIVER_DIR / (module.rsplit(".", 1)[1] + ".py")).is_file(), module
+        # Each driver lives in its implementation's folder, beside the impl.toml that describes it.
+        assert Path(script).is_file() and Path(script).parent.parent == IMPLS_DIR, script
     for feature in driver.all_limitations():
         assert feature in FEATURES or feature in ("client", "worker"), feature
     assert driver.command("client", "--x")[-2:] == ["client", "--x"]

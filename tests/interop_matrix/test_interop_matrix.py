@@ -16,11 +16,11 @@ import pytest
 from gearspec.conformance.drivers import DRIVERS
 from gearspec.conformance.impls import load_registry
 from gearspec.conformance.interop import SCENARIOS, Matrix, render_grid, render_html, run_matrix
-from gearspec.conformance.launch import peer_available
+from gearspec.conformance.servers import server_available
 
 
 def _need(*, servers: tuple[str, ...] = (), drivers: tuple[str, ...] = ()) -> None:
-    missing = [s for s in servers if not peer_available(s)]
+    missing = [s for s in servers if not server_available(s)]
     missing += [f"{d} ({DRIVERS[d].unavailable()})" for d in drivers if not DRIVERS[d].available()]
     if missing:
         message = f"not installed: {', '.join(missing)} (scripts/install-peers.sh installs them)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from gearspec.conformance.launch import RunningServer, start_peer
+from gearspec.conformance.servers import RunningServer, start_server
 from gearspec.reference.admin import AdminClient
 from gearspec.reference.client import (
     Client,
@@ -159,7 +159,7 @@ def test_coalescing_on_unique(server: RunningServer) -> None:
 
 
 def test_failover_when_one_of_two_servers_dies(gearmand: RunningServer) -> None:
-    second = start_peer("gearmand")
+    second = start_server("gearmand")
     try:
         async def scenario() -> None:
             addresses = [gearmand.address, second.address]
@@ -181,7 +181,7 @@ def test_failover_when_one_of_two_servers_dies(gearmand: RunningServer) -> None:
 
 
 def test_hash_strategy_sends_equal_unique_ids_to_one_server(gearmand: RunningServer) -> None:
-    second = start_peer("gearmand")
+    second = start_server("gearmand")
     try:
         async def scenario() -> None:
             async with Client([gearmand.address, second.address], strategy="hash", timeout=5) as client:

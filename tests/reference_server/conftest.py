@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from gearspec.conformance.launch import RunningServer, start_local
+from gearspec.conformance.servers import RunningServer, start_local
 
 from gearspec.admin import AdminCommand, AdminReply, AdminReplyReader
 from gearspec.codec import AdminLine, Decoder, Packet

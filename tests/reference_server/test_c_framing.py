@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from gearspec.conformance.launch import RunningServer, start_local
+from gearspec.conformance.servers import RunningServer, start_local
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
@@ -171,7 +171,7 @@ def test_two_servers_cannot_share_one_sqlite_queue(tmp_path: Path) -> None:
 
 
 def test_default_queue_is_a_per_user_sqlite_file(tmp_path: Path) -> None:
-    from gearspec.conformance.launch import start_local
+    from gearspec.conformance.servers import start_local
 
     from .conftest import SERVE
 

@@ -42,7 +42,7 @@ def test_broker_dispatch_covers_every_request_packet() -> None:
 
 
 def test_the_launcher_command_for_reference_still_works(reference_server) -> None:
-    """conformance/launch.py PEER_COMMANDS["reference"] starts this server."""
+    """The registry's local command for reference (conformance/impls/reference/impl.toml) starts this server."""
     from gearspec.spec import PacketType as T
 
     from .conftest import Conn

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from tests.tls.certs import Pki, make_pki
 from tests.tls.helpers import start_tls_server

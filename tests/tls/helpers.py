@@ -7,7 +7,9 @@ import ssl
 import sys
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer, start_local
+import pytest
+from gearspec.conformance.impls import load_registry
+from gearspec.conformance.servers import RunningServer, start_local
 from gearspec.conformance.tls import suite_acl
 
 from gearspec.codec import Decoder
@@ -19,6 +21,15 @@ from tests.tls.certs import Pki
 SERVE = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "0", "--queue", "memory"]
 
 SUITE_ACL = suite_acl()  # the ACL the tests and the suite's ACL cases run the server with
+
+
+def start_registry_server(name: str, *flags: str) -> RunningServer:
+    """The registry's local server `name` (e.g. gear, gearmand) with `flags` added; skips the
+    test when it is not installed (scripts/install-peers.sh installs them)."""
+    impl, argv = load_registry().local_server(name)
+    if not impl.local_available():
+        pytest.skip(f"{name} is not installed here (scripts/install-peers.sh)")
+    return start_local([*argv, *flags], name=f"{name}-tls")
 
 
 def start_tls_server(pki: Pki, *extra: str, acl: str | None = None, folder: Path | None = None) -> RunningServer:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 from gearspec.reference.admin import AdminClient
 from gearspec.reference.blocking import BlockingClient
 from gearspec.reference.client import Client, NoServerAvailable

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from gearspec.conformance.drivers import DRIVERS
-from gearspec.conformance.launch import PEER_COMMANDS, RunningServer, peer_available, start_local
+from gearspec.conformance.servers import RunningServer
 from gearspec.conformance.tls import suite_acl
 from gearspec.reference.client import Client
 
 from gearspec.wire.tls import client_context
 from tests.tls.certs import Pki
-from tests.tls.helpers import start_tls_server
+from tests.tls.helpers import start_registry_server, start_tls_server
 
 EXIT_UNSUPPORTED = 5
 
@@ -50,10 +50,8 @@ def _job(server: RunningServer, pki: Pki, client: str, worker: str, function: st
 
 @pytest.fixture(scope="module")
 def geard(pki: Pki) -> Iterator[RunningServer]:
-    if not peer_available("gear"):
-        pytest.skip("python gear's geard is not installed (scripts/install-peers.sh)")
     tls = ["--ssl-cert", str(pki.server), "--ssl-key", str(pki.server), "--ssl-ca", str(pki.ca)]
-    with start_local([*PEER_COMMANDS["gear"], *tls], name="gear-tls") as running:
+    with start_registry_server("gear", *tls) as running:
         yield running
 
 

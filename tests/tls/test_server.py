@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from gearspec.codec import Packet
 from gearspec.spec import PacketType as T

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gearspec.conformance.launch import PEER_COMMANDS, RunningServer, peer_available, start_local
 from gearspec.conformance.registry import all_cases
+from gearspec.conformance.servers import RunningServer, start_local
 from gearspec.conformance.tls import suite_acl
 
 from tests.tls.certs import Pki
-from tests.tls.helpers import SERVE, start_tls_server
+from tests.tls.helpers import SERVE, start_registry_server, start_tls_server
 
 
 def _suite(server: RunningServer, pki: Pki, tmp_path: Path, *extra: str, code: int = 0) -> dict:
@@ -45,10 +45,8 @@ def acl_server(pki: Pki) -> Iterator[RunningServer]:
 
 
 def _geard(pki: Pki, acl: Path | None) -> RunningServer:
-    if not peer_available("gear"):
-        pytest.skip("python gear's geard is not installed (scripts/install-peers.sh)")
     tls = ["--ssl-cert", str(pki.server), "--ssl-key", str(pki.server), "--ssl-ca", str(pki.ca)]
-    return start_local([*PEER_COMMANDS["gear"], *tls, *(["--acl", str(acl)] if acl else [])], name="gear-tls")
+    return start_registry_server("gear", *tls, *(["--acl", str(acl)] if acl else []))
 
 
 def test_reference_server_passes_every_case_over_tls(tls_server: RunningServer, pki: Pki, tmp_path: Path) -> None:
@@ -105,10 +103,8 @@ def test_a_plaintext_server_behind_tls_url_is_one_line(pki: Pki) -> None:
 
 def test_gearmand_with_ssl_flags_but_no_tls_is_one_line(pki: Pki) -> None:
     # Debian's gearmand 1.1.20 lists --ssl yet has no TLS: it closes on a ClientHello.
-    if not peer_available("gearmand"):
-        pytest.skip("gearmand is not installed")
     ssl = ["--ssl", f"--ssl-certificate={pki.server}", f"--ssl-key={pki.server}", f"--ssl-ca-file={pki.ca}"]
-    with start_local([*PEER_COMMANDS["gearmand"], *ssl], name="gearmand-ssl") as gearmand:
+    with start_registry_server("gearmand", *ssl) as gearmand:
         assert "does not speak TLS on this port" in _one_line_refusal(f"tls://{gearmand.address}", pki)
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 from gearspec.fuzz.relay import TlsRelay
 
 from gearspec.spec import PacketType as T

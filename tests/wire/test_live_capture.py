@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from gearspec.codec import AdminLine, Packet
 from gearspec.wire.dissect import StreamReport, dissect

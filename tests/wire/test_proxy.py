@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from gearspec.codec import Packet, encode
 from gearspec.wire.dissect import dissect
@@ -153,7 +153,7 @@ def test_bad_cli_arguments_give_a_clear_error() -> None:
         capture_output=True, text=True, timeout=30, check=False,
     )
     assert done.returncode == 2
-    assert "bad port" in done.stderr and "Traceback" not in done.stderr
+    assert "'nowhere:port' is not HOST:PORT: port 'port' is not a number" in done.stderr and "Traceback" not in done.stderr
     done = subprocess.run(
         [sys.executable, "-m", "gearspec", "dissect", "/nonexistent.pcap"],
         capture_output=True, text=True, timeout=30, check=False,

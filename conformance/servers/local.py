@@ -3,7 +3,8 @@
 Every server is started with port 0 (never a guessed free port); the port is read back from
 the kernel: the listening TCP sockets owned by the process tree (/proc/PID/net/tcp and the
 socket inodes in /proc/PID/fd). Processes run in their own session so that `stop` ends
-the whole tree, and output goes to a log file that reports can attach.
+the whole tree, and output goes to a log file that reports can attach. `restart` starts the
+same command again on the same port (for a target that died during a run).
 """
 
 from __future__ import annotations
@@ -13,71 +14,22 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = [
-    "PEER_COMMANDS",
-    "LaunchError",
-    "RunningServer",
-    "listening_ports",
-    "peer_available",
-    "start_local",
-    "start_peer",
-]
+from gearspec.conformance.impls import fill
+
+from gearspec.address import format_address
+from gearspec.errors import GearspecError
+
+__all__ = ["LaunchError", "RunningServer", "listening_ports", "start_local"]
 
 
-class LaunchError(RuntimeError):
+class LaunchError(GearspecError, RuntimeError):
     """A server could not be started or did not start listening."""
-
-
-# Known local servers. "{host}" is replaced by the listen address; each binds port 0.
-# Sources for the flags: gearmand --help (1.1.20); Perl Gearman::Server's gearmand script;
-# python gear's geard (gear/cmd/geard.py).
-PEER_COMMANDS: dict[str, list[str]] = {
-    "reference": [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "0", "--queue", "memory"],
-    "gearmand": [
-        "/usr/sbin/gearmand", "--listen={host}", "--port=0", "--threads=0",
-        "--log-file={log}", "--pid-file={dir}/gearmand.pid", "--verbose=WARNING",
-    ],
-    "gearmand-threads": [
-        "/usr/sbin/gearmand", "--listen={host}", "--port=0",
-        "--log-file={log}", "--pid-file={dir}/gearmand.pid", "--verbose=WARNING",
-    ],
-    "perl": ["/usr/bin/gearmand", "--listen={host}", "--port=0"],
-    "gear": ["geard", "-d", "-p", "0", "--listen-address", "{host}", "--log-config", "{dir}/gear-log.conf"],
-}
-
-_GEAR_LOG_CONFIG = """[loggers]
-keys=root
-[handlers]
-keys=stderr
-[formatters]
-keys=plain
-[logger_root]
-level=WARNING
-handlers=stderr
-[handler_stderr]
-class=StreamHandler
-level=WARNING
-formatter=plain
-args=(sys.stderr,)
-[formatter_plain]
-format=%(asctime)s %(levelname)s %(name)s: %(message)s
-"""
-
-
-def peer_available(name: str) -> bool:
-    """True when the peer's program is installed on this machine."""
-    argv = PEER_COMMANDS[name]
-    program = argv[0]
-    if name == "reference":
-        return True
-    return shutil.which(program) is not None or Path(program).exists()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -149,10 +101,12 @@ class RunningServer:
     log_path: Path
     workdir: Path
     _owns_workdir: bool = field(default=True, repr=False)
+    argv: tuple[str, ...] = field(default=(), repr=False)  # the command, {port} not yet filled
+    env: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -174,7 +128,19 @@ class RunningServer:
         except ProcessLookupError:
             pass
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def restart(self, timeout: float = 15.0) -> None:
+        """End the process tree if it still runs, then start the same command on the same port.
+
+        For a target that died (or hangs) in the middle of a run: host and port stay as
+        they were, so whoever holds them (a `Target`) can go on. Raises `LaunchError` when
+        the command exits or does not listen on that port again within `timeout`.
+        """
+        self._end(timeout)
+        again = _spawn(self.argv, self.name, self.host, self.port, self.workdir, self.env, self.log_path, "ab")
+        self.process = again
+        _wait_listening(self, timeout, want=self.port)
+
+    def _end(self, timeout: float) -> None:
         if self.process.poll() is None:
             self.kill(signal.SIGTERM)
             try:
@@ -184,6 +150,9 @@ class RunningServer:
                 self.process.wait(timeout)
         else:
             self.kill(signal.SIGKILL)  # stray children of a dead leader
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._end(timeout)
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -192,6 +161,44 @@ class RunningServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _spawn(
+    argv: Sequence[str], name: str, host: str, port: int, workdir: Path, env: dict[str, str] | None,
+    log_path: Path, mode: str = "wb",
+) -> subprocess.Popen[bytes]:
+    filled = fill(argv, host=host, dir=workdir, log=workdir / "server-own.log", port=port)
+    with open(log_path, mode) as log:
+        try:
+            return subprocess.Popen(
+                filled, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=workdir, env={**os.environ, **(env or {})},
+            )
+        except OSError as exc:
+            raise LaunchError(f"cannot start {name} ({filled[0]}): {exc.strerror}") from None
+
+
+def _wait_listening(server: RunningServer, timeout: float, want: int | None = None) -> None:
+    """Wait until the process tree listens (on port `want`, if given); stop it on failure."""
+    deadline = time.monotonic() + timeout
+    # The kernel offers no event for "a process started listening": poll /proc briefly.
+    delay = 0.005
+    while True:
+        process = server.process
+        if process.poll() is not None:
+            text = server.log()[-2000:]
+            server.stop()
+            raise LaunchError(f"{server.name} exited with status {process.returncode} before listening:\n{text}")
+        ports = listening_ports(process.pid, server.host)
+        if ports and (want is None or want in ports):
+            server.port = ports[0] if want is None else want
+            return
+        if time.monotonic() > deadline:
+            server.stop()
+            where = server.host if want is None else format_address(server.host, want)
+            raise LaunchError(f"{server.name} did not listen on {where} within {timeout:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def start_local(
@@ -203,50 +210,20 @@ def start_local(
     env: dict[str, str] | None = None,
     workdir: Path | None = None,
 ) -> RunningServer:
-    """Start `argv` (with {host}, {dir} and {log} filled in) and wait until it listens."""
+    """Start `argv` and wait until it listens.
+
+    Placeholders: {host}, {port} (0 here: the port the server binds is read back), {dir}
+    (a scratch folder, the working directory) and {log} (a file the log also shows).
+    """
     owns = workdir is None
     wd = Path(tempfile.mkdtemp(prefix=f"gearspec-{name}-")) if workdir is None else workdir
     log_path = wd / "server.log"
-    (wd / "gear-log.conf").write_text(_GEAR_LOG_CONFIG)
-    filled = [a.format(host=host, dir=wd, log=wd / "server-own.log") for a in argv]
-    log = open(log_path, "wb")
     try:
-        process = subprocess.Popen(
-            filled, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=wd, env={**os.environ, **(env or {})},
-        )
-    except OSError as exc:
-        log.close()
+        process = _spawn(argv, name, host, 0, wd, env, log_path)
+    except LaunchError:
         if owns:
             shutil.rmtree(wd, ignore_errors=True)
-        raise LaunchError(f"cannot start {name} ({filled[0]}): {exc.strerror}") from None
-    finally:
-        if not log.closed:
-            log.close()
-    server = RunningServer(name, host, 0, process, log_path, wd, owns)
-    deadline = time.monotonic() + timeout
-    # The kernel offers no event for "a process started listening": poll /proc briefly.
-    delay = 0.005
-    while True:
-        if process.poll() is not None:
-            text = server.log()[-2000:]
-            server.stop()
-            raise LaunchError(f"{name} exited with status {process.returncode} before listening:\n{text}")
-        ports = listening_ports(process.pid, host)
-        if ports:
-            server.port = ports[0]
-            return server
-        if time.monotonic() > deadline:
-            server.stop()
-            raise LaunchError(f"{name} did not listen on {host} within {timeout:.0f}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
-def start_peer(name: str, host: str = "127.0.0.1", timeout: float = 15.0) -> RunningServer:
-    """Start one of the known servers in `PEER_COMMANDS` on an ephemeral port."""
-    if name not in PEER_COMMANDS:
-        raise LaunchError(f"unknown server {name!r}; known: {', '.join(PEER_COMMANDS)}")
-    if not peer_available(name):
-        raise LaunchError(f"{name} is not installed here ({PEER_COMMANDS[name][0]} not found)")
-    return start_local(PEER_COMMANDS[name], name=name, host=host, timeout=timeout)
+        raise
+    server = RunningServer(name, host, 0, process, log_path, wd, owns, tuple(argv), env)
+    _wait_listening(server, timeout)
+    return server

@@ -51,6 +51,24 @@ def installed_distribution() -> tuple[str, str] | None:
     return None if best is None else (best[1], best[2])
 
 
+def version() -> str | None:
+    """The distribution that owns the `gearman` module here, and its version (the driver's probe)."""
+    found = installed_distribution()
+    return None if found is None else f"{found[0]} {found[1]}"
+
+
+def found_limitations() -> dict[str, str]:
+    """gearman3 cannot run on Python >= 3.9; pygearman can (when it is the one on disk)."""
+    found = installed_distribution()
+    if found is not None and found[0] == "gearman3" and sys.version_info >= (3, 9):
+        reason = (
+            f"gearman3 {found[1]} uses array.fromstring (gearman/connection.py read_data_from_socket), "
+            "removed in Python 3.9: it fails on the first reply"
+        )
+        return {"client": reason, "worker": reason}
+    return {}
+
+
 def _broken(exc: BaseException) -> None:
     """Exit 5 when the library itself cannot run here (gearman3 on Python >= 3.9)."""
     text = str(exc)

@@ -5,14 +5,14 @@ each server is told to bind port 0 and the port it chose is read back from the k
 container's processes are ordinary processes here: /proc/PID), never guessed. Readiness is a
 TCP connect to that port. Logs are captured for reports. Containers are always removed:
 leaving the `with` block, an exception, Ctrl-C and SIGTERM all end in ``remove(force=True)``;
-every container carries the label ``gearspec=1`` so ``python -m gearspec.conformance.docker
+every container carries the label ``gearspec=1`` so ``python -m gearspec.conformance.servers.docker
 clean`` finds any left behind by a killed process.
 
 Errors name what is missing: the ``docker`` Python package, the engine (with the address
 tried: ``DOCKER_HOST`` or the default socket), the base image an image builds FROM, or the
 step of a Dockerfile that failed.
 
-``python -m gearspec.conformance.docker build [NAME...]`` builds images from the registry.
+``python -m gearspec.conformance.servers.docker build [NAME...]`` builds images from the registry.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from gearspec.conformance.impls import Implementation, Registry, RegistryError, fill, load_registry
-from gearspec.conformance.launch import LaunchError, listening_ports
+from gearspec.conformance.servers.local import LaunchError, listening_ports
+
+from gearspec.address import format_address
 
 __all__ = [
     "BASE_IMAGE",
@@ -52,7 +54,7 @@ __all__ = [
 
 BASE_IMAGE = os.environ.get("GEARSPEC_BASE_IMAGE", "gearspec-base:bookworm")
 LABEL = "gearspec"
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 # What a "source" build context holds: enough to `pip install` gearspec.
 _SOURCE_ITEMS = ("gearspec", "reference", "conformance", "fuzz", "setup.py", "pyproject.toml", "README.md")
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
@@ -208,7 +210,7 @@ class RunningContainer:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)
 
     def logs(self) -> str:
         """Everything the container wrote to stdout and stderr so far (kept after removal)."""
@@ -242,6 +244,15 @@ class RunningContainer:
         except docker.errors.APIError as exc:
             return -1, str(exc)
         return int(code), (output or b"").decode("utf-8", "replace")
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Restart the container (same command) and wait until it listens again.
+
+        The command binds port 0, so the server may come back on another port: `port`
+        is updated (a `Target` opened on this container follows it).
+        """
+        self.container.restart(timeout=5)
+        self.port = _wait_for_port(self, self.host, timeout, self.name)
 
     def stop(self) -> None:
         if self._removed:
@@ -328,6 +339,24 @@ def _connectable(host: str, port: int) -> bool:
         return False
 
 
+def _wait_for_port(running: RunningContainer, host: str, timeout: float, name: str) -> int:
+    container = running.container
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            code = container.attrs["State"].get("ExitCode")
+            raise LaunchError(f"{name} ({running.image}) exited with status {code} before listening:\n{running.logs()[-2000:]}")
+        ports = _container_ports(running, host)
+        if ports and _connectable(host, ports[0]):
+            return ports[0]
+        if time.monotonic() > deadline:
+            raise LaunchError(f"{name} ({running.image}) did not listen on {host} within {timeout:.0f}s:\n{running.logs()[-2000:]}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 def start_container(
     image: str,
     command: Sequence[str] | None = None,
@@ -357,7 +386,7 @@ def start_container(
                 detach=True, stdin_open=False, tty=False, init=True,
             )
         except docker.errors.ImageNotFound:
-            raise ImageBuildError(f"image {image} is not present (build it: python -m gearspec.conformance.docker build)") from None
+            raise ImageBuildError(f"image {image} is not present (build it: python -m gearspec.conformance.servers.docker build)") from None
         except docker.errors.APIError as exc:
             raise LaunchError(f"cannot create a container from {image}: {exc.explanation or exc}") from None
         except Exception as exc:  # e.g. a read timeout: the engine may still create it later
@@ -370,21 +399,8 @@ def start_container(
             raise LaunchError(f"cannot start {image}: {exc.explanation or exc}") from None
         if not wait_for_port:
             return running
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            container.reload()
-            if container.status in ("exited", "dead"):
-                code = container.attrs["State"].get("ExitCode")
-                raise LaunchError(f"{name} ({image}) exited with status {code} before listening:\n{running.logs()[-2000:]}")
-            ports = _container_ports(running, host)
-            if ports and _connectable(host, ports[0]):
-                running.port = ports[0]
-                return running
-            if time.monotonic() > deadline:
-                raise LaunchError(f"{name} ({image}) did not listen on {host} within {timeout:.0f}s:\n{running.logs()[-2000:]}")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        running.port = _wait_for_port(running, host, timeout, name)
+        return running
     except BaseException:
         # Including KeyboardInterrupt: the container must not outlive a failed start.
         if running is not None:
@@ -417,12 +433,12 @@ def remove_leftovers(client: Any | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gearspec.conformance.docker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gearspec.conformance.servers.docker", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build images from the registry (all when no NAME is given)")
     build.add_argument("names", nargs="*", metavar="NAME")
     build.add_argument("--force", action="store_true", help="rebuild images that exist")
-    build.add_argument("--impls", action="append", default=[], metavar="FILE", help="extra implementations file")
+    build.add_argument("--impls", action="append", default=[], metavar="PATH", help="an extra implementation folder, folder of folders, or TOML file")
     sub.add_parser("clean", help="remove containers a killed run left behind")
     sub.add_parser("list", help="list the registry's images and whether they exist")
     args = parser.parse_args(argv)
