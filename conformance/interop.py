@@ -627,7 +627,7 @@ def run_matrix(
     """Run every scenario for every (server, client) pair; see the module docstring.
 
     With `tls`, servers serve TLS and clients and workers connect over it; a server or a
-    driver without TLS (conformance/tls.py SERVER_TLS_FLAGS, TLS_DRIVERS) is graded
+    driver without TLS (impl.toml `tls`; conformance/tls.py TLS_DRIVERS) is graded
     unsupported."""
     matrix = Matrix(list(servers), list(clients), list(scenarios), mode)
     client_impls = [registry[c] for c in clients]
@@ -660,7 +660,7 @@ def run_matrix(
 
         def run_server(server_name: str) -> None:
             impl = registry[server_name]
-            tls_flags = tls.server_flags(server_name) if tls is not None else []
+            tls_flags = tls.server_flags(impl.tls) if tls is not None else []
             if tls_flags is None:
                 for client in client_impls:
                     for scenario in scenarios:

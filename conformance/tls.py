@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from gearspec.wire.tls import client_context
 __all__ = [
     "ACL_PREFIX",
     "ACL_ROLES",
-    "SERVER_TLS_FLAGS",
     "TLS_DRIVERS",
     "InteropTls",
     "TlsSettings",
@@ -48,14 +48,9 @@ ACL_ROLES = {
 }
 
 
-# `gearspec interop --tls-*`: how each registry server is told to serve TLS (appended to its
-# local command; {cert} {key} {ca} filled in), and the drivers that can connect over TLS
-# (conformance/drivers/README.md). Debian's gearmand takes --ssl but has no TLS, and Perl
-# Gearman::Server has none: those servers are left out of a TLS matrix.
-SERVER_TLS_FLAGS = {
-    "reference": ["--tls-cert", "{cert}", "--tls-key", "{key}", "--tls-ca", "{ca}"],
-    "gear": ["--ssl-cert", "{cert}", "--ssl-key", "{key}", "--ssl-ca", "{ca}"],  # gear/cmd/geard.py
-}
+# `gearspec interop --tls-*`: the drivers that can connect over TLS (conformance/drivers/README.md).
+# How a server is told to serve TLS is its impl.toml's `tls` flags; servers without (Debian's
+# gearmand takes --ssl but has no TLS; Perl Gearman::Server has none) are left out of a TLS matrix.
 TLS_DRIVERS = ("reference", "gear")
 
 
@@ -69,10 +64,9 @@ class InteropTls:
     server_key: str | None = None  # default: in server_cert
     client_key: str | None = None  # default: in client_cert
 
-    def server_flags(self, server: str) -> list[str] | None:
-        """The flags that make `server` serve TLS, None when it cannot."""
-        flags = SERVER_TLS_FLAGS.get(server)
-        if flags is None:
+    def server_flags(self, flags: Sequence[str]) -> list[str] | None:
+        """A server's `tls` flags (impl.toml) with these files filled in; None when it has none."""
+        if not flags:
             return None
         key = self.server_key or self.server_cert
         return [f.format(cert=self.server_cert, key=key, ca=self.ca) for f in flags]
