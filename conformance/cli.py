@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shlex
 import sys
@@ -45,8 +46,10 @@ from gearspec.conformance.runner import (
     run_cases,
 )
 from gearspec.conformance.servers.targets import Target, target_is_address
+from gearspec.conformance.tls import check_tls, load_tls
 
 from gearspec.spec import PacketType
+from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
 __all__ = ["SUMMARIES", "configure_test", "run_test"]
 
@@ -87,6 +90,11 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--markdown", metavar="FILE", help="write a markdown summary (per-area grades)")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only the summary")
     out.add_argument("-v", "--verbose", action="store_true", help="print the trace of every failed case")
+    tls = add_client_options(parser, "--target tls://HOST:PORT; docs/conformance.md")
+    tls.add_argument(
+        "--tls-acl-identities", metavar="DIR",
+        help="run the ACL cases as DIR/worker.pem, client.pem, admin.pem, nobody.pem (rights in docs/conformance.md)",
+    )
     roles = parser.add_argument_group("role testing (clients and workers instead of servers)")
     roles.add_argument("--role", choices=["client", "worker"], help="test a client or worker program instead of a server")
     roles.add_argument("--exec", dest="exec_cmd", metavar="CMD", help="the program to test with --role (a shell command)")
@@ -184,6 +192,16 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
         spec = f"impl:{args.impl}"
     else:
         spec = f"local:{args.local or 'reference'}"
+    is_tls, spec = split_scheme(spec)
+    try:
+        # tls://HOST:PORT: a running TLS server; the --tls-* options apply only there.
+        if is_tls and not target_is_address(spec):
+            raise ValueError("tls:// goes with HOST:PORT (a running server)")
+        if not is_tls and args.tls_acl_identities:
+            raise ValueError("--tls-acl-identities applies to a tls://HOST:PORT target")
+        tls = load_tls(*_tls_options(args)) if is_tls else context_from_options(args, False, "a tls://HOST:PORT target")
+    except ValueError as exc:
+        raise _TargetError(str(exc)) from None
     try:
         opened = open_target(spec)
         target = opened.__enter__()
@@ -195,7 +213,13 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
         raise _TargetError(str(exc) if target_is_address(spec) else f"{spec}: {exc}") from None
     with contextlib.ExitStack() as stack:
         stack.push(opened)
-        yield target, (spec if target.kind == "address" else target.description)
+        if is_tls:
+            target = dataclasses.replace(target, tls=tls)
+        yield target, (args.target if target.kind == "address" else target.description)
+
+
+def _tls_options(args: argparse.Namespace) -> tuple[str | None, str | None, str | None, str | None]:
+    return args.tls_ca, args.tls_cert, args.tls_key, args.tls_acl_identities
 
 
 def _server_log(target: Target) -> str:
@@ -226,6 +250,9 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
         parts += ["--grab", args.grab]
     if args.strict:
         parts.append("--strict")
+    for flag in ("tls_ca", "tls_cert", "tls_key", "tls_acl_identities"):
+        if getattr(args, flag, None):
+            parts += ["--" + flag.replace("_", "-"), getattr(args, flag)]
     parts += ["--select", case.id, "-v"]
     return shlex.join(parts)
 
@@ -237,9 +264,23 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     if unreachable is not None:
         print(f"gearspec test: cannot reach {target.address}: {unreachable}", file=sys.stderr)
         return 2
-    problem = probe_target(target, timeout=min(3.0, max(0.5, args.wait)), barrier=config.expectations.barrier)
-    if problem is not None:
-        print(f"gearspec test: warning: {problem}; running every case anyway", file=sys.stderr)
+    if target.tls is not None:
+        # One handshake first: a port that does not speak TLS is one line, not a failure per case.
+        not_tls = check_tls(target.host, target.port, target.tls, min(CONNECT_TIMEOUT, args.timeout),
+                            config.expectations.barrier)
+        if not_tls is not None:
+            print(f"gearspec test: tls://{target.address}: {not_tls}", file=sys.stderr)
+            return 2
+    else:
+        problem = probe_target(target, timeout=min(3.0, max(0.5, args.wait)), barrier=config.expectations.barrier)
+        if problem is not None:
+            print(f"gearspec test: warning: {problem}; running every case anyway", file=sys.stderr)
+        tls_only = [c for c in cases if c.area == "tls"]
+        if tls_only:  # they need a TLS target
+            cases = [c for c in cases if c.area != "tls"]
+            if not cases:
+                print("gearspec test: the tls cases need a --target tls://HOST:PORT", file=sys.stderr)
+                return 2
     packets, admin = uncovered(all_cases())
     if (packets or admin) and not (args.select or args.exclude):
         print(f"gearspec test: note: not exercised by any case: {', '.join(packets + admin)}", file=sys.stderr)

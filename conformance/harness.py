@@ -26,6 +26,7 @@ import errno
 import random
 import re
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -485,8 +486,12 @@ class Session:
         return f"gs-{slug}-{tag}-{self.run_token}{self.token()}"
 
     # -- connections -----------------------------------------------------------------------
-    def connect(self, label: str = "conn") -> Conn:
-        """A new connection to the target; labels are numbered (conn1, client1, worker2...)."""
+    def connect(self, label: str = "conn", tls: ssl.SSLContext | bool | None = True) -> Conn:
+        """A new connection to the target; labels are numbered (conn1, client1, worker2...).
+
+        `tls`: True opens it as the target says (TLS for a TLS target), False plaintext, or
+        a context to use instead of the target's (another client certificate).
+        """
         self._counts[label] = self._counts.get(label, 0) + 1
         label = f"{label}{self._counts[label]}"
         remaining = self.deadline - time.monotonic()
@@ -503,10 +508,24 @@ class Session:
                 Outcome.ERROR, f"cannot connect to {self.target.address}: {exc.strerror or exc}"
             ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        context = (self.target.tls.context if self.target.tls else None) if tls is True else (tls or None)
+        if context is not None:
+            sock = self._handshake(label, sock, context)
         conn = Conn(self, label, sock)
         self.conns.append(conn)
         self._record(label, "event", f"connected to {self.target.address}")
         return conn
+
+    def _handshake(self, label: str, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+        try:
+            wrapped = context.wrap_socket(sock, server_hostname=self.target.host)
+        except (OSError, ValueError) as exc:
+            sock.close()
+            why = getattr(exc, "reason", None) or (exc.strerror if isinstance(exc, OSError) else None) or exc
+            self._record(label, "event", f"TLS handshake with {self.target.address} failed: {why}")
+            raise CaseEnd(Outcome.ERROR, f"TLS handshake with {self.target.address} failed: {why}") from None
+        self._record(label, "event", f"TLS {wrapped.version()} with {self.target.address}")
+        return wrapped
 
     def client(self) -> Conn:
         return self.connect("client")

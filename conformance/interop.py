@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -38,6 +39,7 @@ from typing import Any
 
 from gearspec.conformance.impls import Implementation, Registry, RegistryError, load_registry
 from gearspec.conformance.servers import LaunchError, open_server
+from gearspec.conformance.tls import TLS_DRIVERS, InteropTls
 
 from gearspec.admin import AdminReplyReader, encode_admin, parse_status
 
@@ -194,17 +196,23 @@ _counter = itertools.count(1)
 class Cell:
     """Helpers for scenarios: start clients and workers, read the server's queue."""
 
-    def __init__(self, host: str, port: int, client: str, worker: str, runner: Runner, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, client: str, worker: str, runner: Runner, timeout: float,
+        tls: InteropTls | None = None,
+    ) -> None:
         self.host, self.port = host, port
         self.client_driver, self.worker_driver = client, worker
         self.runner = runner
         self.timeout = timeout
         self.procs: list[Proc] = []
+        self.tls = tls  # drivers and admin connect over TLS
 
     def function(self, scenario: str) -> str:
         return f"interop_{scenario}_{os.getpid()}_{next(_counter)}"
 
     def _spawn(self, driver: str, args: list[str]) -> Proc:
+        if self.tls is not None:
+            args = [*args, *self.tls.driver_flags()]
         argv, env = self.runner.command(driver, args[0], args[1:])
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  env=env, start_new_session=True)
@@ -230,7 +238,8 @@ class Cell:
                                                 "--timeout", str(self.timeout)])
 
     def admin(self, command: str) -> list[str]:
-        with socket.create_connection((self.host, self.port), timeout=5) as sock:
+        raw = socket.create_connection((self.host, self.port), timeout=5)
+        with self.tls.context().wrap_socket(raw, server_hostname=self.host) if self.tls else raw as sock:
             sock.sendall(encode_admin(command))
             reader = AdminReplyReader(command)
             buffer = b""
@@ -435,7 +444,7 @@ def scenario_exception(cell: Cell) -> Outcome:
     """A worker answering WORK_EXCEPTION (gearspec's raw worker: the contract worker never throws)."""
     fn = cell.function("exc")
     client = cell.client(fn, "boom")
-    worker = RawExceptionWorker(cell.host, cell.port, fn, cell.timeout)
+    worker = RawExceptionWorker(cell.host, cell.port, fn, cell.timeout, cell.tls.context() if cell.tls else None)
     worker.start()
     try:
         code, out, err = client.finish(cell.timeout + 5)
@@ -455,9 +464,12 @@ def scenario_exception(cell: Cell) -> Outcome:
 class RawExceptionWorker(threading.Thread):
     """A minimal worker over gearspec's codec: takes one job and answers WORK_EXCEPTION."""
 
-    def __init__(self, host: str, port: int, function: str, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, function: str, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(daemon=True, name=f"exception-worker-{function}")
         self.address = (host, port)
+        self.tls = tls
         self.function = function
         self.timeout = timeout
         self.error: str | None = None
@@ -474,7 +486,8 @@ class RawExceptionWorker(threading.Thread):
         from gearspec.spec import Magic
 
         try:
-            with socket.create_connection(self.address, timeout=self.timeout) as sock:
+            raw = socket.create_connection(self.address, timeout=self.timeout)
+            with self.tls.wrap_socket(raw, server_hostname=self.address[0]) if self.tls else raw as sock:
                 self._sock = sock
                 decoder = Decoder(accept=Magic.RES)
 
@@ -609,8 +622,13 @@ def run_matrix(
     jobs: int = 4,
     expected_timeout: float = 3.0,
     progress: Callable[[CellResult], None] | None = None,
+    tls: InteropTls | None = None,
 ) -> Matrix:
-    """Run every scenario for every (server, client) pair; see the module docstring."""
+    """Run every scenario for every (server, client) pair; see the module docstring.
+
+    With `tls`, servers serve TLS and clients and workers connect over it; a server or a
+    driver without TLS (impl.toml `tls`; conformance/tls.py TLS_DRIVERS) is graded
+    unsupported."""
     matrix = Matrix(list(servers), list(clients), list(scenarios), mode)
     client_impls = [registry[c] for c in clients]
     worker_impl = registry[worker] if worker else None
@@ -642,8 +660,16 @@ def run_matrix(
 
         def run_server(server_name: str) -> None:
             impl = registry[server_name]
+            tls_flags = tls.server_flags(impl.tls) if tls is not None else []
+            if tls_flags is None:
+                for client in client_impls:
+                    for scenario in scenarios:
+                        record(server_name, client.name, "-", scenario,
+                               Outcome("unsupported", f"{server_name} cannot serve TLS here"), 0)
+                return
             try:
-                server_cm = open_server(impl, SERVER_MODES[mode], registry=registry, note=matrix.notes.append)
+                server_cm = open_server(impl, SERVER_MODES[mode], registry=registry, note=matrix.notes.append,
+                                        extra_args=tls_flags)
                 target = server_cm.__enter__()
                 host, port = target.host, target.port
             except LaunchError as exc:
@@ -656,6 +682,7 @@ def run_matrix(
                 for client in client_impls:
                     work = worker_impl or (client if "worker" in client.roles else registry["reference"])
                     why = unavailable.get(client.name) or unavailable.get(work.name)
+                    no_tls = tls is not None and not {client.driver, work.driver} <= set(TLS_DRIVERS)
                     for scenario in scenarios:
                         if stop.is_set():
                             return
@@ -663,12 +690,16 @@ def run_matrix(
                             record(server_name, client.name, work.name, scenario,
                                    Outcome(missing_grade, f"not installed: {why}"), 0)
                             continue
+                        if no_tls:
+                            record(server_name, client.name, work.name, scenario,
+                                   Outcome("unsupported", "no TLS in this client or worker driver"), 0)
+                            continue
                         assert client.driver and work.driver
                         known = registry.expected_failure(client.name, server_name, scenario) or driver_limitation(
                             client.driver, work.driver, scenario)
                         # A known failure usually ends in a timeout: wait less for it.
                         cell = Cell(host, port, client.driver, work.driver, runner,
-                                    min(timeout, expected_timeout) if known else timeout)
+                                    min(timeout, expected_timeout) if known else timeout, tls)
                         started = time.monotonic()
                         try:
                             outcome = SCENARIOS[scenario](cell)
@@ -800,6 +831,24 @@ def configure_interop(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", metavar="FILE", help="write the matrix as an HTML page")
     parser.add_argument("--json", metavar="FILE", help="write every result as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-result progress lines")
+    tls = parser.add_argument_group("TLS matrix (servers and drivers that can; conformance/tls.py)")
+    tls.add_argument("--tls-ca", metavar="FILE", help="run over TLS: the CA of every certificate below")
+    tls.add_argument("--tls-server-cert", metavar="FILE", help="the servers' certificate (key inside, or --tls-server-key)")
+    tls.add_argument("--tls-server-key", metavar="FILE")
+    tls.add_argument("--tls-cert", metavar="FILE", help="the clients' and workers' certificate (key inside, or --tls-key)")
+    tls.add_argument("--tls-key", metavar="FILE")
+
+
+def _interop_tls(args: argparse.Namespace) -> InteropTls | None:
+    files = (args.tls_ca, args.tls_server_cert, args.tls_cert)
+    if not any((*files, args.tls_server_key, args.tls_key)):
+        return None
+    if not all(files):
+        raise ValueError("a TLS matrix needs --tls-ca, --tls-server-cert and --tls-cert")
+    for path in (*files, args.tls_server_key, args.tls_key):
+        if path and not Path(path).is_file():
+            raise ValueError(f"no such file: {path}")
+    return InteropTls(args.tls_ca, args.tls_server_cert, args.tls_cert, args.tls_server_key, args.tls_key)
 
 
 def run_interop(args: argparse.Namespace) -> int:
@@ -810,6 +859,7 @@ def run_interop(args: argparse.Namespace) -> int:
         scenarios = _names(args.scenarios, list(SCENARIOS), "scenario")
         if args.worker and args.worker not in [i.name for i in registry.with_role("worker")]:
             raise ValueError(f"{args.worker} is not a worker library")
+        tls = _interop_tls(args)
     except (RegistryError, ValueError, KeyError) as exc:
         print(f"gearspec interop: {exc}", file=sys.stderr)
         return 2
@@ -825,7 +875,7 @@ def run_interop(args: argparse.Namespace) -> int:
         with launcher.sigterm_as_interrupt():
             matrix = run_matrix(registry, servers, clients, scenarios, mode=args.mode, worker=args.worker,
                                 timeout=args.timeout, jobs=args.jobs,
-                                expected_timeout=args.expected_timeout, progress=progress)
+                                expected_timeout=args.expected_timeout, progress=progress, tls=tls)
     except LaunchError as exc:
         print(f"gearspec interop: {exc}", file=sys.stderr)
         return 2

@@ -26,7 +26,10 @@ from gearspec.fuzz.network import (
     run_network_fuzz,
     working_probes,
 )
+from gearspec.fuzz.relay import TlsRelay
 from gearspec.fuzz.strategies import FAMILIES
+
+from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
 __all__ = ["SUMMARIES", "configure_fuzz", "run_fuzz"]
 
@@ -43,9 +46,13 @@ def _profile_names() -> list[str]:
         return ["spec"]  # the error is reported when the model runs
 
 
+_TLS_SCOPE = "a tls://HOST:PORT target, reached through a local relay"
+
+
 def configure_fuzz(parser: argparse.ArgumentParser) -> None:
     """Options of `gearspec fuzz`."""
-    parser.add_argument("--target", required=True, metavar="HOST:PORT", help="the job server to fuzz (loopback only by default)")
+    parser.add_argument("--target", required=True, metavar="HOST:PORT", help="the job server to fuzz (loopback only by default; tls://HOST:PORT through a local TLS relay)")
+    add_client_options(parser, _TLS_SCOPE)
     parser.add_argument("--budget", default="60s", help="how long to run, e.g. 60s, 10m (default 60s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--json", metavar="FILE", help="write the findings (or model failure) as JSON to FILE")
@@ -69,11 +76,24 @@ def configure_fuzz(parser: argparse.ArgumentParser) -> None:
 def run_fuzz(args: argparse.Namespace) -> int:
     """Run `gearspec fuzz`."""
     try:
-        host, port = parse_target(args.target, args.allow_remote)
+        is_tls, target = split_scheme(args.target)
+        host, port = parse_target(target, args.allow_remote)
         budget = parse_duration(args.budget)
+        context = context_from_options(args, is_tls, _TLS_SCOPE)
     except (TargetError, ValueError) as exc:
         print(f"gearspec fuzz: {exc}", file=sys.stderr)
         return 2
+    if context is None:
+        return _fuzz(args, host, port, budget)
+    # The byte fuzzer half-closes (replies may follow for a while); the model and replays close
+    # a connection to say "this client is gone", which the target must see at once.
+    grace = 0.0 if args.model or args.replay else args.deadline
+    with TlsRelay(host, port, context, grace) as (relay_host, relay_port):
+        print(f"gearspec fuzz: relaying plaintext from {relay_host}:{relay_port} to tls://{host}:{port}", file=sys.stderr)
+        return _fuzz(args, relay_host, relay_port, budget)
+
+
+def _fuzz(args: argparse.Namespace, host: str, port: int, budget: float) -> int:
     if args.replay:
         return _replay(args, host, port)
     if not working_probes(host, port, args.deadline):

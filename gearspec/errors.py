@@ -30,6 +30,7 @@ class ErrorCode(str, enum.Enum):  # noqa: UP042 - str mixin kept for 3.11 format
     JOB_NOT_FOUND = "JOB_NOT_FOUND"
     QUEUE_ERROR = "QUEUE_ERROR"
     LOST_CONNECTION = "LOST_CONNECTION"  # the stream ended inside a packet
+    PERMISSION_DENIED = "PERMISSION_DENIED"  # refused by an access-control list (python gear's geard word)
 
     def __str__(self) -> str:
         return self.value

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 from gearspec.reference.connection import (
+    TLS_CLOSED_HINT,
     ConnectFailed,
     ConnectionLost,
     ServerAddress,
-    parse_address,
+    connect_problem,
+    open_stream,
+    server_address,
 )
 
 from gearspec.admin import (
@@ -51,9 +55,11 @@ class AdminClient:
     """One admin connection to a job server; commands run one at a time, in order."""
 
     def __init__(
-        self, server: str | ServerAddress, *, connect_timeout: float = 5.0, timeout: float = 10.0
+        self, server: str | ServerAddress, *, connect_timeout: float = 5.0, timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.address = parse_address(server)
+        # `tls://HOST:PORT` connects over TLS, with `tls` or the system's CAs.
+        self.address, self.tls = server_address(server, tls)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self._reader: asyncio.StreamReader | None = None
@@ -78,12 +84,12 @@ class AdminClient:
         host, port = self.address
         try:
             self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=DEFAULT_MAX_LINE * 8), self.connect_timeout
+                open_stream(host, port, self.tls, limit=DEFAULT_MAX_LINE * 8), self.connect_timeout
             )
         except TimeoutError:
             raise ConnectFailed(f"{self.name}: no answer within {self.connect_timeout:g}s", self.address) from None
         except OSError as exc:
-            raise ConnectFailed(f"{self.name}: cannot connect: {exc.strerror or exc}", self.address) from None
+            raise ConnectFailed(f"{self.name}: cannot connect: {connect_problem(exc)}", self.address) from None
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
@@ -109,15 +115,19 @@ class AdminClient:
             except TimeoutError:
                 await self.close()
                 raise ConnectionLost(f"{self.name}: no complete reply to {command!r} within {self.timeout:g}s") from None
+            except ssl.SSLError as exc:
+                await self.close()
+                raise ConnectionLost(f"{self.name}: {connect_problem(exc)}") from None
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
                 await self.close()
                 raise ConnectionLost(f"{self.name}: connection failed during {command!r}: {exc}") from None
 
     async def _read_reply(self, reader: asyncio.StreamReader, cut: AdminReplyReader) -> AdminReply:
-        for _ in range(_MAX_REPLY_LINES):
+        for count in range(_MAX_REPLY_LINES):
             raw = await reader.readline()
             if not raw:
-                raise ConnectionLost(f"{self.name}: the server closed the connection before the reply ended")
+                hint = TLS_CLOSED_HINT if self.tls is not None and not count else " before the reply ended"
+                raise ConnectionLost(f"{self.name}: the server closed the connection{hint}")
             if raw[:1] == b"\0":
                 raise RemoteProtocolError(
                     f"{self.name}: binary data where an admin reply line was expected: {raw[:16]!r}",

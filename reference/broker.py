@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
+from gearspec.reference.acl import Acl
 from gearspec.reference.store import MAX_STORED_INT, MemoryStore, Store, StoredJob
 
 from gearspec.errors import ErrorCode
@@ -95,6 +96,7 @@ class Session:
         "fd",
         "host",
         "id",
+        "identity",
         "io",
         "listening",
         "noop_sent",
@@ -103,8 +105,9 @@ class Session:
         "working",
     )
 
-    def __init__(self, session_id: int, host: str, fd: int) -> None:
+    def __init__(self, session_id: int, host: str, fd: int, identity: str | None = None) -> None:
         self.id = session_id
+        self.identity = identity  # the client certificate's subject (ACL checks), None without one
         self.out: list[bytes] = []  # pieces to send, drained by the I/O layer
         self.host = host
         self.fd = fd
@@ -225,6 +228,7 @@ class Broker:
         log_level: str = "WARNING",
         enable_shutdown: bool = False,
         queue: str = "memory",
+        acl: Acl | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.queue = queue
@@ -309,12 +313,20 @@ class Broker:
             ("unique", "jobs"): self._show_unique_jobs,
             ("queue",): self._show_queue,
         }
+        self.acl = acl
+        # Told of every ACL refusal (the server logs it); the broker itself does no I/O.
+        self.on_refusal: Callable[[Session, str], None] = lambda session, why: None
+        if acl is not None:
+            self._guard_handlers()
 
     # -- connections ------------------------------------------------------------------------
-    def connect(self, host: str = "-", fd: int = -1) -> Session:
-        """A new connection; the returned session is passed to every later call."""
+    def connect(self, host: str = "-", fd: int = -1, identity: str | None = None) -> Session:
+        """A new connection; the returned session is passed to every later call.
+
+        `identity` names the peer for the ACL (its certificate's subject common name).
+        """
         self._next_session += 1
-        session = Session(self._next_session, host, fd)
+        session = Session(self._next_session, host, fd, identity)
         self.sessions[session.id] = session
         return session
 
@@ -1069,8 +1081,13 @@ class Broker:
         else:
             words = line.decode("latin-1").split()
             command = self._admin.get(words[0].lower()) if words else None
+            refusal = None
+            if command is not None and self.acl is not None:
+                refusal = self._admin_refusal(session, words)
             if not words:
                 reply = b"ERR UNKNOWN_COMMAND Unknown+server+commandNULL\r\n"
+            elif refusal is not None:
+                reply = refusal
             elif command is None:
                 reply = b"ERR UNKNOWN_COMMAND Unknown+server+command" + words[0].encode("latin-1") + b"\r\n"
             else:
@@ -1210,6 +1227,55 @@ class Broker:
         self.shutdown_requested = "graceful" if graceful else "now"
         return b"OK\r\n"
 
+    # -- access control ---------------------------------------------------------------------
+    def _guard_handlers(self) -> None:
+        # Wrap only the guarded packet types: without an ACL the hot path is untouched, and
+        # the server's framing plans (built from `handlers`) pick the guarded versions up.
+        for code in list(self.handlers):
+            name = PacketType(code).name
+            if code in (_T.CAN_DO, _T.CAN_DO_TIMEOUT):
+                permission, what = "register", "register"
+            elif name.startswith("SUBMIT_") and self.handlers[code] != self._not_served:
+                permission, what = "submit", "submit jobs to"
+            else:
+                continue
+            self.handlers[code] = partial(self._guarded, permission, what, self.handlers[code])
+
+    def _guarded(self, permission: str, what: str, handler: HandlerFn, session: Session, args: list[bytes],
+                 now: float) -> None:
+        assert self.acl is not None
+        if self.acl.allows(session.identity, permission, args[0]):
+            handler(session, args, now)
+        else:
+            why = f"{_who(session)} may not {what} {_shown(args[0])}"
+            self.on_refusal(session, why)
+            self.send_error(session, ErrorCode.PERMISSION_DENIED, why)
+
+    def _admin_refusal(self, session: Session, words: list[str]) -> bytes | None:
+        """The ERR line refusing an admin command the ACL does not allow, or None."""
+        assert self.acl is not None
+        command = words[0].lower()
+        name: bytes | None
+        if command == "shutdown":
+            name = None
+        elif command == "cancel" and len(words) >= 3:
+            job = self.jobs.get(words[2].encode("latin-1"))
+            if job is None:
+                return None  # answered ERR UNKNOWN_JOB as usual
+            name = job.function.name
+        elif command in ("create", "drop") and len(words) == 3:
+            name = words[2].encode("latin-1")
+        elif command == "maxqueue" and len(words) >= 2:
+            name = words[1].encode("latin-1")
+        else:
+            return None  # read-only commands, and malformed ones (answered as usual)
+        if self.acl.allows(session.identity, "admin", name):
+            return None
+        target = "the server" if name is None else _shown(name)
+        why = f"{_who(session)} may not {command} {target}"
+        self.on_refusal(session, why)
+        return b"ERR PERMISSION_DENIED " + why.replace(" ", "+").encode("utf-8", "replace") + b"\r\n"
+
     # -- introspection ----------------------------------------------------------------------
     def running_jobs(self) -> int:
         """Jobs currently held by workers."""
@@ -1217,6 +1283,16 @@ class Broker:
 
 
 _NAME_TOO_LONG = b"ERR ARGUMENT_TOO_LARGE Function+name+longer+than+%d+bytes\r\n" % MAX_FUNCTION_SIZE
+
+
+def _who(session: Session) -> str:
+    if session.identity is None:
+        return "a connection without a client certificate"
+    return f"certificate {session.identity!r}"
+
+
+def _shown(name: bytes) -> str:
+    return repr(name.decode("utf-8", "backslashreplace"))
 
 
 def _args_error(word: str) -> bytes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 import time
 import zlib
 from collections import deque
@@ -36,7 +37,7 @@ from gearspec.reference.connection import (
     ConnectionLost,
     ServerAddress,
     open_connection,
-    parse_address,
+    server_address,
 )
 
 from gearspec.codec import Packet, RawPacket
@@ -325,6 +326,7 @@ class _ServerLink:
     down_until: float = 0.0
     last_error: str = ""
     exceptions_enabled: bool = False
+    tls: ssl.SSLContext | None = None  # for a tls:// server
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -344,7 +346,9 @@ class _ServerLink:
                 return self.conn
             cfg = self.client
             try:
-                conn = await open_connection(self.address, self._on_packet, self._on_close, timeout=cfg.connect_timeout)
+                conn = await open_connection(
+                    self.address, self._on_packet, self._on_close, timeout=cfg.connect_timeout, tls=self.tls
+                )
             except ConnectFailed as exc:
                 self.down_until = time.monotonic() + cfg.retry_interval
                 self.last_error = str(exc)
@@ -491,6 +495,8 @@ class Client:
     "hash" (hash of the unique id when one is given, round-robin otherwise). `timeout`:
     seconds to wait for a server's reply to a request (not for a job's result; see
     `Job.result`). `exceptions`: ask each server for WORK_EXCEPTION forwarding (OPTION_REQ).
+    `tls`: the SSL context for `tls://HOST:PORT` servers (`gearspec.wire.tls.client_context`;
+    default: the system's CAs, no client certificate).
     """
 
     def __init__(
@@ -503,6 +509,7 @@ class Client:
         retry_interval: float = 1.0,
         exceptions: bool = True,
         client_id: str | bytes | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if isinstance(servers, str):
             servers = [servers]
@@ -516,7 +523,10 @@ class Client:
         self.retry_interval = retry_interval
         self.exceptions = exceptions
         self.client_id = client_id
-        self._links = [_ServerLink(parse_address(s), self) for s in servers]
+        self._links = []
+        for server in servers:
+            address, context = server_address(server, tls)
+            self._links.append(_ServerLink(address, self, tls=context))
         self._turn = itertools.count()
 
     @property
@@ -621,7 +631,7 @@ class Client:
     def _link_for(self, server: str | ServerAddress | None) -> list[_ServerLink]:
         if server is None:
             return list(self._links)
-        address = parse_address(server)
+        address, _ = server_address(server)
         found = [link for link in self._links if link.address == address]
         if not found:
             raise ValueError(f"{server!r} is not one of this client's servers ({', '.join(self.servers)})")

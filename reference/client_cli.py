@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from gearspec.admin import AdminError
 from gearspec.cli import add_json_option, write_json
 from gearspec.errors import GearspecError
 from gearspec.spec import DEFAULT_PORT
+from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
 __all__ = [
     "EXIT_CONNECTION",
@@ -67,12 +69,21 @@ EXIT_TIMEOUT = 6
 def _add_servers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-s", "--server", action="append", metavar="HOST:PORT", dest="servers",
-        help=f"job server (repeat for several; default 127.0.0.1:{DEFAULT_PORT})",
+        help=f"job server, tls://HOST:PORT for TLS (repeat for several; default 127.0.0.1:{DEFAULT_PORT})",
     )
+    add_client_options(parser, _TLS_SCOPE)
 
 
 def _servers(args: argparse.Namespace) -> list[str]:
     return list(args.servers or [f"127.0.0.1:{DEFAULT_PORT}"])
+
+
+_TLS_SCOPE = "tls://HOST:PORT servers (-s tls://HOST:PORT)"
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The SSL context for tls:// servers from --tls-*; ValueError (one line) when unusable."""
+    return context_from_options(args, any(split_scheme(s)[0] for s in _servers(args)), _TLS_SCOPE)
 
 
 def _fail(command: str, message: object, code: int) -> int:
@@ -111,7 +122,7 @@ async def _submit(args: argparse.Namespace, data: bytes) -> int:
     out = sys.stdout.buffer
     async with Client(
         _servers(args), strategy="hash" if args.hash else "round_robin",
-        connect_timeout=args.connect_timeout, timeout=args.timeout or 30.0,
+        connect_timeout=args.connect_timeout, timeout=args.timeout or 30.0, tls=_tls(args),
     ) as client:
         try:
             job = await client.submit(
@@ -199,7 +210,7 @@ async def _pipe_through(command: Sequence[str], job: WorkerJob) -> bytes:
 async def _work(args: argparse.Namespace, command: list[str]) -> int:
     # The worker reports lost servers and reconnects through logging; show those lines plainly.
     logging.basicConfig(format="gearspec work: %(message)s", level=logging.WARNING)
-    worker = Worker(_servers(args), concurrency=args.concurrency, client_id=args.client_id)
+    worker = Worker(_servers(args), concurrency=args.concurrency, client_id=args.client_id, tls=_tls(args))
 
     async def handler(job: WorkerJob) -> bytes:
         return await _pipe_through(command, job)
@@ -256,7 +267,7 @@ async def _admin(server: str, args: argparse.Namespace) -> int:
             name = known
             break
     try:
-        async with AdminClient(server, timeout=args.timeout) as admin:
+        async with AdminClient(server, timeout=args.timeout, tls=_tls(args)) as admin:
             rows: list[list[str]]
             if name == "status":
                 rows = [[r.function, str(r.total), str(r.running), str(r.workers)] for r in await admin.status()]

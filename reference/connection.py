@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable
 
 from gearspec.address import format_address
@@ -19,8 +20,10 @@ from gearspec.address import parse_address as core_parse_address
 from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Packet, RawPacket
 from gearspec.errors import GearspecError, ProtocolError
 from gearspec.spec import DEFAULT_PORT, Magic
+from gearspec.wire.tls import client_context, split_scheme
 
 __all__ = [
+    "TLS_CLOSED_HINT",
     "ConnectFailed",
     "Connection",
     "ConnectionError_",
@@ -28,11 +31,16 @@ __all__ = [
     "ServerAddress",
     "open_connection",
     "parse_address",
+    "server_address",
 ]
 
 ServerAddress = tuple[str, int]
 
 _READ_CHUNK = 256 * 1024
+# Under TLS 1.3 a server refuses a client certificate after the client's handshake is done,
+# and often just closes: the first read sees the end, and this says what it most likely means.
+_CERT_HINT = "a TLS server that requires a client certificate does this: see --tls-cert"
+TLS_CLOSED_HINT = f" before a first reply ({_CERT_HINT})"
 
 
 def parse_address(text: str | ServerAddress, default_port: int = DEFAULT_PORT) -> ServerAddress:
@@ -40,6 +48,21 @@ def parse_address(text: str | ServerAddress, default_port: int = DEFAULT_PORT) -
     if isinstance(text, tuple):
         return text[0], int(text[1])
     return core_parse_address(text, default_port)
+
+
+def server_address(
+    server: str | ServerAddress, tls: ssl.SSLContext | None = None, default_port: int = DEFAULT_PORT
+) -> tuple[ServerAddress, ssl.SSLContext | None]:
+    """A server as a client, worker or admin client is given it → its address and SSL context.
+
+    `tls://HOST:PORT` is TLS, with `tls` (from `gearspec.wire.tls.client_context`) or
+    the system's CAs; anything else is plaintext.
+    """
+    if isinstance(server, tuple):
+        return parse_address(server, default_port), None
+    is_tls, rest = split_scheme(server)
+    address = parse_address(rest, default_port)
+    return address, ((tls or client_context()) if is_tls else None)
 
 
 class ConnectionError_(GearspecError):
@@ -108,9 +131,12 @@ class Connection:
 
     async def _read_loop(self) -> None:
         reason = "the server closed the connection"
+        if self._writer.get_extra_info("sslcontext") is not None:
+            reason += TLS_CLOSED_HINT  # until a first byte arrives
         try:
             while True:
                 data = await self._reader.read(_READ_CHUNK)
+                reason = "the server closed the connection"
                 self._decoder.receive_data(data)
                 while True:
                     event = self._decoder.next_event()
@@ -126,6 +152,8 @@ class Connection:
                     return
         except ProtocolError as exc:
             reason = f"the server sent bytes that are not Gearman: {exc}"
+        except ssl.SSLError as exc:
+            reason = connect_problem(exc)
         except (OSError, asyncio.IncompleteReadError) as exc:
             reason = f"connection error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
         except asyncio.CancelledError:
@@ -159,18 +187,41 @@ async def open_connection(
     on_close: Callable[[ConnectionLost], None],
     *,
     timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
 ) -> Connection:
-    """Connect to a job server; raises `ConnectFailed` with the reason, never a bare OSError."""
+    """Connect to a job server (over TLS with `tls`); raises `ConnectFailed` with the reason,
+    never a bare OSError."""
     host, port = address
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        reader, writer = await asyncio.wait_for(open_stream(host, port, tls), timeout)
     except TimeoutError:
         raise ConnectFailed(f"{_where(address)}: no answer within {timeout:g}s", address) from None
     except OSError as exc:
-        why = exc.strerror or str(exc) or type(exc).__name__
-        raise ConnectFailed(f"{_where(address)}: cannot connect: {why}", address) from None
+        raise ConnectFailed(f"{_where(address)}: cannot connect: {connect_problem(exc)}", address) from None
     sock = writer.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return Connection(address, reader, writer, on_packet, on_close)
+
+
+def open_stream(
+    host: str, port: int, tls: ssl.SSLContext | None, **kwargs: int
+) -> asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """`asyncio.open_connection`, over TLS (verifying `host`) when `tls` is a context."""
+    if tls is None:
+        return asyncio.ensure_future(asyncio.open_connection(host, port, **kwargs))
+    return asyncio.ensure_future(asyncio.open_connection(host, port, ssl=tls, server_hostname=host, **kwargs))
+
+
+def connect_problem(exc: OSError) -> str:
+    """Why a connect (or TLS handshake) failed, in a few words."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS handshake failed: the server's certificate is not trusted ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_HANDSHAKE_FAILURE") or (
+            exc.reason or ""
+        ).startswith(("SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA")):
+            return f"the server ended the TLS session ({exc.reason}; {_CERT_HINT})"
+        return f"TLS handshake failed: {exc.reason or exc} (is it a TLS port? is a client certificate required?)"
+    return exc.strerror or str(exc) or type(exc).__name__

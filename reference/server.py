@@ -18,12 +18,14 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gearspec.reference.acl import Acl
 from gearspec.reference.broker import Broker, Session
 from gearspec.reference.store import Store, open_store
 
@@ -31,6 +33,7 @@ from gearspec import __version__
 from gearspec.codec import ACCELERATED, DEFAULT_MAX_LINE, Decoder, Packet
 from gearspec.errors import ErrorCode, RemoteProtocolError
 from gearspec.spec import DEFAULT_PORT, PACKETS, ArgKind, Magic
+from gearspec.wire.tls import server_context, subject_name
 
 __all__ = ["DEFAULT_MAX_PACKET_SIZE", "Config", "GearmanProtocol", "Server"]
 
@@ -95,6 +98,16 @@ class Config:
     backlog: int = 1024
     write_high_water: int = 1024 * 1024  # pause reading a peer that does not read its replies
     shutdown_timeout: float = 10.0
+    tls_cert: str | None = None  # PEM certificate (chain): serve TLS only
+    tls_key: str | None = None  # its key, when not in the certificate file
+    tls_ca: str | None = None  # require client certificates signed by this CA
+    acl: Acl | None = None  # who may register, submit and administer what (needs tls_ca)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The server's SSL context, None for plaintext; raises TlsError for unusable files."""
+        if self.tls_cert is None:
+            return None
+        return server_context(self.tls_cert, self.tls_key, self.tls_ca)
 
 
 class GearmanProtocol(asyncio.Protocol):
@@ -137,7 +150,9 @@ class GearmanProtocol(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         host = peer[0] if isinstance(peer, tuple) else "-"
         fd = sock.fileno() if sock is not None else -1
-        self.session = self.broker.connect(host, fd)
+        # Under TLS this runs after the handshake, so the verified certificate is known.
+        identity = subject_name(transport.get_extra_info("peercert")) if server.tls is not None else None
+        self.session = self.broker.connect(host, fd, identity)
         self.session.io = self
         server.connections.add(self)
         transport.set_write_buffer_limits(high=server.config.write_high_water)
@@ -391,6 +406,10 @@ class GearmanProtocol(asyncio.Protocol):
             self.transport.close()
 
 
+def _log_refusal(session: Session, why: str) -> None:
+    log.warning("connection %d from %s: refused by the ACL: %s", session.id, session.host, why)
+
+
 class Server:
     """A job server: owns the broker, the store, the listening socket and shutdown."""
 
@@ -407,7 +426,10 @@ class Server:
             log_level=config.log_level.upper(),
             enable_shutdown=config.enable_shutdown,
             queue=config.queue,
+            acl=config.acl,
         )
+        self.broker.on_refusal = _log_refusal
+        self.tls = config.tls_context()
         handlers = self.broker.handlers
         # Per REQ packet type the framing plan and the broker's handler, in one lookup.
         self.plans: dict[int, tuple[Callable[[Session, list[bytes], float], None], int, bool, tuple[int, ...]]] = {
@@ -451,7 +473,7 @@ class Server:
             log.warning("replayed %d background jobs from %s", replayed, self.config.queue)
         self._listener = await self._loop.create_server(
             lambda: GearmanProtocol(self), self.config.host, self.config.port,
-            backlog=self.config.backlog, reuse_address=True,
+            backlog=self.config.backlog, reuse_address=True, ssl=self.tls,
         )
         self._arm_timer()
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import resource
 import sys
 from collections.abc import Callable
 
+from gearspec.reference.acl import AclError, load_acl
 from gearspec.reference.broker import LOG_LEVELS
 from gearspec.reference.server import DEFAULT_MAX_PACKET_SIZE, Config, Server
 from gearspec.reference.store import StoreError, default_queue
 
 from gearspec.spec import DEFAULT_PORT
+from gearspec.wire.tls import TlsError
 
 __all__ = ["SUMMARIES", "configure_serve", "run_serve"]
 
@@ -78,6 +81,14 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
         "--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
         help="event loop (default: uvloop when installed)",
     )
+    tls = parser.add_argument_group("TLS and access control (docs/server.md)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="serve TLS only, with this PEM certificate (chain)")
+    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (default: in --tls-cert)")
+    tls.add_argument("--tls-ca", metavar="FILE", help="require client certificates signed by this CA")
+    tls.add_argument(
+        "--acl", metavar="FILE",
+        help="which certificate subject may register, submit to and administer which functions (needs --tls-ca)",
+    )
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -105,7 +116,7 @@ def _raise_fd_limit() -> None:
 async def _serve(config: Config) -> int:
     try:
         server = Server(config)
-    except StoreError as exc:
+    except (StoreError, TlsError) as exc:
         print(f"gearspec serve: {exc}", file=sys.stderr)
         return 1
     try:
@@ -118,13 +129,49 @@ async def _serve(config: Config) -> int:
         server.store.close()
         return 1
     host, port = server.address
-    print(f"gearspec serve: listening on {host}:{port}", flush=True)
+    scheme = "tls://" if config.tls_cert else ""
+    print(f"gearspec serve: listening on {scheme}{host}:{port}", flush=True)
     await server.serve_until_stopped()
     return server.exit_status
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
+def _tls_problem(args: argparse.Namespace) -> str | None:
+    """Why the TLS and ACL flags do not fit together, or None."""
+    if not args.tls_cert:
+        for flag, value in (("--tls-key", args.tls_key), ("--tls-ca", args.tls_ca), ("--acl", args.acl)):
+            if value:
+                return f"{flag} needs --tls-cert (the server's certificate)"
+    if args.acl and not args.tls_ca:
+        return "--acl needs --tls-ca: the ACL names each connection by its verified client certificate"
+    return None
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGTERM/SIGINT (or an enabled `shutdown`)."""
+    problem = _tls_problem(args)
+    if problem is not None:
+        print(f"gearspec serve: {problem}", file=sys.stderr)
+        return 2
+    try:
+        acl = load_acl(args.acl) if args.acl else None
+    except AclError as exc:
+        print(f"gearspec serve: {exc}", file=sys.stderr)
+        return 2
+    if not args.tls_cert and not _is_loopback(args.host):
+        print(
+            f"gearspec serve: warning: listening on {args.host} without TLS: anyone who can reach it may "
+            "submit, run and cancel jobs (see --tls-cert, --tls-ca, --acl)",
+            file=sys.stderr, flush=True,
+        )
     logging.basicConfig(
         level="WARNING" if args.log_level == "NOTICE" else args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -141,6 +188,10 @@ def run_serve(args: argparse.Namespace) -> int:
         max_packet_size=args.max_packet_size,
         enable_shutdown=args.enable_shutdown,
         shutdown_timeout=args.shutdown_timeout,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
+        acl=acl,
     )
     with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
         return runner.run(_serve(config))

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ from gearspec.reference.connection import (
     ConnectionLost,
     ServerAddress,
     open_connection,
-    parse_address,
+    server_address,
 )
 
 from gearspec.codec import Packet, RawPacket
@@ -158,7 +159,8 @@ class _ServerLoop:
         while not worker.stopping:
             try:
                 self.conn = await open_connection(
-                    self.address, self._on_packet, self._on_close, timeout=worker.connect_timeout
+                    self.address, self._on_packet, self._on_close, timeout=worker.connect_timeout,
+                    tls=worker.contexts[self.address],
                 )
             except ConnectFailed as exc:
                 log.warning("%s; retrying in %.1fs", exc, delay)
@@ -250,6 +252,7 @@ class Worker:
         connect_timeout: float = 5.0,
         max_retry_interval: float = 5.0,
         grab: T = T.GRAB_JOB_UNIQ,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if isinstance(servers, str):
             servers = [servers]
@@ -259,7 +262,10 @@ class Worker:
             raise ValueError("concurrency must be at least 1")
         if grab not in (T.GRAB_JOB, T.GRAB_JOB_UNIQ, T.GRAB_JOB_ALL):
             raise ValueError(f"{grab.name} is not a grab packet")
-        self.addresses = [parse_address(s) for s in servers]
+        # `tls://HOST:PORT` servers are reached over TLS, with `tls` or the system's CAs.
+        resolved = [server_address(s, tls) for s in servers]
+        self.addresses = [address for address, _ in resolved]
+        self.contexts = dict(resolved)
         self.concurrency = concurrency
         self.client_id = client_id
         self.connect_timeout = connect_timeout

@@ -8,6 +8,7 @@ a short script of what the protocol requires.
 from __future__ import annotations
 
 import select
+import ssl
 import time
 
 from gearspec.conformance.harness import Closed, Conn, Garbled, Received, Session, describe
@@ -177,7 +178,9 @@ def first_to_speak(s: Session, conns: list[Conn], timeout: float) -> Conn | None
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None
-        readable, _, _ = select.select([c.sock for c in conns if not c.closed], [], [], remaining)
+        # Over TLS, bytes already decrypted wait inside the socket, where select cannot see them.
+        buffered_tls = [c.sock for c in conns if not c.closed and isinstance(c.sock, ssl.SSLSocket) and c.sock.pending()]
+        readable = buffered_tls or select.select([c.sock for c in conns if not c.closed], [], [], remaining)[0]
         for conn in conns:
             if conn.sock in readable:
                 event = conn.receive(timeout=0.05)

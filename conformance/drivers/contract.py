@@ -22,6 +22,7 @@ __all__ = [
     "EXIT_UNSUPPORTED",
     "EXIT_USAGE",
     "ClientArgs",
+    "TlsFiles",
     "WorkerAction",
     "WorkerArgs",
     "parse",
@@ -39,6 +40,15 @@ EXIT_TIMEOUT = 6  # no result within --timeout seconds
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """`--tls-ca F [--tls-cert F] [--tls-key F]`: connect over TLS (drivers that can)."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
 class ClientArgs:
     host: str
     port: int
@@ -48,6 +58,7 @@ class ClientArgs:
     priority: str  # "high", "normal" or "low"
     data: bytes
     timeout: float
+    tls: TlsFiles | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ class WorkerArgs:
     function: str
     count: int | None
     timeout: float
+    tls: TlsFiles | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,9 @@ def parse(argv: Sequence[str] | None = None, prog: str | None = None) -> ClientA
         sub.add_argument("--host", required=True)
         sub.add_argument("--port", required=True, type=int)
         sub.add_argument("--function", required=True)
+        sub.add_argument("--tls-ca", help="connect over TLS, trusting this CA (drivers that support TLS)")
+        sub.add_argument("--tls-cert", help="client certificate (with --tls-ca)")
+        sub.add_argument("--tls-key", help="its key (default: in --tls-cert)")
     client.add_argument("--unique")
     client.add_argument("--background", action="store_true")
     client.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
@@ -108,11 +123,14 @@ def parse(argv: Sequence[str] | None = None, prog: str | None = None) -> ClientA
     worker.add_argument("--count", type=int)
     worker.add_argument("--timeout", type=float, default=60.0, help="seconds before the worker gives up")
     ns = parser.parse_args(argv)
+    if (ns.tls_cert or ns.tls_key) and not ns.tls_ca:
+        parser.error("--tls-cert and --tls-key need --tls-ca")
+    tls = TlsFiles(ns.tls_ca, ns.tls_cert, ns.tls_key) if ns.tls_ca else None
     if ns.role == "client":
         return ClientArgs(
             ns.host, ns.port, ns.function, ns.unique, ns.background, ns.priority,
-            ns.data.encode("utf-8", "surrogateescape"), ns.timeout,
+            ns.data.encode("utf-8", "surrogateescape"), ns.timeout, tls,
         )
     if ns.count is not None and ns.count < 1:
         parser.error("--count must be at least 1")
-    return WorkerArgs(ns.host, ns.port, ns.function, ns.count, ns.timeout)
+    return WorkerArgs(ns.host, ns.port, ns.function, ns.count, ns.timeout, tls)

@@ -86,6 +86,7 @@ class Implementation:
     driver_image: str | None = None
     label: str = ""  # how tables name it (the compatibility table's column)
     variants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # other local commands, by name
+    tls: tuple[str, ...] = ()  # flags that make the local server serve TLS ({cert} {key} {ca}); () none
     fuzz: tuple[tuple[str, object], ...] = ()  # fuzz-model options; None: no profile
     has_fuzz: bool = False
     driver_spec: DriverSpec | None = None  # its [driver] table, when it defines a driver
@@ -234,7 +235,7 @@ def _strings(value: object, where: str, key: str) -> tuple[str, ...]:
 
 _FIELDS = frozenset({
     "name", "description", "label", "roles", "version", "local", "variants", "image", "dockerfile", "context",
-    "command", "driver", "driver_image", "fuzz",
+    "command", "driver", "driver_image", "fuzz", "tls",
 })
 _DRIVER_FIELDS = frozenset({"name", "language", "library", "argv", "check", "version", "install", "env", "limitations", "probes"})
 
@@ -323,6 +324,7 @@ def parse_impl(
         driver_image=strings["driver_image"],
         label=strings["label"] or "",
         variants=tuple((str(k), _strings(v, where, f"variants.{k}")) for k, v in variants.items()),
+        tls=_strings(data.get("tls", []), where, "tls"),
         fuzz=tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in fuzz.items()),
         has_fuzz="fuzz" in data,
         driver_spec=driver_spec,

@@ -23,14 +23,17 @@ import contextlib
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gearspec.conformance.impls import Implementation, Registry, load_registry
 from gearspec.conformance.servers.local import LaunchError, RunningServer, start_local
 
 from gearspec.address import AddressError, format_address, parse_address
+
+if TYPE_CHECKING:
+    from gearspec.conformance.tls import TlsSettings
 
 __all__ = [
     "MODES",
@@ -79,6 +82,8 @@ class Target:
     description: str = field(default="", compare=False)
     impl: str | None = field(default=None, compare=False)
     server: Launched | None = field(default=None, compare=False, repr=False)
+    # A TLS target (`tls://HOST:PORT`): every connection is opened with `tls.context`.
+    tls: TlsSettings | None = field(default=None, compare=False, repr=False)
 
     @property
     def address(self) -> str:
@@ -192,14 +197,18 @@ def open_server(
     build: bool = True,
     registry: Registry | None = None,
     note: Callable[[str], None] = _note,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[Target]:
     """Start `impl`'s server: in Docker (mode "docker"), as a local process ("local"), or in
     Docker when an engine answers and the image exists or builds, else locally ("auto").
 
-    In "auto", why Docker was not used goes to `note` (stderr by default).
+    In "auto", why Docker was not used goes to `note` (stderr by default). `extra_args` go
+    after the local command (a TLS interop matrix's certificate flags); local mode only.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    if extra_args and mode != "local":
+        raise LaunchError(f"extra server flags ({' '.join(extra_args)}) need a local server: use --mode local")
     spec = spec or f"impl:{impl.name}"
     if "server" not in impl.roles:
         raise TargetError(f"{impl.name} is not a server")
@@ -231,7 +240,7 @@ def open_server(
         raise TargetError(f"{prefix} {missing}")
     if why_not_docker is not None:
         note(f"Docker not used ({why_not_docker.splitlines()[0]}); starting {impl.name} as a local process instead")
-    with _local(impl.local_argv(), spec, host, impl.name, impl.name) as target:
+    with _local([*impl.local_argv(), *extra_args], spec, host, impl.name, impl.name) as target:
         yield target
 
 

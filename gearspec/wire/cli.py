@@ -65,7 +65,10 @@ def configure_proxy(parser: argparse.ArgumentParser) -> None:
         "--listen", default=f"127.0.0.1:{DEFAULT_PORT + 1}",
         help="HOST:PORT to accept peers on (port 0 picks a free port and prints it); default 127.0.0.1:4731",
     )
-    parser.add_argument("--upstream", required=True, help="HOST:PORT of the real job server")
+    parser.add_argument("--upstream", required=True, help="HOST:PORT of the real job server (tls://HOST:PORT: over TLS)")
+    from gearspec.wire.tls import add_client_options
+
+    add_client_options(parser, "a tls://HOST:PORT upstream")
     parser.add_argument("--trace", metavar="FILE.jsonl", help="write every event and violation as JSON lines")
     parser.add_argument("--pcap", metavar="FILE", help="write the traffic as a pcap file (one TCP stream per connection)")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print violations (use with --trace)")
@@ -74,10 +77,13 @@ def configure_proxy(parser: argparse.ArgumentParser) -> None:
 def run_proxy(args: argparse.Namespace) -> int:
     from gearspec.address import parse_address
     from gearspec.wire.proxy import ValidatingProxy
+    from gearspec.wire.tls import context_from_options, split_scheme
 
     try:
         listen = parse_address(args.listen, DEFAULT_PORT + 1, listen=True)
-        upstream = parse_address(args.upstream)
+        is_tls, upstream_text = split_scheme(args.upstream)
+        upstream = parse_address(upstream_text)
+        upstream_tls = context_from_options(args, is_tls, "a tls://HOST:PORT upstream")
     except ValueError as exc:
         print(f"gearspec proxy: {exc}", file=sys.stderr)
         return 2
@@ -87,7 +93,7 @@ def run_proxy(args: argparse.Namespace) -> int:
 
     proxy = ValidatingProxy(
         listen[0], listen[1], upstream[0], upstream[1], trace=args.trace, pcap=args.pcap,
-        report=None if args.quiet else report,
+        report=None if args.quiet else report, upstream_tls=upstream_tls,
     )
 
     async def main() -> int:
@@ -97,7 +103,8 @@ def run_proxy(args: argparse.Namespace) -> int:
             print(f"gearspec proxy: cannot listen on {listen[0]}:{listen[1]}: {exc.strerror or exc}", file=sys.stderr)
             await proxy.close()
             return 2
-        print(f"gearspec proxy: listening on {host}:{port}, forwarding to {upstream[0]}:{upstream[1]}", flush=True)
+        print(f"gearspec proxy: listening on {host}:{port}, forwarding to {'tls://' if is_tls else ''}"
+              f"{upstream[0]}:{upstream[1]}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,9 +54,11 @@ class ValidatingProxy:
         pcap: str | Path | None = None,
         report: Callable[[str], None] | None = None,
         connect_timeout: float = 10.0,
+        upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.listen = (listen_host, listen_port)
         self.upstream = (upstream_host, upstream_port)
+        self.upstream_tls = upstream_tls  # TLS to the upstream server (peers still speak plaintext here)
         self.connect_timeout = connect_timeout
         self.report = report
         self.violations: list[tuple[int, Violation]] = []
@@ -116,7 +119,11 @@ class ValidatingProxy:
         loop = asyncio.get_running_loop()
         try:
             upstream, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: _UpstreamSide(link), *self.upstream), self.connect_timeout
+                loop.create_connection(
+                    lambda: _UpstreamSide(link), *self.upstream, ssl=self.upstream_tls,
+                    server_hostname=self.upstream[0] if self.upstream_tls else None,
+                ),
+                self.connect_timeout,
             )
         except (TimeoutError, OSError) as exc:
             self._say(f"conn {link.number}: cannot reach upstream {self.upstream[0]}:{self.upstream[1]}: {exc or 'timeout'}")

@@ -49,9 +49,19 @@ def _wait(predicate: Any, timeout: float) -> bool:
     return True
 
 
+def _add_server(gearman: Any, args: c.ClientArgs | c.WorkerArgs) -> None:
+    tls = args.tls
+    if tls is None:
+        gearman.addServer(args.host, args.port)
+    elif tls.cert is None:  # gear speaks TLS only with all three files (gear/__init__.py Connection.__init__)
+        c.unsupported("TLS without a client certificate")
+    else:  # key and certificate as two paths (gear/__init__.py BaseClient.addServer)
+        gearman.addServer(args.host, args.port, tls.key or tls.cert, tls.cert, tls.ca)
+
+
 def client(args: c.ClientArgs) -> int:
     gearman = _Client("gearspec-driver")
-    gearman.addServer(args.host, args.port)
+    _add_server(gearman, args)
     try:
         gearman.waitForServer(timeout=max(2.0, min(args.timeout, 5.0)))
     except gear.TimeoutError:
@@ -92,7 +102,7 @@ def client(args: c.ClientArgs) -> int:
 
 def worker(args: c.WorkerArgs) -> int:
     gearman = gear.Worker("gearspec-driver")
-    gearman.addServer(args.host, args.port)
+    _add_server(gearman, args)
     try:
         gearman.waitForServer(timeout=max(2.0, min(args.timeout, 5.0)))
     except gear.TimeoutError:

@@ -82,6 +82,8 @@ def _broken(exc: BaseException) -> None:
 
 
 def client(args: c.ClientArgs) -> int:
+    if args.tls:
+        c.unsupported("TLS (gearman3 has no TLS)")
     import gearman  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     priority = {"high": gearman.PRIORITY_HIGH, "normal": gearman.PRIORITY_NONE, "low": gearman.PRIORITY_LOW}
@@ -121,6 +123,8 @@ def client(args: c.ClientArgs) -> int:
 
 
 def worker(args: c.WorkerArgs) -> int:
+    if args.tls:
+        c.unsupported("TLS (gearman3 has no TLS)")
     import gearman
 
     done = 0

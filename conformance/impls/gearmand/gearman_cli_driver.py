@@ -52,6 +52,8 @@ def _program() -> str:
 
 
 def client(args: c.ClientArgs) -> int:
+    if args.tls:
+        c.unsupported("TLS (Debian's libgearman 1.1.20 takes -S but still sends plaintext)")
     argv = [_program(), "-h", args.host, "-p", str(args.port), "-f", args.function,
             "-t", str(int(args.timeout * 1000))]
     if args.background:
@@ -94,6 +96,8 @@ def client(args: c.ClientArgs) -> int:
 
 
 def worker(args: c.WorkerArgs) -> int:
+    if args.tls:
+        c.unsupported("TLS (Debian's libgearman 1.1.20 takes -S but still sends plaintext)")
     # `gearman -w -c N` counts calls to gearman_worker_work, and after a WORK_FAIL the next
     # call returns GEARMAN_UNKNOWN_STATE at once, so failed jobs count twice (bin/gearman.cc
     # `_worker`). One `-c 1` process per job counts jobs exactly.

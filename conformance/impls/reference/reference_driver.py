@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 
 from gearspec.conformance.drivers import contract as c
@@ -22,9 +23,20 @@ from gearspec.reference.client import (
 )
 from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
 
+from gearspec.wire.tls import client_context
+
+
+def _server(args: c.ClientArgs | c.WorkerArgs) -> str:
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    return f"{'tls://' if args.tls else ''}{host}:{args.port}"
+
+
+def _tls(args: c.ClientArgs | c.WorkerArgs) -> ssl.SSLContext | None:
+    return client_context(args.tls.ca, args.tls.cert, args.tls.key) if args.tls else None
+
 
 async def client(args: c.ClientArgs) -> int:
-    async with Client([(args.host, args.port)], connect_timeout=5.0, timeout=args.timeout) as gearman:
+    async with Client([_server(args)], connect_timeout=5.0, timeout=args.timeout, tls=_tls(args)) as gearman:
         try:
             job = await gearman.submit(
                 args.function, args.data, unique=args.unique, background=args.background, priority=args.priority
@@ -62,7 +74,7 @@ async def client(args: c.ClientArgs) -> int:
 
 
 async def worker(args: c.WorkerArgs) -> int:
-    gearman = Worker([(args.host, args.port)], connect_timeout=5.0)
+    gearman = Worker([_server(args)], connect_timeout=5.0, tls=_tls(args))
 
     async def handle(job: WorkerJob) -> bytes:
         action = c.worker_action(job.data)

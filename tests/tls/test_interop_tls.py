@@ -1,0 +1,130 @@
+"""Interop over TLS: python gear's client and worker with certificates against `gearspec serve`,
+gearspec's client and both workers against python gear's geard (--ssl-*), and the drivers of
+libraries without TLS saying so (exit 5) instead of sending plaintext."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gearspec.conformance.drivers import DRIVERS
+from gearspec.conformance.servers import RunningServer
+from gearspec.conformance.tls import suite_acl
+from gearspec.reference.client import Client
+
+from gearspec.wire.tls import client_context
+from tests.tls.certs import Pki
+from tests.tls.helpers import start_registry_server, start_tls_server
+
+EXIT_UNSUPPORTED = 5
+
+
+def _tls(pki: Pki, role: str = "client") -> list[str]:
+    return ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.identities / f"{role}.pem")]  # type: ignore[operator]
+
+
+def _start(driver: str, role: str, server: RunningServer, function: str, *extra: str) -> subprocess.Popen[str]:
+    argv = [*DRIVERS[driver].argv, role, "--host", server.host, "--port", str(server.port), "--function", function]
+    return subprocess.Popen([*argv, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _job(server: RunningServer, pki: Pki, client: str, worker: str, function: str,
+         client_role: str = "client", worker_role: str = "worker") -> tuple[int, str, str]:
+    """Run one job (data "hello") from `client` through `worker`; (client exit, stdout, stderr)."""
+    work = _start(worker, "worker", server, function, "--count", "1", "--timeout", "30", *_tls(pki, worker_role))
+    try:
+        submit = _start(client, "client", server, function, "--data", "hello", "--timeout", "30",
+                        *_tls(pki, client_role))
+        out, err = submit.communicate(timeout=60)
+        return submit.returncode, out, err
+    finally:
+        if work.poll() is None:
+            work.kill()
+        work.communicate()
+
+
+@pytest.fixture(scope="module")
+def geard(pki: Pki) -> Iterator[RunningServer]:
+    tls = ["--ssl-cert", str(pki.server), "--ssl-key", str(pki.server), "--ssl-ca", str(pki.ca)]
+    with start_registry_server("gear", *tls) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def acl_server(pki: Pki) -> Iterator[RunningServer]:
+    with start_tls_server(pki, acl=suite_acl()) as running:
+        yield running
+
+
+@pytest.mark.parametrize(("client", "worker"), [("gear", "gear"), ("gear", "reference"), ("reference", "gear")])
+def test_gear_with_certificates_against_gearspec_serve(tls_server: RunningServer, pki: Pki, client: str,
+                                                       worker: str) -> None:
+    code, out, err = _job(tls_server, pki, client, worker, f"tls-interop-{client}-{worker}")
+    assert (code, out) == (0, "olleh"), err
+
+
+@pytest.mark.parametrize("worker", ["reference", "gear"])
+def test_gearspec_client_and_workers_against_geard_over_tls(geard: RunningServer, pki: Pki, worker: str) -> None:
+    # geard never answers OPTION_REQ (conformance/impls.toml), so the client asks for no
+    # exceptions; the job runs through each library's worker over TLS.
+    function = f"tls-geard-{worker}"
+    work = _start(worker, "worker", geard, function, "--count", "1", "--timeout", "30", *_tls(pki, "worker"))
+
+    async def submit() -> bytes:
+        context = client_context(str(pki.ca), str(pki.identities / "client.pem"))  # type: ignore[operator]
+        async with Client([f"tls://{geard.address}"], tls=context, exceptions=False) as client:
+            return await client.run(function, b"hello", timeout=30)
+
+    try:
+        assert asyncio.run(submit()) == b"olleh"
+        assert work.wait(timeout=30) == 0
+    finally:
+        if work.poll() is None:
+            work.kill()
+        work.communicate()
+
+
+def test_gear_under_the_reference_acl(acl_server: RunningServer, pki: Pki) -> None:
+    code, out, err = _job(acl_server, pki, "gear", "gear", "gs-acl-interop")
+    assert (code, out) == (0, "olleh"), err
+    # A client certificate without the submit right: gearspec's client reports the refusal.
+    refused = _start("reference", "client", acl_server, "gs-acl-interop", "--data", "x", "--timeout", "10",
+                     *_tls(pki, "nobody"))
+    _, err = refused.communicate(timeout=60)
+    assert refused.returncode != 0 and "PERMISSION_DENIED" in err, err
+
+
+@pytest.mark.parametrize("driver", ["gearman3", "gearman-cli"])
+def test_drivers_without_tls_say_so(tls_server: RunningServer, pki: Pki, driver: str) -> None:
+    run = _start(driver, "client", tls_server, "x", "--data", "x", *_tls(pki))
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == EXIT_UNSUPPORTED and "unsupported: TLS" in err, err
+
+
+def test_gear_without_a_client_certificate_is_unsupported(tls_server: RunningServer, pki: Pki, tmp_path: Path) -> None:
+    run = _start("gear", "client", tls_server, "x", "--tls-ca", str(pki.ca))
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == EXIT_UNSUPPORTED, err
+
+
+def test_interop_matrix_over_tls(pki: Pki, tmp_path: Path) -> None:
+    report = tmp_path / "matrix.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "gearspec", "interop", "--servers", "reference,perl",
+         "--clients", "reference,gear,php", "--tls-ca", str(pki.ca), "--tls-server-cert", str(pki.server),
+         "--tls-cert", str(pki.identities / "client.pem"), "--json", str(report), "-q"],  # type: ignore[operator]
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    grades: dict[tuple[str, str], set[str]] = {}
+    for cell in json.loads(report.read_text())["results"]:
+        grades.setdefault((cell["client"], cell["server"]), set()).add(cell["grade"])
+    assert grades[("reference", "reference")] == {"pass"}
+    assert grades[("gear", "reference")] == {"pass"}
+    assert grades[("php", "reference")] == {"unsupported"}  # the PHP extension's driver has no TLS
+    assert all(grades[(client, "perl")] <= {"unsupported", "xfail"} for client in ("reference", "gear", "php"))
