@@ -45,6 +45,7 @@ from gearspec.conformance.runner import (
     run_cases,
 )
 
+from gearspec.cli import unwritable
 from gearspec.spec import PacketType
 
 __all__ = ["configure_test", "run_test"]
@@ -89,6 +90,12 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
 def run_test(args: argparse.Namespace) -> int:
     """Run the suite; exit 0 when nothing counts against the target, 1 when something does, 2 when
     nothing was graded (bad usage; a target that cannot be started or reached)."""
+    for path in (args.junit, args.json, args.html, args.markdown):
+        # Refuse a report that cannot be written before the run, not after it.
+        problem = unwritable(path) if path else None
+        if problem:
+            print(f"gearspec test: {problem}", file=sys.stderr)
+            return 2
     if args.role:
         try:
             from gearspec.conformance.roles import run_roles
@@ -102,12 +109,6 @@ def run_test(args: argparse.Namespace) -> int:
     for flag, value in (("--timeout", args.timeout), ("--wait", args.wait)):
         if not value > 0:
             print(f"gearspec test: {flag} must be a positive number of seconds", file=sys.stderr)
-            return 2
-    for path in (args.junit, args.json, args.html, args.markdown):
-        # Refuse a report that cannot be written before the run, not after it.
-        folder = Path(path).parent if path else None
-        if folder is not None and not folder.is_dir():
-            print(f"gearspec test: cannot write {path}: no folder {str(folder)!r}", file=sys.stderr)
             return 2
     try:
         expectations = _expectations(args)
@@ -270,6 +271,6 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
             try:
                 getattr(reports, f"write_{kind}")(results, run, Path(path))
             except OSError as exc:
+                # The verdict above stands and the exit status is still its own.
                 print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-                return 2
     return 1 if any(r.counts_against(config.strict) for r in results) else 0

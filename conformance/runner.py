@@ -126,10 +126,12 @@ def load_expectations(path: str | Path) -> Expectations:
     except tomllib.TOMLDecodeError as exc:
         raise ExpectationsError(f"{path}: not valid TOML: {exc}") from None
     target = data.get("target", {})
+    if not isinstance(target, dict):
+        raise ExpectationsError(f"{path}: [target] must be a table")
     grab = target.get("grab")
     try:
         grab_type = PacketType[grab] if grab else None
-    except KeyError:
+    except (KeyError, TypeError):
         raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a packet type") from None
     if grab_type is not None and not grab_type.spec.grab:
         raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a GRAB_* packet")
@@ -137,17 +139,26 @@ def load_expectations(path: str | Path) -> Expectations:
     if barrier not in ("echo", "status"):
         raise ExpectationsError(f"{path}: [target] barrier must be 'echo' or 'status', not {barrier!r}")
     deviations = []
-    for i, row in enumerate(data.get("deviation", [])):
+    rows = data.get("deviation", [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ExpectationsError(f"{path}: 'deviation' must be a list of [[deviation]] tables")
+    for i, row in enumerate(rows):
         if "case" not in row or "reason" not in row:
             raise ExpectationsError(f"{path}: deviation #{i + 1} needs 'case' and 'reason'")
+        for key in ("case", "reason"):
+            if not isinstance(row[key], str):
+                raise ExpectationsError(f"{path}: deviation #{i + 1}: {key} must be a string, not {row[key]!r}")
         raw = row.get("outcome")
-        names = [raw] if isinstance(raw, str) else list(raw or [])
+        names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [] if raw is None else [raw]
         try:
             outcomes = frozenset(Outcome(n) for n in names) or _DEFAULT_DEVIATION_OUTCOMES
-        except ValueError:
+        except (ValueError, TypeError):
             raise ExpectationsError(f"{path}: deviation {row['case']}: unknown outcome in {names}") from None
         deviations.append(Deviation(row["case"], outcomes, row["reason"]))
-    return Expectations(target.get("name", path.stem), grab_type, barrier, tuple(deviations), str(path))
+    name = target.get("name", path.stem)
+    if not isinstance(name, str):
+        raise ExpectationsError(f"{path}: [target] name must be a string, not {name!r}")
+    return Expectations(name, grab_type, barrier, tuple(deviations), str(path))
 
 
 # -- results -----------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from gearspec.fuzz.network import (
 )
 from gearspec.fuzz.strategies import FAMILIES
 
+from gearspec.cli import unwritable
+
 __all__ = ["configure_fuzz", "run_fuzz"]
 
 
@@ -61,6 +63,10 @@ def run_fuzz(args: argparse.Namespace) -> int:
     except (TargetError, ValueError) as exc:
         print(f"gearspec fuzz: {exc}", file=sys.stderr)
         return 2
+    problem = _bad_number(args) or next(filter(None, (unwritable(p) for p in (args.json, args.save_script) if p)), None)
+    if problem:  # before the run: a budget must not be spent only to lose its findings
+        print(f"gearspec fuzz: {problem}", file=sys.stderr)
+        return 2
     if args.replay:
         return _replay(args, host, port)
     if not working_probes(host, port, args.deadline):
@@ -88,14 +94,34 @@ def run_fuzz(args: argparse.Namespace) -> int:
         return 2
     print(describe(report))
     if args.json:
-        try:
-            Path(args.json).write_text(report.to_json() + "\n")
-        except OSError as exc:
-            print(f"gearspec fuzz: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+        # The verdict stands even when its report cannot be written: the exit status says it.
+        _write(args.json, report.to_json() + "\n")
     if report.findings:
         return 1
     return 130 if report.stopped == "interrupted" else 0
+
+
+def _bad_number(args: argparse.Namespace) -> str | None:
+    """The first numeric option out of range, as a message."""
+    checks = (
+        ("--examples", args.examples, 1), ("--model-steps", args.model_steps, 1), ("--steps", args.steps, 1),
+        ("--first-step", args.first_step, 0), ("--rss-limit", args.rss_limit, 1),
+    )
+    for flag, value, least in checks:
+        if value is not None and value < least:
+            return f"{flag} must be at least {least}, not {value}"
+    if not args.deadline > 0:
+        return f"--deadline must be a positive number of seconds, not {args.deadline:g}"
+    return None
+
+
+def _write(path: str, text: str) -> bool:
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        print(f"gearspec fuzz: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int:
@@ -136,8 +162,7 @@ def _report_model_failure(args: argparse.Namespace, exc: Exception) -> None:
     print(str(exc), file=sys.stderr)
     target = args.save_script or args.json
     script = getattr(exc, "script", None)
-    if target and script:
-        Path(target).write_text(script)
+    if target and script and _write(target, script):
         print(f"gearspec fuzz: replay script written to {target}", file=sys.stderr)
 
 

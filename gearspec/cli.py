@@ -8,9 +8,11 @@ Each subcommand lives in the package that owns it and is imported only when it r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gearspec import __version__
 
@@ -28,6 +30,30 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("gearspec.tools", "print the protocol tables (or --json)"),
     "decode": ("gearspec.tools", "decode raw Gearman bytes to JSON lines"),
 }
+
+
+def unwritable(path: str) -> str | None:
+    """Why a report file cannot be written at `path`, or None when it can.
+
+    Subcommands call this for every output path before they start work, so a run is never
+    spent only to lose its report to a typo in the folder name. The check opens the file for
+    appending (removing it again if it did not exist): only the system knows for sure.
+    """
+    target = Path(path)
+    if target.is_dir():
+        return f"cannot write {path}: it is a folder"
+    if not target.parent.is_dir():
+        return f"cannot write {path}: no folder {str(target.parent)!r}"
+    existed = target.exists()
+    try:
+        with open(target, "ab"):
+            pass
+    except OSError as exc:
+        return f"cannot write {path}: {(exc.strerror or str(exc)).lower()}"
+    if not existed:
+        with contextlib.suppress(OSError):
+            target.unlink()
+    return None
 
 
 def _usage() -> str:
