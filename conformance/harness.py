@@ -185,6 +185,11 @@ def _short(value: bytes, limit: int = 48) -> str:
     return text
 
 
+def _value(value: object) -> str:
+    """A value as failure messages show it: bytes as text, not b'...'."""
+    return _short(value, 100) if isinstance(value, bytes) else repr(value)
+
+
 def describe(event: object) -> str:
     """A one-line human summary of an event, as traces and failure messages show it."""
     if isinstance(event, Packet):
@@ -589,7 +594,7 @@ class Session:
 
     def check_equal(self, actual: object, expected: object, what: str) -> None:
         if actual != expected:
-            self.fail(f"{what} = {expected!r}", f"{what} = {actual!r}")
+            self.fail(f"{what} = {_value(expected)}", f"{what} = {_value(actual)}")
 
     def non_strict(self, alternative: str, detail: str = "") -> NoReturn:
         """End with a tolerated alternative behaviour (must be declared on the case)."""

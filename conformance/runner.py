@@ -32,6 +32,7 @@ from gearspec.conformance.harness import (
     Session,
     Target,
     TraceEntry,
+    describe,
 )
 from gearspec.conformance.registry import Case, Level
 
@@ -439,7 +440,7 @@ def probe_target(target: Target, timeout: float = 3.0, barrier: str = "echo") ->
                 for event in decoder:
                     if getattr(event, "name", None) == reply:
                         return None
-                    return f"{target.address} answered {what} with {event!r}"
+                    return f"{target.address} answered {what} with {describe(event)}"
         except TimeoutError:
             return f"{target.address} accepted a connection but did not answer {what} within {timeout:g} s"
         except OSError as exc:

@@ -261,7 +261,7 @@ class JobServerModel(RuleBasedStateMachine):
                 handle = self.session.bindings[job.var]
                 known = {self.session.bindings[v] for v in [*(j.var for j in self.jobs), *self.finished]}
                 if handle in known:
-                    raise Mismatch(f"{client}: JOB_CREATED reused handle {handle!r} for a new job")
+                    raise Mismatch(f"{client}: JOB_CREATED reused handle {handle.decode('latin-1')} for a new job")
                 self.jobs.append(job)
                 woken = self._wake_sleepers(fn)
             self._sync_all({w: [Expect("NOOP")] for w in woken})

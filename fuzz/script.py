@@ -93,9 +93,19 @@ class Expect:
 
     def __str__(self) -> str:
         shown = ", ".join(
-            f"${a.name}" if isinstance(a, Var) else "*" if isinstance(a, _Any) else repr(a) for a in self.args
+            f"${a.name}" if isinstance(a, Var) else "*" if isinstance(a, _Any) else _text(a) for a in self.args
         )
         return f"{self.type}({shown})"
+
+
+def _text(value: bytes) -> str:
+    """Bytes as messages show them: '0', not b'0'."""
+    return repr(value)[1:]
+
+
+def _show(packet: Packet) -> str:
+    """A packet as messages show it, in the same form as an `Expect`."""
+    return f"{packet.name}({', '.join(_text(a) for a in packet.args)})"
 
 
 def _arg_from_data(value: Any) -> Arg:
@@ -204,7 +214,7 @@ class Session:
             if self._match(pattern, packet, bind=False):
                 self._match(pattern, packet, bind=True)
                 return packet
-        raise Mismatch(f"{name}: got {packet!r}, expected {' or '.join(map(str, alternatives))}")
+        raise Mismatch(f"{name}: got {_show(packet)}, expected {' or '.join(map(str, alternatives))}")
 
     def request(self, name: str, packet: Packet, *alternatives: Expect) -> Packet:
         self.send(name, packet)
@@ -232,7 +242,7 @@ class Session:
         while True:
             got = self._match_list(list(expected), list(optional), arrived)
             if got == "extra":
-                shown = ", ".join(map(repr, arrived))
+                shown = ", ".join(map(_show, arrived))
                 raise Mismatch(
                     f"{name}: unexpected packets [{shown}]; expected [{', '.join(map(str, expected))}]"
                     + (f" (optional: {', '.join(map(str, optional))})" if optional else "")
@@ -242,7 +252,7 @@ class Session:
             packet = self._next_packet(name, deadline)
             if packet is None:
                 raise Mismatch(
-                    f"{name}: got [{', '.join(map(repr, arrived))}] then closed/timed out; "
+                    f"{name}: got [{', '.join(map(_show, arrived))}] then closed/timed out; "
                     f"expected [{', '.join(map(str, expected))}]"
                 )
             if packet.type == PacketType.ECHO_RES and packet.args[0] == token:

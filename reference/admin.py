@@ -40,7 +40,7 @@ from gearspec.admin import (
     parse_workers,
 )
 from gearspec.codec import DEFAULT_MAX_LINE
-from gearspec.errors import ErrorCode, RemoteProtocolError
+from gearspec.errors import ErrorCode, RemoteProtocolError, os_reason
 
 __all__ = ["AdminClient", "AdminError"]
 
@@ -83,7 +83,7 @@ class AdminClient:
         except TimeoutError:
             raise ConnectFailed(f"{self.name}: no answer within {self.connect_timeout:g}s", self.address) from None
         except OSError as exc:
-            raise ConnectFailed(f"{self.name}: cannot connect: {exc.strerror or exc}", self.address) from None
+            raise ConnectFailed(f"{self.name}: cannot connect: {os_reason(exc)}", self.address) from None
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None

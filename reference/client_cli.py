@@ -182,10 +182,21 @@ async def _pipe_through(command: Sequence[str], job: WorkerJob) -> bytes:
         raise RuntimeError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
     stdout, _ = await process.communicate(job.data)
     if process.returncode != 0:
-        print(f"gearspec work: {command[0]} exited with status {process.returncode} for job "
+        print(f"gearspec work: {command[0]} {_exit_reason(process.returncode or 0)} for job "
               f"{job.handle.decode('latin-1')}: WORK_FAIL", file=sys.stderr)
         raise WorkFailed()
     return stdout
+
+
+def _exit_reason(returncode: int) -> str:
+    """"exited with status 3" or "was killed by signal 9 (SIGKILL)" (asyncio's -9)."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = f" ({signal.Signals(-returncode).name})"
+    except ValueError:
+        name = ""
+    return f"was killed by signal {-returncode}{name}"
 
 
 async def _work(args: argparse.Namespace, command: list[str]) -> int:

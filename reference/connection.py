@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 
 from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Packet, RawPacket
-from gearspec.errors import GearspecError, ProtocolError
+from gearspec.errors import GearspecError, ProtocolError, os_reason
 from gearspec.spec import DEFAULT_PORT, Magic
 
 __all__ = [
@@ -183,8 +183,7 @@ async def open_connection(
     except TimeoutError:
         raise ConnectFailed(f"{_where(address)}: no answer within {timeout:g}s", address) from None
     except OSError as exc:
-        why = exc.strerror or str(exc) or type(exc).__name__
-        raise ConnectFailed(f"{_where(address)}: cannot connect: {why}", address) from None
+        raise ConnectFailed(f"{_where(address)}: cannot connect: {os_reason(exc)}", address) from None
     sock = writer.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):

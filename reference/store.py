@@ -128,6 +128,9 @@ class SQLiteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:  # mkdir would say only "File exists"
+            raise StoreError(f"cannot open queue {self.path}: {blocking} is a file, not a folder")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = open(str(self.path) + ".lock", "a")
