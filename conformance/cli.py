@@ -218,7 +218,9 @@ def _server_log(target: Target) -> str:
     return text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
 
 
-def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> str:
+def _rerun_command(args: argparse.Namespace, case: Case, config: RunConfig) -> str:
+    """The command that runs `case` alone the way this run did: every option that changes what
+    the case does or how it is graded, and the run's seed (names and data derive from it)."""
     parts = ["gearspec", "test"]
     if args.target:
         parts += ["--target", args.target]
@@ -229,11 +231,14 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
     if args.profile:
         parts += ["--profile", args.profile]
     if args.expect:
-        parts += ["--expect", args.expect]
+        parts += ["--expect", os.path.abspath(args.expect)]  # the line may be run from elsewhere
     if args.grab:
         parts += ["--grab", args.grab]
     if args.strict:
         parts.append("--strict")
+    if args.destructive or case.destructive:
+        parts.append("--destructive")
+    parts += ["--seed", config.seed, "--wait", f"{config.wait:g}", "--timeout", f"{config.timeout:g}"]
     parts += ["--select", case.id, "-v"]
     return shlex.join(parts)
 
@@ -264,8 +269,9 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     run = reports.RunInfo(
         target=label, expectations=config.expectations.name, strict=config.strict, seed=config.seed,
         elapsed=elapsed, grab=config.grab_type.name, server_log=_server_log(target),
+        rerun=lambda case: _rerun_command(args, case, config),
     )
-    reports.print_summary(results, run, stream, verbose=args.verbose, rerun=lambda c: _rerun_command(args, c, label))
+    reports.print_summary(results, run, stream, verbose=args.verbose)
     for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):
         if path:
             try:

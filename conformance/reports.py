@@ -57,6 +57,10 @@ class RunInfo:
     elapsed: float
     grab: str = "GRAB_JOB"
     server_log: str = ""  # the target's own log, when gearspec started it (container or process)
+    rerun: Callable[[Case], str] | None = None  # the command that runs one case again, as this run did
+
+    def rerun_line(self, case: Case) -> str | None:
+        return self.rerun(case) if self.rerun is not None else None
 
 
 # -- terminal -------------------------------------------------------------------------------
@@ -131,6 +135,7 @@ def print_summary(
 ) -> None:
     """Problems first (with a rerun command each), then per-area counts and the totals."""
     w = stream.write
+    rerun = rerun or run.rerun
     problems = [r for r in results if r.counts_against(run.strict)]
     shoulds = [r for r in results if r.verdict in (Verdict.FAIL, Verdict.ERROR) and not r.counts_against(run.strict)]
     for r in problems + shoulds:
@@ -200,6 +205,7 @@ def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
                 "actual": r.actual,
                 "alternative": r.alternative,
                 "deviation": None if r.deviation is None else {"case": r.deviation.case, "reason": r.deviation.reason},
+                "rerun": run.rerun_line(r.case),
                 "duration": round(r.duration, 4),
                 "notes": r.notes,
                 "trace": [
@@ -241,7 +247,8 @@ def write_junit(results: Sequence[Result], run: RunInfo, path: Path) -> None:
                 suite, "testcase", classname=f"gearspec.conformance.{area}",
                 name=f"{r.case.id} [{r.case.level.value}] {r.case.requirement}", time=f"{r.duration:.3f}",
             )
-            detail = _xml_safe(f"{r.message}\nexpected: {r.expected}\nactual: {r.actual}")
+            rerun = run.rerun_line(r.case)
+            detail = _xml_safe(f"{r.message}\nexpected: {r.expected}\nactual: {r.actual}" + (f"\nrerun: {rerun}" if rerun else ""))
             if r.counts_against(run.strict):
                 tag = "error" if r.verdict is Verdict.ERROR else "failure"
                 ET.SubElement(tc, tag, message=_xml_safe(f"{r.verdict.value}: {r.message}"[:500])).text = detail
@@ -249,7 +256,7 @@ def write_junit(results: Sequence[Result], run: RunInfo, path: Path) -> None:
                 reason = r.deviation.reason if r.deviation is not None and r.verdict is Verdict.EXPECTED_FAIL else r.message
                 ET.SubElement(tc, "skipped", message=_xml_safe(f"{r.verdict.value}: {reason}"[:500]))
             ET.SubElement(tc, "system-out").text = _xml_safe(
-                f"verdict: {r.verdict.value}\nsource: {r.case.source}\n{r.message}\n\n"
+                f"verdict: {r.verdict.value}\nsource: {r.case.source}\n" + (f"rerun: {rerun}\n" if rerun else "") + f"{r.message}\n\n"
                 + "\n".join(f"{e.format()}\n{'':14}{_show(e.data[:4096])}{' ...' if len(e.data) > 4096 else ''}" if e.data else e.format() for e in r.trace)
             )
     if run.server_log:
@@ -333,6 +340,10 @@ def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
                 extra += "<ul>" + "".join(f"<li><pre>{_e(n)}</pre></li>" for n in r.notes) + "</ul>"
             if r.deviation is not None:
                 extra += f"<p><b>known deviation</b>: {_e(r.deviation.reason)}</p>"
+            rerun = run.rerun_line(r.case)
+            if rerun:
+                extra += f'<p class="rerun"><b>rerun</b> <code>{_e(rerun)}</code></p>'
+
             rows = ", ".join(p.name for p in r.case.packets) + (
                 ("; admin: " + ", ".join(r.case.admin)) if r.case.admin else ""
             )
