@@ -263,13 +263,27 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
         file=stream,
     )
     started = time.monotonic()
-    results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=progress.update)
+    finished: dict[str, Result] = {}
+
+    def on_result(result: Result) -> None:
+        finished[result.case.id] = result
+        progress.update(result)
+
+    interrupted = False
+    try:
+        results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=on_result)
+    except KeyboardInterrupt:
+        # Ctrl-C: what ran is still graded and reported; the cases still running are dropped.
+        interrupted = True
+        results = [finished[c.id] for c in cases if c.id in finished]
     elapsed = time.monotonic() - started
     progress.finish()
+    if interrupted:
+        print(f"gearspec test: interrupted after {len(results)} of {len(cases)} cases; the summary and reports cover those", file=sys.stderr)
     run = reports.RunInfo(
         target=label, expectations=config.expectations.name, strict=config.strict, seed=config.seed,
         elapsed=elapsed, grab=config.grab_type.name, server_log=_server_log(target),
-        rerun=lambda case: _rerun_command(args, case, config),
+        rerun=lambda case: _rerun_command(args, case, config), interrupted=interrupted,
     )
     reports.print_summary(results, run, stream, verbose=args.verbose)
     for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):
@@ -279,4 +293,6 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
             except OSError as exc:
                 # The verdict above stands and the exit status is still its own.
                 print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+    if interrupted:
+        return 130
     return 1 if any(r.counts_against(config.strict) for r in results) else 0

@@ -58,6 +58,7 @@ class RunInfo:
     grab: str = "GRAB_JOB"
     server_log: str = ""  # the target's own log, when gearspec started it (container or process)
     rerun: Callable[[Case], str] | None = None  # the command that runs one case again, as this run did
+    interrupted: bool = False  # Ctrl-C: the results are the cases that finished before it
 
     def rerun_line(self, case: Case) -> str | None:
         return self.rerun(case) if self.rerun is not None else None
@@ -164,7 +165,7 @@ def print_summary(
         w(f"{area:14} {_grade_letter(counts):5} " + " ".join(f"{counts[v]:>15}" for v in shown) + "\n")
     totals: Counter[Verdict] = Counter(r.verdict for r in results)
     parts = ", ".join(f"{totals[v]} {v.value}" for v in VERDICT_ORDER if totals[v])
-    verdict = "FAILED" if problems else "OK"
+    verdict = "INTERRUPTED" if run.interrupted else "FAILED" if problems else "OK"
     w(f"\n{verdict}: {len(results)} cases in {run.elapsed:.1f} s against {run.target}: {parts}\n")
     stream.flush()
 
@@ -185,6 +186,7 @@ def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
         "run": {
             "target": run.target, "expectations": run.expectations, "strict": run.strict, "seed": run.seed,
             "elapsed": round(run.elapsed, 3), "grab": run.grab, "server_log": run.server_log or None,
+            "interrupted": run.interrupted,
         },
         "totals": {v.value: n for v, n in Counter(r.verdict for r in results).items()},
         "failed": any(r.counts_against(run.strict) for r in results),
@@ -401,6 +403,8 @@ def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
 
 def _headline(results: Sequence[Result], run: RunInfo, grades: dict[str, Counter[Verdict]]) -> str:
     """FAILED or OK as the exit status says, and, beside OK, the areas that are not graded A."""
+    if run.interrupted:
+        return f"INTERRUPTED after {len(results)} cases"
     if any(r.counts_against(run.strict) for r in results):
         return "FAILED"
     weak = [f"{area} {letter}" for area, counts in sorted(grades.items()) if (letter := _grade_letter(counts)) not in ("A", "-")]

@@ -175,6 +175,9 @@ async def _pipe_through(command: Sequence[str], job: WorkerJob) -> bytes:
     try:
         process = await asyncio.create_subprocess_exec(
             *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+            # Its own process group: Ctrl-C at the terminal signals the worker's group, and the
+            # worker stops gracefully, letting the running job finish (not WORK_FAIL).
+            process_group=0,
             env={**os.environ, "GEARMAN_FUNCTION": job.function.decode("latin-1"),
                  "GEARMAN_HANDLE": job.handle.decode("latin-1"), "GEARMAN_UNIQUE": job.unique.decode("latin-1")},
         )
