@@ -3,7 +3,8 @@ admin client on the command line, in the spirit of gearmand's `gearman` and `gea
 
 Exit codes (shared with the driver contract in conformance/drivers/README.md):
 0 success, 2 connection or usage error, 3 the job failed (WORK_FAIL), 4 the job raised
-(WORK_EXCEPTION), 6 timed out, 1 an admin ERR reply.
+(WORK_EXCEPTION), 6 timed out, 1 an admin ERR reply, 5 an admin table with rows that could
+not be split into columns (printed as received; stderr names them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gearspec.reference.admin import AdminClient
 from gearspec.reference.client import (
@@ -31,8 +32,14 @@ from gearspec.reference.client import (
 )
 from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
 
-from gearspec.admin import AdminError
-from gearspec.errors import GearspecError
+from gearspec.admin import (
+    AdminError,
+    parse_prioritystatus,
+    parse_show_jobs,
+    parse_status,
+    parse_workers,
+)
+from gearspec.errors import GearspecError, RemoteProtocolError
 
 __all__ = [
     "EXIT_CONNECTION",
@@ -53,6 +60,7 @@ EXIT_ADMIN_ERR = 1
 EXIT_CONNECTION = 2
 EXIT_FAIL = 3
 EXIT_EXCEPTION = 4
+EXIT_UNREADABLE_ROWS = 5
 EXIT_TIMEOUT = 6
 
 
@@ -264,17 +272,13 @@ async def _admin(server: str, args: argparse.Namespace) -> int:
     try:
         async with AdminClient(server, timeout=args.timeout) as admin:
             rows: list[list[str]]
-            if name == "status":
-                rows = [[r.function, str(r.total), str(r.running), str(r.workers)] for r in await admin.status()]
-            elif name == "prioritystatus":
-                rows = [[r.function, str(r.high), str(r.normal), str(r.low), str(r.workers)]
-                        for r in await admin.prioritystatus()]
-            elif name == "workers":
-                rows = [[r.fd, r.ip, r.client_id, " ".join(r.functions)] for r in await admin.workers()]
-            elif name == "show jobs":
-                rows = [[r.handle, str(r.retries), str(r.ignored), str(r.persisted)] for r in await admin.show_jobs()]
-            elif name == "show unique jobs":
-                rows = [[u] for u in await admin.show_unique_jobs()]
+            unreadable: list[str] = []
+            if name in _TABLES:
+                reply = await admin.command(*name.split())
+                error = reply.error()
+                if error is not None:
+                    raise error
+                rows, unreadable = _split_rows(name, reply.lines)
             elif name == "version":
                 print(await admin.version())
                 return EXIT_OK
@@ -294,7 +298,44 @@ async def _admin(server: str, args: argparse.Namespace) -> int:
         return _fail("admin", exc, EXIT_CONNECTION)
     header = _TABLES[name]
     if args.json:
-        print(json.dumps([dict(zip((h.lower() for h in header), row, strict=False)) for row in rows]))
+        data: list[dict[str, str]] = [dict(zip((h.lower() for h in header), row, strict=False)) for row in rows]
+        print(json.dumps(data + [{"unreadable": line} for line in unreadable]))
     else:
-        print(_table(header, rows))
+        print(_table(header, [[_visible(cell) for cell in row] for row in rows]))
+        for line in unreadable:
+            print(line)  # as received, the way gearadmin prints every row
+    if unreadable:
+        shown = "; ".join(_visible(line) for line in unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+        return _fail("admin", f"{len(unreadable)} '{name}' row(s) could not be split into columns, printed as received: {shown}", EXIT_UNREADABLE_ROWS)
     return EXIT_OK
+
+
+_ROW_PARSERS: dict[str, Callable[[Sequence[str]], list[list[str]]]] = {
+    "status": lambda lines: [[r.function, str(r.total), str(r.running), str(r.workers)] for r in parse_status(lines)],
+    "prioritystatus": lambda lines: [
+        [r.function, str(r.high), str(r.normal), str(r.low), str(r.workers)] for r in parse_prioritystatus(lines)
+    ],
+    "workers": lambda lines: [[r.fd, r.ip, r.client_id, " ".join(r.functions)] for r in parse_workers(lines)],
+    "show jobs": lambda lines: [[r.handle, str(r.retries), str(r.ignored), str(r.persisted)] for r in parse_show_jobs(lines)],
+    "show unique jobs": lambda lines: [[line] for line in lines],
+}
+
+
+def _split_rows(name: str, lines: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    """The rows of an admin table, and the lines that could not be split (kept, not fatal)."""
+    rows: list[list[str]] = []
+    unreadable: list[str] = []
+    for line in lines:
+        try:
+            rows += _ROW_PARSERS[name]([line])
+        except RemoteProtocolError:
+            unreadable.append(line)
+    return rows, unreadable
+
+
+def _visible(text: str) -> str:
+    """Control characters (a TAB in a function name) shown as escapes, so columns line up."""
+    return text.translate(_ESCAPES)
+
+
+_ESCAPES = {i: ("\\t" if i == 9 else f"\\x{i:02x}") for i in (*range(32), 127)}
