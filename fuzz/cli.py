@@ -11,7 +11,10 @@ Exit status: 0 when nothing was found, 1 with findings (or a failed model run or
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -159,11 +162,21 @@ def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int
 
 
 def _report_model_failure(args: argparse.Namespace, exc: Exception) -> None:
-    print(str(exc), file=sys.stderr)
-    target = args.save_script or args.json
+    """The disagreement, and where its replay script is: --save-script (or --json), else a
+    new file in the temporary folder; the command that replays it names that path."""
     script = getattr(exc, "script", None)
-    if target and script and _write(target, script):
-        print(f"gearspec fuzz: replay script written to {target}", file=sys.stderr)
+    print(getattr(exc, "reason", str(exc)), file=sys.stderr)
+    if not script:
+        return
+    path = args.save_script or args.json
+    if path is None:
+        handle, path = tempfile.mkstemp(prefix="gearspec-replay-", suffix=".json")
+        os.close(handle)
+    if _write(path, script):
+        print(f"gearspec fuzz: replay script written to {path}", file=sys.stderr)
+        print(f"replay with: gearspec fuzz --replay {shlex.quote(os.path.abspath(path))} --target {args.target}", file=sys.stderr)
+    else:
+        print(script, file=sys.stderr)
 
 
 def _replay(args: argparse.Namespace, host: str, port: int) -> int:

@@ -17,10 +17,9 @@ where servers legitimately differ are `ModelOptions`, with profiles per known se
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass, field
 
-from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var
+from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var, fresh_prefix
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
@@ -122,7 +121,8 @@ class ModelFailure(AssertionError):
     """The target disagreed with the model; `script` replays the run that showed it."""
 
     def __init__(self, message: str, script: str) -> None:
-        super().__init__(f"{message}\n\nreplay with: gearspec fuzz --replay FILE --target HOST:PORT\n{script}")
+        super().__init__(f"{message}\n\nreplay script (save it, then: gearspec fuzz --replay FILE --target HOST:PORT):\n{script}")
+        self.reason = message
         self.script = script
 
 
@@ -169,10 +169,11 @@ class JobServerModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         # Fresh function names per run: earlier runs may have left jobs on the server.
-        self.prefix = f"m{os.getpid()}x{next(_COUNTER)}_"
+        self.prefix = f"{fresh_prefix()}{next(_COUNTER)}_"
         self.session = Session(
             self.host, self.port, timeout=self.options.timeout,
             allow_trailing_nul=self.options.trailing_nul, allow_empty_numbers=self.options.empty_numbers,
+            fresh_prefix=self.prefix,  # the saved script names functions afresh on every replay
         )
         self.jobs: list[_Job] = []
         self.finished: list[str] = []  # vars of handles of jobs that ended
@@ -419,17 +420,18 @@ class JobServerModel(RuleBasedStateMachine):
             pattern = Expect("STATUS_RES", (handle, b"0", b"0", b"0", b"0"))
         else:
             item = known[index % len(known)]
+            # Patterns name the handle by its variable: a replay gets its own server's handles.
             if isinstance(item, str):
-                handle = self.session.bindings[item]
-                pattern = Expect("STATUS_RES", (handle, b"0", b"0", b"0", b"0"))
+                handle, var = self.session.bindings[item], Var(item)
+                pattern = Expect("STATUS_RES", (var, b"0", b"0", b"0", b"0"))
             else:
-                handle = self._handle(item)
+                handle, var = self._handle(item), Var(item.var)
                 if item.abandoned:
-                    pattern = Expect("STATUS_RES", (handle, ANY, ANY, ANY, ANY))
+                    pattern = Expect("STATUS_RES", (var, ANY, ANY, ANY, ANY))
                 elif item.worker is None:
-                    pattern = Expect("STATUS_RES", (handle, b"1", b"0", b"0", b"0"))
+                    pattern = Expect("STATUS_RES", (var, b"1", b"0", b"0", b"0"))
                 else:
-                    pattern = Expect("STATUS_RES", (handle, b"1", b"1", item.numerator, item.denominator))
+                    pattern = Expect("STATUS_RES", (var, b"1", b"1", item.numerator, item.denominator))
         try:
             self.session.request(client, Packet.request("GET_STATUS", handle), pattern)
         except (Mismatch, TargetDown) as exc:

@@ -20,11 +20,16 @@ A script is JSON: ``{"format": "gearspec-replay/1", "options": {...}, "steps": [
 A PATTERN is ``{"type": "JOB_CREATED", "args": [ARG...]}`` where ARG is a string (UTF-8),
 ``{"hex": ".."}``, ``{"var": "h1"}`` (bound to the value the first time it is seen, then
 compared) or ``{"any": true}``.
+
+Anywhere a string may stand, ``{"fresh": "f0"}`` is a name unique to one replay (a function
+name): each replay makes up a new prefix for it, so a replay never meets jobs that an earlier
+run left queued on the same server.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -44,6 +49,7 @@ __all__ = [
     "Session",
     "TargetDown",
     "Var",
+    "fresh_prefix",
     "load_script",
     "replay",
 ]
@@ -152,8 +158,10 @@ class Session:
         record: bool = True,
         allow_trailing_nul: bool = False,
         allow_empty_numbers: bool = False,
+        fresh_prefix: str = "",
     ) -> None:
         self.host = host
+        self.fresh_prefix = fresh_prefix  # names starting with it are saved as {"fresh": rest}
         self.allow_trailing_nul = allow_trailing_nul
         self.allow_empty_numbers = allow_empty_numbers
         self.deviations: list[str] = []
@@ -382,11 +390,38 @@ class Session:
     # -- scripts -------------------------------------------------------------------------
     def script(self) -> str:
         """The steps so far as a replayable JSON script (one step per line)."""
-        lines = ",\n  ".join(json.dumps(s, sort_keys=False) for s in self.steps)
+        lines = ",\n  ".join(json.dumps(self._symbolic(s), sort_keys=False) for s in self.steps)
         options = json.dumps(
             {"allow_trailing_nul": self.allow_trailing_nul, "allow_empty_numbers": self.allow_empty_numbers}
         )
         return f'{{"format": "{SCRIPT_FORMAT}", "options": {options}, "steps": [\n  {lines}\n]}}\n'
+
+
+    def _symbolic(self, value: Any) -> Any:
+        """`value` with this run's fresh names written as {"fresh": ...}."""
+        prefix = self.fresh_prefix
+        if isinstance(value, str) and prefix and value.startswith(prefix):
+            return {"fresh": value[len(prefix):]}
+        if isinstance(value, list):
+            return [self._symbolic(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._symbolic(v) for k, v in value.items()}
+        return value
+
+
+def fresh_prefix() -> str:
+    """A prefix for names unique to one run or replay (other runs may share the server)."""
+    return f"gs{os.getpid():x}{os.urandom(3).hex()}_"
+
+
+def _with_fresh_names(value: Any, prefix: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"fresh"}:
+            return prefix + str(value["fresh"])
+        return {k: _with_fresh_names(v, prefix) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_fresh_names(v, prefix) for v in value]
+    return value
 
 
 def load_script(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -422,8 +457,9 @@ def replay(
     session = Session(
         host, port, timeout=timeout, allow_trailing_nul=allow_trailing_nul, allow_empty_numbers=allow_empty_numbers
     )
+    prefix = fresh_prefix()
     try:
-        for step in steps:
+        for step in _with_fresh_names(list(steps), prefix):
             op, name = step["op"], step.get("conn", "")
             if op == "open":
                 session.open(name)
