@@ -208,9 +208,11 @@ class Cell:
         return proc
 
     def client(self, function: str, data: str, *, unique: str | None = None, background: bool = False,
-               priority: str | None = None) -> Proc:
+               priority: str | None = None, exceptions: bool = False) -> Proc:
         args = ["client", "--host", self.host, "--port", str(self.port), "--function", function,
                 "--data", data, "--timeout", str(self.timeout)]
+        if exceptions:  # only the exception scenario: elsewhere the library's default is graded
+            args.append("--exceptions")
         if unique is not None:
             args += ["--unique", unique]
         if background:
@@ -429,7 +431,7 @@ def scenario_failure(cell: Cell) -> Outcome:
 def scenario_exception(cell: Cell) -> Outcome:
     """A worker answering WORK_EXCEPTION (gearspec's raw worker: the contract worker never throws)."""
     fn = cell.function("exc")
-    client = cell.client(fn, "boom")
+    client = cell.client(fn, "boom", exceptions=True)
     worker = RawExceptionWorker(cell.host, cell.port, fn, cell.timeout)
     worker.start()
     try:
