@@ -46,6 +46,7 @@ from gearspec.conformance.runner import (
 )
 
 from gearspec.cli import unwritable
+from gearspec.errors import os_reason
 from gearspec.spec import PacketType
 
 __all__ = ["configure_test", "run_test"]
@@ -75,6 +76,7 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
     run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
     run.add_argument("--seed", default=None, help="seed for names and data (default: random per run; set it to reproduce a trace)")
+    run.add_argument("--no-cleanup", action="store_true", help="leave the jobs the cases queued on the target (default: drain them after the run)")
     out = parser.add_argument_group("reports")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML")
     out.add_argument("--json", metavar="FILE", help="write JSON results")
@@ -243,6 +245,24 @@ def _rerun_command(args: argparse.Namespace, case: Case, config: RunConfig) -> s
     return shlex.join(parts)
 
 
+def _clean_up(target: Target, config: RunConfig) -> None:
+    """Drain every job queued under the run's function names (they are unique to the run), so
+    a long-lived server does not keep, or replay at its next start, what the cases left."""
+    from gearspec.reference.cleanup import cancel, drain, leftover
+
+    try:
+        drain(target.host, target.port, config.names_used, timeout=max(10.0, config.timeout))
+        if leftover(target.host, target.port, config.names_used) != 0:  # epoch jobs not due yet, or unknown
+            cancel(target.host, target.port, config.handles_created)
+    except OSError as exc:  # TimeoutError and ConnectionError included
+        if not config.destructive:  # a destructive case may have stopped the target on purpose
+            print(f"gearspec test: warning: could not drain the run's jobs from {target.address}: {os_reason(exc)}", file=sys.stderr)
+        return
+    left = leftover(target.host, target.port, config.names_used)
+    if left:
+        print(f"gearspec test: note: {left} job(s) of this run are still queued on {target.address} (not due yet, or running)", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig) -> int:
     stream = sys.stdout
     # One connect before any case: a dead address gets one clear line, not 267 errors.
@@ -278,6 +298,8 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
         results = [finished[c.id] for c in cases if c.id in finished]
     elapsed = time.monotonic() - started
     progress.finish()
+    if not args.no_cleanup:
+        _clean_up(target, config)
     if interrupted:
         print(f"gearspec test: interrupted after {len(results)} of {len(cases)} cases; the summary and reports cover those", file=sys.stderr)
     run = reports.RunInfo(

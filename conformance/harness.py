@@ -314,6 +314,8 @@ class Conn:
         assert isinstance(event, (Packet, RawPacket, AdminLine))
         data = event.to_bytes()
         self.session._record(self.label, "recv", describe(event), data)
+        if isinstance(event, Packet) and event.type is PacketType.JOB_CREATED:
+            self.session.handles_created.add(event.args[0])  # cancelled after the run if still queued
         return event
 
     def _leftover(self) -> bytes:
@@ -517,6 +519,8 @@ class Session:
     trace: list[TraceEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     conns: list[Conn] = field(default_factory=list)
+    names_used: set[str] = field(default_factory=set)  # drained at the end of the run
+    handles_created: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}/{self.case.id}")
@@ -532,7 +536,9 @@ class Session:
     def name(self, tag: str = "fn") -> str:
         """A function name (or unique id) no other case or run uses: gs-<case>-<tag>-<token>."""
         slug = _SLUG.sub("-", self.case.id.lower()).strip("-")
-        return f"gs-{slug}-{tag}-{self.run_token}{self.token()}"
+        name = f"gs-{slug}-{tag}-{self.run_token}{self.token()}"
+        self.names_used.add(name)
+        return name
 
     # -- connections -----------------------------------------------------------------------
     def connect(self, label: str = "conn") -> Conn:

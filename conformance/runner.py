@@ -190,6 +190,8 @@ class RunConfig:
     expectations: Expectations = field(default_factory=Expectations)
     grab: PacketType | None = None  # overrides the profile's grab packet
     destructive: bool = False
+    names_used: set[str] = field(default_factory=set)  # every name a case made: drained after the run
+    handles_created: set[bytes] = field(default_factory=set)  # jobs not due yet are cancelled
 
     def __post_init__(self) -> None:
         if not self.run_token:
@@ -278,6 +280,8 @@ def run_case(case: Case, target: Target, config: RunConfig) -> Result:
     if result.outcome is Outcome.FAIL and case.level is Level.INFO:
         result.outcome = Outcome.INFORMATIONAL
     result.duration = time.monotonic() - started
+    config.names_used.update(session.names_used)
+    config.handles_created.update(session.handles_created)
     result.trace = session.trace
     result.notes = session.notes
     result.deviation = config.expectations.find(case.id)

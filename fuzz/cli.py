@@ -56,6 +56,7 @@ def configure_fuzz(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--model-steps", type=int, default=40, help="rules per model run (default 40)")
     mode.add_argument("--replay", metavar="FILE", help="replay a script written by a failed model run")
     mode.add_argument("--save-script", metavar="FILE", help="where a failed model run writes its replay script")
+    parser.add_argument("--no-cleanup", action="store_true", help="leave the jobs the run queued on the target (default: take them back off at the end)")
 
 
 def run_fuzz(args: argparse.Namespace) -> int:
@@ -88,7 +89,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
     config = FuzzConfig(
         host, port, budget=budget, seed=args.seed, pid=args.pid, deadline=args.deadline,
         max_steps=args.steps, first_step=args.first_step, families=families,
-        rss_limit=args.rss_limit * 1024 * 1024,
+        rss_limit=args.rss_limit * 1024 * 1024, cleanup=not args.no_cleanup,
     )
     try:
         report = run_network_fuzz(config)
@@ -139,7 +140,10 @@ def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int
     # Hypothesis has no time budget: run seeded batches until the budget is spent.
     while time.monotonic() - start < budget:
         try:
-            check_target(host, port, options, max_examples=args.examples, steps=args.model_steps, seed=args.seed + batches)
+            check_target(
+                host, port, options, max_examples=args.examples, steps=args.model_steps, seed=args.seed + batches,
+                cleanup=not args.no_cleanup,
+            )
         except ModelFailure as exc:
             _report_model_failure(args, exc)
             return 1

@@ -16,10 +16,12 @@ where servers legitimately differ are `ModelOptions`, with profiles per known se
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 
 from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var, fresh_prefix
+from gearspec.reference.cleanup import drain
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
@@ -165,6 +167,7 @@ class JobServerModel(RuleBasedStateMachine):
     host = "127.0.0.1"
     port = 4730
     options = ModelOptions()
+    cleanup = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -232,6 +235,10 @@ class JobServerModel(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.session.close_all()
+        if self.cleanup:
+            # Take this run's queued jobs back off the server (best effort: it may be down).
+            with contextlib.suppress(OSError):
+                drain(self.host, self.port, [self._fn(f) for f in set(_FUNCTIONS)], timeout=max(5.0, self.options.timeout))
 
     @rule(client=st.sampled_from(_CLIENTS), kind=st.integers(0, 5), function=st.sampled_from(_FUNCTIONS),
           unique=st.sampled_from(_UNIQUES), data=st.sampled_from(_DATA))
@@ -513,10 +520,11 @@ class JobServerModel(RuleBasedStateMachine):
             raise self._fail(exc) from None
 
 
-def model_for(host: str, port: int, options: ModelOptions | None = None) -> type[JobServerModel]:
-    """A `JobServerModel` subclass bound to one target."""
+def model_for(host: str, port: int, options: ModelOptions | None = None, *, cleanup: bool = True) -> type[JobServerModel]:
+    """A `JobServerModel` subclass bound to one target (`cleanup`: drain each run's jobs)."""
     return type(
-        "JobServerModelFor", (JobServerModel,), {"host": host, "port": port, "options": options or ModelOptions()}
+        "JobServerModelFor", (JobServerModel,),
+        {"host": host, "port": port, "options": options or ModelOptions(), "cleanup": cleanup},
     )
 
 
@@ -528,12 +536,13 @@ def check_target(
     max_examples: int = 30,
     steps: int = 30,
     seed: int | None = 0,
+    cleanup: bool = True,
 ) -> None:
     """Run the model against a live target; raises `ModelFailure` (with a replay script).
 
     `seed=None` explores differently every call; an int makes the run reproducible.
     """
-    machine = model_for(host, port, options)
+    machine = model_for(host, port, options, cleanup=cleanup)
     if seed is not None:
         from hypothesis import seed as hypothesis_seed
 

@@ -105,6 +105,8 @@ class MemoryStore:
         pass
 
 
+_SQLITE_MAX_INT = 2**63 - 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gearspec_jobs (
     id INTEGER PRIMARY KEY,
@@ -159,7 +161,10 @@ class SQLiteStore:
         return self._next
 
     def add(self, job: StoredJob) -> None:
-        self._adds.append((job.id, job.function, job.unique, job.data, job.priority, job.when, job.reducer))
+        # SQLite integers are 64-bit signed: an epoch beyond that (a fuzzer sends 2**64-1) is
+        # "never", which the largest one says as well.
+        when = min(job.when, _SQLITE_MAX_INT)
+        self._adds.append((job.id, job.function, job.unique, job.data, job.priority, when, job.reducer))
 
     def remove(self, job_id: int) -> None:
         self._removes.append((job_id,))
