@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shlex
 import sys
@@ -54,6 +55,18 @@ __all__ = ["configure_test", "run_test"]
 
 def configure_test(parser: argparse.ArgumentParser) -> None:
     """Options of `gearspec test`."""
+    parser.epilog = """\
+examples:
+  gearspec test --target 127.0.0.1:4730 --profile gearmand --html report.html
+  gearspec test --server gearmand -k 'framing/*' -x
+  gearspec test --target 127.0.0.1:4730 --lf        # only what failed last time
+
+exit status:
+  0    nothing counts against the target
+  1    a counted failure (MUST/EXTENSION, SHOULD with --strict) or an unexpected pass
+  2    nothing graded: bad usage, or a target that cannot be started or reached
+  130  interrupted (Ctrl-C): the summary and reports cover what ran
+"""
     where = parser.add_argument_group("target")
     where.add_argument("--target", metavar="HOST:PORT|docker:IMAGE", help="the server to test; also docker:IMAGE, impl:NAME, local:NAME (default: start the reference server)")
     where.add_argument(
@@ -65,6 +78,7 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     pick.add_argument("--select", "-k", action="append", default=[], metavar="GLOB", help="run only cases whose ID matches (repeatable; 'framing' selects an area)")
     pick.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip cases whose ID matches (repeatable)")
     pick.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    pick.add_argument("--lf", "--last-failed", dest="last_failed", action="store_true", help="run only the cases that failed in the last run against this target (all when none did)")
     pick.add_argument("--destructive", action="store_true", help="also run, last, cases that may stop the target (admin shutdown; a packet type that crashes gearmand 1.1.20)")
     grade = parser.add_argument_group("grading")
     grade.add_argument("--strict", action="store_true", help="SHOULD failures fail the run too")
@@ -76,6 +90,8 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
     run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
     run.add_argument("--seed", default=None, help="seed for names and data (default: random per run; set it to reproduce a trace)")
+    run.add_argument("-x", "--exitfirst", dest="maxfail", action="store_const", const=1, help="stop after the first counted failure")
+    run.add_argument("--maxfail", type=int, metavar="N", help="stop after N counted failures")
     run.add_argument("--no-cleanup", action="store_true", help="leave the jobs the cases queued on the target (default: drain them after the run)")
     out = parser.add_argument_group("reports")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML")
@@ -108,6 +124,9 @@ def run_test(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("gearspec test: -j must be at least 1", file=sys.stderr)
         return 2
+    if args.maxfail is not None and args.maxfail < 1:
+        print("gearspec test: --maxfail must be at least 1", file=sys.stderr)
+        return 2
     for flag, value in (("--timeout", args.timeout), ("--wait", args.wait)):
         if not value > 0:
             print(f"gearspec test: {flag} must be a positive number of seconds", file=sys.stderr)
@@ -130,6 +149,13 @@ def run_test(args: argparse.Namespace) -> int:
     if not cases:
         print("gearspec test: no case matches the selection", file=sys.stderr)
         return 2
+    if args.last_failed:
+        failed = _last_failed().get(_target_key(args), [])
+        again = [c for c in cases if c.id in failed]
+        if again:
+            cases = again
+        else:
+            print("gearspec test: note: no failures recorded for this target; running the whole selection", file=sys.stderr)
     seed = args.seed if args.seed is not None else f"{int.from_bytes(os.urandom(4), 'big'):08x}"
     config = RunConfig(
         timeout=args.timeout, wait=args.wait, seed=seed, strict=args.strict, expectations=expectations,
@@ -245,6 +271,44 @@ def _rerun_command(args: argparse.Namespace, case: Case, config: RunConfig) -> s
     return shlex.join(parts)
 
 
+class _MaxFail(Exception):
+    """Raised from the result callback once --maxfail counted failures are in."""
+
+
+def _last_failed_path() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "gearspec" / "last-failed.json"
+
+
+def _target_key(args: argparse.Namespace) -> str:
+    """Which target a run was against, for --last-failed (the same words the user typed)."""
+    return args.target or (f"impl:{args.impl}" if args.impl else f"server:{args.server or 'reference'}")
+
+
+def _last_failed() -> dict[str, list[str]]:
+    try:
+        data = json.loads(_last_failed_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_failures(args: argparse.Namespace, results: list[Result], strict: bool) -> None:
+    """Update the cases that last failed against this target: those that ran now replace
+    what was known about them; cases that did not run keep their old state (as pytest does)."""
+    known = _last_failed()
+    ran = {r.case.id for r in results}
+    failed = {r.case.id for r in results if r.counts_against(strict)}
+    key = _target_key(args)
+    known[key] = sorted((set(known.get(key, [])) - ran) | failed)
+    path = _last_failed_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known, indent=1) + "\n")
+    except OSError as exc:  # a cache we cannot write must not change the run's outcome
+        print(f"gearspec test: note: cannot record the failures in {path}: {os_reason(exc)}", file=sys.stderr)
+
+
 def _clean_up(target: Target, config: RunConfig) -> None:
     """Drain every job queued under the run's function names (they are unique to the run), so
     a long-lived server does not keep, or replay at its next start, what the cases left."""
@@ -276,25 +340,29 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     packets, admin = uncovered(all_cases())
     if (packets or admin) and not (args.select or args.exclude):
         print(f"gearspec test: note: not exercised by any case: {', '.join(packets + admin)}", file=sys.stderr)
-    progress = reports.Progress(len(cases), stream, enabled=not args.quiet)
+    colour = reports.use_colour(stream)
+    progress = reports.Progress(len(cases), stream, enabled=not args.quiet, colour=colour)
     print(
         f"gearspec test: {len(cases)} cases against {label} "
         f"[{config.expectations.name}; grab {config.grab_type.name}; -j {args.jobs}; seed {config.seed}]",
         file=stream,
     )
+    progress.start()
     started = time.monotonic()
     finished: dict[str, Result] = {}
 
     def on_result(result: Result) -> None:
         finished[result.case.id] = result
         progress.update(result)
+        if args.maxfail is not None and sum(r.counts_against(config.strict) for r in finished.values()) >= args.maxfail:
+            raise _MaxFail
 
-    interrupted = False
+    interrupted = stopped = False
     try:
         results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=on_result)
-    except KeyboardInterrupt:
-        # Ctrl-C: what ran is still graded and reported; the cases still running are dropped.
-        interrupted = True
+    except (KeyboardInterrupt, _MaxFail) as exc:
+        # Ctrl-C or --maxfail: what ran is still graded and reported; cases still running are dropped.
+        interrupted, stopped = isinstance(exc, KeyboardInterrupt), isinstance(exc, _MaxFail)
         results = [finished[c.id] for c in cases if c.id in finished]
     elapsed = time.monotonic() - started
     progress.finish()
@@ -302,12 +370,15 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
         _clean_up(target, config)
     if interrupted:
         print(f"gearspec test: interrupted after {len(results)} of {len(cases)} cases; the summary and reports cover those", file=sys.stderr)
+    if stopped:
+        print(f"gearspec test: stopped after {args.maxfail} counted failure(s) (--maxfail); {len(results)} of {len(cases)} cases ran", file=sys.stderr)
+    _remember_failures(args, results, config.strict)
     run = reports.RunInfo(
         target=label, expectations=config.expectations.name, strict=config.strict, seed=config.seed,
         elapsed=elapsed, grab=config.grab_type.name, server_log=_server_log(target),
         rerun=lambda case: _rerun_command(args, case, config), interrupted=interrupted,
     )
-    reports.print_summary(results, run, stream, verbose=args.verbose)
+    reports.print_summary(results, run, stream, verbose=args.verbose, colour=colour)
     for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):
         if path:
             try:

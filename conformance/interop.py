@@ -812,6 +812,15 @@ def _names(text: str | None, choices: list[str], what: str) -> list[str]:
 
 
 def configure_interop(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec interop --servers gearmand,reference --clients reference,php --html grid.html
+
+exit status:
+  0    no expected-to-work result broke
+  1    an expected-to-work result failed
+  2    nothing could be run (bad names, no server or driver)
+"""
     parser.add_argument("--servers", metavar="A,B", help="servers to run (default: every server in the registry)")
     parser.add_argument("--clients", metavar="A,B", help="client libraries (default: every client in the registry)")
     parser.add_argument("--scenarios", metavar="A,B", help=f"scenarios (default: all: {', '.join(SCENARIOS)})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import string
 import sys
 import xml.etree.ElementTree as ET
@@ -28,8 +29,10 @@ __all__ = [
     "RunInfo",
     "area_grades",
     "format_trace",
+    "legend",
     "print_summary",
     "results_as_data",
+    "use_colour",
     "write_html",
     "write_json",
     "write_junit",
@@ -44,6 +47,32 @@ _SYMBOL = {
     Verdict.PASS: ".", Verdict.NON_STRICT: "n", Verdict.INFORMATIONAL: "i", Verdict.UNSUPPORTED: "u",
     Verdict.EXPECTED_FAIL: "x", Verdict.FAIL: "F", Verdict.ERROR: "E", Verdict.UNEXPECTED_PASS: "X",
 }
+
+
+_COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1"}
+_VERDICT_COLOUR = {
+    Verdict.PASS: "green", Verdict.NON_STRICT: "yellow", Verdict.EXPECTED_FAIL: "yellow",
+    Verdict.FAIL: "red", Verdict.ERROR: "red", Verdict.UNEXPECTED_PASS: "red",
+}
+_GRADE_COLOUR = {"A": "green", "B": "yellow", "C": "yellow", "D": "red", "F": "red"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org) or TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _paint(text: str, colour: str | None, enabled: bool) -> str:
+    if not enabled or colour is None:
+        return text
+    return f"\033[{_COLOURS[colour]}m{text}\033[0m"
+
+
+def legend() -> str:
+    """What the progress letters mean (one letter per finished case)."""
+    return "progress: " + ", ".join(f"{_SYMBOL[v]} {v.value}" for v in VERDICT_ORDER)
 
 
 @dataclass
@@ -70,13 +99,19 @@ class RunInfo:
 class Progress:
     """A one-line progress bar on a terminal; a dot line otherwise."""
 
-    def __init__(self, total: int, stream: TextIO, enabled: bool = True) -> None:
+    def __init__(self, total: int, stream: TextIO, enabled: bool = True, colour: bool = False) -> None:
         self.total = total
         self.stream = stream
         self.enabled = enabled
+        self.colour = colour
         self.done = 0
         self.counts: Counter[Verdict] = Counter()
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
+
+    def start(self) -> None:
+        """The legend of the letters, when letters are what the progress shows."""
+        if self.enabled and not self.tty:
+            self.stream.write(legend() + "\n")
 
     def update(self, result: Result) -> None:
         self.done += 1
@@ -87,12 +122,13 @@ class Progress:
             width = 30
             filled = int(width * self.done / max(1, self.total))
             bad = self.counts[Verdict.FAIL] + self.counts[Verdict.ERROR] + self.counts[Verdict.UNEXPECTED_PASS]
+            failed = _paint(f"failed {bad}", "red" if bad else None, self.colour)
             self.stream.write(
                 f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-                f"  failed {bad}  {result.case.id[:40]:40}"
+                f"  {failed}  {result.case.id[:40]:40}"
             )
         else:
-            self.stream.write(_SYMBOL[result.verdict])
+            self.stream.write(_paint(_SYMBOL[result.verdict], _VERDICT_COLOUR.get(result.verdict), self.colour))
             if self.done % 60 == 0:
                 self.stream.write(f" {self.done}/{self.total}\n")
         self.stream.flush()
@@ -133,6 +169,7 @@ def print_summary(
     *,
     verbose: bool = False,
     rerun: Callable[[Case], str] | None = None,
+    colour: bool = False,
 ) -> None:
     """Problems first (with a rerun command each), then per-area counts and the totals."""
     w = stream.write
@@ -141,7 +178,8 @@ def print_summary(
     shoulds = [r for r in results if r.verdict in (Verdict.FAIL, Verdict.ERROR) and not r.counts_against(run.strict)]
     for r in problems + shoulds:
         counted = "" if r in problems else "  (SHOULD: not counted without --strict)"
-        w(f"\n{r.verdict.value.upper()} {r.case.id} [{r.case.level.value}]{counted}\n")
+        heading = _paint(r.verdict.value.upper(), "red" if r in problems else "yellow", colour)
+        w(f"\n{heading} {r.case.id} [{r.case.level.value}]{counted}\n")
         w(f"  requirement: {r.case.requirement}\n")
         if r.verdict is Verdict.UNEXPECTED_PASS and r.deviation is not None:
             w(f"  listed as a known deviation ({r.deviation.reason}) but passed: update the expectations\n")
@@ -162,10 +200,12 @@ def print_summary(
     shown = [v for v in VERDICT_ORDER if any(c[v] for c in grades.values())]
     w(f"{'area':14} {'grade':5} " + " ".join(f"{v.value:>15}" for v in shown) + "\n")
     for area, counts in sorted(grades.items()):
-        w(f"{area:14} {_grade_letter(counts):5} " + " ".join(f"{counts[v]:>15}" for v in shown) + "\n")
+        letter = _grade_letter(counts)
+        w(f"{area:14} {_paint(f'{letter:5}', _GRADE_COLOUR.get(letter), colour)} " + " ".join(f"{counts[v]:>15}" for v in shown) + "\n")
     totals: Counter[Verdict] = Counter(r.verdict for r in results)
     parts = ", ".join(f"{totals[v]} {v.value}" for v in VERDICT_ORDER if totals[v])
     verdict = "INTERRUPTED" if run.interrupted else "FAILED" if problems else "OK"
+    verdict = _paint(verdict, {"OK": "green", "FAILED": "red"}.get(verdict, "yellow"), colour)
     w(f"\n{verdict}: {len(results)} cases in {run.elapsed:.1f} s against {run.target}: {parts}\n")
     stream.flush()
 

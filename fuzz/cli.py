@@ -11,13 +11,17 @@ Exit status: 0 when nothing was found, 1 with findings (or a failed model run or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gearspec.fuzz.network import (
     FuzzConfig,
@@ -33,11 +37,26 @@ from gearspec.fuzz.strategies import FAMILIES
 
 from gearspec.cli import unwritable
 
+if TYPE_CHECKING:
+    from gearspec.fuzz.model import ModelOptions, ModelStats
+
 __all__ = ["configure_fuzz", "run_fuzz"]
 
 
 def configure_fuzz(parser: argparse.ArgumentParser) -> None:
     """Options of `gearspec fuzz`."""
+    parser.epilog = """\
+examples:
+  gearspec fuzz --target 127.0.0.1:4730 --budget 60s --json findings.json
+  gearspec fuzz --target 127.0.0.1:4730 --model --profile gearmand --budget 10m
+  gearspec fuzz --target 127.0.0.1:4730 --replay failure.json
+
+exit status:
+  0    nothing found (the model agreed; the replay passed)
+  1    findings, a model disagreement, or a failed replay
+  2    bad usage, or a target that is down before the run
+  130  interrupted (Ctrl-C): what was found so far is printed and saved
+"""
     parser.add_argument("--target", required=True, metavar="HOST:PORT", help="the job server to fuzz (loopback only by default)")
     parser.add_argument("--budget", default="60s", help="how long to run, e.g. 60s, 10m (default 60s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
@@ -49,6 +68,7 @@ def configure_fuzz(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", help=f"comma-separated generators to use (default all: {','.join(FAMILIES)})")
     parser.add_argument("--first-step", type=int, default=0, metavar="N", help="start at step N (to replay a finding)")
     parser.add_argument("--steps", type=int, metavar="N", help="stop after N steps")
+    parser.add_argument("--progress", type=float, default=5.0, metavar="SECONDS", help="print progress and stats on stderr this often (default 5; 0: never)")
     mode = parser.add_argument_group("stateful model and replays")
     mode.add_argument("--model", action="store_true", help="check the target against the stateful job-server model instead")
     mode.add_argument("--profile", default="spec", help="model options for a known server: spec, reference, gearmand, perl, gear")
@@ -90,6 +110,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
         host, port, budget=budget, seed=args.seed, pid=args.pid, deadline=args.deadline,
         max_steps=args.steps, first_step=args.first_step, families=families,
         rss_limit=args.rss_limit * 1024 * 1024, cleanup=not args.no_cleanup,
+        progress=_say if args.progress > 0 else None, progress_every=args.progress,
     )
     try:
         report = run_network_fuzz(config)
@@ -103,6 +124,32 @@ def run_fuzz(args: argparse.Namespace) -> int:
     if report.findings:
         return 1
     return 130 if report.stopped == "interrupted" else 0
+
+
+def _say(message: str) -> None:
+    print(f"gearspec fuzz: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _ticking(every: float, line: Callable[[], str]) -> Iterator[None]:
+    """Print `line()` every `every` seconds from a helper thread while the body runs (the
+    model's batches give control back only between batches)."""
+    if every <= 0:
+        yield
+        return
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            _say(line())
+
+    thread = threading.Thread(target=tick, name="gearspec-fuzz-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _bad_number(args: argparse.Namespace) -> str | None:
@@ -129,20 +176,37 @@ def _write(path: str, text: str) -> bool:
 
 
 def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int:
-    from gearspec.fuzz.model import PROFILES, ModelFailure, check_target
+    from gearspec.fuzz.model import PROFILES, ModelStats
 
     if args.profile not in PROFILES:
         print(f"gearspec fuzz: unknown profile {args.profile!r}; known: {', '.join(PROFILES)}", file=sys.stderr)
         return 2
     options = replace(PROFILES[args.profile], timeout=args.deadline)
     start = time.monotonic()
+    stats = ModelStats()
+
+    def line() -> str:
+        shrinking = f"; found {stats.disagreements} disagreement(s), shrinking the first" if stats.disagreements else ""
+        elapsed = time.monotonic() - start
+        over = " (budget spent: finishing the batch of --examples runs)" if elapsed > budget and not shrinking else ""
+        return f"model: {stats.runs} runs, {elapsed:.0f}s of {budget:g}s{shrinking}{over}"
+
+    with _ticking(args.progress, line):
+        return _model_batches(args, host, port, budget, options, stats, start)
+
+
+def _model_batches(
+    args: argparse.Namespace, host: str, port: int, budget: float, options: ModelOptions, stats: ModelStats, start: float
+) -> int:
+    from gearspec.fuzz.model import ModelFailure, check_target
+
     batches = 0
     # Hypothesis has no time budget: run seeded batches until the budget is spent.
     while time.monotonic() - start < budget:
         try:
             check_target(
                 host, port, options, max_examples=args.examples, steps=args.model_steps, seed=args.seed + batches,
-                cleanup=not args.no_cleanup,
+                cleanup=not args.no_cleanup, stats=stats,
             )
         except ModelFailure as exc:
             _report_model_failure(args, exc)

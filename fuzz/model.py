@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from gearspec.codec import Packet
 from gearspec.spec import packet_spec
 
-__all__ = ["PROFILES", "JobServerModel", "ModelFailure", "ModelOptions", "check_target", "model_for"]
+__all__ = ["PROFILES", "JobServerModel", "ModelFailure", "ModelOptions", "ModelStats", "check_target", "model_for"]
 
 _SUBMITS = tuple(
     packet_spec(n).name
@@ -119,6 +119,15 @@ PROFILES: dict[str, ModelOptions] = {
 """Model options for known servers (see docs/fuzz.md for what each deviation means)."""
 
 
+@dataclass
+class ModelStats:
+    """Counters a long run reports while Hypothesis is busy (runs started, disagreements
+    seen: after the first one Hypothesis is shrinking it)."""
+
+    runs: int = 0
+    disagreements: int = 0
+
+
 class ModelFailure(AssertionError):
     """The target disagreed with the model; `script` replays the run that showed it."""
 
@@ -168,9 +177,11 @@ class JobServerModel(RuleBasedStateMachine):
     port = 4730
     options = ModelOptions()
     cleanup = True
+    stats = ModelStats()
 
     def __init__(self) -> None:
         super().__init__()
+        self.stats.runs += 1
         # Fresh function names per run: earlier runs may have left jobs on the server.
         self.prefix = f"{fresh_prefix()}{next(_COUNTER)}_"
         self.session = Session(
@@ -190,6 +201,7 @@ class JobServerModel(RuleBasedStateMachine):
         return (self.prefix + index).encode()
 
     def _fail(self, exc: Exception) -> ModelFailure:
+        self.stats.disagreements += 1
         return ModelFailure(str(exc), self.session.script())
 
     def _queued(self, functions: list[bytes]) -> list[_Job]:
@@ -520,11 +532,13 @@ class JobServerModel(RuleBasedStateMachine):
             raise self._fail(exc) from None
 
 
-def model_for(host: str, port: int, options: ModelOptions | None = None, *, cleanup: bool = True) -> type[JobServerModel]:
+def model_for(
+    host: str, port: int, options: ModelOptions | None = None, *, cleanup: bool = True, stats: ModelStats | None = None
+) -> type[JobServerModel]:
     """A `JobServerModel` subclass bound to one target (`cleanup`: drain each run's jobs)."""
     return type(
         "JobServerModelFor", (JobServerModel,),
-        {"host": host, "port": port, "options": options or ModelOptions(), "cleanup": cleanup},
+        {"host": host, "port": port, "options": options or ModelOptions(), "cleanup": cleanup, "stats": stats or ModelStats()},
     )
 
 
@@ -537,12 +551,13 @@ def check_target(
     steps: int = 30,
     seed: int | None = 0,
     cleanup: bool = True,
+    stats: ModelStats | None = None,
 ) -> None:
     """Run the model against a live target; raises `ModelFailure` (with a replay script).
 
     `seed=None` explores differently every call; an int makes the run reproducible.
     """
-    machine = model_for(host, port, options, cleanup=cleanup)
+    machine = model_for(host, port, options, cleanup=cleanup, stats=stats)
     if seed is not None:
         from hypothesis import seed as hypothesis_seed
 

@@ -116,6 +116,7 @@ class FuzzConfig:
     rss_limit: int = 64 * 1024 * 1024  # bytes of RSS growth that count as a finding
     cleanup: bool = True  # drain the jobs the run submitted when it ends
     progress: Callable[[str], None] | None = None
+    progress_every: float = 5.0  # seconds between progress lines
 
 
 @dataclass
@@ -400,7 +401,7 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
     start = time.monotonic()
     stop_at = start + config.budget
     step = config.first_step
-    last_rss_check = start
+    last_rss_check = last_progress = start
     submitted: set[bytes] = set()  # function names the run submitted jobs for
     created: set[bytes] = set()  # handles of the jobs the server created for the run
     try:
@@ -445,8 +446,12 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
                 rss = read_rss(config.pid)
                 if rss is not None and report.rss_max is not None:
                     report.rss_max = max(report.rss_max, rss)
-            if config.progress is not None and report.steps % 500 == 0:
-                config.progress(f"{report.steps} steps, {len(report.findings)} findings")
+            if config.progress is not None and time.monotonic() - last_progress >= config.progress_every:
+                last_progress = time.monotonic()
+                config.progress(
+                    f"{report.steps} steps, {report.packets_sent} packets, {len(report.findings)} findings, "
+                    f"{last_progress - start:.0f}s of {config.budget:g}s"
+                )
             step += 1
             if fatal:
                 report.stopped = f"target down after step {step - 1}"

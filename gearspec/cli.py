@@ -89,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gearspec {name}: cannot load {module_name}: {exc}", file=sys.stderr)
         return 2
     attr = name.replace("-", "_")
-    parser = argparse.ArgumentParser(prog=f"gearspec {name}", description=summary)
+    # Raw text: each command's epilog lists examples and exit codes, one per line.
+    parser = argparse.ArgumentParser(
+        prog=f"gearspec {name}", description=summary, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     getattr(module, f"configure_{attr}")(parser)
     options = parser.parse_args(args[1:])
     try:

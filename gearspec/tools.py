@@ -14,6 +14,15 @@ from gearspec.spec import PACKETS, Magic
 
 
 def configure_spec(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec spec
+  gearspec spec --json | jq '.packets[0]'
+
+exit status:
+  0    printed
+  2    bad usage
+"""
     parser.add_argument("--json", action="store_true", help="print both tables as JSON")
 
 
@@ -37,6 +46,16 @@ def run_spec(args: argparse.Namespace) -> int:
 
 
 def configure_decode(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec decode --hex '00 52 45 51 00 00 00 10 00 00 00 04 74 65 73 74'
+  cat stream.bin | gearspec decode - --offsets
+
+exit status:
+  0    every packet decoded
+  1    the bytes break the protocol (an error line says where)
+  2    the input cannot be read, or bad usage
+"""
     parser.add_argument("file", nargs="?", help="file of raw bytes (default: standard input)")
     parser.add_argument("--hex", metavar="HEX", help="decode these hex digits instead of a file")
     parser.add_argument(

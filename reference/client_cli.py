@@ -84,6 +84,18 @@ def _fail(command: str, message: object, code: int) -> int:
 
 
 def configure_submit(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec submit -f reverse hello
+  echo data | gearspec submit -s 127.0.0.1:4730 -f resize -b
+
+exit status:
+  0    the job completed (or was queued, with -b)
+  2    connection or usage error
+  3    the job failed (WORK_FAIL)
+  4    the job raised (WORK_EXCEPTION)
+  6    no result within --timeout
+"""
     _add_servers(parser)
     parser.add_argument("-f", "--function", required=True, help="function name")
     parser.add_argument("data", nargs="?", help="job data (default: read standard input)")
@@ -154,6 +166,15 @@ async def _submit(args: argparse.Namespace, data: bytes) -> int:
 
 
 def configure_work(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec work -f reverse -- rev
+  gearspec work -f upper -c 10 -- tr a-z A-Z
+
+exit status:
+  0    stopped gracefully (SIGINT/SIGTERM: running jobs finish first) or --count jobs done
+  2    connection or usage error
+"""
     _add_servers(parser)
     parser.add_argument("-f", "--function", action="append", required=True, dest="functions",
                         help="function to serve (repeat for several)")
@@ -239,6 +260,18 @@ _TABLES: dict[str, tuple[str, ...]] = {
 
 
 def configure_admin(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec admin status
+  gearspec admin -s 127.0.0.1:4730 workers --json
+  gearspec admin cancel job H:host:42
+
+exit status:
+  0    ok
+  1    the server answered ERR
+  2    connection or usage error
+  5    rows that could not be split into columns (printed as received, named on stderr)
+"""
     _add_servers(parser)
     parser.add_argument("words", nargs="+", metavar="COMMAND",
                         help="status, workers, prioritystatus, version, getpid, verbose, show jobs, "

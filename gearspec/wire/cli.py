@@ -17,6 +17,16 @@ __all__ = ["configure_dissect", "configure_proxy", "run_dissect", "run_proxy"]
 
 
 def configure_dissect(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec dissect capture.pcap
+  tcpdump -w - -i lo port 4730 | gearspec dissect - --json
+
+exit status:
+  0    decoded (violations are reported, not counted, without --strict)
+  1    violations found, with --strict
+  2    the capture cannot be read, or bad usage
+"""
     parser.add_argument("file", help="a pcap or pcapng capture ('-' reads standard input)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the job server's TCP port (default 4730)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
@@ -75,6 +85,15 @@ def _why_empty(source: str | io.BytesIO, port: int, name: str) -> str:
 
 
 def configure_proxy(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec proxy --listen 127.0.0.1:4731 --upstream 127.0.0.1:4730 --trace t.jsonl
+
+exit status:
+  0    stopped by SIGINT/SIGTERM without errors
+  1    stopped after errors
+  2    bad usage, an unwritable --trace/--pcap, or cannot listen
+"""
     parser.add_argument(
         "--listen", default=f"127.0.0.1:{DEFAULT_PORT + 1}",
         help="HOST:PORT to accept peers on (port 0 picks a free port and prints it); default 127.0.0.1:4731",
