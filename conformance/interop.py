@@ -40,6 +40,7 @@ from gearspec.conformance.impls import Implementation, Registry, RegistryError, 
 from gearspec.conformance.launch import LaunchError, start_local
 
 from gearspec.admin import AdminReplyReader, encode_admin, parse_status
+from gearspec.cli import unwritable
 
 __all__ = [
     "GRADES",
@@ -847,6 +848,15 @@ def run_interop(args: argparse.Namespace) -> int:
         scenarios = _names(args.scenarios, list(SCENARIOS), "scenario")
         if args.worker and args.worker not in [i.name for i in registry.with_role("worker")]:
             raise ValueError(f"{args.worker} is not a worker library")
+        for flag, seconds in (("--timeout", args.timeout), ("--expected-timeout", args.expected_timeout)):
+            if not seconds > 0:
+                raise ValueError(f"{flag} must be a positive number of seconds, not {seconds:g}")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, not {args.jobs}")
+        # Before the run, not after minutes of it.
+        problem = next(filter(None, (unwritable(p) for p in (args.html, args.json) if p)), None)
+        if problem:
+            raise ValueError(problem)
     except (RegistryError, ValueError, KeyError) as exc:
         print(f"gearspec interop: {exc}", file=sys.stderr)
         return 2
@@ -867,10 +877,11 @@ def run_interop(args: argparse.Namespace) -> int:
         print(f"gearspec interop: {exc}", file=sys.stderr)
         return 2
     print(render_grid(matrix))
-    if args.html:
-        Path(args.html).write_text(render_html(matrix))
-        print(f"HTML: {args.html}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(matrix.as_data(), indent=2) + "\n")
-        print(f"JSON: {args.json}")
+    for path, render in ((args.html, lambda: render_html(matrix)), (args.json, lambda: json.dumps(matrix.as_data(), indent=2) + "\n")):
+        if path:
+            try:  # the grid above stands, and so does the exit status, whatever happens here
+                Path(path).write_text(render())
+                print(f"{'HTML' if path == args.html else 'JSON'}: {path}")
+            except OSError as exc:
+                print(f"gearspec interop: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
     return 1 if matrix.broken else 0

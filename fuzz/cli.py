@@ -93,19 +93,23 @@ def run_fuzz(args: argparse.Namespace) -> int:
         return 2
     if args.replay:
         return _replay(args, host, port)
+    unknown = [f for f in _families(args) or () if f not in FAMILIES]
+    if unknown:
+        print(f"gearspec fuzz: unknown families {', '.join(unknown)}; known: {', '.join(FAMILIES)}", file=sys.stderr)
+        return 2
+    if args.model:
+        from gearspec.fuzz.model import PROFILES
+
+        if args.profile not in PROFILES:
+            print(f"gearspec fuzz: unknown profile {args.profile!r}; known: {', '.join(PROFILES)}", file=sys.stderr)
+            return 2
     if not working_probes(host, port, args.deadline):
         problem = probe(host, port, args.deadline)
         print(f"gearspec fuzz: {host}:{port} does not answer ({problem}); is the server running?", file=sys.stderr)
         return 2
     if args.model:
         return _model(args, host, port, budget)
-    families = None
-    if args.families:
-        families = tuple(f.strip() for f in args.families.split(",") if f.strip())
-        unknown = [f for f in families if f not in FAMILIES]
-        if unknown:
-            print(f"gearspec fuzz: unknown families {', '.join(unknown)}; known: {', '.join(FAMILIES)}", file=sys.stderr)
-            return 2
+    families = _families(args)
     config = FuzzConfig(
         host, port, budget=budget, seed=args.seed, pid=args.pid, deadline=args.deadline,
         max_steps=args.steps, first_step=args.first_step, families=families,
@@ -124,6 +128,12 @@ def run_fuzz(args: argparse.Namespace) -> int:
     if report.findings:
         return 1
     return 130 if report.stopped == "interrupted" else 0
+
+
+def _families(args: argparse.Namespace) -> tuple[str, ...] | None:
+    if not args.families:
+        return None
+    return tuple(f.strip() for f in args.families.split(",") if f.strip())
 
 
 def _say(message: str) -> None:
@@ -163,6 +173,8 @@ def _bad_number(args: argparse.Namespace) -> str | None:
             return f"{flag} must be at least {least}, not {value}"
     if not args.deadline > 0:
         return f"--deadline must be a positive number of seconds, not {args.deadline:g}"
+    if not args.progress >= 0:
+        return f"--progress must be 0 (off) or a number of seconds, not {args.progress:g}"
     return None
 
 
@@ -178,9 +190,6 @@ def _write(path: str, text: str) -> bool:
 def _model(args: argparse.Namespace, host: str, port: int, budget: float) -> int:
     from gearspec.fuzz.model import PROFILES, ModelStats
 
-    if args.profile not in PROFILES:
-        print(f"gearspec fuzz: unknown profile {args.profile!r}; known: {', '.join(PROFILES)}", file=sys.stderr)
-        return 2
     options = replace(PROFILES[args.profile], timeout=args.deadline)
     start = time.monotonic()
     stats = ModelStats()

@@ -426,7 +426,10 @@ def _with_fresh_names(value: Any, prefix: str) -> Any:
 
 def load_script(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The steps and session options of a replay script."""
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for binary files
+        raise ValueError(f"not a gearspec replay script (not JSON: line {getattr(exc, 'lineno', 1)})") from None
     if isinstance(data, dict) and data.get("format") == SCRIPT_FORMAT:
         return list(data["steps"]), dict(data.get("options", {}))
     raise ValueError(f"not a gearspec replay script (expected format {SCRIPT_FORMAT!r})")

@@ -13,6 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from gearspec import __version__
 
@@ -56,6 +57,13 @@ def unwritable(path: str) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the cause and where to look, not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def _usage() -> str:
     width = max(map(len, SUBCOMMANDS))
     lines = [
@@ -80,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name = args[0]
     if name not in SUBCOMMANDS:
-        print(f"gearspec: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"gearspec: unknown command {name!r}; commands: {', '.join(SUBCOMMANDS)} (see 'gearspec --help')", file=sys.stderr)
         return 2
     module_name, summary = SUBCOMMANDS[name]
     try:
@@ -90,9 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     attr = name.replace("-", "_")
     # Raw text: each command's epilog lists examples and exit codes, one per line.
-    parser = argparse.ArgumentParser(
-        prog=f"gearspec {name}", description=summary, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _Parser(prog=f"gearspec {name}", description=summary, formatter_class=argparse.RawDescriptionHelpFormatter)
     getattr(module, f"configure_{attr}")(parser)
     options = parser.parse_args(args[1:])
     try:

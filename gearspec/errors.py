@@ -78,7 +78,7 @@ def os_reason(exc: OSError) -> str:
 
     asyncio puts "Connect call failed ('127.0.0.1', 1)" in strerror; the errno says more.
     """
-    if exc.errno:
+    if exc.errno and exc.errno > 0:  # getaddrinfo's errors are negative: their strerror says it
         text = os.strerror(exc.errno)
     else:
         text = exc.strerror or str(exc) or type(exc).__name__

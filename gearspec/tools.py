@@ -70,10 +70,13 @@ exit status:
 
 def run_decode(args: argparse.Namespace) -> int:
     if args.hex is not None:
+        digits = "".join(args.hex.split())
         try:
-            data = bytes.fromhex("".join(args.hex.split()))
-        except ValueError as exc:
-            print(f"gearspec decode: --hex is not hex digits: {exc}", file=sys.stderr)
+            data = bytes.fromhex(digits)
+        except ValueError:
+            bad = next((c for c in digits if c not in "0123456789abcdefABCDEF"), None)
+            why = f"{bad!r} is not a hex digit" if bad else "an odd number of hex digits"
+            print(f"gearspec decode: --hex is not hex bytes: {why}", file=sys.stderr)
             return 2
     elif args.file and args.file != "-":
         try:

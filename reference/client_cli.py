@@ -75,6 +75,14 @@ def _servers(args: argparse.Namespace) -> list[str]:
     return list(args.servers or ["127.0.0.1:4730"])
 
 
+def _bad_seconds(*options: tuple[str, float | None]) -> str | None:
+    """The first option that is not a positive number of seconds, as a message."""
+    for flag, value in options:
+        if value is not None and not value > 0:
+            return f"{flag} must be a positive number of seconds, not {value:g}"
+    return None
+
+
 def _fail(command: str, message: object, code: int) -> int:
     print(f"gearspec {command}: {message}", file=sys.stderr)
     return code
@@ -112,6 +120,9 @@ exit status:
 def run_submit(args: argparse.Namespace) -> int:
     if args.epoch is not None and not args.background:
         return _fail("submit", "--epoch needs --background", EXIT_CONNECTION)
+    problem = _bad_seconds(("--timeout", args.timeout), ("--connect-timeout", args.connect_timeout))
+    if problem:
+        return _fail("submit", problem, EXIT_CONNECTION)
     data = args.data.encode("utf-8", "surrogateescape") if args.data is not None else sys.stdin.buffer.read()
     try:
         return asyncio.run(_submit(args, data))
@@ -290,6 +301,9 @@ def run_admin(args: argparse.Namespace) -> int:
     servers = _servers(args)
     if len(servers) != 1:
         return _fail("admin", "admin commands go to one server: give a single -s", EXIT_CONNECTION)
+    problem = _bad_seconds(("--timeout", args.timeout))
+    if problem:
+        return _fail("admin", problem, EXIT_CONNECTION)
     try:
         return asyncio.run(_admin(servers[0], args))
     except ValueError as exc:
