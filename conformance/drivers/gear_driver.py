@@ -15,11 +15,13 @@ import logging
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gear
 from gearspec.conformance.drivers import contract as c
 
+G = TypeVar("G", bound=Any)
 _OPTION_TIMEOUT = 2.0  # seconds to wait for OPTION_RES before going on without the option
 _PRECEDENCE = {"high": gear.PRECEDENCE_HIGH, "normal": gear.PRECEDENCE_NORMAL, "low": gear.PRECEDENCE_LOW}
 
@@ -53,8 +55,9 @@ def _wait(predicate: Any, timeout: float) -> bool:
     return True
 
 
-def _connect(args: c.ClientArgs) -> _Client | None:
-    gearman = _Client("gearspec-driver")
+def _connect(kind: Callable[[str], G], args: c.ClientArgs | c.WorkerArgs) -> G | None:
+    """A gear client or worker connected to the server, or None (said on stderr)."""
+    gearman = kind("gearspec-driver")
     gearman.addServer(args.host, args.port)
     try:
         gearman.waitForServer(timeout=max(2.0, min(args.timeout, 5.0)))
@@ -66,7 +69,7 @@ def _connect(args: c.ClientArgs) -> _Client | None:
 
 
 def client(args: c.ClientArgs) -> int:
-    gearman = _connect(args)
+    gearman = _connect(_Client, args)
     if gearman is None:
         return c.EXIT_CONNECTION
     try:
@@ -79,7 +82,7 @@ def client(args: c.ClientArgs) -> int:
             # setOption drops a connection whose server does not answer: start afresh without it.
             print("the server did not grant OPTION_REQ exceptions: going on without it", file=sys.stderr)
             gearman.shutdown()
-            fresh = _connect(args)
+            fresh = _connect(_Client, args)
             if fresh is None:
                 return c.EXIT_CONNECTION
             gearman = fresh
@@ -113,13 +116,8 @@ def client(args: c.ClientArgs) -> int:
 
 
 def worker(args: c.WorkerArgs) -> int:
-    gearman = gear.Worker("gearspec-driver")
-    gearman.addServer(args.host, args.port)
-    try:
-        gearman.waitForServer(timeout=max(2.0, min(args.timeout, 5.0)))
-    except gear.TimeoutError:
-        print(f"connection error: cannot connect to {args.host}:{args.port}", file=sys.stderr)
-        gearman.shutdown()
+    gearman = _connect(gear.Worker, args)
+    if gearman is None:
         return c.EXIT_CONNECTION
     gearman.registerFunction(args.function)
     done = 0
