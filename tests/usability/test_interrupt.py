@@ -63,7 +63,8 @@ def test_ctrl_c_prints_the_summary_so_far_and_writes_reports(reference_server: R
         header = run.stdout.readline()
         assert header.startswith("gearspec test: "), header
         total = int(header.split()[2])
-        assert run.stdout.read(5)  # five cases finished (one progress letter each)
+        assert run.stdout.readline().startswith("progress: ")  # the legend of the letters
+        assert len(run.stdout.read(5)) == 5  # five cases finished (one progress letter each)
         os.killpg(run.pid, signal.SIGINT)
         rest, err = run.communicate(timeout=60)
     finally:
