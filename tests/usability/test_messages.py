@@ -83,3 +83,31 @@ def test_failure_messages_show_values_not_python_reprs(gearmand: RunningServer, 
     assert result.returncode == 1
     assert "got ECHO_RES('ping'), expected ECHO_RES('pong')" in result.stderr, result.stderr
     assert not PYTHON_INTERNALS.search(result.stderr), result.stderr
+
+
+def test_the_proxy_names_an_unreachable_upstream_in_words() -> None:
+    import signal
+    import socket
+    import subprocess
+
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "gearspec", "proxy", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{_free_port()}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proxy.stdout is not None
+        listening = proxy.stdout.readline()
+        found = re.search(r"listening on ([\d.]+):(\d+),", listening)
+        assert found, listening
+        host, port = found.groups()
+        with socket.create_connection((host, int(port)), timeout=10) as peer:
+            peer.settimeout(10)
+            assert peer.recv(100) == b""  # the proxy drops the peer whose upstream is down
+        proxy.send_signal(signal.SIGINT)
+        out, err = proxy.communicate(timeout=30)
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
+            proxy.wait()
+    assert "cannot reach upstream" in out and "connection refused" in out, out
+    assert not PYTHON_INTERNALS.search(out + err), out + err
