@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import os
 import shlex
 import sys
@@ -48,6 +49,8 @@ from gearspec.conformance.runner import (
 from gearspec.conformance.servers.targets import Target, target_is_address
 from gearspec.conformance.tls import check_tls, load_tls
 
+from gearspec.cli import unwritable
+from gearspec.errors import os_reason
 from gearspec.spec import PacketType
 from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
@@ -58,6 +61,18 @@ SUMMARIES = {"test": "run the conformance suite against a job server"}
 
 def configure_test(parser: argparse.ArgumentParser) -> None:
     """Options of `gearspec test`."""
+    parser.epilog = """\
+examples:
+  gearspec test --target 127.0.0.1:4730 --profile gearmand --html report.html
+  gearspec test --server gearmand -k 'framing/*' -x
+  gearspec test --target 127.0.0.1:4730 --lf        # only what failed last time
+
+exit status:
+  0    nothing counts against the target
+  1    a counted failure (MUST/EXTENSION, SHOULD with --strict) or an unexpected pass
+  2    nothing graded: bad usage, or a target that cannot be started or reached
+  130  interrupted (Ctrl-C): the summary and reports cover what ran
+"""
     where = parser.add_argument_group("target")
     where.add_argument("--target", metavar="HOST:PORT|docker:IMAGE", help="the server to test; also docker:IMAGE, impl:NAME, local:NAME (default: start the reference server)")
     where.add_argument(
@@ -72,6 +87,7 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     pick.add_argument("--select", "-k", action="append", default=[], metavar="GLOB", help="run only cases whose ID matches (repeatable; 'framing' selects an area)")
     pick.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip cases whose ID matches (repeatable)")
     pick.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    pick.add_argument("--lf", "--last-failed", dest="last_failed", action="store_true", help="run only the cases that failed in the last run against this target (all when none did)")
     pick.add_argument("--destructive", action="store_true", help="also run, last, cases that may stop the target (admin shutdown; a packet type that crashes gearmand 1.1.20)")
     grade = parser.add_argument_group("grading")
     grade.add_argument("--strict", action="store_true", help="SHOULD failures fail the run too")
@@ -83,6 +99,9 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
     run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
     run.add_argument("--seed", default=None, help="seed for names and data (default: random per run; set it to reproduce a trace)")
+    run.add_argument("-x", "--exitfirst", dest="maxfail", action="store_const", const=1, help="stop after the first counted failure")
+    run.add_argument("--maxfail", type=int, metavar="N", help="stop after N counted failures")
+    run.add_argument("--no-cleanup", action="store_true", help="leave the jobs the cases queued on the target (default: drain them after the run)")
     out = parser.add_argument_group("reports")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML")
     out.add_argument("--json", metavar="FILE", help="write JSON results")
@@ -103,6 +122,12 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
 def run_test(args: argparse.Namespace) -> int:
     """Run the suite; exit 0 when nothing counts against the target, 1 when something does, 2 when
     nothing was graded (bad usage; a target that cannot be started or reached)."""
+    for path in (args.junit, args.json, args.html, args.markdown):
+        # Refuse a report that cannot be written before the run, not after it.
+        problem = unwritable(path) if path else None
+        if problem:
+            print(f"gearspec test: {problem}", file=sys.stderr)
+            return 2
     if args.role:
         try:
             from gearspec.conformance.roles import run_roles
@@ -113,15 +138,12 @@ def run_test(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("gearspec test: -j must be at least 1", file=sys.stderr)
         return 2
+    if args.maxfail is not None and args.maxfail < 1:
+        print("gearspec test: --maxfail must be at least 1", file=sys.stderr)
+        return 2
     for flag, value in (("--timeout", args.timeout), ("--wait", args.wait)):
         if not value > 0:
             print(f"gearspec test: {flag} must be a positive number of seconds", file=sys.stderr)
-            return 2
-    for path in (args.junit, args.json, args.html, args.markdown):
-        # Refuse a report that cannot be written before the run, not after it.
-        folder = Path(path).parent if path else None
-        if folder is not None and not folder.is_dir():
-            print(f"gearspec test: cannot write {path}: no folder {str(folder)!r}", file=sys.stderr)
             return 2
     try:
         expectations = _expectations(args)
@@ -141,6 +163,13 @@ def run_test(args: argparse.Namespace) -> int:
     if not cases:
         print("gearspec test: no case matches the selection", file=sys.stderr)
         return 2
+    if args.last_failed:
+        failed = _last_failed().get(_target_key(args), [])
+        again = [c for c in cases if c.id in failed]
+        if again:
+            cases = again
+        else:
+            print("gearspec test: note: no failures recorded for this target; running the whole selection", file=sys.stderr)
     seed = args.seed if args.seed is not None else f"{int.from_bytes(os.urandom(4), 'big'):08x}"
     config = RunConfig(
         timeout=args.timeout, wait=args.wait, seed=seed, strict=args.strict, expectations=expectations,
@@ -234,7 +263,9 @@ def _server_log(target: Target) -> str:
     return text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
 
 
-def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> str:
+def _rerun_command(args: argparse.Namespace, case: Case, config: RunConfig) -> str:
+    """The command that runs `case` alone the way this run did: every option that changes what
+    the case does or how it is graded, and the run's seed (names and data derive from it)."""
     parts = ["gearspec", "test"]
     if args.target:
         parts += ["--target", args.target]
@@ -245,7 +276,7 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
     if args.profile:
         parts += ["--profile", args.profile]
     if args.expect:
-        parts += ["--expect", args.expect]
+        parts += ["--expect", os.path.abspath(args.expect)]  # the line may be run from elsewhere
     if args.grab:
         parts += ["--grab", args.grab]
     if args.strict:
@@ -253,8 +284,67 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
     for flag in ("tls_ca", "tls_cert", "tls_key", "tls_acl_identities"):
         if getattr(args, flag, None):
             parts += ["--" + flag.replace("_", "-"), getattr(args, flag)]
+    if args.destructive or case.destructive:
+        parts.append("--destructive")
+    parts += ["--seed", config.seed, "--wait", f"{config.wait:g}", "--timeout", f"{config.timeout:g}"]
     parts += ["--select", case.id, "-v"]
     return shlex.join(parts)
+
+
+class _MaxFail(Exception):
+    """Raised from the result callback once --maxfail counted failures are in."""
+
+
+def _last_failed_path() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "gearspec" / "last-failed.json"
+
+
+def _target_key(args: argparse.Namespace) -> str:
+    """Which target a run was against, for --last-failed (the same words the user typed)."""
+    return args.target or (f"impl:{args.impl}" if args.impl else f"server:{args.server or 'reference'}")
+
+
+def _last_failed() -> dict[str, list[str]]:
+    try:
+        data = json.loads(_last_failed_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_failures(args: argparse.Namespace, results: list[Result], strict: bool) -> None:
+    """Update the cases that last failed against this target: those that ran now replace
+    what was known about them; cases that did not run keep their old state (as pytest does)."""
+    known = _last_failed()
+    ran = {r.case.id for r in results}
+    failed = {r.case.id for r in results if r.counts_against(strict)}
+    key = _target_key(args)
+    known[key] = sorted((set(known.get(key, [])) - ran) | failed)
+    path = _last_failed_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known, indent=1) + "\n")
+    except OSError as exc:  # a cache we cannot write must not change the run's outcome
+        print(f"gearspec test: note: cannot record the failures in {path}: {os_reason(exc)}", file=sys.stderr)
+
+
+def _clean_up(target: Target, config: RunConfig) -> None:
+    """Drain every job queued under the run's function names (they are unique to the run), so
+    a long-lived server does not keep, or replay at its next start, what the cases left."""
+    from gearspec.reference.cleanup import cancel, drain, leftover
+
+    try:
+        drain(target.host, target.port, config.names_used, timeout=max(10.0, config.timeout))
+        if leftover(target.host, target.port, config.names_used) != 0:  # epoch jobs not due yet, or unknown
+            cancel(target.host, target.port, config.handles_created)
+    except OSError as exc:  # TimeoutError and ConnectionError included
+        if not config.destructive:  # a destructive case may have stopped the target on purpose
+            print(f"gearspec test: warning: could not drain the run's jobs from {target.address}: {os_reason(exc)}", file=sys.stderr)
+        return
+    left = leftover(target.host, target.port, config.names_used)
+    if left:
+        print(f"gearspec test: note: {left} job(s) of this run are still queued on {target.address} (not due yet, or running)", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig) -> int:
@@ -284,26 +374,52 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     packets, admin = uncovered(all_cases())
     if (packets or admin) and not (args.select or args.exclude):
         print(f"gearspec test: note: not exercised by any case: {', '.join(packets + admin)}", file=sys.stderr)
-    progress = reports.Progress(len(cases), stream, enabled=not args.quiet)
+    colour = reports.use_colour(stream)
+    progress = reports.Progress(len(cases), stream, enabled=not args.quiet, colour=colour)
     print(
         f"gearspec test: {len(cases)} cases against {label} "
         f"[{config.expectations.name}; grab {config.grab_type.name}; -j {args.jobs}; seed {config.seed}]",
         file=stream,
     )
+    progress.start()
     started = time.monotonic()
-    results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=progress.update)
+    finished: dict[str, Result] = {}
+
+    def on_result(result: Result) -> None:
+        finished[result.case.id] = result
+        progress.update(result)
+        if args.maxfail is not None and sum(r.counts_against(config.strict) for r in finished.values()) >= args.maxfail:
+            raise _MaxFail
+
+    interrupted = stopped = False
+    try:
+        results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=on_result)
+    except (KeyboardInterrupt, _MaxFail) as exc:
+        # Ctrl-C or --maxfail: what ran is still graded and reported; cases still running are dropped.
+        interrupted, stopped = isinstance(exc, KeyboardInterrupt), isinstance(exc, _MaxFail)
+        results = [finished[c.id] for c in cases if c.id in finished]
     elapsed = time.monotonic() - started
     progress.finish()
+    if not args.no_cleanup:
+        _clean_up(target, config)
+    if interrupted:
+        print(f"gearspec test: interrupted after {len(results)} of {len(cases)} cases; the summary and reports cover those", file=sys.stderr)
+    if stopped:
+        print(f"gearspec test: stopped after {args.maxfail} counted failure(s) (--maxfail); {len(results)} of {len(cases)} cases ran", file=sys.stderr)
+    _remember_failures(args, results, config.strict)
     run = reports.RunInfo(
         target=label, expectations=config.expectations.name, strict=config.strict, seed=config.seed,
         elapsed=elapsed, grab=config.grab_type.name, server_log=_server_log(target),
+        rerun=lambda case: _rerun_command(args, case, config), interrupted=interrupted,
     )
-    reports.print_summary(results, run, stream, verbose=args.verbose, rerun=lambda c: _rerun_command(args, c, label))
+    reports.print_summary(results, run, stream, verbose=args.verbose, colour=colour)
     for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):
         if path:
             try:
                 getattr(reports, f"write_{kind}")(results, run, Path(path))
             except OSError as exc:
+                # The verdict above stands and the exit status is still its own.
                 print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-                return 2
+    if interrupted:
+        return 130
     return 1 if any(r.counts_against(config.strict) for r in results) else 0

@@ -141,6 +141,11 @@ def _short(value: bytes, limit: int = 48) -> str:
     return text
 
 
+def _value(value: object) -> str:
+    """A value as failure messages show it: bytes as text, not b'...'."""
+    return _short(value, 100) if isinstance(value, bytes) else repr(value)
+
+
 def describe(event: object) -> str:
     """A one-line human summary of an event, as traces and failure messages show it."""
     if isinstance(event, Packet):
@@ -265,6 +270,8 @@ class Conn:
         assert isinstance(event, (Packet, RawPacket, AdminLine))
         data = event.to_bytes()
         self.session._record(self.label, "recv", describe(event), data)
+        if isinstance(event, Packet) and event.type is PacketType.JOB_CREATED:
+            self.session.handles_created.add(event.args[0])  # cancelled after the run if still queued
         return event
 
     def _leftover(self) -> bytes:
@@ -468,6 +475,8 @@ class Session:
     trace: list[TraceEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     conns: list[Conn] = field(default_factory=list)
+    names_used: set[str] = field(default_factory=set)  # drained at the end of the run
+    handles_created: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}/{self.case.id}")
@@ -483,7 +492,9 @@ class Session:
     def name(self, tag: str = "fn") -> str:
         """A function name (or unique id) no other case or run uses: gs-<case>-<tag>-<token>."""
         slug = _SLUG.sub("-", self.case.id.lower()).strip("-")
-        return f"gs-{slug}-{tag}-{self.run_token}{self.token()}"
+        name = f"gs-{slug}-{tag}-{self.run_token}{self.token()}"
+        self.names_used.add(name)
+        return name
 
     # -- connections -----------------------------------------------------------------------
     def connect(self, label: str = "conn", tls: ssl.SSLContext | bool | None = True) -> Conn:
@@ -563,7 +574,7 @@ class Session:
 
     def check_equal(self, actual: object, expected: object, what: str) -> None:
         if actual != expected:
-            self.fail(f"{what} = {expected!r}", f"{what} = {actual!r}")
+            self.fail(f"{what} = {_value(expected)}", f"{what} = {_value(actual)}")
 
     def non_strict(self, alternative: str, detail: str = "") -> NoReturn:
         """End with a tolerated alternative behaviour (must be declared on the case)."""

@@ -42,6 +42,7 @@ from gearspec.conformance.servers import LaunchError, open_server
 from gearspec.conformance.tls import TLS_DRIVERS, InteropTls
 
 from gearspec.admin import AdminReplyReader, encode_admin, parse_status
+from gearspec.cli import unwritable
 
 __all__ = [
     "GRADES",
@@ -221,9 +222,11 @@ class Cell:
         return proc
 
     def client(self, function: str, data: str, *, unique: str | None = None, background: bool = False,
-               priority: str | None = None) -> Proc:
+               priority: str | None = None, exceptions: bool = False) -> Proc:
         args = ["client", "--host", self.host, "--port", str(self.port), "--function", function,
                 "--data", data, "--timeout", str(self.timeout)]
+        if exceptions:  # only the exception scenario: elsewhere the library's default is graded
+            args.append("--exceptions")
         if unique is not None:
             args += ["--unique", unique]
         if background:
@@ -443,7 +446,7 @@ def scenario_failure(cell: Cell) -> Outcome:
 def scenario_exception(cell: Cell) -> Outcome:
     """A worker answering WORK_EXCEPTION (gearspec's raw worker: the contract worker never throws)."""
     fn = cell.function("exc")
-    client = cell.client(fn, "boom")
+    client = cell.client(fn, "boom", exceptions=True)
     worker = RawExceptionWorker(cell.host, cell.port, fn, cell.timeout, cell.tls.context() if cell.tls else None)
     worker.start()
     try:
@@ -814,6 +817,15 @@ def _names(text: str | None, choices: list[str], what: str) -> list[str]:
 
 
 def configure_interop(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec interop --servers gearmand,reference --clients reference,php --html grid.html
+
+exit status:
+  0    no expected-to-work result broke
+  1    an expected-to-work result failed
+  2    nothing could be run (bad names, no server or driver)
+"""
     parser.add_argument("--servers", metavar="A,B", help="servers to run (default: every server in the registry)")
     parser.add_argument("--clients", metavar="A,B", help="client libraries (default: every client in the registry)")
     parser.add_argument("--scenarios", metavar="A,B", help=f"scenarios (default: all: {', '.join(SCENARIOS)})")
@@ -859,6 +871,15 @@ def run_interop(args: argparse.Namespace) -> int:
         scenarios = _names(args.scenarios, list(SCENARIOS), "scenario")
         if args.worker and args.worker not in [i.name for i in registry.with_role("worker")]:
             raise ValueError(f"{args.worker} is not a worker library")
+        for flag, seconds in (("--timeout", args.timeout), ("--expected-timeout", args.expected_timeout)):
+            if not seconds > 0:
+                raise ValueError(f"{flag} must be a positive number of seconds, not {seconds:g}")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, not {args.jobs}")
+        # Before the run, not after minutes of it.
+        problem = next(filter(None, (unwritable(p) for p in (args.html, args.json) if p)), None)
+        if problem:
+            raise ValueError(problem)
         tls = _interop_tls(args)
     except (RegistryError, ValueError, KeyError) as exc:
         print(f"gearspec interop: {exc}", file=sys.stderr)
@@ -880,10 +901,11 @@ def run_interop(args: argparse.Namespace) -> int:
         print(f"gearspec interop: {exc}", file=sys.stderr)
         return 2
     print(render_grid(matrix))
-    if args.html:
-        Path(args.html).write_text(render_html(matrix))
-        print(f"HTML: {args.html}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(matrix.as_data(), indent=2) + "\n")
-        print(f"JSON: {args.json}")
+    for path, render in ((args.html, lambda: render_html(matrix)), (args.json, lambda: json.dumps(matrix.as_data(), indent=2) + "\n")):
+        if path:
+            try:  # the grid above stands, and so does the exit status, whatever happens here
+                Path(path).write_text(render())
+                print(f"{'HTML' if path == args.html else 'JSON'}: {path}")
+            except OSError as exc:
+                print(f"gearspec interop: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
     return 1 if matrix.broken else 0

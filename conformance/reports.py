@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import string
 import sys
 import xml.etree.ElementTree as ET
@@ -28,8 +29,10 @@ __all__ = [
     "RunInfo",
     "area_grades",
     "format_trace",
+    "legend",
     "print_summary",
     "results_as_data",
+    "use_colour",
     "write_html",
     "write_json",
     "write_junit",
@@ -46,6 +49,32 @@ _SYMBOL = {
 }
 
 
+_COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1"}
+_VERDICT_COLOUR = {
+    Verdict.PASS: "green", Verdict.NON_STRICT: "yellow", Verdict.EXPECTED_FAIL: "yellow",
+    Verdict.FAIL: "red", Verdict.ERROR: "red", Verdict.UNEXPECTED_PASS: "red",
+}
+_GRADE_COLOUR = {"A": "green", "B": "yellow", "C": "yellow", "D": "red", "F": "red"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org) or TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _paint(text: str, colour: str | None, enabled: bool) -> str:
+    if not enabled or colour is None:
+        return text
+    return f"\033[{_COLOURS[colour]}m{text}\033[0m"
+
+
+def legend() -> str:
+    """What the progress letters mean (one letter per finished case)."""
+    return "progress: " + ", ".join(f"{_SYMBOL[v]} {v.value}" for v in VERDICT_ORDER)
+
+
 @dataclass
 class RunInfo:
     """What was tested and how."""
@@ -57,6 +86,11 @@ class RunInfo:
     elapsed: float
     grab: str = "GRAB_JOB"
     server_log: str = ""  # the target's own log, when gearspec started it (container or process)
+    rerun: Callable[[Case], str] | None = None  # the command that runs one case again, as this run did
+    interrupted: bool = False  # Ctrl-C: the results are the cases that finished before it
+
+    def rerun_line(self, case: Case) -> str | None:
+        return self.rerun(case) if self.rerun is not None else None
 
 
 # -- terminal -------------------------------------------------------------------------------
@@ -65,13 +99,19 @@ class RunInfo:
 class Progress:
     """A one-line progress bar on a terminal; a dot line otherwise."""
 
-    def __init__(self, total: int, stream: TextIO, enabled: bool = True) -> None:
+    def __init__(self, total: int, stream: TextIO, enabled: bool = True, colour: bool = False) -> None:
         self.total = total
         self.stream = stream
         self.enabled = enabled
+        self.colour = colour
         self.done = 0
         self.counts: Counter[Verdict] = Counter()
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
+
+    def start(self) -> None:
+        """The legend of the letters, when letters are what the progress shows."""
+        if self.enabled and not self.tty:
+            self.stream.write(legend() + "\n")
 
     def update(self, result: Result) -> None:
         self.done += 1
@@ -82,12 +122,13 @@ class Progress:
             width = 30
             filled = int(width * self.done / max(1, self.total))
             bad = self.counts[Verdict.FAIL] + self.counts[Verdict.ERROR] + self.counts[Verdict.UNEXPECTED_PASS]
+            failed = _paint(f"failed {bad}", "red" if bad else None, self.colour)
             self.stream.write(
                 f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-                f"  failed {bad}  {result.case.id[:40]:40}"
+                f"  {failed}  {result.case.id[:40]:40}"
             )
         else:
-            self.stream.write(_SYMBOL[result.verdict])
+            self.stream.write(_paint(_SYMBOL[result.verdict], _VERDICT_COLOUR.get(result.verdict), self.colour))
             if self.done % 60 == 0:
                 self.stream.write(f" {self.done}/{self.total}\n")
         self.stream.flush()
@@ -128,14 +169,17 @@ def print_summary(
     *,
     verbose: bool = False,
     rerun: Callable[[Case], str] | None = None,
+    colour: bool = False,
 ) -> None:
     """Problems first (with a rerun command each), then per-area counts and the totals."""
     w = stream.write
+    rerun = rerun or run.rerun
     problems = [r for r in results if r.counts_against(run.strict)]
     shoulds = [r for r in results if r.verdict in (Verdict.FAIL, Verdict.ERROR) and not r.counts_against(run.strict)]
     for r in problems + shoulds:
         counted = "" if r in problems else "  (SHOULD: not counted without --strict)"
-        w(f"\n{r.verdict.value.upper()} {r.case.id} [{r.case.level.value}]{counted}\n")
+        heading = _paint(r.verdict.value.upper(), "red" if r in problems else "yellow", colour)
+        w(f"\n{heading} {r.case.id} [{r.case.level.value}]{counted}\n")
         w(f"  requirement: {r.case.requirement}\n")
         if r.verdict is Verdict.UNEXPECTED_PASS and r.deviation is not None:
             w(f"  listed as a known deviation ({r.deviation.reason}) but passed: update the expectations\n")
@@ -156,10 +200,12 @@ def print_summary(
     shown = [v for v in VERDICT_ORDER if any(c[v] for c in grades.values())]
     w(f"{'area':14} {'grade':5} " + " ".join(f"{v.value:>15}" for v in shown) + "\n")
     for area, counts in sorted(grades.items()):
-        w(f"{area:14} {_grade_letter(counts):5} " + " ".join(f"{counts[v]:>15}" for v in shown) + "\n")
+        letter = _grade_letter(counts)
+        w(f"{area:14} {_paint(f'{letter:5}', _GRADE_COLOUR.get(letter), colour)} " + " ".join(f"{counts[v]:>15}" for v in shown) + "\n")
     totals: Counter[Verdict] = Counter(r.verdict for r in results)
     parts = ", ".join(f"{totals[v]} {v.value}" for v in VERDICT_ORDER if totals[v])
-    verdict = "FAILED" if problems else "OK"
+    verdict = "INTERRUPTED" if run.interrupted else "FAILED" if problems else "OK"
+    verdict = _paint(verdict, {"OK": "green", "FAILED": "red"}.get(verdict, "yellow"), colour)
     w(f"\n{verdict}: {len(results)} cases in {run.elapsed:.1f} s against {run.target}: {parts}\n")
     stream.flush()
 
@@ -180,6 +226,7 @@ def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
         "run": {
             "target": run.target, "expectations": run.expectations, "strict": run.strict, "seed": run.seed,
             "elapsed": round(run.elapsed, 3), "grab": run.grab, "server_log": run.server_log or None,
+            "interrupted": run.interrupted,
         },
         "totals": {v.value: n for v, n in Counter(r.verdict for r in results).items()},
         "failed": any(r.counts_against(run.strict) for r in results),
@@ -200,6 +247,7 @@ def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
                 "actual": r.actual,
                 "alternative": r.alternative,
                 "deviation": None if r.deviation is None else {"case": r.deviation.case, "reason": r.deviation.reason},
+                "rerun": run.rerun_line(r.case),
                 "duration": round(r.duration, 4),
                 "notes": r.notes,
                 "trace": [
@@ -224,34 +272,63 @@ def _xml_safe(text: str) -> str:
     return "".join(c if c in "\t\n\r" or (" " <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd") else f"\\x{ord(c):02x}" for c in text)
 
 
+def _junit_skip_reason(r: Result) -> str | None:
+    """Why a result that does not fail the run is not a plain pass, as a CI dashboard shows it
+    (a <skipped> element), or None for a pass."""
+    verdict = r.verdict
+    if verdict is Verdict.EXPECTED_FAIL:
+        return f"expected-fail: known deviation: {r.deviation.reason if r.deviation is not None else r.message}"
+    if verdict in (Verdict.FAIL, Verdict.ERROR):  # not counted: a SHOULD without --strict
+        return f"{verdict.value} ({r.case.level.value}, not counted without --strict): {r.message}"
+    if verdict is Verdict.UNSUPPORTED:
+        return f"unsupported: {r.message}"
+    if verdict is Verdict.NON_STRICT:
+        return f"non-strict: tolerated alternative: {r.message}"
+    if verdict is Verdict.INFORMATIONAL and r.case.destructive:
+        return f"not run: {r.message}"
+    return None
+
+
 def write_junit(results: Sequence[Result], run: RunInfo, path: Path) -> None:
-    """JUnit XML: one testsuite per area, one testcase per case named by its ID."""
-    root = ET.Element("testsuites", name="gearspec conformance", time=f"{run.elapsed:.3f}")
+    """JUnit XML: one testsuite per area, one testcase per case named by its ID.
+
+    A dashboard reads it as the terminal does: what fails the run is a <failure> (or <error>),
+    what is tolerated or not counted (SHOULD failures without --strict, known deviations,
+    unsupported features, destructive cases not run) is <skipped> with the reason, and
+    everything else passes. <testsuites> carries the totals.
+    """
+    root = ET.Element("testsuites", name="gearspec conformance")
+    totals: Counter[str] = Counter()
     for area in sorted({r.case.area for r in results}):
         mine = [r for r in results if r.case.area == area]
-        failures = sum(1 for r in mine if r.counts_against(run.strict) and r.verdict is not Verdict.ERROR)
-        errors = sum(1 for r in mine if r.counts_against(run.strict) and r.verdict is Verdict.ERROR)
-        skipped = sum(1 for r in mine if r.verdict in (Verdict.UNSUPPORTED, Verdict.EXPECTED_FAIL))
-        suite = ET.SubElement(
-            root, "testsuite", name=f"gearspec.conformance.{area}", tests=str(len(mine)), failures=str(failures),
-            errors=str(errors), skipped=str(skipped), time=f"{sum(r.duration for r in mine):.3f}",
-        )
+        counts: Counter[str] = Counter(tests=len(mine))
+        suite = ET.SubElement(root, "testsuite", name=f"gearspec.conformance.{area}")
         for r in mine:
             tc = ET.SubElement(
                 suite, "testcase", classname=f"gearspec.conformance.{area}",
                 name=f"{r.case.id} [{r.case.level.value}] {r.case.requirement}", time=f"{r.duration:.3f}",
             )
-            detail = _xml_safe(f"{r.message}\nexpected: {r.expected}\nactual: {r.actual}")
+            rerun = run.rerun_line(r.case)
+            detail = _xml_safe(f"{r.message}\nexpected: {r.expected}\nactual: {r.actual}" + (f"\nrerun: {rerun}" if rerun else ""))
+            skip = _junit_skip_reason(r)
             if r.counts_against(run.strict):
                 tag = "error" if r.verdict is Verdict.ERROR else "failure"
-                ET.SubElement(tc, tag, message=_xml_safe(f"{r.verdict.value}: {r.message}"[:500])).text = detail
-            elif r.verdict in (Verdict.UNSUPPORTED, Verdict.EXPECTED_FAIL):
-                reason = r.deviation.reason if r.deviation is not None and r.verdict is Verdict.EXPECTED_FAIL else r.message
-                ET.SubElement(tc, "skipped", message=_xml_safe(f"{r.verdict.value}: {reason}"[:500]))
+                counts["errors" if tag == "error" else "failures"] += 1
+                ET.SubElement(tc, tag, message=_xml_safe(f"{r.verdict.value}: {r.message}"[:500]), type=r.verdict.value).text = detail
+            elif skip is not None:
+                counts["skipped"] += 1
+                ET.SubElement(tc, "skipped", message=_xml_safe(skip[:500])).text = detail
             ET.SubElement(tc, "system-out").text = _xml_safe(
-                f"verdict: {r.verdict.value}\nsource: {r.case.source}\n{r.message}\n\n"
+                f"verdict: {r.verdict.value}\nsource: {r.case.source}\n" + (f"rerun: {rerun}\n" if rerun else "") + f"{r.message}\n\n"
                 + "\n".join(f"{e.format()}\n{'':14}{_show(e.data[:4096])}{' ...' if len(e.data) > 4096 else ''}" if e.data else e.format() for e in r.trace)
             )
+        for key in ("tests", "failures", "errors", "skipped"):
+            suite.set(key, str(counts[key]))
+        suite.set("time", f"{sum(r.duration for r in mine):.3f}")
+        totals.update(counts)
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(totals[key]))
+    root.set("time", f"{run.elapsed:.3f}")
     if run.server_log:
         log_suite = ET.SubElement(
             root, "testsuite", name="gearspec.conformance.server-log", tests="0", failures="0", errors="0",
@@ -333,6 +410,10 @@ def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
                 extra += "<ul>" + "".join(f"<li><pre>{_e(n)}</pre></li>" for n in r.notes) + "</ul>"
             if r.deviation is not None:
                 extra += f"<p><b>known deviation</b>: {_e(r.deviation.reason)}</p>"
+            rerun = run.rerun_line(r.case)
+            if rerun:
+                extra += f'<p class="rerun"><b>rerun</b> <code>{_e(rerun)}</code></p>'
+
             rows = ", ".join(p.name for p in r.case.packets) + (
                 ("; admin: " + ", ".join(r.case.admin)) if r.case.admin else ""
             )
@@ -351,13 +432,25 @@ def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
         target=_e(run.target),
         expectations=_e(run.expectations),
         summary=_e(", ".join(f"{totals[v]} {v.value}" for v in VERDICT_ORDER if totals[v])),
-        verdict="FAILED" if any(r.counts_against(run.strict) for r in results) else "OK",
+        verdict=_e(_headline(results, run, grades)),
         details=_e(f"{len(results)} cases in {run.elapsed:.1f} s; seed {run.seed}; grab {run.grab}; strict {run.strict}"),
         head=head,
         areas=area_rows,
         sections="".join(sections) + _server_log_html(run),
     )
     path.write_text(page)
+
+
+def _headline(results: Sequence[Result], run: RunInfo, grades: dict[str, Counter[Verdict]]) -> str:
+    """FAILED or OK as the exit status says, and, beside OK, the areas that are not graded A."""
+    if run.interrupted:
+        return f"INTERRUPTED after {len(results)} cases"
+    if any(r.counts_against(run.strict) for r in results):
+        return "FAILED"
+    weak = [f"{area} {letter}" for area, counts in sorted(grades.items()) if (letter := _grade_letter(counts)) not in ("A", "-")]
+    if weak:
+        return f"PASSED with known deviations (nothing counts against the target), not fully conformant: {', '.join(weak)}"
+    return "OK"
 
 
 def _server_log_html(run: RunInfo) -> str:

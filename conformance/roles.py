@@ -10,7 +10,8 @@ GEARMAN_PORT, GEARSPEC_SERVERS="h:p,h:p"; GEARMAN_SERVERS too in failover scenar
 libgearman reads it itself) and in placeholders of the command string:
 {host} {port} {servers} {function} {data} {unique} {count} {timeout}, and {args}, the
 whole argument list of the driver contract (conformance/drivers/contract.py) for this
-scenario, e.g. `--host H --port P --function F --data D --priority high --timeout T`.
+scenario, e.g. `--host H --port P --function F --data D --priority high --timeout T` (with
+`--exceptions` only in client/work-exception: elsewhere the program's default is graded).
 Scenario parameters are also in GEARSPEC_FUNCTION, GEARSPEC_DATA, GEARSPEC_UNIQUE,
 GEARSPEC_BACKGROUND (0/1), GEARSPEC_PRIORITY, GEARSPEC_COUNT, GEARSPEC_SCENARIO.
 
@@ -111,6 +112,7 @@ class Params:
     background: bool = False
     priority: str = "normal"
     count: int | None = None
+    exceptions: bool = False  # --exceptions: ask for OPTION_REQ exceptions (the contract's option)
 
 
 # -- the scripted server -----------------------------------------------------------------
@@ -271,6 +273,8 @@ class Context:
                 contract.append("--background")
             if p.priority != "normal":
                 contract += ["--priority", p.priority]
+            if p.exceptions:
+                contract.append("--exceptions")
         elif p.count is not None:
             contract += ["--count", str(p.count)]
         # The command's own timeout ends before ours, so a hang is reported by the
@@ -858,7 +862,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              Params(unique="gearspec-unique-1")),
     Scenario("client/work-fail", "client", "WORK_FAIL is reported as a failure", client_work_fail),
     Scenario("client/work-exception", "client", "WORK_EXCEPTION (after OPTION_REQ exceptions) is reported",
-             client_work_exception),
+             client_work_exception, Params(exceptions=True)),
     Scenario("client/error-reply", "client", "an ERROR reply to the submit is reported, not waited out",
              client_error_reply),
     Scenario("client/server-closes", "client", "the server closing mid-job is reported or retried",

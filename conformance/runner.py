@@ -31,6 +31,7 @@ from gearspec.conformance.harness import (
     Session,
     Target,
     TraceEntry,
+    describe,
 )
 from gearspec.conformance.registry import Case, Level
 
@@ -122,10 +123,12 @@ def load_expectations(path: str | Path) -> Expectations:
     except tomllib.TOMLDecodeError as exc:
         raise ExpectationsError(f"{path}: not valid TOML: {exc}") from None
     target = data.get("target", {})
+    if not isinstance(target, dict):
+        raise ExpectationsError(f"{path}: [target] must be a table")
     grab = target.get("grab")
     try:
         grab_type = PacketType[grab] if grab else None
-    except KeyError:
+    except (KeyError, TypeError):
         raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a packet type") from None
     if grab_type is not None and not grab_type.spec.grab:
         raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a GRAB_* packet")
@@ -133,17 +136,26 @@ def load_expectations(path: str | Path) -> Expectations:
     if barrier not in ("echo", "status"):
         raise ExpectationsError(f"{path}: [target] barrier must be 'echo' or 'status', not {barrier!r}")
     deviations = []
-    for i, row in enumerate(data.get("deviation", [])):
+    rows = data.get("deviation", [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ExpectationsError(f"{path}: 'deviation' must be a list of [[deviation]] tables")
+    for i, row in enumerate(rows):
         if "case" not in row or "reason" not in row:
             raise ExpectationsError(f"{path}: deviation #{i + 1} needs 'case' and 'reason'")
+        for key in ("case", "reason"):
+            if not isinstance(row[key], str):
+                raise ExpectationsError(f"{path}: deviation #{i + 1}: {key} must be a string, not {row[key]!r}")
         raw = row.get("outcome")
-        names = [raw] if isinstance(raw, str) else list(raw or [])
+        names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [] if raw is None else [raw]
         try:
             outcomes = frozenset(Outcome(n) for n in names) or _DEFAULT_DEVIATION_OUTCOMES
-        except ValueError:
+        except (ValueError, TypeError):
             raise ExpectationsError(f"{path}: deviation {row['case']}: unknown outcome in {names}") from None
         deviations.append(Deviation(row["case"], outcomes, row["reason"]))
-    return Expectations(target.get("name", path.stem), grab_type, barrier, tuple(deviations), str(path))
+    name = target.get("name", path.stem)
+    if not isinstance(name, str):
+        raise ExpectationsError(f"{path}: [target] name must be a string, not {name!r}")
+    return Expectations(name, grab_type, barrier, tuple(deviations), str(path))
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -174,6 +186,8 @@ class RunConfig:
     expectations: Expectations = field(default_factory=Expectations)
     grab: PacketType | None = None  # overrides the profile's grab packet
     destructive: bool = False
+    names_used: set[str] = field(default_factory=set)  # every name a case made: drained after the run
+    handles_created: set[bytes] = field(default_factory=set)  # jobs not due yet are cancelled
 
     def __post_init__(self) -> None:
         if not self.run_token:
@@ -262,6 +276,8 @@ def run_case(case: Case, target: Target, config: RunConfig) -> Result:
     if result.outcome is Outcome.FAIL and case.level is Level.INFO:
         result.outcome = Outcome.INFORMATIONAL
     result.duration = time.monotonic() - started
+    config.names_used.update(session.names_used)
+    config.handles_created.update(session.handles_created)
     result.trace = session.trace
     result.notes = session.notes
     result.deviation = config.expectations.find(case.id)
@@ -424,7 +440,7 @@ def probe_target(target: Target, timeout: float = 3.0, barrier: str = "echo") ->
                 for event in decoder:
                     if getattr(event, "name", None) == reply:
                         return None
-                    return f"{target.address} answered {what} with {event!r}"
+                    return f"{target.address} answered {what} with {describe(event)}"
         except TimeoutError:
             return f"{target.address} accepted a connection but did not answer {what} within {timeout:g} s"
         except OSError as exc:

@@ -16,11 +16,12 @@ where servers legitimately differ are `ModelOptions`, with profiles per known se
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import os
 from dataclasses import dataclass, field, fields
 
-from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var
+from gearspec.fuzz.script import ANY, Expect, Mismatch, Session, TargetDown, Var, fresh_prefix
+from gearspec.reference.cleanup import drain
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
@@ -28,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from gearspec.codec import Packet
 from gearspec.spec import DEFAULT_PORT, packet_spec
 
-__all__ = ["PROFILES", "JobServerModel", "ModelFailure", "ModelOptions", "check_target", "model_for"]
+__all__ = ["PROFILES", "JobServerModel", "ModelFailure", "ModelOptions", "ModelStats", "check_target", "model_for"]
 
 _SUBMITS = tuple(
     packet_spec(n).name
@@ -114,11 +115,21 @@ PROFILES: dict[str, ModelOptions] = _profiles()
 """Model options by profile name (see docs/fuzz.md for what each deviation means)."""
 
 
+@dataclass
+class ModelStats:
+    """Counters a long run reports while Hypothesis is busy (runs started, disagreements
+    seen: after the first one Hypothesis is shrinking it)."""
+
+    runs: int = 0
+    disagreements: int = 0
+
+
 class ModelFailure(AssertionError):
     """The target disagreed with the model; `script` replays the run that showed it."""
 
     def __init__(self, message: str, script: str) -> None:
-        super().__init__(f"{message}\n\nreplay with: gearspec fuzz --replay FILE --target HOST:PORT\n{script}")
+        super().__init__(f"{message}\n\nreplay script (save it, then: gearspec fuzz --replay FILE --target HOST:PORT):\n{script}")
+        self.reason = message
         self.script = script
 
 
@@ -161,14 +172,18 @@ class JobServerModel(RuleBasedStateMachine):
     host = "127.0.0.1"
     port = DEFAULT_PORT
     options = ModelOptions()
+    cleanup = True
+    stats = ModelStats()
 
     def __init__(self) -> None:
         super().__init__()
+        self.stats.runs += 1
         # Fresh function names per run: earlier runs may have left jobs on the server.
-        self.prefix = f"m{os.getpid()}x{next(_COUNTER)}_"
+        self.prefix = f"{fresh_prefix()}{next(_COUNTER)}_"
         self.session = Session(
             self.host, self.port, timeout=self.options.timeout,
             allow_trailing_nul=self.options.trailing_nul, allow_empty_numbers=self.options.empty_numbers,
+            fresh_prefix=self.prefix,  # the saved script names functions afresh on every replay
         )
         self.jobs: list[_Job] = []
         self.finished: list[str] = []  # vars of handles of jobs that ended
@@ -182,6 +197,7 @@ class JobServerModel(RuleBasedStateMachine):
         return (self.prefix + index).encode()
 
     def _fail(self, exc: Exception) -> ModelFailure:
+        self.stats.disagreements += 1
         return ModelFailure(str(exc), self.session.script())
 
     def _queued(self, functions: list[bytes]) -> list[_Job]:
@@ -227,6 +243,10 @@ class JobServerModel(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.session.close_all()
+        if self.cleanup:
+            # Take this run's queued jobs back off the server (best effort: it may be down).
+            with contextlib.suppress(OSError):
+                drain(self.host, self.port, [self._fn(f) for f in set(_FUNCTIONS)], timeout=max(5.0, self.options.timeout))
 
     @rule(client=st.sampled_from(_CLIENTS), kind=st.integers(0, 5), function=st.sampled_from(_FUNCTIONS),
           unique=st.sampled_from(_UNIQUES), data=st.sampled_from(_DATA))
@@ -257,7 +277,7 @@ class JobServerModel(RuleBasedStateMachine):
                 handle = self.session.bindings[job.var]
                 known = {self.session.bindings[v] for v in [*(j.var for j in self.jobs), *self.finished]}
                 if handle in known:
-                    raise Mismatch(f"{client}: JOB_CREATED reused handle {handle!r} for a new job")
+                    raise Mismatch(f"{client}: JOB_CREATED reused handle {handle.decode('latin-1')} for a new job")
                 self.jobs.append(job)
                 woken = self._wake_sleepers(fn)
             self._sync_all({w: [Expect("NOOP")] for w in woken})
@@ -415,17 +435,18 @@ class JobServerModel(RuleBasedStateMachine):
             pattern = Expect("STATUS_RES", (handle, b"0", b"0", b"0", b"0"))
         else:
             item = known[index % len(known)]
+            # Patterns name the handle by its variable: a replay gets its own server's handles.
             if isinstance(item, str):
-                handle = self.session.bindings[item]
-                pattern = Expect("STATUS_RES", (handle, b"0", b"0", b"0", b"0"))
+                handle, var = self.session.bindings[item], Var(item)
+                pattern = Expect("STATUS_RES", (var, b"0", b"0", b"0", b"0"))
             else:
-                handle = self._handle(item)
+                handle, var = self._handle(item), Var(item.var)
                 if item.abandoned:
-                    pattern = Expect("STATUS_RES", (handle, ANY, ANY, ANY, ANY))
+                    pattern = Expect("STATUS_RES", (var, ANY, ANY, ANY, ANY))
                 elif item.worker is None:
-                    pattern = Expect("STATUS_RES", (handle, b"1", b"0", b"0", b"0"))
+                    pattern = Expect("STATUS_RES", (var, b"1", b"0", b"0", b"0"))
                 else:
-                    pattern = Expect("STATUS_RES", (handle, b"1", b"1", item.numerator, item.denominator))
+                    pattern = Expect("STATUS_RES", (var, b"1", b"1", item.numerator, item.denominator))
         try:
             self.session.request(client, Packet.request("GET_STATUS", handle), pattern)
         except (Mismatch, TargetDown) as exc:
@@ -507,10 +528,13 @@ class JobServerModel(RuleBasedStateMachine):
             raise self._fail(exc) from None
 
 
-def model_for(host: str, port: int, options: ModelOptions | None = None) -> type[JobServerModel]:
-    """A `JobServerModel` subclass bound to one target."""
+def model_for(
+    host: str, port: int, options: ModelOptions | None = None, *, cleanup: bool = True, stats: ModelStats | None = None
+) -> type[JobServerModel]:
+    """A `JobServerModel` subclass bound to one target (`cleanup`: drain each run's jobs)."""
     return type(
-        "JobServerModelFor", (JobServerModel,), {"host": host, "port": port, "options": options or ModelOptions()}
+        "JobServerModelFor", (JobServerModel,),
+        {"host": host, "port": port, "options": options or ModelOptions(), "cleanup": cleanup, "stats": stats or ModelStats()},
     )
 
 
@@ -522,12 +546,14 @@ def check_target(
     max_examples: int = 30,
     steps: int = 30,
     seed: int | None = 0,
+    cleanup: bool = True,
+    stats: ModelStats | None = None,
 ) -> None:
     """Run the model against a live target; raises `ModelFailure` (with a replay script).
 
     `seed=None` explores differently every call; an int makes the run reproducible.
     """
-    machine = model_for(host, port, options)
+    machine = model_for(host, port, options, cleanup=cleanup, stats=stats)
     if seed is not None:
         from hypothesis import seed as hypothesis_seed
 

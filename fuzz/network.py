@@ -21,6 +21,7 @@ Only the given target is touched; non-loopback targets need `allow_remote`.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import json
@@ -114,7 +115,9 @@ class FuzzConfig:
     families: tuple[str, ...] | None = None
     probes: tuple[str, ...] | None = None  # None: every probe in PROBES the target answers
     rss_limit: int = 64 * 1024 * 1024  # bytes of RSS growth that count as a finding
+    cleanup: bool = True  # drain the jobs the run submitted when it ends
     progress: Callable[[str], None] | None = None
+    progress_every: float = 5.0  # seconds between progress lines
 
 
 @dataclass
@@ -155,6 +158,7 @@ class FuzzReport:
     families: dict[str, int] = field(default_factory=dict)
     probes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    drained: int = 0  # jobs the run had queued and took back off the server at its end
 
     @property
     def crashes(self) -> int:
@@ -398,7 +402,9 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
     start = time.monotonic()
     stop_at = start + config.budget
     step = config.first_step
-    last_rss_check = start
+    last_rss_check = last_progress = start
+    submitted: set[bytes] = set()  # function names the run submitted jobs for
+    created: set[bytes] = set()  # handles of the jobs the server created for the run
     try:
         while True:
             if time.monotonic() >= stop_at:
@@ -413,6 +419,8 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
             kind, detail = runner.run()
             report.packets_sent += runner.packets_sent
             report.steps += 1
+            submitted.update(_submitted_functions(case.data))
+            created.update(_created_handles(runner.received))
             fatal = False
             if kind is not None:
                 _add(report, _finding(kind, step, config, case, detail, runner))
@@ -439,8 +447,12 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
                 rss = read_rss(config.pid)
                 if rss is not None and report.rss_max is not None:
                     report.rss_max = max(report.rss_max, rss)
-            if config.progress is not None and report.steps % 500 == 0:
-                config.progress(f"{report.steps} steps, {len(report.findings)} findings")
+            if config.progress is not None and time.monotonic() - last_progress >= config.progress_every:
+                last_progress = time.monotonic()
+                config.progress(
+                    f"{report.steps} steps, {report.packets_sent} packets, {len(report.findings)} findings, "
+                    f"{last_progress - start:.0f}s of {config.budget:g}s"
+                )
             step += 1
             if fatal:
                 report.stopped = f"target down after step {step - 1}"
@@ -449,6 +461,8 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
         # Ctrl-C: keep what was found so far; the CLI still prints and saves it.
         report.stopped = "interrupted"
     report.elapsed = time.monotonic() - start
+    if config.cleanup and submitted:
+        report.drained = _drain(config, submitted, created)
     if config.pid is not None and report.rss_start is not None:
         end_rss = read_rss(config.pid)
         if end_rss is not None:
@@ -463,6 +477,47 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
                 )
             )
     return report
+
+
+def _submitted_functions(data: bytes) -> set[bytes]:
+    """The function names of the SUBMIT_* packets in a case's bytes, as a server reads them."""
+    decoder = Decoder(Magic.REQ, lenient=True)
+    decoder.receive_data(data)
+    names: set[bytes] = set()
+    try:
+        for event in decoder:
+            if isinstance(event, Packet) and event.spec.submit is not None:
+                names.add(event.args[0])
+    except ProtocolError:
+        pass  # the rest does not decode: no more packets a server would take either
+    return names
+
+
+def _created_handles(received: bytes) -> set[bytes]:
+    decoder = Decoder(Magic.RES, lenient=True, max_line=_MAX_REPLY_LINE)
+    decoder.receive_data(received)
+    handles: set[bytes] = set()
+    with contextlib.suppress(ProtocolError):
+        for event in decoder:
+            if isinstance(event, Packet) and event.type is PacketType.JOB_CREATED:
+                handles.add(event.args[0])
+    return handles
+
+
+def _drain(config: FuzzConfig, functions: set[bytes], handles: set[bytes]) -> int:
+    """Take the jobs the run queued back off the server, so that its next worker does not
+    get them: grab and fail what can be grabbed, cancel (admin) the epoch jobs not due yet.
+    Best effort: the target may be down after a finding."""
+    from gearspec.reference.cleanup import cancel, drain, leftover
+
+    timeout = max(10.0, config.deadline * 5)
+    try:
+        drained = drain(config.host, config.port, functions, timeout=timeout)
+        if leftover(config.host, config.port, functions) != 0:  # epoch jobs not due yet, or unknown
+            drained += cancel(config.host, config.port, handles, timeout=timeout)
+    except OSError:
+        return 0
+    return drained
 
 
 def _add(report: FuzzReport, finding: Finding) -> None:
@@ -511,6 +566,8 @@ def describe(report: FuzzReport) -> str:
     ]
     if report.rss_start is not None:
         lines.append(f"RSS: {report.rss_start // 1024} KiB at start, {(report.rss_max or 0) // 1024} KiB max")
+    if report.drained:
+        lines.append(f"cleanup: took {report.drained} job(s) the run had queued back off the server")
     for f in report.findings[:20]:
         lines.append(f"- {f.kind} at step {f.step} ({f.family} {f.note}): {f.detail}")
         if f.sent_hex:

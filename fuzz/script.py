@@ -20,11 +20,16 @@ A script is JSON: ``{"format": "gearspec-replay/1", "options": {...}, "steps": [
 A PATTERN is ``{"type": "JOB_CREATED", "args": [ARG...]}`` where ARG is a string (UTF-8),
 ``{"hex": ".."}``, ``{"var": "h1"}`` (bound to the value the first time it is seen, then
 compared) or ``{"any": true}``.
+
+Anywhere a string may stand, ``{"fresh": "f0"}`` is a name unique to one replay (a function
+name): each replay makes up a new prefix for it, so a replay never meets jobs that an earlier
+run left queued on the same server.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -44,6 +49,7 @@ __all__ = [
     "Session",
     "TargetDown",
     "Var",
+    "fresh_prefix",
     "load_script",
     "replay",
 ]
@@ -93,9 +99,19 @@ class Expect:
 
     def __str__(self) -> str:
         shown = ", ".join(
-            f"${a.name}" if isinstance(a, Var) else "*" if isinstance(a, _Any) else repr(a) for a in self.args
+            f"${a.name}" if isinstance(a, Var) else "*" if isinstance(a, _Any) else _text(a) for a in self.args
         )
         return f"{self.type}({shown})"
+
+
+def _text(value: bytes) -> str:
+    """Bytes as messages show them: '0', not b'0'."""
+    return repr(value)[1:]
+
+
+def _show(packet: Packet) -> str:
+    """A packet as messages show it, in the same form as an `Expect`."""
+    return f"{packet.name}({', '.join(_text(a) for a in packet.args)})"
 
 
 def _arg_from_data(value: Any) -> Arg:
@@ -142,8 +158,10 @@ class Session:
         record: bool = True,
         allow_trailing_nul: bool = False,
         allow_empty_numbers: bool = False,
+        fresh_prefix: str = "",
     ) -> None:
         self.host = host
+        self.fresh_prefix = fresh_prefix  # names starting with it are saved as {"fresh": rest}
         self.allow_trailing_nul = allow_trailing_nul
         self.allow_empty_numbers = allow_empty_numbers
         self.deviations: list[str] = []
@@ -204,7 +222,7 @@ class Session:
             if self._match(pattern, packet, bind=False):
                 self._match(pattern, packet, bind=True)
                 return packet
-        raise Mismatch(f"{name}: got {packet!r}, expected {' or '.join(map(str, alternatives))}")
+        raise Mismatch(f"{name}: got {_show(packet)}, expected {' or '.join(map(str, alternatives))}")
 
     def request(self, name: str, packet: Packet, *alternatives: Expect) -> Packet:
         self.send(name, packet)
@@ -232,7 +250,7 @@ class Session:
         while True:
             got = self._match_list(list(expected), list(optional), arrived)
             if got == "extra":
-                shown = ", ".join(map(repr, arrived))
+                shown = ", ".join(map(_show, arrived))
                 raise Mismatch(
                     f"{name}: unexpected packets [{shown}]; expected [{', '.join(map(str, expected))}]"
                     + (f" (optional: {', '.join(map(str, optional))})" if optional else "")
@@ -242,7 +260,7 @@ class Session:
             packet = self._next_packet(name, deadline)
             if packet is None:
                 raise Mismatch(
-                    f"{name}: got [{', '.join(map(repr, arrived))}] then closed/timed out; "
+                    f"{name}: got [{', '.join(map(_show, arrived))}] then closed/timed out; "
                     f"expected [{', '.join(map(str, expected))}]"
                 )
             if packet.type == PacketType.ECHO_RES and packet.args[0] == token:
@@ -372,16 +390,46 @@ class Session:
     # -- scripts -------------------------------------------------------------------------
     def script(self) -> str:
         """The steps so far as a replayable JSON script (one step per line)."""
-        lines = ",\n  ".join(json.dumps(s, sort_keys=False) for s in self.steps)
+        lines = ",\n  ".join(json.dumps(self._symbolic(s), sort_keys=False) for s in self.steps)
         options = json.dumps(
             {"allow_trailing_nul": self.allow_trailing_nul, "allow_empty_numbers": self.allow_empty_numbers}
         )
         return f'{{"format": "{SCRIPT_FORMAT}", "options": {options}, "steps": [\n  {lines}\n]}}\n'
 
 
+    def _symbolic(self, value: Any) -> Any:
+        """`value` with this run's fresh names written as {"fresh": ...}."""
+        prefix = self.fresh_prefix
+        if isinstance(value, str) and prefix and value.startswith(prefix):
+            return {"fresh": value[len(prefix):]}
+        if isinstance(value, list):
+            return [self._symbolic(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._symbolic(v) for k, v in value.items()}
+        return value
+
+
+def fresh_prefix() -> str:
+    """A prefix for names unique to one run or replay (other runs may share the server)."""
+    return f"gs{os.getpid():x}{os.urandom(3).hex()}_"
+
+
+def _with_fresh_names(value: Any, prefix: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"fresh"}:
+            return prefix + str(value["fresh"])
+        return {k: _with_fresh_names(v, prefix) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_fresh_names(v, prefix) for v in value]
+    return value
+
+
 def load_script(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The steps and session options of a replay script."""
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for binary files
+        raise ValueError(f"not a gearspec replay script (not JSON: line {getattr(exc, 'lineno', 1)})") from None
     if isinstance(data, dict) and data.get("format") == SCRIPT_FORMAT:
         return list(data["steps"]), dict(data.get("options", {}))
     raise ValueError(f"not a gearspec replay script (expected format {SCRIPT_FORMAT!r})")
@@ -412,8 +460,9 @@ def replay(
     session = Session(
         host, port, timeout=timeout, allow_trailing_nul=allow_trailing_nul, allow_empty_numbers=allow_empty_numbers
     )
+    prefix = fresh_prefix()
     try:
-        for step in steps:
+        for step in _with_fresh_names(list(steps), prefix):
             op, name = step["op"], step.get("conn", "")
             if op == "open":
                 session.open(name)

@@ -261,7 +261,9 @@ def _bad(message: str, line: str) -> RemoteProtocolError:
 
 
 def _tab_row(line: str, width: int, what: str) -> tuple[str, list[int]]:
-    cells = line.split("\t")
+    # Split from the right: the numbers never hold a tab, the name may (gearmand accepts any
+    # bytes but NUL in a function name and prints it as is, like gearadmin does).
+    cells = line.rsplit("\t", width - 1)
     if len(cells) != width:
         raise _bad(f"{what} line needs {width} tab-separated columns, has {len(cells)}", line)
     try:

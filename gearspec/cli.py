@@ -11,10 +11,13 @@ group (pyproject.toml), so the core never names reference, conformance or fuzz.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
 from gearspec import __version__
 from gearspec.errors import GearspecError
@@ -67,6 +70,37 @@ def write_json(destination: str, data: object, indent: int | None = None) -> Non
             out.write(text)
 
 
+def unwritable(path: str) -> str | None:
+    """Why a report file cannot be written at `path`, or None when it can.
+
+    Subcommands call this for every output path before they start work, so a run is never
+    spent only to lose its report to a typo in the folder name. The check opens the file for
+    appending (removing it again if it did not exist): only the system knows for sure.
+    """
+    target = Path(path)
+    if target.is_dir():
+        return f"cannot write {path}: it is a folder"
+    if not target.parent.is_dir():
+        return f"cannot write {path}: no folder {str(target.parent)!r}"
+    existed = target.exists()
+    try:
+        with open(target, "ab"):
+            pass
+    except OSError as exc:
+        return f"cannot write {path}: {(exc.strerror or str(exc)).lower()}"
+    if not existed:
+        with contextlib.suppress(OSError):
+            target.unlink()
+    return None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the cause and where to look, not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def _usage() -> str:
     found = commands()
     width = max(map(len, found))
@@ -93,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args[0]
     found = commands()
     if name not in found:
-        print(f"gearspec: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"gearspec: unknown command {name!r}; commands: {', '.join(found)} (see 'gearspec --help')", file=sys.stderr)
         return 2
     module_name = found[name]
     try:
@@ -102,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gearspec {name}: cannot load {module_name}: {exc}", file=sys.stderr)
         return 2
     attr = name.replace("-", "_")
-    parser = argparse.ArgumentParser(prog=f"gearspec {name}", description=_summary(name, module_name))
+    # Raw text: each command's epilog lists examples and exit codes, one per line.
+    parser = _Parser(prog=f"gearspec {name}", description=_summary(name, module_name),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     try:
         getattr(module, f"configure_{attr}")(parser)
         options = parser.parse_args(args[1:])

@@ -8,6 +8,7 @@ ERROR code a job server would answer with. Decoding garbage raises nothing but
 from __future__ import annotations
 
 import enum
+import os
 
 __all__ = [
     "ErrorCode",
@@ -15,6 +16,7 @@ __all__ = [
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
+    "os_reason",
 ]
 
 
@@ -70,3 +72,15 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer sent bytes the protocol does not allow."""
+
+
+def os_reason(exc: OSError) -> str:
+    """The system's words for an OSError, e.g. "connection refused", without "[Errno N]".
+
+    asyncio puts "Connect call failed ('127.0.0.1', 1)" in strerror; the errno says more.
+    """
+    if exc.errno and exc.errno > 0:  # getaddrinfo's errors are negative: their strerror says it
+        text = os.strerror(exc.errno)
+    else:
+        text = exc.strerror or str(exc) or type(exc).__name__
+    return text[:1].lower() + text[1:]

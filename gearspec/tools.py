@@ -15,6 +15,15 @@ from gearspec.spec import PACKETS, Magic
 
 
 def configure_spec(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec spec
+  gearspec spec --json | jq '.packets[0]'
+
+exit status:
+  0    printed
+  2    bad usage
+"""
     add_json_option(parser, "both tables")
 
 
@@ -37,6 +46,16 @@ def run_spec(args: argparse.Namespace) -> int:
 
 
 def configure_decode(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec decode --hex '00 52 45 51 00 00 00 10 00 00 00 04 74 65 73 74'
+  cat stream.bin | gearspec decode - --offsets
+
+exit status:
+  0    every packet decoded
+  1    the bytes break the protocol (an error line says where)
+  2    the input cannot be read, or bad usage
+"""
     parser.add_argument("file", nargs="?", help="file of raw bytes (default: standard input)")
     parser.add_argument("--hex", metavar="HEX", help="decode these hex digits instead of a file")
     parser.add_argument(
@@ -51,10 +70,13 @@ def configure_decode(parser: argparse.ArgumentParser) -> None:
 
 def run_decode(args: argparse.Namespace) -> int:
     if args.hex is not None:
+        digits = "".join(args.hex.split())
         try:
-            data = bytes.fromhex("".join(args.hex.split()))
-        except ValueError as exc:
-            print(f"gearspec decode: --hex is not hex digits: {exc}", file=sys.stderr)
+            data = bytes.fromhex(digits)
+        except ValueError:
+            bad = next((c for c in digits if c not in "0123456789abcdefABCDEF"), None)
+            why = f"{bad!r} is not a hex digit" if bad else "an odd number of hex digits"
+            print(f"gearspec decode: --hex is not hex bytes: {why}", file=sys.stderr)
             return 2
     elif args.file and args.file != "-":
         try:

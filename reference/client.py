@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import ssl
 import time
 import zlib
@@ -65,6 +66,13 @@ __all__ = [
     "WorkStatus",
     "WorkWarning",
 ]
+
+
+log = logging.getLogger("gearspec.reference.client")
+
+# Seconds to wait for OPTION_RES before carrying on without the option (python gear's geard
+# never answers OPTION_REQ: geard.py handles no OPTION_REQ packet).
+OPTION_TIMEOUT = 2.0
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -327,6 +335,7 @@ class _ServerLink:
     last_error: str = ""
     exceptions_enabled: bool = False
     tls: ssl.SSLContext | None = None  # for a tls:// server
+    option_unanswered: bool = False  # the server ignored OPTION_REQ once: do not ask again
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -358,12 +367,28 @@ class _ServerLink:
             try:
                 if cfg.client_id:
                     conn.send(Packet.request(T.SET_CLIENT_ID, cfg.client_id))
-                if cfg.exceptions:
+                if cfg.exceptions and not self.option_unanswered:
                     try:
-                        await self._request_on(conn, Packet.request(T.OPTION_REQ, b"exceptions"), {T.OPTION_RES})
+                        await self._request_on(
+                            conn, Packet.request(T.OPTION_REQ, b"exceptions"), {T.OPTION_RES},
+                            min(cfg.timeout, OPTION_TIMEOUT),
+                        )
                         self.exceptions_enabled = True
                     except ServerError:
                         pass  # the server has no such option: exceptions arrive as WORK_FAIL
+                    except RequestTimeout:
+                        # python gear's geard never answers OPTION_REQ. The timeout closed the
+                        # connection (a late OPTION_RES would be taken for another reply): open
+                        # a new one and carry on without the option on this server.
+                        self.option_unanswered = True
+                        log.warning(
+                            "%s did not answer OPTION_REQ exceptions within %gs; carrying on without it "
+                            "(WORK_EXCEPTION will arrive as WORK_FAIL)", self.name, min(cfg.timeout, OPTION_TIMEOUT),
+                        )
+                        conn = await open_connection(self.address, self._on_packet, self._on_close, timeout=cfg.connect_timeout)
+                        self.conn = conn
+                        if cfg.client_id:
+                            conn.send(Packet.request(T.SET_CLIENT_ID, cfg.client_id))
             except ConnectionError_ as exc:
                 self.down_until = time.monotonic() + cfg.retry_interval
                 self.last_error = str(exc)

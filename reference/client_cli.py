@@ -3,7 +3,8 @@ admin client on the command line, in the spirit of gearmand's `gearman` and `gea
 
 Exit codes (shared with the driver contract in conformance/drivers/README.md):
 0 success, 2 connection or usage error, 3 the job failed (WORK_FAIL), 4 the job raised
-(WORK_EXCEPTION), 6 timed out, 1 an admin ERR reply.
+(WORK_EXCEPTION), 6 timed out, 1 an admin ERR reply, 5 an admin table with rows that could
+not be split into columns (printed as received; stderr names them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import signal
 import ssl
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gearspec.reference.admin import AdminClient
 from gearspec.reference.client import (
@@ -31,9 +32,15 @@ from gearspec.reference.client import (
 )
 from gearspec.reference.worker import Worker, WorkerJob, WorkFailed
 
-from gearspec.admin import AdminError
+from gearspec.admin import (
+    AdminError,
+    parse_prioritystatus,
+    parse_show_jobs,
+    parse_status,
+    parse_workers,
+)
 from gearspec.cli import add_json_option, write_json
-from gearspec.errors import GearspecError
+from gearspec.errors import GearspecError, RemoteProtocolError
 from gearspec.spec import DEFAULT_PORT
 from gearspec.wire.tls import add_client_options, context_from_options, split_scheme
 
@@ -63,6 +70,7 @@ EXIT_ADMIN_ERR = 1
 EXIT_CONNECTION = 2
 EXIT_FAIL = 3
 EXIT_EXCEPTION = 4
+EXIT_UNREADABLE_ROWS = 5
 EXIT_TIMEOUT = 6
 
 
@@ -86,6 +94,14 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context_from_options(args, any(split_scheme(s)[0] for s in _servers(args)), _TLS_SCOPE)
 
 
+def _bad_seconds(*options: tuple[str, float | None]) -> str | None:
+    """The first option that is not a positive number of seconds, as a message."""
+    for flag, value in options:
+        if value is not None and not value > 0:
+            return f"{flag} must be a positive number of seconds, not {value:g}"
+    return None
+
+
 def _fail(command: str, message: object, code: int) -> int:
     print(f"gearspec {command}: {message}", file=sys.stderr)
     return code
@@ -95,6 +111,18 @@ def _fail(command: str, message: object, code: int) -> int:
 
 
 def configure_submit(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec submit -f reverse hello
+  echo data | gearspec submit -s 127.0.0.1:4730 -f resize -b
+
+exit status:
+  0    the job completed (or was queued, with -b)
+  2    connection or usage error
+  3    the job failed (WORK_FAIL)
+  4    the job raised (WORK_EXCEPTION)
+  6    no result within --timeout
+"""
     _add_servers(parser)
     parser.add_argument("-f", "--function", required=True, help="function name")
     parser.add_argument("data", nargs="?", help="job data (default: read standard input)")
@@ -111,6 +139,9 @@ def configure_submit(parser: argparse.ArgumentParser) -> None:
 def run_submit(args: argparse.Namespace) -> int:
     if args.epoch is not None and not args.background:
         return _fail("submit", "--epoch needs --background", EXIT_CONNECTION)
+    problem = _bad_seconds(("--timeout", args.timeout), ("--connect-timeout", args.connect_timeout))
+    if problem:
+        return _fail("submit", problem, EXIT_CONNECTION)
     data = args.data.encode("utf-8", "surrogateescape") if args.data is not None else sys.stdin.buffer.read()
     try:
         return asyncio.run(_submit(args, data))
@@ -165,6 +196,15 @@ async def _submit(args: argparse.Namespace, data: bytes) -> int:
 
 
 def configure_work(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec work -f reverse -- rev
+  gearspec work -f upper -c 10 -- tr a-z A-Z
+
+exit status:
+  0    stopped gracefully (SIGINT/SIGTERM: running jobs finish first) or --count jobs done
+  2    connection or usage error
+"""
     _add_servers(parser)
     parser.add_argument("-f", "--function", action="append", required=True, dest="functions",
                         help="function to serve (repeat for several)")
@@ -194,6 +234,9 @@ async def _pipe_through(command: Sequence[str], job: WorkerJob) -> bytes:
     try:
         process = await asyncio.create_subprocess_exec(
             *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+            # Its own process group: Ctrl-C at the terminal signals the worker's group, and the
+            # worker stops gracefully, letting the running job finish (not WORK_FAIL).
+            process_group=0,
             env={**os.environ, "GEARMAN_FUNCTION": job.function.decode("latin-1"),
                  "GEARMAN_HANDLE": job.handle.decode("latin-1"), "GEARMAN_UNIQUE": job.unique.decode("latin-1")},
         )
@@ -201,10 +244,21 @@ async def _pipe_through(command: Sequence[str], job: WorkerJob) -> bytes:
         raise RuntimeError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
     stdout, _ = await process.communicate(job.data)
     if process.returncode != 0:
-        print(f"gearspec work: {command[0]} exited with status {process.returncode} for job "
+        print(f"gearspec work: {command[0]} {_exit_reason(process.returncode or 0)} for job "
               f"{job.handle.decode('latin-1')}: WORK_FAIL", file=sys.stderr)
         raise WorkFailed()
     return stdout
+
+
+def _exit_reason(returncode: int) -> str:
+    """"exited with status 3" or "was killed by signal 9 (SIGKILL)" (asyncio's -9)."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = f" ({signal.Signals(-returncode).name})"
+    except ValueError:
+        name = ""
+    return f"was killed by signal {-returncode}{name}"
 
 
 async def _work(args: argparse.Namespace, command: list[str]) -> int:
@@ -236,6 +290,18 @@ _TABLES: dict[str, tuple[str, ...]] = {
 
 
 def configure_admin(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec admin status
+  gearspec admin -s 127.0.0.1:4730 workers --json
+  gearspec admin cancel job H:host:42
+
+exit status:
+  0    ok
+  1    the server answered ERR
+  2    connection or usage error
+  5    rows that could not be split into columns (printed as received, named on stderr)
+"""
     _add_servers(parser)
     parser.add_argument("words", nargs="+", metavar="COMMAND",
                         help="status, workers, prioritystatus, version, getpid, verbose, show jobs, "
@@ -254,6 +320,9 @@ def run_admin(args: argparse.Namespace) -> int:
     servers = _servers(args)
     if len(servers) != 1:
         return _fail("admin", "admin commands go to one server: give a single -s", EXIT_CONNECTION)
+    problem = _bad_seconds(("--timeout", args.timeout))
+    if problem:
+        return _fail("admin", problem, EXIT_CONNECTION)
     try:
         return asyncio.run(_admin(servers[0], args))
     except ValueError as exc:
@@ -269,17 +338,13 @@ async def _admin(server: str, args: argparse.Namespace) -> int:
     try:
         async with AdminClient(server, timeout=args.timeout, tls=_tls(args)) as admin:
             rows: list[list[str]]
-            if name == "status":
-                rows = [[r.function, str(r.total), str(r.running), str(r.workers)] for r in await admin.status()]
-            elif name == "prioritystatus":
-                rows = [[r.function, str(r.high), str(r.normal), str(r.low), str(r.workers)]
-                        for r in await admin.prioritystatus()]
-            elif name == "workers":
-                rows = [[r.fd, r.ip, r.client_id, " ".join(r.functions)] for r in await admin.workers()]
-            elif name == "show jobs":
-                rows = [[r.handle, str(r.retries), str(r.ignored), str(r.persisted)] for r in await admin.show_jobs()]
-            elif name == "show unique jobs":
-                rows = [[u] for u in await admin.show_unique_jobs()]
+            unreadable: list[str] = []
+            if name in _TABLES:
+                reply = await admin.command(*name.split())
+                error = reply.error()
+                if error is not None:
+                    raise error
+                rows, unreadable = _split_rows(name, reply.lines)
             elif name == "version":
                 print(await admin.version())
                 return EXIT_OK
@@ -299,7 +364,44 @@ async def _admin(server: str, args: argparse.Namespace) -> int:
         return _fail("admin", exc, EXIT_CONNECTION)
     header = _TABLES[name]
     if args.json:
-        write_json(args.json, [dict(zip((h.lower() for h in header), row, strict=False)) for row in rows])
+        data: list[dict[str, str]] = [dict(zip((h.lower() for h in header), row, strict=False)) for row in rows]
+        write_json(args.json, data + [{"unreadable": line} for line in unreadable])
     else:
-        print(_table(header, rows))
+        print(_table(header, [[_visible(cell) for cell in row] for row in rows]))
+        for line in unreadable:
+            print(line)  # as received, the way gearadmin prints every row
+    if unreadable:
+        shown = "; ".join(_visible(line) for line in unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+        return _fail("admin", f"{len(unreadable)} '{name}' row(s) could not be split into columns, printed as received: {shown}", EXIT_UNREADABLE_ROWS)
     return EXIT_OK
+
+
+_ROW_PARSERS: dict[str, Callable[[Sequence[str]], list[list[str]]]] = {
+    "status": lambda lines: [[r.function, str(r.total), str(r.running), str(r.workers)] for r in parse_status(lines)],
+    "prioritystatus": lambda lines: [
+        [r.function, str(r.high), str(r.normal), str(r.low), str(r.workers)] for r in parse_prioritystatus(lines)
+    ],
+    "workers": lambda lines: [[r.fd, r.ip, r.client_id, " ".join(r.functions)] for r in parse_workers(lines)],
+    "show jobs": lambda lines: [[r.handle, str(r.retries), str(r.ignored), str(r.persisted)] for r in parse_show_jobs(lines)],
+    "show unique jobs": lambda lines: [[line] for line in lines],
+}
+
+
+def _split_rows(name: str, lines: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    """The rows of an admin table, and the lines that could not be split (kept, not fatal)."""
+    rows: list[list[str]] = []
+    unreadable: list[str] = []
+    for line in lines:
+        try:
+            rows += _ROW_PARSERS[name]([line])
+        except RemoteProtocolError:
+            unreadable.append(line)
+    return rows, unreadable
+
+
+def _visible(text: str) -> str:
+    """Control characters (a TAB in a function name) shown as escapes, so columns line up."""
+    return text.translate(_ESCAPES)
+
+
+_ESCAPES = {i: ("\\t" if i == 9 else f"\\x{i:02x}") for i in (*range(32), 127)}

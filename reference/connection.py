@@ -18,7 +18,7 @@ from collections.abc import Callable
 from gearspec.address import format_address
 from gearspec.address import parse_address as core_parse_address
 from gearspec.codec import CLOSED, NEED_DATA, AdminLine, Decoder, Packet, RawPacket
-from gearspec.errors import GearspecError, ProtocolError
+from gearspec.errors import GearspecError, ProtocolError, os_reason
 from gearspec.spec import DEFAULT_PORT, Magic
 from gearspec.wire.tls import client_context, split_scheme
 
@@ -224,4 +224,4 @@ def connect_problem(exc: OSError) -> str:
         ).startswith(("SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA")):
             return f"the server ended the TLS session ({exc.reason}; {_CERT_HINT})"
         return f"TLS handshake failed: {exc.reason or exc} (is it a TLS port? is a client certificate required?)"
-    return exc.strerror or str(exc) or type(exc).__name__
+    return os_reason(exc)

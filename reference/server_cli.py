@@ -51,6 +51,16 @@ def _port(text: str) -> int:
 
 
 def configure_serve(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec serve --port 4730
+  gearspec serve --port 0 --queue sqlite:/var/lib/gearspec/queue.sqlite3
+
+exit status:
+  0    stopped by SIGTERM or SIGINT
+  1    cannot listen, or the durable queue cannot be opened or written
+  2    bad usage
+"""
     """Add the `gearspec serve` options."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})")

@@ -167,6 +167,9 @@ class SQLiteStore:
                 "use --queue memory for a queue that keeps nothing"
             )
         self.path = Path(path)
+        blocking = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:  # mkdir would say only "File exists"
+            raise StoreError(f"cannot open queue {self.path}: {blocking} is a file, not a folder")
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock = os.fdopen(os.open(str(self.path) + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")

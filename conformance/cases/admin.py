@@ -437,7 +437,7 @@ def create_function(s: Session) -> None:
     mine = [r for r in rows if r.function == fn]
     if not mine:
         near = [r.function for r in rows if fn.startswith(r.function) or r.function.startswith(fn[:-2])]
-        s.fail(f"a status row for {fn}", f"no such row; similar names: {near or 'none'}")
+        s.fail(f"a status row for {fn}", f"no such row; similar names: {', '.join(near) or 'none'}")
     s.check_equal((mine[0].total, mine[0].running, mine[0].workers), (0, 0, 0), f"status of {fn}")
 
 

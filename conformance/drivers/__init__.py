@@ -264,6 +264,7 @@ def run_client(
     background: bool = False,
     priority: str = "normal",
     timeout: float = 10.0,
+    exceptions: bool = False,
 ) -> ClientResult:
     """Run the driver's client once and wait for it (killed after `timeout` + 10 s)."""
     args = ["--host", host, "--port", str(port), "--function", function, "--data", data, "--priority", priority,
@@ -272,6 +273,8 @@ def run_client(
         args += ["--unique", unique]
     if background:
         args.append("--background")
+    if exceptions:
+        args.append("--exceptions")
     try:
         done = subprocess.run(
             driver.command("client", *args), capture_output=True, timeout=timeout + 10, env=driver.environment(),

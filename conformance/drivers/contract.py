@@ -25,6 +25,7 @@ __all__ = [
     "TlsFiles",
     "WorkerAction",
     "WorkerArgs",
+    "cannot_ask_exceptions",
     "parse",
     "unsupported",
     "worker_action",
@@ -59,6 +60,7 @@ class ClientArgs:
     data: bytes
     timeout: float
     tls: TlsFiles | None = None
+    exceptions: bool = False  # ask for OPTION_REQ "exceptions"; otherwise the library's default
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,12 @@ def worker_action(data: bytes) -> WorkerAction:
     if data == b"status":
         return WorkerAction(status=True, result=b"done")
     return WorkerAction(result=data[::-1])
+
+
+def cannot_ask_exceptions(library: str) -> None:
+    """Say that --exceptions cannot be honoured, and go on: WORK_EXCEPTION will arrive as
+    WORK_FAIL, which the exception scenario grades non-strict."""
+    print(f"note: {library} cannot ask for the exceptions option: WORK_EXCEPTION arrives as WORK_FAIL", file=sys.stderr)
 
 
 def unsupported(what: str) -> NoReturn:
@@ -120,6 +128,7 @@ def parse(argv: Sequence[str] | None = None, prog: str | None = None) -> ClientA
     client.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
     client.add_argument("--data", default="")
     client.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the result")
+    client.add_argument("--exceptions", action="store_true", help="ask the server to forward WORK_EXCEPTION")
     worker.add_argument("--count", type=int)
     worker.add_argument("--timeout", type=float, default=60.0, help="seconds before the worker gives up")
     ns = parser.parse_args(argv)
@@ -129,7 +138,7 @@ def parse(argv: Sequence[str] | None = None, prog: str | None = None) -> ClientA
     if ns.role == "client":
         return ClientArgs(
             ns.host, ns.port, ns.function, ns.unique, ns.background, ns.priority,
-            ns.data.encode("utf-8", "surrogateescape"), ns.timeout, tls,
+            ns.data.encode("utf-8", "surrogateescape"), ns.timeout, tls=tls, exceptions=ns.exceptions,
         )
     if ns.count is not None and ns.count < 1:
         parser.error("--count must be at least 1")

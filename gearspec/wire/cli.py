@@ -5,17 +5,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import signal
 import sys
 
-from gearspec.cli import add_json_option, write_json
+from gearspec.cli import add_json_option, unwritable, write_json
 from gearspec.spec import DEFAULT_PORT
 
 __all__ = ["configure_dissect", "configure_proxy", "run_dissect", "run_proxy"]
 
 
 def configure_dissect(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="a pcap or pcapng capture")
+    parser.epilog = """\
+examples:
+  gearspec dissect capture.pcap
+  tcpdump -w - -i lo port 4730 | gearspec dissect - --json
+
+exit status:
+  0    decoded (violations are reported, not counted, without --strict)
+  1    violations found, with --strict
+  2    the capture cannot be read, or bad usage
+"""
+    parser.add_argument("file", help="a pcap or pcapng capture ('-' reads standard input)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the job server's TCP port (default {DEFAULT_PORT})")
     add_json_option(parser, "the streams and their events")
     parser.add_argument(
@@ -27,8 +38,10 @@ def run_dissect(args: argparse.Namespace) -> int:
     from gearspec.wire.dissect import dissect, format_text, reports_as_data
     from gearspec.wire.pcap import PcapError
 
+    # "-" reads standard input; kept in memory because an empty result reads it twice.
+    source: str | io.BytesIO = io.BytesIO(sys.stdin.buffer.read()) if args.file == "-" else args.file
     try:
-        reports = dissect(args.file, port=args.port)
+        reports = dissect(source, port=args.port)
     except OSError as exc:
         print(f"gearspec dissect: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -40,27 +53,46 @@ def run_dissect(args: argparse.Namespace) -> int:
     else:
         print(format_text(reports))
     if not reports:
-        print(f"gearspec dissect: no TCP traffic on port {args.port} in {args.file}{_port_hint(args.file)}", file=sys.stderr)
+        print(f"gearspec dissect: {_why_empty(source, args.port, args.file)}", file=sys.stderr)
     violations = sum(len(r.violations) for r in reports)
     return 1 if args.strict and violations else 0
 
 
-def _port_hint(path: str) -> str:
-    """"; connections go to port N (try --port N)" from the SYNs in the capture, or ""."""
-    from gearspec.wire.pcap import PcapError, read_segments
+def _why_empty(source: str | io.BytesIO, port: int, name: str) -> str:
+    """Why a capture gave no Gearman stream: link types we cannot read, or the wrong port."""
+    from gearspec.wire.pcap import SUPPORTED_LINKTYPES, PcapError, read_frames, read_segments
+
+    def rewind() -> str | io.BytesIO:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        return source
 
     try:
+        links = {frame.linktype for frame in read_frames(rewind())}
+        unknown = sorted(links - SUPPORTED_LINKTYPES)
+        if unknown and not links & SUPPORTED_LINKTYPES:
+            shown = ", ".join(map(str, unknown))
+            return f"{name}: link type {shown} is not supported (supported: {', '.join(map(str, sorted(SUPPORTED_LINKTYPES)))})"
         # A SYN without ACK opens a connection: its destination is a server port.
-        ports = sorted({seg.dst[1] for seg in read_segments(path) if seg.syn and not seg.flags & 0x10})
+        ports = sorted({seg.dst[1] for seg in read_segments(rewind()) if seg.syn and not seg.flags & 0x10})
     except (OSError, PcapError):
-        return ""
-    if not ports:
-        return ""
-    shown = ", ".join(map(str, ports[:5]))
-    return f"; connections go to port {shown} (try --port {ports[0]})"
+        ports = []
+    hint = ""
+    if ports:
+        hint = f"; connections go to port {', '.join(map(str, ports[:5]))} (try --port {ports[0]})"
+    return f"no TCP traffic on port {port} in {name}{hint}"
 
 
 def configure_proxy(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec proxy --listen 127.0.0.1:4731 --upstream 127.0.0.1:4730 --trace t.jsonl
+
+exit status:
+  0    stopped by SIGINT/SIGTERM without errors
+  1    stopped after errors
+  2    bad usage, an unwritable --trace/--pcap, or cannot listen
+"""
     parser.add_argument(
         "--listen", default=f"127.0.0.1:{DEFAULT_PORT + 1}",
         help="HOST:PORT to accept peers on (port 0 picks a free port and prints it); default 127.0.0.1:4731",
@@ -86,6 +118,10 @@ def run_proxy(args: argparse.Namespace) -> int:
         upstream_tls = context_from_options(args, is_tls, "a tls://HOST:PORT upstream")
     except ValueError as exc:
         print(f"gearspec proxy: {exc}", file=sys.stderr)
+        return 2
+    problem = next(filter(None, (unwritable(p) for p in (args.trace, args.pcap) if p)), None)
+    if problem:  # otherwise the failed open would read as "cannot listen"
+        print(f"gearspec proxy: {problem}", file=sys.stderr)
         return 2
 
     def report(text: str) -> None:

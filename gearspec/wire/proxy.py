@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from gearspec.errors import os_reason
 from gearspec.wire.checker import ConnectionChecker, Observed, Violation
 from gearspec.wire.pcap import FROM_SERVER, TO_SERVER, PcapWriter, TcpConversation
 
@@ -126,8 +127,9 @@ class ValidatingProxy:
                 self.connect_timeout,
             )
         except (TimeoutError, OSError) as exc:
-            self._say(f"conn {link.number}: cannot reach upstream {self.upstream[0]}:{self.upstream[1]}: {exc or 'timeout'}")
-            self._write_trace({"conn": link.number, "event": "upstream-failed", "error": str(exc)})
+            why = f"no answer within {self.connect_timeout:g} s" if isinstance(exc, TimeoutError) else os_reason(exc)
+            self._say(f"conn {link.number}: cannot reach upstream {self.upstream[0]}:{self.upstream[1]}: {why}")
+            self._write_trace({"conn": link.number, "event": "upstream-failed", "error": why})
             link.abort()
             return
         link.upstream_ready(upstream)

@@ -89,12 +89,14 @@ def test_failure_prints_expected_actual_and_a_rerun_line(gearmand: RunningServer
     # gearmand truncates names in 'create function' (text.cc passes arg_size - 2); without the
     # profile that is a counted EXTENSION failure.
     junit = tmp_path / "r.xml"
-    out = gearspec_test("--target", gearmand.address, "--select", "admin/create_function/1", "--junit", str(junit))
+    out = gearspec_test("--target", gearmand.address, "--select", "admin/create_function/1", "--junit", str(junit), "--seed", "7")
     assert out.returncode == 1, out.stdout
     assert "FAIL admin/create_function/1" in out.stdout
     assert "expected: a status row for" in out.stdout
     rerun = next(line for line in out.stdout.splitlines() if "rerun:" in line).split("rerun:", 1)[1].strip()
-    assert rerun == f"gearspec test --target {gearmand.address} --select admin/create_function/1 -v"
+    assert rerun == (
+        f"gearspec test --target {gearmand.address} --seed 7 --wait 2 --timeout 10 --select admin/create_function/1 -v"
+    )
     failures = list(ET.parse(junit).getroot().iter("failure"))
     assert len(failures) == 1
     # With the profile it is an expected failure, and the run passes.

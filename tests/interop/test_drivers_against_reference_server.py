@@ -110,7 +110,7 @@ def test_client(name: str, reference_server: RunningServer, reference_worker: Re
     result = run_client(driver, host, port, "rev", data="fail")
     assert result.exit == EXIT_FAIL, result.describe()
 
-    result = run_client(driver, host, port, "rev", data="boom")
+    result = run_client(driver, host, port, "rev", data="boom", exceptions=True)
     if driver.supports("client.exception"):
         assert result.exit == EXIT_EXCEPTION and "boom" in result.stderr, result.describe()
     else:  # documented: the library does not ask for exceptions, so the server sends WORK_FAIL

@@ -3,7 +3,10 @@
 gear's client reports WORK_DATA, WORK_WARNING and WORK_COMPLETE data into one `job.data`
 list (gear/__init__.py Client.handleWorkData / handleWorkComplete), so this driver
 subclasses the client to tell them apart. gear sends OPTION_REQ "exceptions" only when asked
-(Client.setOption); the driver asks, so that WORK_EXCEPTION reaches it.
+(Client.setOption); the driver asks only with --exceptions (the exception scenario), so the
+other scenarios grade gear's default behaviour. gear's own server, geard, never answers
+OPTION_REQ (gear/__init__.py: Server does not override BaseClientServer.handleOptionReq,
+which only logs the packet), so the wait for OPTION_RES is bounded.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import logging
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gear
 from gearspec.conformance.drivers import contract as c
 
+G = TypeVar("G", bound=Any)
+_OPTION_TIMEOUT = 2.0  # seconds to wait for OPTION_RES before going on without the option
 _PRECEDENCE = {"high": gear.PRECEDENCE_HIGH, "normal": gear.PRECEDENCE_NORMAL, "low": gear.PRECEDENCE_LOW}
 
 
@@ -59,18 +65,37 @@ def _add_server(gearman: Any, args: c.ClientArgs | c.WorkerArgs) -> None:
         gearman.addServer(args.host, args.port, tls.key or tls.cert, tls.cert, tls.ca)
 
 
-def client(args: c.ClientArgs) -> int:
-    gearman = _Client("gearspec-driver")
+def _connect(kind: Callable[[str], G], args: c.ClientArgs | c.WorkerArgs) -> G | None:
+    """A gear client or worker connected to the server, or None (said on stderr)."""
+    gearman = kind("gearspec-driver")
     _add_server(gearman, args)
     try:
         gearman.waitForServer(timeout=max(2.0, min(args.timeout, 5.0)))
     except gear.TimeoutError:
         print(f"connection error: cannot connect to {args.host}:{args.port}", file=sys.stderr)
+        gearman.shutdown()
+        return None
+    return gearman
+
+
+def client(args: c.ClientArgs) -> int:
+    gearman = _connect(_Client, args)
+    if gearman is None:
         return c.EXIT_CONNECTION
     try:
         # gear sends no OPTION_REQ on its own (Client.setOption is opt-in).
-        if not gearman.setOption("exceptions", timeout=args.timeout):
-            print("server refused OPTION_REQ exceptions: WORK_EXCEPTION will arrive as WORK_FAIL", file=sys.stderr)
+        if args.exceptions and not (
+            gearman.setOption("exceptions", timeout=min(args.timeout, _OPTION_TIMEOUT))
+            and gearman.active_connections
+            and all(b"exceptions" in conn.options for conn in gearman.active_connections)
+        ):
+            # setOption drops a connection whose server does not answer: start afresh without it.
+            print("the server did not grant OPTION_REQ exceptions: going on without it", file=sys.stderr)
+            gearman.shutdown()
+            fresh = _connect(_Client, args)
+            if fresh is None:
+                return c.EXIT_CONNECTION
+            gearman = fresh
         unique = args.unique.encode() if args.unique is not None else None
         job = gear.Job(args.function.encode(), args.data, unique=unique)
         job.result = b""
@@ -101,13 +126,8 @@ def client(args: c.ClientArgs) -> int:
 
 
 def worker(args: c.WorkerArgs) -> int:
-    gearman = gear.Worker("gearspec-driver")
-    _add_server(gearman, args)
-    try:
-        gearman.waitForServer(timeout=max(2.0, min(args.timeout, 5.0)))
-    except gear.TimeoutError:
-        print(f"connection error: cannot connect to {args.host}:{args.port}", file=sys.stderr)
-        gearman.shutdown()
+    gearman = _connect(gear.Worker, args)
+    if gearman is None:
         return c.EXIT_CONNECTION
     gearman.registerFunction(args.function)
     done = 0

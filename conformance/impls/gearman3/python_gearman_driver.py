@@ -172,6 +172,8 @@ def main() -> int:
         print("python_gearman_driver: no `gearman` module (pip install gearman3 or pygearman)", file=sys.stderr)
         return c.EXIT_USAGE
     args = c.parse(prog="python_gearman_driver")
+    if isinstance(args, c.ClientArgs) and args.exceptions:
+        c.cannot_ask_exceptions("python-gearman")
     return client(args) if isinstance(args, c.ClientArgs) else worker(args)
 
 

@@ -125,6 +125,8 @@ def worker(args: c.WorkerArgs) -> int:
 
 def main() -> int:
     args = c.parse(prog="gearman_cli_driver")
+    if isinstance(args, c.ClientArgs) and args.exceptions:
+        c.cannot_ask_exceptions("the gearman tool")
     return client(args) if isinstance(args, c.ClientArgs) else worker(args)
 
 

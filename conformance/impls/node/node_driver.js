@@ -4,8 +4,9 @@
 // through NODE_PATH (the registry points it at .peers/node/node_modules).
 //
 // The library is a thin packet layer with one connection: the driver runs the worker loop
-// itself (GRAB_JOB until NO_JOB, then PRE_SLEEP, wake on NOOP) and asks for the
-// "exceptions" option before submitting (index.js setOption).
+// itself (GRAB_JOB until NO_JOB, then PRE_SLEEP, wake on NOOP). With --exceptions it asks
+// for the "exceptions" option before submitting (index.js setOption), waiting at most 2 s
+// for OPTION_RES (python gear's geard never answers it).
 'use strict'
 
 let gearman
@@ -18,12 +19,12 @@ try {
 
 const args = process.argv.slice(2)
 const role = args.shift()
-const o = { priority: 'normal', data: '', timeout: '10', unique: null, background: false, count: null }
+const o = { priority: 'normal', data: '', timeout: '10', unique: null, background: false, exceptions: false, count: null }
 for (let i = 0; i < args.length; i++) {
   const name = args[i]
   if (!name.startsWith('--')) { fail(1, `node_driver: unexpected argument ${name}`) }
   const key = name.slice(2)
-  if (key === 'background') { o.background = true; continue }
+  if (key === 'background' || key === 'exceptions') { o[key] = true; continue }
   if (i + 1 >= args.length) { fail(1, `node_driver: ${name} needs a value`) }
   o[key] = args[++i]
 }
@@ -57,13 +58,25 @@ if (role === 'client') {
   conn.on('WORK_COMPLETE', (job) => process.stdout.write(job.payload, () => process.exit(0)))
   conn.on('WORK_FAIL', () => process.exit(3))
   conn.on('WORK_EXCEPTION', (job) => fail(4, `exception: ${job.exception.toString()}`))
-  conn.on('OPTION_RES', () => {
+  let submitted = false
+  const submit = () => {
+    if (submitted) return
+    submitted = true
     const options = { background: o.background, priority: o.priority }
     // Without a unique id the library makes up a random one (index.js submitJob).
     if (o.unique !== null) options.unique_id = o.unique
     conn.submitJob(o.function, Buffer.from(o.data, 'utf8'), options)
+  }
+  conn.on('OPTION_RES', submit)
+  conn.connect(() => {
+    if (!o.exceptions) return submit()
+    conn.setOption('exceptions')
+    setTimeout(() => {
+      if (submitted) return
+      process.stderr.write('the server did not answer OPTION_REQ exceptions within 2 s: going on without it\n')
+      submit()
+    }, 2000).unref()
   })
-  conn.connect(() => conn.setOption('exceptions'))
 } else {
   const count = o.count === null ? null : parseInt(o.count, 10)
   let done = 0

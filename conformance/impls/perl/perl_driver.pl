@@ -17,7 +17,7 @@ use Gearman::Worker;
 my $role = shift @ARGV // '';
 my %o = (priority => 'normal', data => '', timeout => 10);
 my @spec = ('host=s', 'port=i', 'function=s', 'unique=s', 'background', 'priority=s',
-            'data=s', 'count=i', 'timeout=f');
+            'data=s', 'count=i', 'timeout=f', 'exceptions');
 if (($role ne 'client' && $role ne 'worker') || !GetOptionsFromArray(\@ARGV, \%o, @spec)
     || !defined $o{host} || !defined $o{port} || !defined $o{function}) {
     print STDERR "usage: perl_driver.pl client|worker --host H --port P --function F [options]\n";
@@ -28,6 +28,9 @@ if ($o{priority} !~ /^(high|normal|low)$/) {
     exit 1;
 }
 my $server = "$o{host}:$o{port}";
+if ($role eq 'client' && $o{exceptions}) {
+    print STDERR "note: Gearman::Client cannot take exceptions from non-Perl workers: WORK_EXCEPTION arrives as WORK_FAIL\n";
+}
 
 sub can_connect {
     require IO::Socket::INET;

@@ -6,8 +6,8 @@
 
 $role = $argv[1] ?? '';
 $o = ['priority' => 'normal', 'data' => '', 'timeout' => 10.0, 'unique' => null, 'background' => false,
-      'count' => null, 'host' => null, 'port' => null, 'function' => null];
-$flags = ['background'];
+      'count' => null, 'exceptions' => false, 'host' => null, 'port' => null, 'function' => null];
+$flags = ['background', 'exceptions'];  // the extension asks for exceptions anyway (its default)
 for ($i = 2; $i < count($argv); $i++) {
     $name = $argv[$i];
     if (strncmp($name, '--', 2) !== 0) {
