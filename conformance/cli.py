@@ -302,7 +302,7 @@ def _last_failed_path() -> Path:
 
 def _target_key(args: argparse.Namespace) -> str:
     """Which target a run was against, for --last-failed (the same words the user typed)."""
-    return args.target or (f"impl:{args.impl}" if args.impl else f"server:{args.server or 'reference'}")
+    return args.target or (f"impl:{args.impl}" if args.impl else f"local:{args.local or 'reference'}")
 
 
 def _last_failed() -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from .helpers import gearspec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from .helpers import assert_clean_error, gearspec
 

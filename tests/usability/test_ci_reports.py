@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from .helpers import gearspec
 

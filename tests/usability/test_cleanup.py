@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer, start_local
+from gearspec.conformance.servers import RunningServer, start_local
 
 from .helpers import gearspec
 

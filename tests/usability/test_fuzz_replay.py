@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer, start_peer
+from gearspec.conformance.servers import RunningServer, start_server
 
 from .helpers import gearspec
 
@@ -32,7 +32,7 @@ def test_a_saved_script_replays_against_fresh_servers(reference_server: RunningS
     assert '{"fresh": ' in text  # function names are made up afresh by each replay
     assert not re.search(r'"H:(?!no-such-job)', text), text  # handles are variables
     assert any(s["op"] == "send" and s["packet"]["type"].startswith("SUBMIT") for s in steps)
-    fresh_reference = start_peer("reference")
+    fresh_reference = start_server("reference")
     try:
         for server, expected in ((reference_server, 1), (fresh_reference, 1), (gearmand, 0), (gearmand, 0)):
             # Twice against gearmand: the first replay's jobs do not meet the second's.

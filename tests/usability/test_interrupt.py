@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 GEARSPEC = [sys.executable, "-m", "gearspec"]
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
 from .helpers import assert_clean_error, gearspec
 

@@ -11,7 +11,7 @@ import pytest
 from gearspec.conformance.drivers import DRIVERS
 from gearspec.conformance.impls import load_registry
 from gearspec.conformance.interop import SCENARIOS, run_matrix
-from gearspec.conformance.launch import RunningServer, peer_available
+from gearspec.conformance.servers import RunningServer, server_available
 
 from .helpers import gearspec
 
@@ -33,7 +33,7 @@ def test_the_reference_client_carries_on_without_an_unanswered_option(gear_serve
     assert "did not answer OPTION_REQ exceptions within 2s; carrying on without it" in result.stderr
 
 
-@pytest.mark.skipif(not peer_available("gear") or not DRIVERS["gear"].available(), reason="needs python gear")
+@pytest.mark.skipif(not server_available("gear") or not DRIVERS["gear"].available(), reason="needs python gear")
 def test_gear_client_against_gear_server_passes_what_it_really_passes() -> None:
     matrix = run_matrix(load_registry(), ["gear"], ["gear", "reference"], timeout=10)
     for client in ("gear", "reference"):

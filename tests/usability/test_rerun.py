@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from gearspec.conformance.launch import peer_available
+from gearspec.conformance.servers import server_available
 
 from .helpers import gearspec
 
@@ -19,7 +19,7 @@ from .helpers import gearspec
 CASES = ("framing/type/4", "admin/create_function/1", "admin/cancel_job/3", "exceptions/forward/3")
 
 
-@pytest.mark.skipif(not peer_available("gearmand"), reason="needs gearmand (scripts/install-peers.sh)")
+@pytest.mark.skipif(not server_available("gearmand"), reason="needs gearmand (scripts/install-peers.sh)")
 def test_each_rerun_line_of_a_failing_run_reproduces_the_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     expect = tmp_path / "known.toml"
     expect.write_text('[[deviation]]\ncase = "exceptions/forward/3"\nreason = "WORK_FAIL with a trailing NUL"\n')

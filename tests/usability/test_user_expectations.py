@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from gearspec.conformance.launch import RunningServer
+from gearspec.conformance.servers import RunningServer
 
-from gearspec.cli import SUBCOMMANDS
+from gearspec.cli import commands
 from gearspec.codec import Packet
 from gearspec.wire.pcap import PcapWriter, TcpConversation
 
@@ -85,7 +85,7 @@ def test_fuzz_prints_progress_while_it_runs(reference_server: RunningServer) -> 
     assert "gearspec fuzz: model: " in model.stderr and " runs, " in model.stderr
 
 
-@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
+@pytest.mark.parametrize("command", sorted(commands()))
 def test_every_help_has_examples_and_exit_codes(command: str) -> None:
     result = gearspec(command, "--help")
     assert result.returncode == 0
