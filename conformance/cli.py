@@ -41,7 +41,6 @@ from gearspec.conformance.runner import (
     builtin_profiles,
     check_reachable,
     load_expectations,
-    probe_target,
     run_cases,
 )
 
@@ -244,9 +243,19 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     if unreachable is not None:
         print(f"gearspec test: cannot reach {target.address}: {unreachable}", file=sys.stderr)
         return 2
-    problem = probe_target(target, timeout=min(3.0, max(0.5, args.wait)), barrier=config.expectations.barrier)
-    if problem is not None:
-        print(f"gearspec test: warning: {problem}; running every case anyway", file=sys.stderr)
+    # What the target answers (ECHO, GET_STATUS, grab packets, submit variants), once: cases
+    # pick their round trips and setup steps from it instead of blaming a missing feature.
+    capabilities = config.probe(target)
+    if not capabilities.responsive:
+        print(
+            f"gearspec test: warning: {target.address} did not answer ECHO_REQ, GET_STATUS or any other "
+            f"probe within {min(config.wait, 1.0):g} s; running every case anyway", file=sys.stderr,
+        )
+    elif config.barrier is None:
+        print(
+            f"gearspec test: warning: {target.address} answers neither ECHO_REQ nor GET_STATUS; cases "
+            "that need a round trip end unsupported", file=sys.stderr,
+        )
     packets, admin = uncovered(all_cases())
     if (packets or admin) and not (args.select or args.exclude):
         print(f"gearspec test: note: not exercised by any case: {', '.join(packets + admin)}", file=sys.stderr)
@@ -256,6 +265,7 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
         f"[{config.expectations.name}; grab {config.grab_type.name}; -j {args.jobs}; seed {config.seed}]",
         file=stream,
     )
+    print(f"gearspec test: probed: {capabilities.summary()}", file=stream)
     started = time.monotonic()
     results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=progress.update)
     elapsed = time.monotonic() - started

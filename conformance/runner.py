@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gearspec.conformance.capabilities import Capabilities, detect_capabilities
 from gearspec.conformance.harness import (
     CONNECT_TIMEOUT,
     DEFAULT_WAIT,
@@ -79,7 +80,7 @@ class Expectations:
 
     name: str = "unnamed target"
     grab: PacketType | None = None
-    barrier: str = "echo"
+    barrier: str | None = None  # None: the round trip the target was seen to answer
     deviations: tuple[Deviation, ...] = ()
     source: str = ""
 
@@ -110,7 +111,7 @@ def load_expectations(path: str | Path) -> Expectations:
         [target]
         name = "gearmand 1.1.20"
         grab = "GRAB_JOB"            # optional: the grab packet generic cases use
-        barrier = "echo"             # optional: "status" for targets without ECHO
+        barrier = "echo"             # optional: force "echo" or "status" (default: probed)
 
         [[deviation]]
         case = "admin/version/1"     # an ID or a glob
@@ -133,8 +134,8 @@ def load_expectations(path: str | Path) -> Expectations:
         raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a packet type") from None
     if grab_type is not None and not grab_type.spec.grab:
         raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a GRAB_* packet")
-    barrier = target.get("barrier", "echo")
-    if barrier not in ("echo", "status"):
+    barrier = target.get("barrier")
+    if barrier not in (None, "echo", "status"):
         raise ExpectationsError(f"{path}: [target] barrier must be 'echo' or 'status', not {barrier!r}")
     deviations = []
     for i, row in enumerate(data.get("deviation", [])):
@@ -178,6 +179,8 @@ class RunConfig:
     expectations: Expectations = field(default_factory=Expectations)
     grab: PacketType | None = None  # overrides the profile's grab packet
     destructive: bool = False
+    # What the target answers (probed once by `run_cases`, or given); None: not probed yet.
+    capabilities: Capabilities | None = None
 
     def __post_init__(self) -> None:
         if not self.run_token:
@@ -186,7 +189,28 @@ class RunConfig:
 
     @property
     def grab_type(self) -> PacketType:
-        return self.grab or self.expectations.grab or PacketType.GRAB_JOB
+        """The --grab option, else the profile's, else the first grab packet the target answers."""
+        detected = self.capabilities.grab if self.capabilities is not None else None
+        return self.grab or self.expectations.grab or detected or PacketType.GRAB_JOB
+
+    @property
+    def barrier(self) -> str | None:
+        """The profile's barrier, else the round trip the target answers (None: neither)."""
+        if self.expectations.barrier is not None:
+            return self.expectations.barrier
+        return self.capabilities.barrier if self.capabilities is not None else "echo"
+
+    def probe(self, target: Target) -> Capabilities:
+        """Probe the target once (later calls return the first result)."""
+        with _PROBE_LOCK:
+            if self.capabilities is None:
+                self.capabilities = detect_capabilities(
+                    target.host, target.port, wait=min(self.wait, 1.0), token=self.run_token
+                )
+        return self.capabilities
+
+
+_PROBE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -228,9 +252,10 @@ class Result:
 def run_case(case: Case, target: Target, config: RunConfig) -> Result:
     """Run one case in the calling thread; never raises for anything the target does."""
     timeout = max(config.timeout, case.timeout or 0.0)
+    capabilities = config.probe(target)
     session = Session(
         case, target, timeout=timeout, wait=min(config.wait, timeout), seed=config.seed,
-        run_token=config.run_token, grab_type=config.grab_type, barrier=config.expectations.barrier,
+        run_token=config.run_token, grab_type=config.grab_type, barrier=config.barrier, capabilities=capabilities,
     )
     result = Result(case, Outcome.PASS)
     started = time.monotonic()
@@ -284,6 +309,7 @@ def run_cases(
     Cases marked `serial` run alone after the others; destructive ones run last. A case
     stuck beyond its timeout (plus a grace) is abandoned as an error so the run goes on.
     """
+    config.probe(target)  # once, before the cases' threads start
     parallel = [c for c in cases if not c.serial and not c.destructive]
     serial = [c for c in cases if c.serial and not c.destructive]
     last = [c for c in cases if c.destructive]
