@@ -166,7 +166,12 @@ def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0
         conn = _Probe(address, wait)
         try:
             conn.sock.sendall(b"status\n")
-            return isinstance(conn.next_event(), AdminLine)
+            line = conn.next_event()
+            # A status row (4 tab-separated fields), the end of an empty listing, or an ERR
+            # line: the admin protocol; anything else (an HTTP error page) is not.
+            return isinstance(line, AdminLine) and (
+                line.text == b"." or line.text.count(b"\t") == 3 or line.text.startswith(b"ERR ")
+            )
         finally:
             conn.close()
 

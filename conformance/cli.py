@@ -29,9 +29,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from gearspec.conformance import reports
 from gearspec.conformance.harness import CONNECT_TIMEOUT, Target
+from gearspec.conformance.lifecycle import TargetControl
 from gearspec.conformance.registry import Case, CaseModuleError, all_cases, select_cases, uncovered
 from gearspec.conformance.runner import (
     Expectations,
@@ -72,6 +74,7 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     run.add_argument("-j", "--jobs", type=int, default=min(8, (os.cpu_count() or 1) * 2), metavar="N", help="cases run in parallel (default %(default)s)")
     run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
     run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
+    run.add_argument("--restart-command", metavar="CMD", help="a shell command that restarts an external target (at the same address): a crash is then recorded and the run goes on, and durability cases can run")
     run.add_argument("--seed", default=None, help="seed for names and data (default: random per run; set it to reproduce a trace)")
     out = parser.add_argument_group("reports")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML")
@@ -133,8 +136,11 @@ def run_test(args: argparse.Namespace) -> int:
         run_token=args.seed[:4] if args.seed else "",
     )
     try:
-        with _open_target(args) as (target, label):
-            return _run(args, cases, target, label, config)
+        with _open_target(args) as (target, label, control):
+            try:
+                return _run(args, cases, target, label, config, control)
+            finally:
+                control.close()
     except _TargetError as exc:
         print(f"gearspec test: {exc}", file=sys.stderr)
         return 2
@@ -158,8 +164,15 @@ class _TargetError(RuntimeError):
 
 
 @contextlib.contextmanager
-def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
-    """The target to test: HOST:PORT, a Docker target, or a local server started here."""
+def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str, TargetControl]]:
+    """The target to test: HOST:PORT, a Docker target, or a local server started here, with
+    the control that watches it (and restarts it: a local server, or --restart-command)."""
+
+    def watched(target: Target) -> TargetControl:
+        if args.restart_command:
+            return TargetControl.for_command(target, args.restart_command)
+        return TargetControl(target, _logs=target.logs)
+
     spec = args.target
     if args.impl and spec is None:
         spec = f"impl:{args.impl}"
@@ -179,18 +192,20 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
             stack.push(opened)
             if isinstance(found, tuple):  # (host, port, logs) form
                 logs = found[2] if len(found) > 2 else None
-                yield Target(found[0], int(found[1]), logs), spec
+                target = Target(found[0], int(found[1]), logs)
+                yield target, spec, watched(target)
             else:
-                yield Target(found.host, int(found.port), getattr(found, "logs", None)), getattr(found, "description", spec)
+                target = Target(found.host, int(found.port), getattr(found, "logs", None))
+                yield target, getattr(found, "description", spec), watched(target)
         return
     if spec is not None:  # an empty --target is an error, not "start the reference server"
         try:
             parsed = Target.parse(spec)
         except ValueError as exc:
             raise _TargetError(str(exc)) from None
-        yield parsed, spec  # outside the try: a ValueError from the run is not a bad address
+        yield parsed, spec, watched(parsed)  # outside the try: a ValueError from the run is not a bad address
         return
-    from gearspec.conformance.launch import LaunchError, start_peer
+    from gearspec.conformance.launch import PEER_COMMANDS, LaunchError, start_peer
 
     name = args.server or "reference"
     try:
@@ -199,7 +214,8 @@ def _open_target(args: argparse.Namespace) -> Iterator[tuple[Target, str]]:
         hint = "" if name != "reference" else "\n(try --server gearmand, or --target HOST:PORT)"
         raise _TargetError(f"cannot start the {name} server: {exc}{hint}") from None
     try:
-        yield Target(server.host, server.port, server.log), f"{name} (started on {server.address})"
+        control = TargetControl.for_process(server, PEER_COMMANDS[name])
+        yield control.target, f"{name} (started on {server.address})", control
     finally:
         server.stop()
 
@@ -236,7 +252,9 @@ def _rerun_command(args: argparse.Namespace, case: Case, target_label: str) -> s
     return shlex.join(parts)
 
 
-def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig) -> int:
+def _run(
+    args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig, control: TargetControl
+) -> int:
     stream = sys.stdout
     # One connect before any case: a dead address gets one clear line, not 267 errors.
     unreachable = check_reachable(target, timeout=min(CONNECT_TIMEOUT, args.timeout))
@@ -267,7 +285,7 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     )
     print(f"gearspec test: probed: {capabilities.summary()}", file=stream)
     started = time.monotonic()
-    results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=progress.update)
+    results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=progress.update, control=control)
     elapsed = time.monotonic() - started
     progress.finish()
     run = reports.RunInfo(
@@ -275,6 +293,7 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
         elapsed=elapsed, grab=config.grab_type.name, server_log=_server_log(target),
     )
     reports.print_summary(results, run, stream, verbose=args.verbose, rerun=lambda c: _rerun_command(args, c, label))
+    _print_deaths(control, stream)
     for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):
         if path:
             try:
@@ -282,4 +301,27 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
             except OSError as exc:
                 print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
                 return 2
-    return 1 if any(r.counts_against(config.strict) for r in results) else 0
+    stopped = control.stopped is not None
+    return 1 if stopped or any(r.counts_against(config.strict) for r in results) else 0
+
+
+def _print_deaths(control: TargetControl, stream: TextIO) -> None:
+    """One line per crash the run survived, and why it stopped when the target stayed dead."""
+    for crash in control.crashes:
+        print(f"gearspec test: the target crashed during {crash.case_ids[0]} ({crash.how}); restarted it and went on", file=stream)
+        _print_log_tail(crash.log, stream)
+    if control.stopped is not None:
+        during = " or ".join(control.stopped.case_ids)
+        print(
+            f"gearspec test: the target died during {during} ({control.stopped.how}) and gearspec cannot restart it "
+            f"(give --restart-command); {len(control.not_run)} cases not run", file=stream,
+        )
+        _print_log_tail(control.stopped.log, stream)
+
+
+def _print_log_tail(log: str, stream: TextIO, lines: int = 10) -> None:
+    tail = log.strip().splitlines()[-lines:]
+    if tail:
+        print("  server log (last lines):", file=stream)
+        for line in tail:
+            print(f"    {line}", file=stream)

@@ -34,6 +34,7 @@ from gearspec.conformance.harness import (
     Target,
     TraceEntry,
 )
+from gearspec.conformance.lifecycle import Crash, RestartError, TargetControl
 from gearspec.conformance.registry import Case, Level
 
 from gearspec.admin import AdminError
@@ -303,13 +304,21 @@ def run_cases(
     config: RunConfig,
     jobs: int = 1,
     on_result: Callable[[Result], None] | None = None,
+    control: TargetControl | None = None,
 ) -> list[Result]:
     """Run cases, `jobs` at a time, in ID order of results.
 
     Cases marked `serial` run alone after the others; destructive ones run last. A case
     stuck beyond its timeout (plus a grace) is abandoned as an error so the run goes on.
+
+    After each case the target is checked (`control`; by default a TCP connect). When it
+    died, the cases that were running are rerun one at a time on a restarted target to find
+    the one that kills it, which ends as a failure "the target crashed" with the server's
+    log; the run goes on. When the target cannot be restarted, the run stops there:
+    `control.stopped` says during which case(s), and the cases not run get no result.
     """
-    config.probe(target)  # once, before the cases' threads start
+    control = control if control is not None else TargetControl(target)
+    config.probe(control.target)  # once, before the cases' threads start
     parallel = [c for c in cases if not c.serial and not c.destructive]
     serial = [c for c in cases if c.serial and not c.destructive]
     last = [c for c in cases if c.destructive]
@@ -320,30 +329,39 @@ def run_cases(
         if on_result is not None:
             on_result(result)
 
-    _run_batch(parallel, target, config, max(1, jobs), finish)
-    _run_batch(serial, target, config, 1, finish)
-    _run_batch(last, target, config, 1, finish)
-    return [results[c.id] for c in cases]
+    for batch, width in ((parallel, max(1, jobs)), (serial, 1), (last, 1)):
+        if control.stopped is None:
+            _run_batch(batch, control, config, width, finish)
+    control.not_run = [c.id for c in cases if c.id not in results]
+    return [results[c.id] for c in cases if c.id in results]
+
+
+_GRACE = 3.0  # seconds past its timeout before a stuck case is abandoned
 
 
 def _run_batch(
-    cases: Sequence[Case], target: Target, config: RunConfig, jobs: int, finish: Callable[[Result], None]
+    cases: Sequence[Case], control: TargetControl, config: RunConfig, jobs: int, finish: Callable[[Result], None]
 ) -> None:
     todo = list(cases)
     done: queue.Queue[Result] = queue.Queue()
     running: dict[str, tuple[Case, float]] = {}
-    grace = 3.0
 
     def work(case: Case) -> None:
-        done.put(run_case(case, target, config))
+        done.put(run_case(case, control.target, config))
+
+    def start(case: Case) -> None:
+        running[case.id] = (case, time.monotonic() + max(config.timeout, case.timeout or 0.0) + _GRACE)
+        # Daemon threads: a case stuck outside the harness cannot keep the process alive.
+        threading.Thread(target=work, args=(case,), name=f"case {case.id}", daemon=True).start()
+
+    def abandon(case: Case, late: float) -> Result:
+        stuck = Result(case, Outcome.ERROR, f"abandoned: still running {late:.0f} s after its timeout")
+        stuck.deviation = config.expectations.find(case.id)
+        return stuck
 
     while todo or running:
         while todo and len(running) < jobs:
-            case = todo.pop(0)
-            limit = max(config.timeout, case.timeout or 0.0) + grace
-            running[case.id] = (case, time.monotonic() + limit)
-            # Daemon threads: a case stuck outside the harness cannot keep the process alive.
-            threading.Thread(target=work, args=(case,), name=f"case {case.id}", daemon=True).start()
+            start(todo.pop(0))
         next_deadline = min(deadline for _, deadline in running.values())
         try:
             result = done.get(timeout=max(0.01, next_deadline - time.monotonic()))
@@ -352,13 +370,113 @@ def _run_batch(
             for case_id, (case, deadline) in list(running.items()):
                 if deadline <= now:
                     del running[case_id]
-                    stuck = Result(case, Outcome.ERROR, f"abandoned: still running {deadline - now + grace:.0f} s after its timeout")
-                    stuck.deviation = config.expectations.find(case.id)
-                    finish(stuck)
+                    finish(abandon(case, deadline - now + _GRACE))
             continue
-        if result.case.id in running:
-            del running[result.case.id]
+        if result.case.id not in running:
+            continue
+        del running[result.case.id]
+        how = _target_dead(control, config, result)
+        if how is None:
             finish(result)
+            continue
+        # The target died during this case or one running beside it: let those end (their
+        # verdicts are about a dead server), then find out which case it was.
+        suspects = [result.case] + [case for case, _ in running.values()]
+        first = {result.case.id: result}
+        while running:
+            try:
+                other = done.get(timeout=max(0.01, min(d for _, d in running.values()) - time.monotonic()))
+            except queue.Empty:
+                break
+            if other.case.id in running:
+                del running[other.case.id]
+                first[other.case.id] = other
+        running.clear()
+        if not _after_death(suspects, first, how, control, config, finish):
+            return
+
+
+def _target_dead(control: TargetControl, config: RunConfig, after: Result) -> str | None:
+    """How the target died during or after `after`, or None while it lives.
+
+    After a failure or error, alive also means answering a round trip (a server may accept
+    connections and never answer again), unless it never answered one to begin with.
+    """
+    if after.outcome not in (Outcome.FAIL, Outcome.ERROR):
+        return control.exited()  # it answered the case: only a process exit is worth a look
+    round_trip = None
+    if config.capabilities is not None and config.capabilities.responsive:
+        barrier = config.barrier or "echo"
+
+        def round_trip(target: Target) -> bool:
+            # Patient: a busy single-threaded server (gear) accepts slowly under load.
+            return probe_target(target, timeout=max(CONNECT_TIMEOUT, config.wait), barrier=barrier) is None
+
+    return control.dead(round_trip)
+
+
+def _after_death(
+    suspects: list[Case],
+    first: dict[str, Result],
+    how: str,
+    control: TargetControl,
+    config: RunConfig,
+    finish: Callable[[Result], None],
+) -> bool:
+    """Restart the target and rerun `suspects` one at a time, recording the crash against
+    the case after which it dies again. False when the run must stop (no restart)."""
+    log = control.logs()
+    if not control.can_restart:
+        if len(suspects) == 1:
+            finish(_crashed(first[suspects[0].id], how, log, config))
+        else:
+            for case in suspects:
+                if case.id in first:
+                    finish(first[case.id])
+        control.stopped = Crash(tuple(c.id for c in suspects), how, log)
+        return False
+
+    def revive() -> bool:
+        try:
+            if control.dead() is not None:
+                control.restart()
+            return True
+        except RestartError as exc:
+            control.stopped = Crash(tuple(c.id for c in suspects), f"{how}; {exc}", log)
+            return False
+
+    for case in suspects:
+        if not revive():
+            return False
+        result = run_case(case, control.target, config)
+        died = _target_dead(control, config, result)
+        if died is None:
+            finish(result)
+            continue
+        if result.outcome in (Outcome.PASS, Outcome.INFORMATIONAL, Outcome.NON_STRICT):
+            # It asked the target to stop (admin shutdown) and it did: not a crash.
+            result.notes.append(f"the target stopped after this case ({died}); restarted")
+            finish(result)
+            continue
+        crash_log = control.logs()
+        control.crashes.append(Crash((case.id,), died, crash_log))
+        finish(_crashed(result, died, crash_log, config))
+    return revive()
+
+
+def _crashed(result: Result, how: str, log: str, config: RunConfig) -> Result:
+    """`result` turned into the record of a crash: a failure naming how the target died."""
+    crash = Result(
+        result.case, Outcome.FAIL, f"the target crashed during this case: {how}",
+        expected="the server survives the case", actual=f"the server {how}",
+        duration=result.duration, trace=result.trace, notes=list(result.notes),
+    )
+    if result.message:
+        crash.notes.append(f"the case saw: {result.message}")
+    if log.strip():
+        crash.notes.append("server log (last lines):\n" + "\n".join(log.strip().splitlines()[-40:]))
+    crash.deviation = config.expectations.find(result.case.id)
+    return crash
 
 
 def check_reachable(target: Target, timeout: float = CONNECT_TIMEOUT) -> str | None:
