@@ -529,6 +529,9 @@ class Session:
     grab_type: PacketType = PacketType.GRAB_JOB
     barrier: str | None = "echo"  # or "status": how `conn.sync()` makes a round trip; None: neither works
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # Restarts the target (hard=True: kill it first) and returns its new address; None when
+    # gearspec cannot restart it (see conformance/lifecycle.py).
+    restarter: Callable[[bool], Target] | None = None
     trace: list[TraceEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     conns: list[Conn] = field(default_factory=list)
@@ -565,6 +568,22 @@ class Session:
     @property
     def barrier_reply(self) -> str:
         return "STATUS_RES" if self.barrier == "status" else "ECHO_RES"
+
+    def restart_target(self, hard: bool = False) -> None:
+        """Restart the target (a clean stop, or `hard`: killed); later connections go to it.
+
+        Ends the case unsupported when gearspec cannot restart the target.
+        """
+        if self.restarter is None:
+            self.unsupported("needs a target gearspec can restart: --server NAME, or --restart-command CMD")
+        self._record("", "event", f"restarting the target ({'killed' if hard else 'stopped cleanly'})")
+        for conn in self.conns:
+            conn.close()
+        try:
+            self.target = self.restarter(hard)
+        except Exception as exc:  # RestartError, or a launch failure: the case cannot go on
+            raise CaseEnd(Outcome.ERROR, f"cannot restart the target: {exc}") from None
+        self._record("", "event", f"restarted at {self.target.address}")
 
     # -- connections -----------------------------------------------------------------------
     def connect(self, label: str = "conn") -> Conn:

@@ -48,6 +48,14 @@ PEER_COMMANDS: dict[str, list[str]] = {
         "/usr/sbin/gearmand", "--listen={host}", "--port=0",
         "--log-file={log}", "--pid-file={dir}/gearmand.pid", "--verbose=WARNING",
     ],
+    # Persistent queues in {dir}, which a restart by gearspec keeps (durability/*).
+    "reference-sqlite": [
+        sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "0", "--queue", "sqlite:{dir}/queue.db",
+    ],
+    "gearmand-sqlite": [
+        "/usr/sbin/gearmand", "--listen={host}", "--port=0", "--threads=0", "--queue-type=libsqlite3",
+        "--libsqlite3-db={dir}/queue.db", "--log-file={log}", "--pid-file={dir}/gearmand.pid", "--verbose=WARNING",
+    ],
     "perl": ["/usr/bin/gearmand", "--listen={host}", "--port=0"],
     "gear": ["geard", "-d", "-p", "0", "--listen-address", "{host}", "--log-config", "{dir}/gear-log.conf"],
 }
@@ -75,7 +83,7 @@ def peer_available(name: str) -> bool:
     """True when the peer's program is installed on this machine."""
     argv = PEER_COMMANDS[name]
     program = argv[0]
-    if name == "reference":
+    if name.startswith("reference"):
         return True
     return shutil.which(program) is not None or Path(program).exists()
 

@@ -72,7 +72,7 @@ class TargetControl:
 
     target: Target
     _exit_code: Callable[[], int | None] | None = None  # a started process: its status, None while alive
-    _restart: Callable[[], Target] | None = None
+    _restart: Callable[[bool], Target] | None = None  # (hard: SIGKILL rather than a clean stop)
     _logs: Callable[[], str] | None = None
     _close: Callable[[], None] | None = None  # stops what a restart started
     crashes: list[Crash] = field(default_factory=list)  # survived: restarted after each
@@ -118,12 +118,16 @@ class TargetControl:
         except Exception as exc:  # a log we cannot read must not stop the run
             return f"(server log unavailable: {exc})"
 
-    def restart(self) -> Target:
-        """Start the target again (same queue, same files); returns its new address."""
+    def restart(self, hard: bool = False) -> Target:
+        """Start the target again (same queue, same files); returns its new address.
+
+        `hard`: kill it first (SIGKILL, a crash) rather than stop it cleanly (SIGTERM); a
+        --restart-command does what it does either way.
+        """
         if self._restart is None:
             raise RestartError("gearspec did not start this target and has no --restart-command")
         with self._lock:
-            self.target = self._restart()
+            self.target = self._restart(hard)
             return self.target
 
     def close(self) -> None:
@@ -148,8 +152,11 @@ class TargetControl:
         def logs() -> str:
             return holder["server"].log()
 
-        def restart() -> Target:
+        def restart(hard: bool) -> Target:
             old = holder["server"]
+            if hard:
+                old.kill(signal.SIGKILL)
+                old.process.wait(10)
             owns, old._owns_workdir = old._owns_workdir, False  # keep the folder: the queue file lives there
             old.stop()
             old._owns_workdir = owns
@@ -173,7 +180,7 @@ class TargetControl:
         """An external target restarted by a shell command (`--restart-command`); it must come
         back at the same address within `timeout`."""
 
-        def restart() -> Target:
+        def restart(hard: bool) -> Target:
             done = subprocess.run(command, shell=True, capture_output=True, timeout=timeout, check=False)
             if done.returncode != 0:
                 why = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()[-1:] or [""]

@@ -250,13 +250,17 @@ class Result:
         return level.counts or (strict and level is Level.SHOULD)
 
 
-def run_case(case: Case, target: Target, config: RunConfig) -> Result:
-    """Run one case in the calling thread; never raises for anything the target does."""
+def run_case(case: Case, target: Target, config: RunConfig, control: TargetControl | None = None) -> Result:
+    """Run one case in the calling thread; never raises for anything the target does.
+
+    `control`: lets the case restart the target (durability cases), when it can.
+    """
     timeout = max(config.timeout, case.timeout or 0.0)
     capabilities = config.probe(target)
     session = Session(
         case, target, timeout=timeout, wait=min(config.wait, timeout), seed=config.seed,
         run_token=config.run_token, grab_type=config.grab_type, barrier=config.barrier, capabilities=capabilities,
+        restarter=control.restart if control is not None and control.can_restart else None,
     )
     result = Result(case, Outcome.PASS)
     started = time.monotonic()
@@ -347,7 +351,7 @@ def _run_batch(
     running: dict[str, tuple[Case, float]] = {}
 
     def work(case: Case) -> None:
-        done.put(run_case(case, control.target, config))
+        done.put(run_case(case, control.target, config, control))
 
     def start(case: Case) -> None:
         running[case.id] = (case, time.monotonic() + max(config.timeout, case.timeout or 0.0) + _GRACE)
@@ -448,7 +452,7 @@ def _after_death(
     for case in suspects:
         if not revive():
             return False
-        result = run_case(case, control.target, config)
+        result = run_case(case, control.target, config, control)
         died = _target_dead(control, config, result)
         if died is None:
             finish(result)
