@@ -137,12 +137,14 @@ class TargetControl:
 
     # -- the ways gearspec can restart a target ----------------------------------------------
     @classmethod
-    def for_process(cls, server: RunningServer, argv: list[str] | None = None) -> TargetControl:
+    def for_process(
+        cls, server: RunningServer, argv: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> TargetControl:
         """A server gearspec started as a local process: restarted with the same command line
         and working folder (so a queue file there survives), on a new ephemeral port.
 
-        `argv` is the command as given to `start_local` (with its {placeholders}); without it
-        the process is watched but not restarted.
+        `argv` and `env` are as given to `start_local` (with its {placeholders}); without
+        `argv` the process is watched but not restarted.
         """
         holder = {"server": server}
 
@@ -162,7 +164,7 @@ class TargetControl:
             old._owns_workdir = owns
             assert argv is not None
             try:
-                new = start_local(argv, name=old.name, host=old.host, workdir=old.workdir)
+                new = start_local(argv, name=old.name, host=old.host, workdir=old.workdir, env=env)
             except LaunchError as exc:
                 raise RestartError(f"cannot restart {old.name}: {exc}") from None
             new._owns_workdir = False  # the first server's owner removes the folder

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "work": ("gearspec.reference.client_cli", "run a worker that pipes jobs through a command"),
     "admin": ("gearspec.reference.client_cli", "send admin commands (like gearadmin)"),
     "fuzz": ("gearspec.fuzz.cli", "fuzz a job server over the network"),
+    "diff": ("gearspec.conformance.diff", "run the same scripts against several servers and print the differences"),
     "interop": ("gearspec.conformance.interop", "run every client against every server"),
     "dissect": ("gearspec.wire.cli", "decode Gearman traffic in a pcap file"),
     "proxy": ("gearspec.wire.cli", "a validating proxy between Gearman peers"),

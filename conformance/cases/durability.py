@@ -139,5 +139,5 @@ def completed_stays_done(s: Session) -> None:
     worker.sync()  # the completion is processed before the restart
     got = _survivors(s, fn, [done, kept], hard=False)
     if done in got:
-        s.fail("only the job not yet completed after the restart", f"got {got!r} (the completed one came back)")
+        s.fail("only the job not yet completed after the restart", f"{got!r} (the completed one came back)")
     s.check_equal(got, [kept], "jobs after the restart")
