@@ -10,8 +10,9 @@ reference/broker.py, reference/server.py or reference/store.py: a flipped compar
 swapped and/or, a negated condition, a constant off by one, a True/False swapped, an
 arithmetic operator swapped, a dropped statement. Each mutant goes into a temporary copy of
 the package (the working tree is never touched); the mutated reference server is started
-with a sqlite queue (so durability cases can restart it) and the whole suite runs against it
-in-process with the reference profile, strict. The mutant is killed when any case counts
+with a sqlite queue (so durability cases can restart it) and GEARSPEC_PURE_PYTHON=1 (so its
+Python framing path, not the C one, serves), and the whole suite runs against it in-process
+with the reference profile, strict. The mutant is killed when any case counts
 against it (or the server cannot start, or the run outlives --mutant-timeout); else it
 survives. Mutants listed as equivalent or unobservable from the wire in docs/conformance.md
 ("Equivalent and unobservable mutants") are left out of the score.
@@ -241,7 +242,9 @@ def run_mutant(site: Path, mutant: Mutant | None, jobs: int, limit: float, wait:
     original = (ROOT / "reference" / module.name).read_text()
     module.write_text(mutate(original, mutant.index) if mutant else ast.unparse(ast.parse(original)))
     argv = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "0", "--queue", "sqlite:{dir}/queue.db"]
-    env = {"PYTHONPATH": str(site)}
+    # Pure Python: the C framing loop (gearspec._speedups) would otherwise take the packets
+    # before the Python fast path in server.py, which is what a mutant there changes.
+    env = {"PYTHONPATH": str(site), "GEARSPEC_PURE_PYTHON": "1"}
     try:
         return _run_suite(argv, env, jobs, limit, wait)
     finally:

@@ -45,12 +45,12 @@ def _take_all(s: Session, worker: Conn, limit: int) -> list[Packet]:
 def _survivors(s: Session, fn: str, sent: list[bytes], hard: bool) -> list[bytes]:
     """Restart, then take every job of `fn`: their data in assignment order.
 
-    Ends unsupported when none came back (no persistent queue); fails on a duplicate or on
-    data that was never sent.
+    Ends unsupported when none came back after a clean restart (no persistent queue); fails
+    on a duplicate or on data that was never sent.
     """
     s.restart_target(hard=hard)
     got = [job["data"] for job in _take_all(s, s.worker(fn), len(sent))]
-    if not got:
+    if not got and not hard:
         s.unsupported(
             f"no persistent queue: none of the {len(sent)} acknowledged background jobs came back after the restart"
         )
@@ -80,6 +80,12 @@ def _lost_case(number: int, topic: str, hard: bool) -> None:
         timeout=30.0,
     )
     def survive(s: Session) -> None:
+        if hard:
+            # Show first that the queue persists at all (a clean restart keeps a job), so that
+            # losing every job to SIGKILL is a failure, not "no persistent queue".
+            probe_fn, probe = s.name("probe"), b"probe-" + s.token().encode()
+            _queue(s, probe_fn, [(T.SUBMIT_JOB_BG, probe)])
+            _survivors(s, probe_fn, [probe], hard=False)
         fn = s.name("fn")
         sent = [b"job-%d-" % i + s.token().encode() for i in range(5)]
         _queue(s, fn, [(T.SUBMIT_JOB_BG, data) for data in sent])
