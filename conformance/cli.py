@@ -75,6 +75,7 @@ def configure_test(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
     run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
     run.add_argument("--restart-command", metavar="CMD", help="a shell command that restarts an external target (at the same address): a crash is then recorded and the run goes on, and durability cases can run")
+    run.add_argument("--durable", action="store_true", help="the target has a persistent queue: durability cases fail, rather than end unsupported, when no job survives a restart")
     run.add_argument("--seed", default=None, help="seed for names and data (default: random per run; set it to reproduce a trace)")
     out = parser.add_argument_group("reports")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML")
@@ -132,7 +133,7 @@ def run_test(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else f"{int.from_bytes(os.urandom(4), 'big'):08x}"
     config = RunConfig(
         timeout=args.timeout, wait=args.wait, seed=seed, strict=args.strict, expectations=expectations,
-        grab=PacketType[args.grab] if args.grab else None, destructive=args.destructive,
+        grab=PacketType[args.grab] if args.grab else None, destructive=args.destructive, durable=args.durable,
         run_token=args.seed[:4] if args.seed else "",
     )
     try:

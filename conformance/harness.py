@@ -532,6 +532,7 @@ class Session:
     # Restarts the target (hard=True: kill it first) and returns its new address; None when
     # gearspec cannot restart it (see conformance/lifecycle.py).
     restarter: Callable[[bool], Target] | None = None
+    durable: bool = False  # the target is said to have a persistent queue (--durable)
     trace: list[TraceEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     conns: list[Conn] = field(default_factory=list)

@@ -180,6 +180,8 @@ class RunConfig:
     expectations: Expectations = field(default_factory=Expectations)
     grab: PacketType | None = None  # overrides the profile's grab packet
     destructive: bool = False
+    # The target has a persistent queue: losing every job across a restart fails durability/*.
+    durable: bool = False
     # What the target answers (probed once by `run_cases`, or given); None: not probed yet.
     capabilities: Capabilities | None = None
 
@@ -260,7 +262,7 @@ def run_case(case: Case, target: Target, config: RunConfig, control: TargetContr
     session = Session(
         case, target, timeout=timeout, wait=min(config.wait, timeout), seed=config.seed,
         run_token=config.run_token, grab_type=config.grab_type, barrier=config.barrier, capabilities=capabilities,
-        restarter=control.restart if control is not None and control.can_restart else None,
+        restarter=control.restart if control is not None and control.can_restart else None, durable=config.durable,
     )
     result = Result(case, Outcome.PASS)
     started = time.monotonic()

@@ -207,7 +207,10 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
 
 
 def equivalent_ids() -> dict[str, str]:
-    """Mutants listed in docs/conformance.md as equivalent or unobservable: ID -> reason."""
+    """Mutants listed in docs/conformance.md as equivalent or unobservable: ID glob -> reason.
+
+    A row's first cell is a mutant ID or a glob of IDs (fnmatch: `*`, `?`), in backticks.
+    """
     text = DOCS.read_text()
     if EQUIVALENT_HEADING not in text:
         return {}
@@ -264,7 +267,7 @@ def _run_suite(argv: list[str], env: dict[str, str], jobs: int, limit: float, wa
         return True, f"the server does not start: {str(exc).splitlines()[0]}"
     control = TargetControl.for_process(server, argv, env)  # durability cases restart the mutant
     config = RunConfig(
-        wait=wait, timeout=5.0, seed="mutation", strict=True,
+        wait=wait, timeout=5.0, seed="mutation", strict=True, durable=True,
         expectations=load_expectations(builtin_profiles()["reference"]),
     )
     outcome: list[tuple[bool, str]] = []
@@ -275,8 +278,15 @@ def _run_suite(argv: list[str], env: dict[str, str], jobs: int, limit: float, wa
 
     def run() -> None:
         try:
-            run_cases(all_cases(), Target(server.host, server.port), config, jobs=jobs, on_result=first_failure, control=control)
-            outcome.append((False, "every case passed"))
+            cases = all_cases()
+            results = run_cases(cases, Target(server.host, server.port), config, jobs=jobs, on_result=first_failure, control=control)
+            if control.stopped is not None:
+                how = control.stopped.how.splitlines()[0]
+                outcome.append((True, f"the server died during {', '.join(control.stopped.case_ids)}: {how}"))
+            elif len(results) < len(cases):
+                outcome.append((True, f"only {len(results)} of {len(cases)} cases ran"))
+            else:
+                outcome.append((False, "every case passed"))
         except _Killed as killed:
             outcome.append((True, str(killed)))
         except Exception as exc:  # the suite itself broke on this mutant: counts as killed, visibly
@@ -306,12 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     mutants = all_mutants()
     if args.only:
         mutants = [m for m in mutants if any(fnmatch.fnmatchcase(m.id, g) for g in args.only)]
-    equivalent = equivalent_ids()
+    globs = equivalent_ids()
+
+    def why_equivalent(mutant: Mutant) -> str | None:
+        return next((reason for glob, reason in globs.items() if fnmatch.fnmatchcase(mutant.id, glob)), None)
+
     if args.sample is not None and args.sample < len(mutants):
         mutants = random.Random(args.seed).sample(mutants, args.sample)
     if args.list:
         for m in mutants:
-            print(m.id + ("   [equivalent]" if m.id in equivalent else ""))
+            print(m.id + ("   [equivalent]" if why_equivalent(m) else ""))
         print(f"{len(mutants)} mutants")
         return 0
     if not mutants:
@@ -327,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         counted = killed_count = 0
         started = time.monotonic()
         for number, mutant in enumerate(mutants, start=1):
-            if mutant.id in equivalent:
-                print(f"[{number}/{len(mutants)}] equivalent {mutant.id}  ({equivalent[mutant.id]})", flush=True)
+            reason = why_equivalent(mutant)
+            if reason is not None:
+                print(f"[{number}/{len(mutants)}] equivalent {mutant.id}  ({reason})", flush=True)
                 continue
             killed, how = run_mutant(site, mutant, args.jobs, args.mutant_timeout, args.wait)
             counted += 1

@@ -4,7 +4,8 @@ These cases restart the target (`s.restart_target()`), so they run only where ge
 a server it started (`--server reference-sqlite`, `--server gearmand-sqlite`, ...) or an
 external one with `--restart-command`; elsewhere they end unsupported. A server that keeps
 no job at all across a restart has no persistent queue (gearmand's default builtin queue,
-Perl Gearman::Server, python gear): unsupported too. A server that keeps some but not all,
+Perl Gearman::Server, python gear): unsupported too, unless the run was told the target has
+one (`--durable`). A server that keeps some but not all,
 or hands a job out twice, or brings back a job that was already completed, fails.
 
 Sources: gearmand `libgearman-server/queue.cc` (`gearman_queue_add` before JOB_CREATED,
@@ -50,7 +51,7 @@ def _survivors(s: Session, fn: str, sent: list[bytes], hard: bool) -> list[bytes
     """
     s.restart_target(hard=hard)
     got = [job["data"] for job in _take_all(s, s.worker(fn), len(sent))]
-    if not got and not hard:
+    if not got and not hard and not s.durable:
         s.unsupported(
             f"no persistent queue: none of the {len(sent)} acknowledged background jobs came back after the restart"
         )
