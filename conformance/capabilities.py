@@ -184,13 +184,7 @@ def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0
                 return False
             worker.send(PacketType.CAN_DO, fn)
             worker.send(type)
-            job = worker.next_event()
-            if not _named(job, *_ASSIGNS):
-                return False
-            assert isinstance(job, (Packet, RawPacket))
-            handle = job.args[0] if isinstance(job, Packet) else job.payload.split(b"\0", 1)[0]
-            worker.send(PacketType.WORK_COMPLETE, handle, b"")
-            return True
+            return _complete(worker, worker.next_event())
         finally:
             client.close()
             worker.close()
@@ -225,6 +219,15 @@ def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0
     )
 
 
+def _complete(worker: _Probe, job: object) -> bool:
+    """Complete `job` when it is an assignment (read leniently); False when it is not one."""
+    if not isinstance(job, (Packet, RawPacket)) or job.name not in _ASSIGNS:
+        return False
+    handle = job.args[0] if isinstance(job, Packet) else job.payload.split(b"\0", 1)[0]
+    worker.send(PacketType.WORK_COMPLETE, handle, b"")
+    return True
+
+
 def _take_probe_jobs(address: tuple[str, int], fn: str, grab: PacketType, count: int, wait: float) -> None:
     """Take and complete the probe's submitted jobs (a foreground one may be gone already)."""
     try:
@@ -235,12 +238,8 @@ def _take_probe_jobs(address: tuple[str, int], fn: str, grab: PacketType, count:
         worker.send(PacketType.CAN_DO, fn)
         for _ in range(count):
             worker.send(grab)
-            job = worker.next_event()
-            if not _named(job, *_ASSIGNS):
+            if not _complete(worker, worker.next_event()):
                 return
-            assert isinstance(job, (Packet, RawPacket))
-            handle = job.args[0] if isinstance(job, Packet) else job.payload.split(b"\0", 1)[0]
-            worker.send(PacketType.WORK_COMPLETE, handle, b"")
     except OSError:
         return
     finally:

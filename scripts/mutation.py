@@ -239,8 +239,15 @@ def _copy_tree(workdir: Path) -> Path:
     return site
 
 
-def run_mutant(site: Path, mutant: Mutant | None, jobs: int, limit: float, wait: float) -> tuple[bool, str]:
-    """(killed, how): plant `mutant` (None: the clean copy), start the server, run the suite."""
+def run_mutant(
+    site: Path, mutant: Mutant | None, jobs: int, limit: float, wait: float, passed: set[str] | None = None
+) -> tuple[bool, str]:
+    """(killed, how): plant `mutant` (None: the clean copy), start the server, run the suite.
+
+    `passed`: the cases the clean copy passes; one of them ending otherwise (unsupported,
+    informational, non-strict) kills the mutant too: a feature it broke entirely would
+    otherwise only turn a pass into "unsupported". For the clean copy, `passed` is filled in.
+    """
     module = site / "gearspec" / "reference" / (mutant.file if mutant else "broker.py")
     original = (ROOT / "reference" / module.name).read_text()
     module.write_text(mutate(original, mutant.index) if mutant else ast.unparse(ast.parse(original)))
@@ -249,17 +256,19 @@ def run_mutant(site: Path, mutant: Mutant | None, jobs: int, limit: float, wait:
     # before the Python fast path in server.py, which is what a mutant there changes.
     env = {"PYTHONPATH": str(site), "GEARSPEC_PURE_PYTHON": "1"}
     try:
-        return _run_suite(argv, env, jobs, limit, wait)
+        return _run_suite(argv, env, jobs, limit, wait, passed)
     finally:
         module.write_text(original)  # after the run: restarts (durability cases) load the mutant too
 
 
-def _run_suite(argv: list[str], env: dict[str, str], jobs: int, limit: float, wait: float) -> tuple[bool, str]:
-    from gearspec.conformance.harness import Target
+def _run_suite(
+    argv: list[str], env: dict[str, str], jobs: int, limit: float, wait: float, passed: set[str] | None
+) -> tuple[bool, str]:
+    from gearspec.conformance.harness import Outcome, Target
     from gearspec.conformance.launch import LaunchError, start_local
     from gearspec.conformance.lifecycle import TargetControl
     from gearspec.conformance.registry import all_cases
-    from gearspec.conformance.runner import RunConfig, builtin_profiles, load_expectations, run_cases
+    from gearspec.conformance.runner import Result, RunConfig, builtin_profiles, load_expectations, run_cases
 
     try:
         server = start_local(argv, name="mutant", env=env, timeout=15)
@@ -272,9 +281,15 @@ def _run_suite(argv: list[str], env: dict[str, str], jobs: int, limit: float, wa
     )
     outcome: list[tuple[bool, str]] = []
 
-    def first_failure(result: object) -> None:
-        if result.counts_against(strict=True):  # type: ignore[attr-defined]
-            raise _Killed(f"{result.case.id}: {result.message[:120]}")  # type: ignore[attr-defined]
+    baseline = passed is not None and bool(passed)
+
+    def first_failure(result: Result) -> None:
+        if result.counts_against(strict=True):
+            raise _Killed(f"{result.case.id}: {result.message[:120]}")
+        if baseline and passed is not None and result.case.id in passed and result.outcome is not Outcome.PASS:
+            raise _Killed(f"{result.case.id}: passes on the clean copy, here {result.outcome.value}: {result.message[:100]}")
+        if not baseline and passed is not None and result.outcome is Outcome.PASS:
+            passed.add(result.case.id)
 
     def run() -> None:
         try:
@@ -333,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="gearspec-mutation-") as tmp:
         site = _copy_tree(Path(tmp))
-        killed, how = run_mutant(site, None, args.jobs, args.mutant_timeout, args.wait)
+        passed: set[str] = set()
+        killed, how = run_mutant(site, None, args.jobs, args.mutant_timeout, args.wait, passed)
         if killed:
             print(f"mutation: the unmutated copy fails the suite ({how}); fix that first", file=sys.stderr)
             return 2
@@ -345,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             if reason is not None:
                 print(f"[{number}/{len(mutants)}] equivalent {mutant.id}  ({reason})", flush=True)
                 continue
-            killed, how = run_mutant(site, mutant, args.jobs, args.mutant_timeout, args.wait)
+            killed, how = run_mutant(site, mutant, args.jobs, args.mutant_timeout, args.wait, passed)
             counted += 1
             killed_count += killed
             if not killed:

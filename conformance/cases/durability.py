@@ -148,3 +148,31 @@ def completed_stays_done(s: Session) -> None:
     if done in got:
         s.fail("only the job not yet completed after the restart", f"{got!r} (the completed one came back)")
     s.check_equal(got, [kept], "jobs after the restart")
+
+
+@case(
+    "durability/restart/4",
+    "A background job replayed after a restart still coalesces: a new submit with its unique joins it, and it runs once",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB_BG", "JOB_CREATED", "GRAB_JOB", "JOB_ASSIGN", "NO_JOB"],
+    source=f"{_SOURCE}; {_SQLITE} (the unique is stored and replayed)",
+    serial=True,
+    timeout=30.0,
+)
+def unique_survives(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    data = b"once-" + s.token().encode()
+    client = s.client()
+    first = client.submit(fn, data, unique, type=T.SUBMIT_JOB_BG)
+    again = client.submit(fn, data, unique, type=T.SUBMIT_JOB_BG)
+    if again != first:
+        s.unsupported(f"the server does not coalesce background jobs ({first!r}, {again!r}); see coalesce/unique/*")
+    client.close()
+    s.restart_target()
+    # Other data under the same unique: which data runs tells a replayed job from a new one.
+    late = b"late-" + s.token().encode()
+    s.client().submit(fn, late, unique, type=T.SUBMIT_JOB_BG)
+    got = [job["data"] for job in _take_all(s, s.worker(fn), 2)]
+    if got == [late] and not s.durable:
+        s.unsupported("no persistent queue: the job did not come back after the restart")
+    s.check_equal(got, [data], "jobs run after the restart and a new submit with the same unique")
