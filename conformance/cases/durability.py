@@ -16,9 +16,11 @@ Sources: gearmand `libgearman-server/queue.cc` (`gearman_queue_add` before JOB_C
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PROTOCOL
 from gearspec.conformance.harness import Conn, Session
-from gearspec.conformance.registry import EXTENSION, case
+from gearspec.conformance.registry import EXTENSION, CaseFunction, case
 
 from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
@@ -28,6 +30,13 @@ _SOURCE = (
     "gearman_queue_add / gearman_queue_done / gearman_server_queue_replay"
 )
 _SQLITE = "gearmand libgearman-server/plugins/queue/sqlite/instance.cc Instance::add / Instance::replay (priority)"
+
+
+def _restart_case(
+    id: str, requirement: str, packets: list[str], source: str = _SOURCE
+) -> Callable[[CaseFunction], CaseFunction]:
+    """Register a durability case: an EXTENSION that restarts the target, so it runs alone."""
+    return case(id, requirement, level=EXTENSION, packets=packets, source=source, serial=True, timeout=30.0)
 
 
 def _take_all(s: Session, worker: Conn, limit: int) -> list[Packet]:
@@ -71,14 +80,10 @@ def _queue(s: Session, fn: str, jobs: list[tuple[T, bytes]]) -> None:
 def _lost_case(number: int, topic: str, hard: bool) -> None:
     how = "killed (SIGKILL)" if hard else "stopped cleanly"
 
-    @case(
+    @_restart_case(
         f"durability/{topic}/{number}",
         f"Background jobs acknowledged with JOB_CREATED are all handed out after the server is {how} and restarted",
-        level=EXTENSION,
-        packets=["SUBMIT_JOB_BG", "JOB_CREATED", "GRAB_JOB", "JOB_ASSIGN", "NO_JOB"],
-        source=_SOURCE,
-        serial=True,
-        timeout=30.0,
+        ["SUBMIT_JOB_BG", "JOB_CREATED", "GRAB_JOB", "JOB_ASSIGN", "NO_JOB"],
     )
     def survive(s: Session) -> None:
         if hard:
@@ -102,14 +107,10 @@ _lost_case(1, "restart", hard=False)
 _lost_case(1, "crash", hard=True)
 
 
-@case(
+@_restart_case(
     "durability/restart/2",
     "Queued background jobs keep their priority across a restart: HIGH_BG, then BG, then LOW_BG",
-    level=EXTENSION,
-    packets=["SUBMIT_JOB_LOW_BG", "SUBMIT_JOB_BG", "SUBMIT_JOB_HIGH_BG", "JOB_ASSIGN"],
-    source=f"{_SOURCE}; {_SQLITE}",
-    serial=True,
-    timeout=30.0,
+    ["SUBMIT_JOB_LOW_BG", "SUBMIT_JOB_BG", "SUBMIT_JOB_HIGH_BG", "JOB_ASSIGN"], f"{_SOURCE}; {_SQLITE}",
 )
 def priority_survives(s: Session) -> None:
     fn = s.name("fn")
@@ -126,14 +127,10 @@ def priority_survives(s: Session) -> None:
         s.fail(f"all {len(usable)} acknowledged jobs after the restart", f"only {got!r}")
 
 
-@case(
+@_restart_case(
     "durability/restart/3",
     "A background job completed before a restart is not handed out again after it",
-    level=EXTENSION,
-    packets=["SUBMIT_JOB_BG", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE", "NO_JOB"],
-    source=f"{_SOURCE} (gearman_queue_done removes the job)",
-    serial=True,
-    timeout=30.0,
+    ["SUBMIT_JOB_BG", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE", "NO_JOB"], f"{_SOURCE} (gearman_queue_done removes the job)",
 )
 def completed_stays_done(s: Session) -> None:
     fn = s.name("fn")
@@ -150,14 +147,10 @@ def completed_stays_done(s: Session) -> None:
     s.check_equal(got, [kept], "jobs after the restart")
 
 
-@case(
+@_restart_case(
     "durability/restart/4",
     "A background job replayed after a restart still coalesces: a new submit with its unique joins it, and it runs once",
-    level=EXTENSION,
-    packets=["SUBMIT_JOB_BG", "JOB_CREATED", "GRAB_JOB", "JOB_ASSIGN", "NO_JOB"],
-    source=f"{_SOURCE}; {_SQLITE} (the unique is stored and replayed)",
-    serial=True,
-    timeout=30.0,
+    ["SUBMIT_JOB_BG", "JOB_CREATED", "GRAB_JOB", "JOB_ASSIGN", "NO_JOB"], f"{_SOURCE}; {_SQLITE} (the unique is stored and replayed)",
 )
 def unique_survives(s: Session) -> None:
     fn, unique = s.name("fn"), s.name("u")
