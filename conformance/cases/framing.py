@@ -375,24 +375,31 @@ def large_job(s: Session) -> None:
 
 @case(
     "framing/size/5",
-    "Payloads of 4095, 4096, 4097 and 16384 bytes, each packet in one write, pass intact: SUBMIT_JOB -> JOB_ASSIGN*, WORK_COMPLETE -> client",
-    packets=["SUBMIT_JOB", "JOB_ASSIGN", "WORK_COMPLETE"],
+    "Payloads of 4095, 4096, 4097 and 16384 bytes, each packet in one write, pass intact through every grab packet the target serves, and back in WORK_COMPLETE",
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "JOB_ASSIGN_UNIQ", "JOB_ASSIGN_ALL", "WORK_COMPLETE"],
     source=f"{_PROTOCOL} (32-bit size field); servers switch buffer strategies around a 4 KiB page",
 )
 def sizes_around_a_page(s: Session) -> None:
     fn = s.name("fn")
     client, worker = s.client(), s.worker(fn)
-    for size in (4095, 4096, 4097, 16384):
-        data = (s.token().encode() * (size // 8 + 1))[:size]
-        handle = client.submit(fn, data, s.name("u"))
-        job = worker.grab()
-        s.check(job["data"] == data, f"the {size}-byte job data", f"{len(job['data'])} bytes, equal={job['data'] == data}")
-        worker.work(T.WORK_COMPLETE, handle, data[::-1])
-        reply = client.expect(T.WORK_COMPLETE)
-        s.check(
-            reply.handle == handle and reply["data"] == data[::-1], f"WORK_COMPLETE with the {size}-byte result",
-            f"{describe(reply)[:80]}, equal={reply['data'] == data[::-1]}",
-        )
+    for grab in s.capabilities.grabs or (s.grab_type,):
+        for size in (4095, 4096, 4097, 16384):
+            data, unique = (s.token().encode() * (size // 8 + 1))[:size], s.name("u").encode()
+            handle = client.submit(fn, data, unique)
+            worker.send(grab)  # any assignment packet: which one a grab gets is grab/*'s business
+            job = worker.expect(T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP], what=f"a job for {grab.name}")
+            got = (job.handle, job["data"], job.fields.get("unique", unique))
+            if got != (handle, data, unique):
+                s.fail(
+                    f"{job.type.name} with the handle, unique and {size}-byte data sent",
+                    f"{describe(job)[:100]} (data equal: {job['data'] == data})",
+                )
+            worker.work(T.WORK_COMPLETE, handle, data[::-1])
+            reply = client.expect(T.WORK_COMPLETE)
+            s.check(
+                reply.handle == handle and reply["data"] == data[::-1], f"WORK_COMPLETE with the {size}-byte result",
+                f"{describe(reply)[:80]}, equal={reply['data'] == data[::-1]}",
+            )
 
 
 @case(
