@@ -31,9 +31,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from gearspec.conformance import reports
 from gearspec.conformance.harness import CONNECT_TIMEOUT
+from gearspec.conformance.lifecycle import TargetControl
 from gearspec.conformance.registry import Case, CaseModuleError, all_cases, select_cases, uncovered
 from gearspec.conformance.runner import (
     Expectations,
@@ -43,7 +45,6 @@ from gearspec.conformance.runner import (
     builtin_profiles,
     check_reachable,
     load_expectations,
-    probe_target,
     run_cases,
 )
 from gearspec.conformance.servers.targets import Target, target_is_address
@@ -98,6 +99,8 @@ exit status:
     run.add_argument("-j", "--jobs", type=int, default=min(8, (os.cpu_count() or 1) * 2), metavar="N", help="cases run in parallel (default %(default)s)")
     run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
     run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
+    run.add_argument("--restart-command", metavar="CMD", help="a shell command that restarts an external target (at the same address): a crash is then recorded and the run goes on, and durability cases can run")
+    run.add_argument("--durable", action="store_true", help="the target has a persistent queue: durability cases fail, rather than end unsupported, when no job survives a restart")
     run.add_argument("--seed", default=None, help="seed for names and data (default: random per run; set it to reproduce a trace)")
     run.add_argument("-x", "--exitfirst", dest="maxfail", action="store_const", const=1, help="stop after the first counted failure")
     run.add_argument("--maxfail", type=int, metavar="N", help="stop after N counted failures")
@@ -173,15 +176,27 @@ def run_test(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else f"{int.from_bytes(os.urandom(4), 'big'):08x}"
     config = RunConfig(
         timeout=args.timeout, wait=args.wait, seed=seed, strict=args.strict, expectations=expectations,
-        grab=PacketType[args.grab] if args.grab else None, destructive=args.destructive,
+        grab=PacketType[args.grab] if args.grab else None, destructive=args.destructive, durable=args.durable,
         run_token=args.seed[:4] if args.seed else "",
     )
     try:
         with _open_target(args) as (target, label):
-            return _run(args, cases, target, label, config)
+            control = _control(args, target)
+            try:
+                return _run(args, cases, target, label, config, control)
+            finally:
+                control.close()
     except _TargetError as exc:
         print(f"gearspec test: {exc}", file=sys.stderr)
         return 2
+
+
+def _control(args: argparse.Namespace, target: Target) -> TargetControl:
+    """What watches the target between cases, and restarts it when gearspec can: a server it
+    started, or any target given --restart-command."""
+    if args.restart_command:
+        return TargetControl.for_command(target, args.restart_command)
+    return TargetControl.for_launched(target)
 
 
 def _local_servers() -> list[str]:
@@ -347,7 +362,9 @@ def _clean_up(target: Target, config: RunConfig) -> None:
         print(f"gearspec test: note: {left} job(s) of this run are still queued on {target.address} (not due yet, or running)", file=sys.stderr)
 
 
-def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig) -> int:
+def _run(
+    args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig, control: TargetControl
+) -> int:
     stream = sys.stdout
     # One connect before any case: a dead address gets one clear line, not 267 errors.
     unreachable = check_reachable(target, timeout=min(CONNECT_TIMEOUT, args.timeout))
@@ -362,15 +379,25 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
             print(f"gearspec test: tls://{target.address}: {not_tls}", file=sys.stderr)
             return 2
     else:
-        problem = probe_target(target, timeout=min(3.0, max(0.5, args.wait)), barrier=config.expectations.barrier)
-        if problem is not None:
-            print(f"gearspec test: warning: {problem}; running every case anyway", file=sys.stderr)
         tls_only = [c for c in cases if c.area == "tls"]
         if tls_only:  # they need a TLS target
             cases = [c for c in cases if c.area != "tls"]
             if not cases:
                 print("gearspec test: the tls cases need a --target tls://HOST:PORT", file=sys.stderr)
                 return 2
+    # What the target answers (ECHO, GET_STATUS, grab packets, submit variants), once: cases
+    # pick their round trips and setup steps from it instead of blaming a missing feature.
+    capabilities = config.probe(target)
+    if not capabilities.responsive:
+        print(
+            f"gearspec test: warning: {target.address} did not answer ECHO_REQ, GET_STATUS or any other "
+            f"probe within {min(config.wait, 1.0):g} s; running every case anyway", file=sys.stderr,
+        )
+    elif config.barrier is None:
+        print(
+            f"gearspec test: warning: {target.address} answers neither ECHO_REQ nor GET_STATUS; cases "
+            "that need a round trip end unsupported", file=sys.stderr,
+        )
     packets, admin = uncovered(all_cases())
     if (packets or admin) and not (args.select or args.exclude):
         print(f"gearspec test: note: not exercised by any case: {', '.join(packets + admin)}", file=sys.stderr)
@@ -381,6 +408,7 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
         f"[{config.expectations.name}; grab {config.grab_type.name}; -j {args.jobs}; seed {config.seed}]",
         file=stream,
     )
+    print(f"gearspec test: probed: {capabilities.summary()}", file=stream)
     progress.start()
     started = time.monotonic()
     finished: dict[str, Result] = {}
@@ -393,7 +421,7 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
 
     interrupted = stopped = False
     try:
-        results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=on_result)
+        results: list[Result] = run_cases(cases, target, config, jobs=args.jobs, on_result=on_result, control=control)
     except (KeyboardInterrupt, _MaxFail) as exc:
         # Ctrl-C or --maxfail: what ran is still graded and reported; cases still running are dropped.
         interrupted, stopped = isinstance(exc, KeyboardInterrupt), isinstance(exc, _MaxFail)
@@ -401,7 +429,7 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     elapsed = time.monotonic() - started
     progress.finish()
     if not args.no_cleanup:
-        _clean_up(target, config)
+        _clean_up(control.target, config)
     if interrupted:
         print(f"gearspec test: interrupted after {len(results)} of {len(cases)} cases; the summary and reports cover those", file=sys.stderr)
     if stopped:
@@ -409,10 +437,11 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
     _remember_failures(args, results, config.strict)
     run = reports.RunInfo(
         target=label, expectations=config.expectations.name, strict=config.strict, seed=config.seed,
-        elapsed=elapsed, grab=config.grab_type.name, server_log=_server_log(target),
+        elapsed=elapsed, grab=config.grab_type.name, server_log=_server_log(control.target),
         rerun=lambda case: _rerun_command(args, case, config), interrupted=interrupted,
     )
     reports.print_summary(results, run, stream, verbose=args.verbose, colour=colour)
+    _print_deaths(control, stream)
     for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):
         if path:
             try:
@@ -422,4 +451,27 @@ def _run(args: argparse.Namespace, cases: list[Case], target: Target, label: str
                 print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
     if interrupted:
         return 130
-    return 1 if any(r.counts_against(config.strict) for r in results) else 0
+    died = control.stopped is not None
+    return 1 if died or any(r.counts_against(config.strict) for r in results) else 0
+
+
+def _print_deaths(control: TargetControl, stream: TextIO) -> None:
+    """One line per crash the run survived, and why it stopped when the target stayed dead."""
+    for crash in control.crashes:
+        print(f"gearspec test: the target crashed during {crash.case_ids[0]} ({crash.how}); restarted it and went on", file=stream)
+        _print_log_tail(crash.log, stream)
+    if control.stopped is not None:
+        during = " or ".join(control.stopped.case_ids)
+        print(
+            f"gearspec test: the target died during {during} ({control.stopped.how}) and gearspec cannot restart it "
+            f"(give --restart-command); {len(control.not_run)} cases not run", file=stream,
+        )
+        _print_log_tail(control.stopped.log, stream)
+
+
+def _print_log_tail(log: str, stream: TextIO, lines: int = 10) -> None:
+    tail = log.strip().splitlines()[-lines:]
+    if tail:
+        print("  server log (last lines):", file=stream)
+        for line in tail:
+            print(f"    {line}", file=stream)

@@ -201,12 +201,31 @@ class FaultProxy:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sockets += [client, server]
+            pair = _Pair(self, client, server)
             for src, dst, direction in ((client, server, TO_SERVER), (server, client, TO_CLIENT)):
                 rewrites = [f.make() for f in self.faults if f.direction == direction]
                 accept = Magic.REQ if direction == TO_SERVER else Magic.RES
                 threading.Thread(
-                    target=_pump, args=(src, dst, accept, rewrites), name=f"fault-proxy {direction}", daemon=True
+                    target=pair.pump, args=(src, dst, accept, rewrites), name=f"fault-proxy {direction}", daemon=True
                 ).start()
+
+
+class _Pair:
+    """One proxied connection: the second direction to end closes both sockets, so a long
+    run does not keep every connection's file descriptors until the proxy closes."""
+
+    def __init__(self, proxy: FaultProxy, client: socket.socket, server: socket.socket) -> None:
+        self.proxy, self.sockets, self.pumping = proxy, (client, server), 2
+
+    def pump(self, src: socket.socket, dst: socket.socket, accept: Magic, rewrites: list[Rewrite]) -> None:
+        _pump(src, dst, accept, rewrites)
+        with self.proxy._lock:
+            self.pumping -= 1
+            if self.pumping or self.proxy._closed:
+                return
+            for sock in self.sockets:
+                sock.close()
+                self.proxy._sockets.remove(sock)
 
 
 def _apply(rewrites: list[Rewrite], event: Event) -> bytes:

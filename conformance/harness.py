@@ -28,10 +28,11 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
+from gearspec.conformance.capabilities import Capabilities
 from gearspec.conformance.servers.targets import Target
 
 from gearspec.admin import AdminCommand, AdminReply, AdminReplyReader, admin_command, encode_admin
@@ -54,6 +55,7 @@ __all__ = [
     "Target",
     "TraceEntry",
     "describe",
+    "is_barrier_reply",
 ]
 
 DEFAULT_WAIT = 2.0  # seconds to wait for one expected reply
@@ -342,23 +344,25 @@ class Conn:
     def sync(self) -> list[Received]:
         """A round trip the target answers in order; returns whatever came before its reply.
 
-        ECHO_REQ by default; GET_STATUS of a made-up handle for targets without ECHO
-        (profile `barrier = "status"`). Used to show that nothing (else) was sent.
+        ECHO_REQ, or GET_STATUS of a made-up handle for targets seen not to answer ECHO
+        (`Session.barrier`). Used to show that nothing (else) was sent.
         """
-        if self.session.barrier != "status":
-            return self.echo()
         token = b"gs-barrier-" + self.session.token().encode()
-        self.send(PacketType.GET_STATUS, token)
+        self.send(self.session.barrier_request(token))
         before: list[Received] = []
         while True:
             event = self.receive()
-            if isinstance(event, (Packet, RawPacket)) and event.name == "STATUS_RES":
-                first = event.args[0] if isinstance(event, Packet) else event.payload.split(b"\0")[0]
-                if first == token:
-                    return before
+            if is_barrier_reply(event, token):
+                return before
             if event is None or isinstance(event, (_Closed, Garbled)):
-                self.session.fail(f"STATUS_RES for {_short(token)}", self._as_actual(event, None))
+                self.session.fail(f"{self.session.barrier_reply} for {_short(token)}", self._as_actual(event, None))
             before.append(event)
+
+    def round_trip(self, token: bytes) -> None:
+        """Expect the barrier reply carrying `token` next (its request was sent by the case)."""
+        event = self.receive()
+        if not is_barrier_reply(event, token):
+            self.session.fail(f"{self.session.barrier_reply} {_short(token)}", self._as_actual(event, None))
 
     def expect_silence(self, why: str = "nothing") -> None:
         """Nothing arrives before a `sync` round trip completes."""
@@ -447,6 +451,20 @@ class Conn:
                 pass
 
 
+def is_barrier_reply(event: object, token: bytes) -> bool:
+    """Whether `event` answers the barrier request that carried `token` (ECHO or GET_STATUS).
+
+    A STATUS_RES read leniently counts (gear and Perl send off-spec number fields): the
+    barrier only orders events; status/* grade the fields.
+    """
+    if isinstance(event, Packet) and event.type is PacketType.ECHO_RES:
+        return event.data == token
+    if isinstance(event, (Packet, RawPacket)) and event.name == "STATUS_RES":
+        first = event.args[0] if isinstance(event, Packet) else event.payload.split(b"\0")[0]
+        return first == token
+    return False
+
+
 def _summarise_outgoing(data: bytes) -> str:
     try:
         events = decode(data, lenient=True)
@@ -471,7 +489,12 @@ class Session:
     seed: str = "0"
     run_token: str = "0"
     grab_type: PacketType = PacketType.GRAB_JOB
-    barrier: str = "echo"  # or "status": how `conn.sync()` makes a round trip
+    barrier: str | None = "echo"  # or "status": how `conn.sync()` makes a round trip; None: neither works
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    # Restarts the target (hard=True: kill it first) and returns its new address; None when
+    # gearspec cannot restart it (see conformance/lifecycle.py).
+    restarter: Callable[[bool], Target] | None = None
+    durable: bool = False  # the target is said to have a persistent queue (--durable)
     trace: list[TraceEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     conns: list[Conn] = field(default_factory=list)
@@ -495,6 +518,39 @@ class Session:
         name = f"gs-{slug}-{tag}-{self.run_token}{self.token()}"
         self.names_used.add(name)
         return name
+
+    # -- round trips -------------------------------------------------------------------------
+    def barrier_request(self, token: bytes) -> Packet:
+        """A request the target answers in order with `token` in its reply (see `barrier`).
+
+        Ends the case unsupported when the target answers neither ECHO_REQ nor GET_STATUS:
+        a case cannot show order or silence without a round trip.
+        """
+        if self.barrier == "echo":
+            return Packet.request(PacketType.ECHO_REQ, token)
+        if self.barrier == "status":
+            return Packet.request(PacketType.GET_STATUS, token)
+        self.unsupported("needs a round trip: the target answered neither ECHO_REQ nor GET_STATUS")
+
+    @property
+    def barrier_reply(self) -> str:
+        return "STATUS_RES" if self.barrier == "status" else "ECHO_RES"
+
+    def restart_target(self, hard: bool = False) -> None:
+        """Restart the target (a clean stop, or `hard`: killed); later connections go to it.
+
+        Ends the case unsupported when gearspec cannot restart the target.
+        """
+        if self.restarter is None:
+            self.unsupported("needs a target gearspec can restart: --server NAME, or --restart-command CMD")
+        self._record("", "event", f"restarting the target ({'killed' if hard else 'stopped cleanly'})")
+        for conn in self.conns:
+            conn.close()
+        try:
+            self.target = self.restarter(hard)
+        except Exception as exc:  # RestartError, or a launch failure: the case cannot go on
+            raise CaseEnd(Outcome.ERROR, f"cannot restart the target: {exc}") from None
+        self._record("", "event", f"restarted at {self.target.address}")
 
     # -- connections -----------------------------------------------------------------------
     def connect(self, label: str = "conn", tls: ssl.SSLContext | bool | None = True) -> Conn:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gearspec.conformance.capabilities import Capabilities, detect_capabilities
 from gearspec.conformance.harness import (
     CONNECT_TIMEOUT,
     DEFAULT_WAIT,
@@ -33,6 +34,7 @@ from gearspec.conformance.harness import (
     TraceEntry,
     describe,
 )
+from gearspec.conformance.lifecycle import Crash, RestartError, TargetControl
 from gearspec.conformance.registry import Case, Level
 
 from gearspec.admin import AdminError
@@ -79,7 +81,7 @@ class Expectations:
 
     name: str = "unnamed target"
     grab: PacketType | None = None
-    barrier: str = "echo"
+    barrier: str | None = None  # None: the round trip the target was seen to answer
     deviations: tuple[Deviation, ...] = ()
     source: str = ""
 
@@ -107,7 +109,7 @@ def load_expectations(path: str | Path) -> Expectations:
         [target]
         name = "gearmand 1.1.20"
         grab = "GRAB_JOB"            # optional: the grab packet generic cases use
-        barrier = "echo"             # optional: "status" for targets without ECHO
+        barrier = "echo"             # optional: force "echo" or "status" (default: probed)
 
         [[deviation]]
         case = "admin/version/1"     # an ID or a glob
@@ -132,8 +134,8 @@ def load_expectations(path: str | Path) -> Expectations:
         raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a packet type") from None
     if grab_type is not None and not grab_type.spec.grab:
         raise ExpectationsError(f"{path}: [target] grab = {grab!r} is not a GRAB_* packet")
-    barrier = target.get("barrier", "echo")
-    if barrier not in ("echo", "status"):
+    barrier = target.get("barrier")
+    if barrier not in (None, "echo", "status"):
         raise ExpectationsError(f"{path}: [target] barrier must be 'echo' or 'status', not {barrier!r}")
     deviations = []
     rows = data.get("deviation", [])
@@ -188,6 +190,10 @@ class RunConfig:
     destructive: bool = False
     names_used: set[str] = field(default_factory=set)  # every name a case made: drained after the run
     handles_created: set[bytes] = field(default_factory=set)  # jobs not due yet are cancelled
+    # The target has a persistent queue: losing every job across a restart fails durability/*.
+    durable: bool = False
+    # What the target answers (probed once by `run_cases`, or given); None: not probed yet.
+    capabilities: Capabilities | None = None
 
     def __post_init__(self) -> None:
         if not self.run_token:
@@ -196,7 +202,28 @@ class RunConfig:
 
     @property
     def grab_type(self) -> PacketType:
-        return self.grab or self.expectations.grab or PacketType.GRAB_JOB
+        """The --grab option, else the profile's, else the first grab packet the target answers."""
+        detected = self.capabilities.grab if self.capabilities is not None else None
+        return self.grab or self.expectations.grab or detected or PacketType.GRAB_JOB
+
+    @property
+    def barrier(self) -> str | None:
+        """The profile's barrier, else the round trip the target answers (None: neither)."""
+        if self.expectations.barrier is not None:
+            return self.expectations.barrier
+        return self.capabilities.barrier if self.capabilities is not None else "echo"
+
+    def probe(self, target: Target) -> Capabilities:
+        """Probe the target once (later calls return the first result)."""
+        with _PROBE_LOCK:
+            if self.capabilities is None:
+                self.capabilities = detect_capabilities(
+                    target.host, target.port, wait=min(self.wait, 1.0), token=self.run_token
+                )
+        return self.capabilities
+
+
+_PROBE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -235,12 +262,17 @@ class Result:
         return level.counts or (strict and level is Level.SHOULD)
 
 
-def run_case(case: Case, target: Target, config: RunConfig) -> Result:
-    """Run one case in the calling thread; never raises for anything the target does."""
+def run_case(case: Case, target: Target, config: RunConfig, control: TargetControl | None = None) -> Result:
+    """Run one case in the calling thread; never raises for anything the target does.
+
+    `control`: lets the case restart the target (durability cases), when it can.
+    """
     timeout = max(config.timeout, case.timeout or 0.0)
+    capabilities = config.probe(target)
     session = Session(
         case, target, timeout=timeout, wait=min(config.wait, timeout), seed=config.seed,
-        run_token=config.run_token, grab_type=config.grab_type, barrier=config.expectations.barrier,
+        run_token=config.run_token, grab_type=config.grab_type, barrier=config.barrier, capabilities=capabilities,
+        restarter=control.restart if control is not None and control.can_restart else None, durable=config.durable,
     )
     result = Result(case, Outcome.PASS)
     started = time.monotonic()
@@ -290,12 +322,21 @@ def run_cases(
     config: RunConfig,
     jobs: int = 1,
     on_result: Callable[[Result], None] | None = None,
+    control: TargetControl | None = None,
 ) -> list[Result]:
     """Run cases, `jobs` at a time, in ID order of results.
 
     Cases marked `serial` run alone after the others; destructive ones run last. A case
     stuck beyond its timeout (plus a grace) is abandoned as an error so the run goes on.
+
+    After each case the target is checked (`control`; by default a TCP connect). When it
+    died, the cases that were running are rerun one at a time on a restarted target to find
+    the one that kills it, which ends as a failure "the target crashed" with the server's
+    log; the run goes on. When the target cannot be restarted, the run stops there:
+    `control.stopped` says during which case(s), and the cases not run get no result.
     """
+    control = control if control is not None else TargetControl(target)
+    config.probe(control.target)  # once, before the cases' threads start
     parallel = [c for c in cases if not c.serial and not c.destructive]
     serial = [c for c in cases if c.serial and not c.destructive]
     last = [c for c in cases if c.destructive]
@@ -306,30 +347,39 @@ def run_cases(
         if on_result is not None:
             on_result(result)
 
-    _run_batch(parallel, target, config, max(1, jobs), finish)
-    _run_batch(serial, target, config, 1, finish)
-    _run_batch(last, target, config, 1, finish)
-    return [results[c.id] for c in cases]
+    for batch, width in ((parallel, max(1, jobs)), (serial, 1), (last, 1)):
+        if control.stopped is None:
+            _run_batch(batch, control, config, width, finish)
+    control.not_run = [c.id for c in cases if c.id not in results]
+    return [results[c.id] for c in cases if c.id in results]
+
+
+_GRACE = 3.0  # seconds past its timeout before a stuck case is abandoned
 
 
 def _run_batch(
-    cases: Sequence[Case], target: Target, config: RunConfig, jobs: int, finish: Callable[[Result], None]
+    cases: Sequence[Case], control: TargetControl, config: RunConfig, jobs: int, finish: Callable[[Result], None]
 ) -> None:
     todo = list(cases)
     done: queue.Queue[Result] = queue.Queue()
     running: dict[str, tuple[Case, float]] = {}
-    grace = 3.0
 
     def work(case: Case) -> None:
-        done.put(run_case(case, target, config))
+        done.put(run_case(case, control.target, config, control))
+
+    def start(case: Case) -> None:
+        running[case.id] = (case, time.monotonic() + max(config.timeout, case.timeout or 0.0) + _GRACE)
+        # Daemon threads: a case stuck outside the harness cannot keep the process alive.
+        threading.Thread(target=work, args=(case,), name=f"case {case.id}", daemon=True).start()
+
+    def abandon(case: Case, late: float) -> Result:
+        stuck = Result(case, Outcome.ERROR, f"abandoned: still running {late:.0f} s after its timeout")
+        stuck.deviation = config.expectations.find(case.id)
+        return stuck
 
     while todo or running:
         while todo and len(running) < jobs:
-            case = todo.pop(0)
-            limit = max(config.timeout, case.timeout or 0.0) + grace
-            running[case.id] = (case, time.monotonic() + limit)
-            # Daemon threads: a case stuck outside the harness cannot keep the process alive.
-            threading.Thread(target=work, args=(case,), name=f"case {case.id}", daemon=True).start()
+            start(todo.pop(0))
         next_deadline = min(deadline for _, deadline in running.values())
         try:
             result = done.get(timeout=max(0.01, next_deadline - time.monotonic()))
@@ -338,13 +388,113 @@ def _run_batch(
             for case_id, (case, deadline) in list(running.items()):
                 if deadline <= now:
                     del running[case_id]
-                    stuck = Result(case, Outcome.ERROR, f"abandoned: still running {deadline - now + grace:.0f} s after its timeout")
-                    stuck.deviation = config.expectations.find(case.id)
-                    finish(stuck)
+                    finish(abandon(case, deadline - now + _GRACE))
             continue
-        if result.case.id in running:
-            del running[result.case.id]
+        if result.case.id not in running:
+            continue
+        del running[result.case.id]
+        how = _target_dead(control, config, result)
+        if how is None:
             finish(result)
+            continue
+        # The target died during this case or one running beside it: let those end (their
+        # verdicts are about a dead server), then find out which case it was.
+        suspects = [result.case] + [case for case, _ in running.values()]
+        first = {result.case.id: result}
+        while running:
+            try:
+                other = done.get(timeout=max(0.01, min(d for _, d in running.values()) - time.monotonic()))
+            except queue.Empty:
+                break
+            if other.case.id in running:
+                del running[other.case.id]
+                first[other.case.id] = other
+        running.clear()
+        if not _after_death(suspects, first, how, control, config, finish):
+            return
+
+
+def _target_dead(control: TargetControl, config: RunConfig, after: Result) -> str | None:
+    """How the target died during or after `after`, or None while it lives.
+
+    After a failure or error, alive also means answering a round trip (a server may accept
+    connections and never answer again), unless it never answered one to begin with.
+    """
+    if after.outcome not in (Outcome.FAIL, Outcome.ERROR):
+        return control.exited()  # it answered the case: only a process exit is worth a look
+    round_trip = None
+    if config.capabilities is not None and config.capabilities.responsive:
+        barrier = config.barrier or "echo"
+
+        def round_trip(target: Target) -> bool:
+            # Patient: a busy single-threaded server (gear) accepts slowly under load.
+            return probe_target(target, timeout=max(CONNECT_TIMEOUT, config.wait), barrier=barrier) is None
+
+    return control.dead(round_trip)
+
+
+def _after_death(
+    suspects: list[Case],
+    first: dict[str, Result],
+    how: str,
+    control: TargetControl,
+    config: RunConfig,
+    finish: Callable[[Result], None],
+) -> bool:
+    """Restart the target and rerun `suspects` one at a time, recording the crash against
+    the case after which it dies again. False when the run must stop (no restart)."""
+    log = control.logs()
+    if not control.can_restart:
+        if len(suspects) == 1:
+            finish(_crashed(first[suspects[0].id], how, log, config))
+        else:
+            for case in suspects:
+                if case.id in first:
+                    finish(first[case.id])
+        control.stopped = Crash(tuple(c.id for c in suspects), how, log)
+        return False
+
+    def revive() -> bool:
+        try:
+            if control.dead() is not None:
+                control.restart()
+            return True
+        except RestartError as exc:
+            control.stopped = Crash(tuple(c.id for c in suspects), f"{how}; {exc}", log)
+            return False
+
+    for case in suspects:
+        if not revive():
+            return False
+        result = run_case(case, control.target, config, control)
+        died = _target_dead(control, config, result)
+        if died is None:
+            finish(result)
+            continue
+        if result.outcome in (Outcome.PASS, Outcome.INFORMATIONAL, Outcome.NON_STRICT):
+            # It asked the target to stop (admin shutdown) and it did: not a crash.
+            result.notes.append(f"the target stopped after this case ({died}); restarted")
+            finish(result)
+            continue
+        crash_log = control.logs()
+        control.crashes.append(Crash((case.id,), died, crash_log))
+        finish(_crashed(result, died, crash_log, config))
+    return revive()
+
+
+def _crashed(result: Result, how: str, log: str, config: RunConfig) -> Result:
+    """`result` turned into the record of a crash: a failure naming how the target died."""
+    crash = Result(
+        result.case, Outcome.FAIL, f"the target crashed during this case: {how}",
+        expected="the server survives the case", actual=f"the server {how}",
+        duration=result.duration, trace=result.trace, notes=list(result.notes),
+    )
+    if result.message:
+        crash.notes.append(f"the case saw: {result.message}")
+    if log.strip():
+        crash.notes.append("server log (last lines):\n" + "\n".join(log.strip().splitlines()[-40:]))
+    crash.deviation = config.expectations.find(result.case.id)
+    return crash
 
 
 def check_reachable(target: Target, timeout: float = CONNECT_TIMEOUT) -> str | None:

@@ -11,11 +11,13 @@ import select
 import ssl
 import time
 
-from gearspec.conformance.harness import Closed, Conn, Garbled, Received, Session, describe
+from gearspec.conformance.capabilities import PROBED_SUBMITS
+from gearspec.conformance.harness import Closed, Conn, Garbled, Received, Session, describe, is_barrier_reply
 
 from gearspec.admin import parse_workers
 from gearspec.codec import Packet, RawPacket
 from gearspec.spec import PacketType as T
+from gearspec.spec import packet_spec
 
 __all__ = [
     "ASSIGN_TYPES",
@@ -32,6 +34,7 @@ __all__ = [
     "read_status",
     "refusal",
     "require_coalesced",
+    "routed_variant",
     "settle",
     "start_job",
     "status_of",
@@ -50,25 +53,6 @@ PERL_CLIENT = "Perl Gearman::Server lib/Gearman/Server/Client.pm"
 ASSIGN_TYPES = (T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL)
 
 
-def _barrier(s: Session, conn: Conn) -> bytes:
-    """Send the session's barrier request; returns the token its reply carries."""
-    token = b"gs-barrier-" + s.token().encode()
-    if s.barrier == "status":
-        conn.send(T.GET_STATUS, token)
-    else:
-        conn.send(T.ECHO_REQ, token)
-    return token
-
-
-def _is_barrier_reply(event: Received, token: bytes) -> bool:
-    if isinstance(event, Packet) and event.type is T.ECHO_RES:
-        return event.data == token
-    if isinstance(event, (Packet, RawPacket)) and event.name == "STATUS_RES":
-        first = event.args[0] if isinstance(event, Packet) else event.payload.split(b"\0")[0]
-        return first == token
-    return False
-
-
 def probe(s: Session, conn: Conn, type: T, *args: object) -> list[Received] | None:
     """Send one request and a barrier; what came before the barrier reply, None if closed.
 
@@ -76,7 +60,8 @@ def probe(s: Session, conn: Conn, type: T, *args: object) -> list[Received] | No
     connection are all answers here, where `conn.sync()` would fail the case on a close.
     """
     conn.send(type, *args)
-    token = _barrier(s, conn)
+    token = b"gs-barrier-" + s.token().encode()
+    conn.send(s.barrier_request(token))
     before: list[Received] = []
     while True:
         event = conn.receive()
@@ -86,7 +71,7 @@ def probe(s: Session, conn: Conn, type: T, *args: object) -> list[Received] | No
             return None
         if isinstance(event, Garbled):
             s.fail(f"a decodable reply to {type.name}", describe(event))
-        if _is_barrier_reply(event, token):
+        if is_barrier_reply(event, token):
             return before
         before.append(event)
 
@@ -131,6 +116,26 @@ def submit_variant(s: Session, conn: Conn, fn: str, data: bytes, unique: str | b
     if reply.type is T.ERROR:
         s.unsupported(f"{type.name} refused ({describe(reply)}); see submit/variant/*")
     return reply.handle
+
+
+def routed_variant(s: Session, wanted: T) -> T:
+    """`wanted`, or its sibling of the same priority and the other kind (foreground <->
+    background) when the target refused `wanted` in the run's probe.
+
+    For cases about an order rule that both kinds share (FIFO within HIGH holds for
+    SUBMIT_JOB_HIGH as for SUBMIT_JOB_HIGH_BG): a server that lacks one kind is still graded
+    with the other. Unsupported only when the target refused both.
+    """
+    if wanted in s.capabilities.submits:
+        return wanted
+    attrs = packet_spec(wanted).submit
+    assert attrs is not None, wanted
+    for sibling in PROBED_SUBMITS:
+        other = packet_spec(sibling).submit
+        if other is not None and other.priority == attrs.priority and sibling in s.capabilities.submits:
+            s.note(f"{wanted.name} was refused in the probe; {sibling.name} queues at the same level instead")
+            return sibling
+    return s.unsupported(f"needs {wanted.name} or its {'foreground' if attrs.background else 'background'} sibling; the target refused both")
 
 
 def start_job(

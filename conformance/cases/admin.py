@@ -369,6 +369,25 @@ def cancel_queued_job(s: Session) -> None:
 
 
 @case(
+    "admin/cancel_job/5",
+    "After 'cancel job H' on one of two queued jobs, 'status' and 'prioritystatus' count only the other",
+    level=EXTENSION,
+    admin=["cancel job", "status", "prioritystatus"],
+    packets=["SUBMIT_JOB_BG"],
+    source=f"{_TEXT}; gearmand libgearman-server/gearmand_con.cc gearman_server_job_cancel",
+)
+def cancel_then_counts(s: Session) -> None:
+    fn = s.name("fn")
+    handle, _kept = _queue_background(s, fn, 2)
+    conn = s.client()
+    reply = _extension_admin(s, conn, "cancel job", handle)
+    s.check(reply.lines == ("OK",), "OK", " | ".join(reply.lines))
+    s.check_equal(_status_row(s, conn, fn).total, 1, f"status TOTAL of {fn} after the cancel")
+    rows = [r for r in parse_prioritystatus(_prioritystatus(s, conn)) if r.function == fn]
+    s.check_equal([(r.high, r.normal, r.low) for r in rows], [(0, 1, 0)], f"prioritystatus of {fn} after the cancel")
+
+
+@case(
     "admin/cancel_job/3",
     "After 'cancel job H' answered OK, GET_STATUS for H reports an unknown job (known 0)",
     level=SHOULD,

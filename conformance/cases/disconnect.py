@@ -23,6 +23,7 @@ from gearspec.conformance.cases._jobs import (
 from gearspec.conformance.harness import Session, describe
 from gearspec.conformance.registry import SHOULD, case
 
+from gearspec.admin import parse_status
 from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
@@ -99,6 +100,32 @@ def requeued_status(s: Session) -> None:
     first.close()
     standby.expect(T.NOOP)  # requeued
     s.check_equal(status_of(s, client, handle)[:2], (b"1", b"0"), "known, running after the worker died")
+
+
+@case(
+    "disconnect/worker/5",
+    "After a requeue, the admin 'status' row counts the job as queued, not running (TOTAL 1, RUNNING 0)",
+    level=SHOULD,
+    packets=["SUBMIT_JOB_BG", "JOB_ASSIGN", "NOOP"],
+    admin=["status"],
+    source=f"{_REQUEUE}; gearmand libgearman-server/text.cc server_run_text (status: job_total, job_running)",
+)
+def requeued_admin_counts(s: Session) -> None:
+    if not s.capabilities.admin:
+        s.unsupported("needs the admin command 'status' (the target did not answer it)")
+    fn = s.name("fn")
+    _client, first, _handle, _job = start_job(s, fn, b"bg", b"", T.SUBMIT_JOB_BG)
+    standby = s.worker(fn)
+    standby.grab_nothing()
+    standby.send(T.PRE_SLEEP)
+    settle(standby, first)
+    first.close()
+    woken = standby.receive()
+    if not (isinstance(woken, Packet) and woken.type is T.NOOP):
+        s.unsupported(f"the job was not requeued ({standby._as_actual(woken, None)}); see disconnect/worker/2")
+    row = [r for r in parse_status(s.connect("admin").admin("status")) if r.function == fn]
+    s.check(len(row) == 1, f"one status row for {fn}", f"{len(row)} rows")
+    s.check_equal((row[0].total, row[0].running), (1, 0), "TOTAL, RUNNING after the requeue")
 
 
 @case(

@@ -163,7 +163,7 @@ def awake_worker_no_noop(s: Session) -> None:
 
 @case(
     "sleep/echo/1",
-    "A sleeping worker's connection still answers ECHO_REQ and is woken afterwards",
+    "A sleeping worker's connection still answers a round trip (ECHO_REQ, or GET_STATUS without ECHO) and is woken afterwards",
     level=SHOULD,
     packets=["PRE_SLEEP", "ECHO_REQ", "ECHO_RES", "NOOP"],
     source=f"{PROTOCOL} (ECHO_REQ from client or worker); {_SLEEP}",
@@ -171,8 +171,8 @@ def awake_worker_no_noop(s: Session) -> None:
 def sleeping_echo(s: Session) -> None:
     fn = s.name("fn")
     worker = _sleeping_worker(s, fn)
-    worker.send(T.ECHO_REQ, b"are you asleep")
-    s.check_equal(worker.expect(T.ECHO_RES).data, b"are you asleep", "ECHO_RES data")
+    worker.send(s.barrier_request(b"are you asleep"))
+    worker.round_trip(b"are you asleep")
     s.client().submit(fn, b"x")
     worker.expect(T.NOOP)
 

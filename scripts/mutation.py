@@ -1,0 +1,381 @@
+"""Mutation testing of the reference server: how many planted bugs does `gearspec test` catch?
+
+    python scripts/mutation.py --sample 60 --seed 1 -j 4     # a sampled run: minutes
+    python scripts/mutation.py --list                        # every mutant, one per line
+    python scripts/mutation.py --only 'broker.py:Broker._take:*'   # mutants whose ID matches
+    python scripts/mutation.py                               # all of them (about an hour)
+
+A small seeded AST mutator (no third-party tool) plants one mutant at a time in
+reference/broker.py, reference/server.py or reference/store.py: a flipped comparison, a
+swapped and/or, a negated condition, a constant off by one, a True/False swapped, an
+arithmetic operator swapped, a dropped statement. Each mutant goes into a temporary copy of
+the package (the working tree is never touched); the mutated reference server is started
+with a sqlite queue (so durability cases can restart it) and GEARSPEC_PURE_PYTHON=1 (so its
+Python framing path, not the C one, serves), and the whole suite runs against it in-process
+with the reference profile, strict. The mutant is killed when any case counts
+against it (or the server cannot start, or the run outlives --mutant-timeout); else it
+survives. Mutants listed as equivalent or unobservable from the wire in docs/conformance.md
+("Equivalent and unobservable mutants") are left out of the score.
+
+A mutant's ID names its file, enclosing function, operator and the mutated source, e.g.
+`broker.py:Broker._take:Lt->GtE:len(queue) < limit`, so it survives unrelated edits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import fnmatch
+import random
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = ("broker.py", "server.py", "store.py")
+DOCS = ROOT / "docs" / "conformance.md"
+EQUIVALENT_HEADING = "### Equivalent and unobservable mutants"
+
+_FLIP: dict[type, type] = {
+    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE, ast.LtE: ast.Gt,
+    ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+}
+_BOUNDARY: dict[type, type] = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt}
+_ARITH: dict[type, type] = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.FloorDiv, ast.FloorDiv: ast.Mult}
+_BOOL: dict[type, type] = {ast.And: ast.Or, ast.Or: ast.And}
+_QUIET_CALLS = re.compile(r"^(log|logging)\.")  # logging is not on the wire
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str
+    index: int  # position among the file's mutation points (ast.walk order)
+
+
+def _snippet(node: ast.AST) -> str:
+    text = ast.unparse(node).replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Points(ast.NodeVisitor):
+    """Every mutation point of a module, in a fixed order: (kind, node, qualname)."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[str, ast.AST, str]] = []
+        self.scope: list[str] = []
+
+    def _in(self, node: ast.AST, name: str) -> None:
+        self.scope.append(name)
+        self.generic_visit(node)
+        self.scope.pop()
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._in(node, node.name)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._in(node, node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def add(self, kind: str, node: ast.AST) -> None:
+        self.points.append((kind, node, ".".join(self.scope) or "<module>"))
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        for op in node.ops:
+            self.add(f"{type(op).__name__}->{_FLIP[type(op)].__name__}", node)
+            if type(op) in _BOUNDARY:
+                self.add(f"{type(op).__name__}->{_BOUNDARY[type(op)].__name__}", node)
+        self.generic_visit(node)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> None:
+        self.add(f"{type(node.op).__name__}->{_BOOL[type(node.op)].__name__}", node)
+        self.generic_visit(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        if type(node.op) in _ARITH:
+            self.add(f"{type(node.op).__name__}->{_ARITH[type(node.op)].__name__}", node)
+        self.generic_visit(node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
+        if isinstance(node.op, ast.Not):
+            self.add("drop-not", node)
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        if not _is_type_checking(node.test):
+            self.add("negate-if", node)
+            self.generic_visit(node)
+
+    def visit_While(self, node: ast.While) -> None:
+        self.add("negate-while", node)
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, bool):
+            self.add("flip-bool", node)
+        elif isinstance(node.value, int):
+            self.add("plus-one", node)
+            if node.value:
+                self.add("minus-one", node)
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if isinstance(node.value, ast.Constant):
+            return  # a docstring
+        if not _QUIET_CALLS.match(ast.unparse(node.value)):
+            self.add("drop-statement", node)
+        self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        if self.scope and not any(isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets):
+            self.add("drop-statement", node)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.add("drop-statement", node)
+        self.generic_visit(node)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
+
+
+def _points(tree: ast.AST) -> list[tuple[str, ast.AST, str]]:
+    visitor = _Points()
+    visitor.visit(tree)
+    return visitor.points
+
+
+def all_mutants() -> list[Mutant]:
+    out = []
+    for name in FILES:
+        seen: dict[str, int] = {}
+        for index, (kind, node, scope) in enumerate(_points(ast.parse((ROOT / "reference" / name).read_text()))):
+            base = f"{name}:{scope}:{kind}:{_snippet(node)}"
+            seen[base] = seen.get(base, 0) + 1
+            out.append(Mutant(base if seen[base] == 1 else f"{base}#{seen[base]}", name, index))
+    return out
+
+
+def mutate(source: str, index: int) -> str:
+    """The module source with mutation point `index` applied."""
+    tree = ast.parse(source)
+    kind, target, _ = _points(tree)[index]
+    if kind == "drop-statement":
+        replacement: ast.AST = ast.Pass()
+        ast.copy_location(replacement, target)
+        _replace(tree, target, replacement)
+    elif kind in ("negate-if", "negate-while"):
+        assert isinstance(target, (ast.If, ast.While))
+        target.test = ast.UnaryOp(ast.Not(), target.test)
+    elif kind == "drop-not":
+        assert isinstance(target, ast.UnaryOp)
+        _replace(tree, target, target.operand)
+    elif kind == "flip-bool":
+        assert isinstance(target, ast.Constant)
+        target.value = not target.value
+    elif kind in ("plus-one", "minus-one"):
+        assert isinstance(target, ast.Constant)
+        target.value += 1 if kind == "plus-one" else -1
+    else:
+        old, new = kind.split("->")
+        if isinstance(target, ast.Compare):
+            position = next(i for i, op in enumerate(target.ops) if type(op).__name__ == old)
+            target.ops[position] = getattr(ast, new)()
+        elif isinstance(target, ast.BoolOp):
+            target.op = getattr(ast, new)()
+        elif isinstance(target, ast.BinOp):
+            target.op = getattr(ast, new)()
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
+    for parent in ast.walk(tree):
+        for field, value in ast.iter_fields(parent):
+            if value is old:
+                setattr(parent, field, new)
+                return
+            if isinstance(value, list) and any(v is old for v in value):
+                value[value.index(next(v for v in value if v is old))] = new
+                return
+    raise ValueError("mutation point not found")
+
+
+def equivalent_ids() -> dict[str, str]:
+    """Mutants listed in docs/conformance.md as equivalent or unobservable: ID glob -> reason.
+
+    A row's first cell is a mutant ID or a glob of IDs (fnmatch: `*`, `?`), in backticks.
+    """
+    text = DOCS.read_text()
+    if EQUIVALENT_HEADING not in text:
+        return {}
+    section = text.split(EQUIVALENT_HEADING, 1)[1].split("\n#", 1)[0]
+    found = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`") and cells[0].endswith("`"):
+            found[cells[0].strip("`")] = cells[1]
+    return found
+
+
+# -- running the suite against one mutant ---------------------------------------------------------
+
+
+class _Killed(Exception):
+    pass
+
+
+def _copy_tree(workdir: Path) -> Path:
+    """A copy of the gearspec package with reference/ as gearspec.reference; returns the
+    folder to put on PYTHONPATH."""
+    site = workdir / "site"
+    shutil.copytree(ROOT / "gearspec", site / "gearspec", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "reference", site / "gearspec" / "reference", ignore=shutil.ignore_patterns("__pycache__"))
+    return site
+
+
+def run_mutant(
+    site: Path, mutant: Mutant | None, jobs: int, limit: float, wait: float, passed: set[str] | None = None
+) -> tuple[bool, str]:
+    """(killed, how): plant `mutant` (None: the clean copy), start the server, run the suite.
+
+    `passed`: the cases the clean copy passes; one of them ending otherwise (unsupported,
+    informational, non-strict) kills the mutant too: a feature it broke entirely would
+    otherwise only turn a pass into "unsupported". For the clean copy, `passed` is filled in.
+    """
+    module = site / "gearspec" / "reference" / (mutant.file if mutant else "broker.py")
+    original = (ROOT / "reference" / module.name).read_text()
+    module.write_text(mutate(original, mutant.index) if mutant else ast.unparse(ast.parse(original)))
+    argv = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "{port}", "--queue", "sqlite:{dir}/queue.db"]
+    # Pure Python: the C framing loop (gearspec._speedups) would otherwise take the packets
+    # before the Python fast path in server.py, which is what a mutant there changes.
+    env = {"PYTHONPATH": str(site), "GEARSPEC_PURE_PYTHON": "1"}
+    try:
+        return _run_suite(argv, env, jobs, limit, wait, passed)
+    finally:
+        module.write_text(original)  # after the run: restarts (durability cases) load the mutant too
+
+
+def _run_suite(
+    argv: list[str], env: dict[str, str], jobs: int, limit: float, wait: float, passed: set[str] | None
+) -> tuple[bool, str]:
+    from gearspec.conformance.harness import Outcome
+    from gearspec.conformance.lifecycle import TargetControl
+    from gearspec.conformance.registry import all_cases
+    from gearspec.conformance.runner import Result, RunConfig, builtin_profiles, load_expectations, run_cases
+    from gearspec.conformance.servers import LaunchError, Target, start_local
+
+    try:
+        server = start_local(argv, name="mutant", env=env, timeout=15)
+    except LaunchError as exc:
+        return True, f"the server does not start: {str(exc).splitlines()[0]}"
+    control = TargetControl.for_process(server)  # durability cases restart the mutant
+    config = RunConfig(
+        wait=wait, timeout=5.0, seed="mutation", strict=True, durable=True,
+        expectations=load_expectations(builtin_profiles()["reference"]),
+    )
+    outcome: list[tuple[bool, str]] = []
+
+    baseline = passed is not None and bool(passed)
+
+    def first_failure(result: Result) -> None:
+        if result.counts_against(strict=True):
+            raise _Killed(f"{result.case.id}: {result.message[:120]}")
+        if baseline and passed is not None and result.case.id in passed and result.outcome is not Outcome.PASS:
+            raise _Killed(f"{result.case.id}: passes on the clean copy, here {result.outcome.value}: {result.message[:100]}")
+        if not baseline and passed is not None and result.outcome is Outcome.PASS:
+            passed.add(result.case.id)
+
+    def run() -> None:
+        try:
+            cases = all_cases()
+            results = run_cases(cases, Target(server.host, server.port), config, jobs=jobs, on_result=first_failure, control=control)
+            if control.stopped is not None:
+                how = control.stopped.how.splitlines()[0]
+                outcome.append((True, f"the server died during {', '.join(control.stopped.case_ids)}: {how}"))
+            elif len(results) < len(cases):
+                outcome.append((True, f"only {len(results)} of {len(cases)} cases ran"))
+            else:
+                outcome.append((False, "every case passed"))
+        except _Killed as killed:
+            outcome.append((True, str(killed)))
+        except Exception as exc:  # the suite itself broke on this mutant: counts as killed, visibly
+            outcome.append((True, f"suite error: {type(exc).__name__}: {exc}"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    control.close()
+    server.stop()
+    if not outcome:
+        return True, f"the run outlived {limit:g} s"
+    return outcome[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn with --seed (default: all)")
+    parser.add_argument("--seed", default="1", help="seed of the sample (default %(default)s)")
+    parser.add_argument("--only", action="append", default=[], metavar="GLOB", help="mutants whose ID matches (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the mutants (after --only/--sample) and exit")
+    parser.add_argument("-j", "--jobs", type=int, default=4, help="cases in parallel within one mutant's run")
+    parser.add_argument("--mutant-timeout", type=float, default=60.0, metavar="S", help="a mutant's run may take at most S seconds")
+    parser.add_argument("--wait", type=float, default=1.0, metavar="S", help="the suite's --wait (default %(default)s)")
+    args = parser.parse_args(argv)
+
+    mutants = all_mutants()
+    if args.only:
+        mutants = [m for m in mutants if any(fnmatch.fnmatchcase(m.id, g) for g in args.only)]
+    globs = equivalent_ids()
+
+    def why_equivalent(mutant: Mutant) -> str | None:
+        return next((reason for glob, reason in globs.items() if fnmatch.fnmatchcase(mutant.id, glob)), None)
+
+    if args.sample is not None and args.sample < len(mutants):
+        mutants = random.Random(args.seed).sample(mutants, args.sample)
+    if args.list:
+        for m in mutants:
+            print(m.id + ("   [equivalent]" if why_equivalent(m) else ""))
+        print(f"{len(mutants)} mutants")
+        return 0
+    if not mutants:
+        print("mutation: no mutant matches", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="gearspec-mutation-") as tmp:
+        site = _copy_tree(Path(tmp))
+        passed: set[str] = set()
+        killed, how = run_mutant(site, None, args.jobs, args.mutant_timeout, args.wait, passed)
+        if killed:
+            print(f"mutation: the unmutated copy fails the suite ({how}); fix that first", file=sys.stderr)
+            return 2
+        survivors: list[Mutant] = []
+        counted = killed_count = 0
+        started = time.monotonic()
+        for number, mutant in enumerate(mutants, start=1):
+            reason = why_equivalent(mutant)
+            if reason is not None:
+                print(f"[{number}/{len(mutants)}] equivalent {mutant.id}  ({reason})", flush=True)
+                continue
+            killed, how = run_mutant(site, mutant, args.jobs, args.mutant_timeout, args.wait, passed)
+            counted += 1
+            killed_count += killed
+            if not killed:
+                survivors.append(mutant)
+            print(f"[{number}/{len(mutants)}] {'killed  ' if killed else 'SURVIVED'} {mutant.id}  ({how})", flush=True)
+    score = 100.0 * killed_count / counted if counted else 100.0
+    print(f"\nmutation score: {killed_count}/{counted} non-equivalent mutants killed = {score:.1f}% "
+          f"({len(mutants) - counted} equivalent left out; {time.monotonic() - started:.0f} s)")
+    if survivors:
+        print("survivors:")
+        for m in survivors:
+            print(f"  {m.id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
