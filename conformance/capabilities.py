@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -90,11 +91,12 @@ _CONNECT_TIMEOUT = 5.0  # a busy single-threaded server (gear) may accept a burs
 class _Probe:
     """One probe connection: send, then wait up to `wait` for the next event (or nothing)."""
 
-    def __init__(self, address: tuple[str, int], wait: float) -> None:
+    def __init__(self, address: tuple[str, int], wait: float, tls: ssl.SSLContext | None = None) -> None:
         self.wait = wait
         self.decoder = Decoder(Magic.RES, lenient=True)
-        self.sock = socket.create_connection(address, timeout=_CONNECT_TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection(address, timeout=_CONNECT_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = tls.wrap_socket(sock, server_hostname=address[0]) if tls is not None else sock
 
     def send(self, type: PacketType, *args: object) -> None:
         self.sock.sendall(Packet.request(type, *args).to_bytes())
@@ -130,7 +132,9 @@ def _named(event: object, *names: str) -> bool:
     return isinstance(event, (Packet, RawPacket)) and event.name in names
 
 
-def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0") -> Capabilities:
+def detect_capabilities(
+    host: str, port: int, wait: float = 1.0, token: str = "0", tls: ssl.SSLContext | None = None
+) -> Capabilities:
     """Probe the target at host:port, each feature on its own connection, all at once.
 
     `wait` bounds each probe (a feature that gets no answer within it counts as missing), so
@@ -155,7 +159,7 @@ def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0
         return thread
 
     def round_trip(type: PacketType, arg: bytes, reply: str) -> bool:
-        conn = _Probe(address, wait)
+        conn = _Probe(address, wait, tls)
         try:
             conn.send(type, arg)
             return _named(conn.next_event(), reply)
@@ -163,7 +167,7 @@ def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0
             conn.close()
 
     def admin() -> bool:
-        conn = _Probe(address, wait)
+        conn = _Probe(address, wait, tls)
         try:
             conn.sock.sendall(b"status\n")
             line = conn.next_event()
@@ -177,7 +181,7 @@ def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0
 
     def grab(type: PacketType) -> bool:
         fn = f"gs-probe-{token}-{type.name.lower()}"
-        client, worker = _Probe(address, wait), _Probe(address, wait)
+        client, worker = _Probe(address, wait, tls), _Probe(address, wait, tls)
         try:
             client.send(PacketType.SUBMIT_JOB_BG, fn, "", b"probe")
             if not _named(client.next_event(), "JOB_CREATED"):
@@ -190,7 +194,7 @@ def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0
             worker.close()
 
     def submit(type: PacketType) -> bool:
-        conn = _Probe(address, wait)
+        conn = _Probe(address, wait, tls)
         try:
             # Background jobs of a function no worker will ever ask for: the queue forgets
             # nothing, so tidy up below once a grab packet is known.
@@ -212,7 +216,7 @@ def detect_capabilities(host: str, port: int, wait: float = 1.0, token: str = "0
     grabs = tuple(t for t in GRAB_PREFERENCE if found.get(t.name) is True)
     submits = frozenset({PacketType.SUBMIT_JOB} | {t for t in PROBED_SUBMITS if found.get(t.name) is True})
     if grabs:
-        _take_probe_jobs(address, f"gs-probe-{token}-submit", grabs[0], len(submits) - 1, wait)
+        _take_probe_jobs(address, f"gs-probe-{token}-submit", grabs[0], len(submits) - 1, wait, tls)
     return Capabilities(
         echo=found.get("echo") is True, status=found.get("status") is True, admin=found.get("admin") is True,
         grabs=grabs, submits=submits, probed=True, notes=tuple(notes),
@@ -228,10 +232,12 @@ def _complete(worker: _Probe, job: object) -> bool:
     return True
 
 
-def _take_probe_jobs(address: tuple[str, int], fn: str, grab: PacketType, count: int, wait: float) -> None:
+def _take_probe_jobs(
+    address: tuple[str, int], fn: str, grab: PacketType, count: int, wait: float, tls: ssl.SSLContext | None
+) -> None:
     """Take and complete the probe's submitted jobs (a foreground one may be gone already)."""
     try:
-        worker = _Probe(address, wait)
+        worker = _Probe(address, wait, tls)
     except OSError:
         return
     try:

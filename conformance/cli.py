@@ -349,15 +349,17 @@ def _clean_up(target: Target, config: RunConfig) -> None:
     a long-lived server does not keep, or replay at its next start, what the cases left."""
     from gearspec.reference.cleanup import cancel, drain, leftover
 
+    tls = target.tls.context if target.tls is not None else None
+
     try:
-        drain(target.host, target.port, config.names_used, timeout=max(10.0, config.timeout))
-        if leftover(target.host, target.port, config.names_used) != 0:  # epoch jobs not due yet, or unknown
-            cancel(target.host, target.port, config.handles_created)
+        drain(target.host, target.port, config.names_used, timeout=max(10.0, config.timeout), tls=tls)
+        if leftover(target.host, target.port, config.names_used, tls=tls) != 0:  # epoch jobs not due yet, or unknown
+            cancel(target.host, target.port, config.handles_created, tls=tls)
     except OSError as exc:  # TimeoutError and ConnectionError included
         if not config.destructive:  # a destructive case may have stopped the target on purpose
             print(f"gearspec test: warning: could not drain the run's jobs from {target.address}: {os_reason(exc)}", file=sys.stderr)
         return
-    left = leftover(target.host, target.port, config.names_used)
+    left = leftover(target.host, target.port, config.names_used, tls=tls)
     if left:
         print(f"gearspec test: note: {left} job(s) of this run are still queued on {target.address} (not due yet, or running)", file=sys.stderr)
 

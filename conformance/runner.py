@@ -218,7 +218,8 @@ class RunConfig:
         with _PROBE_LOCK:
             if self.capabilities is None:
                 self.capabilities = detect_capabilities(
-                    target.host, target.port, wait=min(self.wait, 1.0), token=self.run_token
+                    target.host, target.port, wait=min(self.wait, 1.0), token=self.run_token,
+                    tls=target.tls.context if target.tls is not None else None,
                 )
         return self.capabilities
 
@@ -572,6 +573,8 @@ def probe_target(target: Target, timeout: float = 3.0, barrier: str = "echo") ->
         request, reply, what = Packet.request(PacketType.ECHO_REQ, b"gearspec-probe"), "ECHO_RES", "ECHO_REQ"
     try:
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
+        if target.tls is not None:
+            sock = target.tls.context.wrap_socket(sock, server_hostname=target.host)
     except TimeoutError:
         return f"no answer from {target.address} within {timeout:g} s (connect timed out)"
     except OSError as exc:

@@ -176,10 +176,12 @@ def _plaintext(first: bytes) -> str:
     return f"it answered a TLS ClientHello with {what} ({first[:40]!r}): it does not speak TLS on this port"
 
 
-def _echo_problem(host: str, port: int, context: ssl.SSLContext, timeout: float, barrier: str) -> str | None:
-    # ECHO_REQ, or GET_STATUS for targets without ECHO (a profile's barrier = "status").
-    kind = PacketType.GET_STATUS if barrier == "status" else PacketType.ECHO_REQ
-    request = Packet.request(kind, b"gearspec-tls-probe").to_bytes()
+def _echo_problem(host: str, port: int, context: ssl.SSLContext, timeout: float, barrier: str | None) -> str | None:
+    # ECHO_REQ and GET_STATUS in one write: any answer proves the round trip, also from a
+    # server that ignores ECHO (python gear's geard); a profile's barrier = "status" sends only GET_STATUS.
+    kinds = [PacketType.GET_STATUS] if barrier == "status" else [PacketType.ECHO_REQ, PacketType.GET_STATUS]
+    request = b"".join(Packet.request(kind, b"gearspec-tls-probe").to_bytes() for kind in kinds)
+    asked = " or ".join(kind.name for kind in kinds)
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
             with context.wrap_socket(raw, server_hostname=host) as sock:
@@ -191,18 +193,18 @@ def _echo_problem(host: str, port: int, context: ssl.SSLContext, timeout: float,
                         break
                     reply += chunk
     except TimeoutError:
-        return f"the TLS connection works but {kind.name} got no answer within {timeout:g} s"
+        return f"the TLS connection works but {asked} got no answer within {timeout:g} s"
     except (ssl.SSLError, OSError) as exc:
         reply, detail = b"", getattr(exc, "reason", None) or exc
-        return f"it ended the TLS connection before answering {kind.name} ({detail}): does it require a client " \
+        return f"it ended the TLS connection before answering {asked} ({detail}): does it require a client " \
             "certificate the suite did not give (--tls-cert/--tls-key)?"
     if reply[:4] == b"\0RES":
         return None
-    return f"it ended the TLS connection before answering {kind.name}: does it require a client certificate " \
+    return f"it ended the TLS connection before answering {asked}: does it require a client certificate " \
         "the suite did not give (--tls-cert/--tls-key)?"
 
 
-def check_tls(host: str, port: int, settings: TlsSettings, timeout: float, barrier: str = "echo") -> str | None:
+def check_tls(host: str, port: int, settings: TlsSettings, timeout: float, barrier: str | None = None) -> str | None:
     """None when the target completes a handshake and answers a round trip over TLS; else why not."""
     try:
         return _handshake_problem(host, port, settings.context, timeout) or _echo_problem(

@@ -209,6 +209,17 @@ def _pid_alive(pid: int) -> bool:
     return stat[stat.rindex(b")") + 2:][:1] != b"Z"
 
 
+def _exits_within(pid: int, seconds: float) -> bool:
+    """True when the process is gone, or goes within `seconds`: a crashing server may reset
+    connections a moment before it exits, and "gone" says more than "refused"."""
+    deadline = time.monotonic() + seconds
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)  # no event for the exit of a process we did not start
+    return True
+
+
 # Admin replies may echo long request tokens back: the 8 KiB request-line cap does not apply.
 _MAX_REPLY_LINE = 1 << 20
 
@@ -430,7 +441,7 @@ def run_network_fuzz(config: FuzzConfig) -> FuzzReport:
                 report.checks += 1
                 report.packets_sent += 1
                 if outcome is not None:
-                    if config.pid is not None and not _pid_alive(config.pid):
+                    if config.pid is not None and _exits_within(config.pid, 2.0 if outcome.startswith("refused") else 0.0):
                         kind, detail = "crash", f"the target process {config.pid} is gone ({outcome})"
                     elif outcome.startswith("refused: connection closed") and (config.pid is None or _pid_alive(config.pid)):
                         kind, detail = "broken", f"the target accepts connections but closes them unanswered ({outcome})"

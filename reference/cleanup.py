@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Iterator
 
@@ -22,7 +23,13 @@ from gearspec.spec import Magic, PacketType
 __all__ = ["cancel", "drain", "leftover"]
 
 
-def drain(host: str, port: int, names: Iterable[str | bytes], *, timeout: float = 10.0) -> int:
+def _connect(host: str, port: int, timeout: float, tls: ssl.SSLContext | None) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    return tls.wrap_socket(sock, server_hostname=host) if tls is not None else sock
+
+
+def drain(host: str, port: int, names: Iterable[str | bytes], *, timeout: float = 10.0,
+          tls: ssl.SSLContext | None = None) -> int:
     """Grab and fail every queued job of `names`; returns how many. Raises OSError when the
     server cannot be reached, TimeoutError when it stops answering within `timeout`."""
     wanted = sorted({n.encode() if isinstance(n, str) else n for n in names})
@@ -30,7 +37,7 @@ def drain(host: str, port: int, names: Iterable[str | bytes], *, timeout: float 
         return 0
     deadline = time.monotonic() + timeout
     drained = 0
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    with _connect(host, port, timeout, tls) as sock:
         decoder = Decoder(accept=Magic.RES, lenient=True)
         sock.sendall(b"".join(Packet.request(PacketType.CAN_DO, name).to_bytes() for name in wanted))
         grab = PacketType.GRAB_JOB
@@ -63,12 +70,13 @@ def _next_packet(sock: socket.socket, decoder: Decoder, deadline: float) -> Pack
         decoder.receive_data(data)
 
 
-def cancel(host: str, port: int, handles: Iterable[bytes], *, timeout: float = 10.0) -> int:
+def cancel(host: str, port: int, handles: Iterable[bytes], *, timeout: float = 10.0,
+           tls: ssl.SSLContext | None = None) -> int:
     """Send the admin `cancel job H` for each handle (for jobs not due yet, which cannot be
     grabbed); returns how many the server answered OK. Servers without the command answer
     ERR, which is fine: nothing more can be done there."""
     cancelled = 0
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    with _connect(host, port, timeout, tls) as sock:
         lines = sock.makefile("rb")
         for handle in sorted(handles):
             sock.sendall(b"cancel job " + handle + b"\n")
@@ -85,12 +93,13 @@ def _rows(lines: Iterable[str]) -> Iterator[StatusRow]:
             yield from parse_status([line])
 
 
-def leftover(host: str, port: int, names: Iterable[str | bytes], *, timeout: float = 5.0) -> int | None:
+def leftover(host: str, port: int, names: Iterable[str | bytes], *, timeout: float = 5.0,
+             tls: ssl.SSLContext | None = None) -> int | None:
     """Jobs still queued under `names` per the admin `status` command; None when the server
     does not answer it."""
     wanted = {n.decode("latin-1") if isinstance(n, bytes) else n for n in names}
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with _connect(host, port, timeout, tls) as sock:
             sock.sendall(encode_admin("status"))
             reader = AdminReplyReader("status")
             buffer = b""
