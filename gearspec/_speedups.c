@@ -1,8 +1,10 @@
 /* The hot paths in C: an optional accelerator for gearspec.codec.Decoder (DecoderCore) and
  * for the reference server's framing loop (RequestScanner, at the end of this file).
  *
- * It knows nothing of the protocol by itself. gearspec.codec hands it the same per-type
- * plans its pure-Python fast path uses (derived from gearspec.spec.PACKETS), and it does
+ * It knows nothing of the protocol by itself. gearspec.accelerated hands it the same per-type
+ * plans its pure-Python fast path uses (gearspec.plans, derived from gearspec.spec.PACKETS;
+ * read by field name at set-up), the NUMBER rule as a byte table and the large-payload
+ * threshold (gearspec.plans.NUMBER_BYTES and LARGE_PAYLOAD), and it does
  * only what that fast path does: frame complete, well-formed binary packets and split their
  * arguments. Everything else -- an admin line, any flaw, the end of the stream, a sticky
  * error, lenient mode's raw packets -- is handed to the pure-Python decoder (the subclass's
@@ -23,7 +25,6 @@
 #define HEADER_SIZE 12
 #define MAX_CODE 64  /* packet types are 0..42; anything from 64 up has no plan */
 #define MAX_NUMBERS 8
-#define ASSEMBLE_MIN 16384  /* payload size from which a straddling packet is assembled */
 
 typedef struct {
     PyObject *magic;   /* the Magic member (borrowed from the plans dict, kept alive by it) */
@@ -42,6 +43,8 @@ typedef struct {
     Plan plan_storage[2][MAX_CODE];
     int accepts[2];                  /* which magics any plan uses (for waiting on a partial header) */
     Py_ssize_t limit;                /* maximum payload size */
+    Py_ssize_t large;                /* payload size from which a straddling packet is assembled */
+    unsigned char number_ok[256];    /* the NUMBER rule: which bytes are digits */
     PyTypeObject *packet_type;
     Py_ssize_t off_magic, off_type, off_args;  /* Packet's slot offsets */
     PyObject *need_data, *closed;    /* the NEED_DATA and CLOSED sentinels */
@@ -208,18 +211,49 @@ Core_clear(Core *self)
     return 0;
 }
 
-/* One packet type's plan from its (nargs, has_data, numbers) in the Python plans. */
+/* An int field of a gearspec.plans.Plan, by name. */
 static int
-fill_plan(Plan *plan, int nargs, int has_data, PyObject *numbers)
+plan_int(PyObject *obj, const char *name, long *out)
 {
+    PyObject *value = PyObject_GetAttrString(obj, name);
+    if (value == NULL)
+        return -1;
+    *out = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* One packet type's plan from a gearspec.plans.Plan, read by field name. magic and ptype
+ * are borrowed: the caller keeps the Python plans alive. */
+static int
+fill_plan(Plan *plan, PyObject *obj)
+{
+    long nargs, has_data;
+    if (plan_int(obj, "nargs", &nargs) < 0 || plan_int(obj, "has_data", &has_data) < 0)
+        return -1;
+    PyObject *numbers = PyObject_GetAttrString(obj, "numbers");
+    if (numbers == NULL)
+        return -1;
+    Py_DECREF(numbers);  /* the plan holds it */
+    if (!PyTuple_Check(numbers)) {
+        PyErr_SetString(PyExc_TypeError, "plan.numbers must be a tuple");
+        return -1;
+    }
     Py_ssize_t nn = PyTuple_GET_SIZE(numbers);
     if (nn > MAX_NUMBERS || nargs < 0 || nargs > 64) {
         PyErr_SetString(PyExc_ValueError, "plan out of range");
         return -1;
     }
-    plan->magic = plan->ptype = NULL;
-    plan->nargs = nargs;
-    plan->has_data = has_data;
+    plan->magic = PyObject_GetAttrString(obj, "magic");
+    if (plan->magic == NULL)
+        return -1;
+    Py_DECREF(plan->magic);
+    plan->ptype = PyObject_GetAttrString(obj, "type");
+    if (plan->ptype == NULL)
+        return -1;
+    Py_DECREF(plan->ptype);
+    plan->nargs = (int)nargs;
+    plan->has_data = has_data != 0;
     plan->nnumbers = (int)nn;
     for (Py_ssize_t j = 0; j < nn; j++) {
         long idx = PyLong_AsLong(PyTuple_GET_ITEM(numbers, j));
@@ -249,15 +283,43 @@ slot_offset(PyTypeObject *type, const char *name)
     return member->offset;
 }
 
-/* _core_setup(plans, limit, packet_type, need_data, closed): plans maps the first 8 header
- * bytes read as a big-endian integer to (magic, ptype, nargs, has_data, numbers). */
+/* The NUMBER rule's byte table (gearspec.plans.NUMBER_BYTES) into `table`. */
+static int
+read_number_table(unsigned char table[256], const char *bytes, Py_ssize_t len)
+{
+    if (len != 256) {
+        PyErr_SetString(PyExc_ValueError, "the number table has 256 entries");
+        return -1;
+    }
+    for (int b = 0; b < 256; b++)
+        table[b] = bytes[b] != 0;
+    return 0;
+}
+
+/* The NUMBER rule: one or more bytes, each a digit by the table. */
+static inline int
+is_number(const unsigned char table[256], const char *s, Py_ssize_t len)
+{
+    if (len == 0)
+        return 0;
+    for (Py_ssize_t k = 0; k < len; k++)
+        if (!table[(unsigned char)s[k]])
+            return 0;
+    return 1;
+}
+
+/* _core_setup(plans, limit, packet_type, need_data, closed, number_bytes, large): plans maps
+ * the first 8 header bytes read as a big-endian integer to a gearspec.plans.Plan. */
 static PyObject *
 Core_setup(Core *self, PyObject *args)
 {
     PyObject *plans, *packet_type, *need_data, *closed;
-    Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "O!nO!OO:_core_setup", &PyDict_Type, &plans, &limit,
-                          &PyType_Type, &packet_type, &need_data, &closed))
+    Py_ssize_t limit, large, number_len;
+    const char *number_bytes;
+    if (!PyArg_ParseTuple(args, "O!nO!OOy#n:_core_setup", &PyDict_Type, &plans, &limit,
+                          &PyType_Type, &packet_type, &need_data, &closed, &number_bytes, &number_len, &large))
+        return NULL;
+    if (read_number_table(self->number_ok, number_bytes, number_len) < 0)
         return NULL;
     PyTypeObject *ptype = (PyTypeObject *)packet_type;
     Py_ssize_t om = slot_offset(ptype, "magic"), ot = slot_offset(ptype, "type"), oa = slot_offset(ptype, "args");
@@ -281,15 +343,9 @@ Core_setup(Core *self, PyObject *args)
             continue;
         if (code >= MAX_CODE)
             continue;
-        PyObject *pmagic, *pptype, *numbers;
-        int nargs, has_data;
-        if (!PyArg_ParseTuple(value, "OOipO!", &pmagic, &pptype, &nargs, &has_data, &PyTuple_Type, &numbers))
-            return NULL;
         Plan *plan = &self->plan_storage[m][code];
-        if (fill_plan(plan, nargs, has_data, numbers) < 0)
+        if (fill_plan(plan, value) < 0)
             return NULL;
-        plan->magic = pmagic;
-        plan->ptype = pptype;
         self->plans[m][code] = plan;
         self->accepts[m] = 1;
     }
@@ -311,6 +367,7 @@ Core_setup(Core *self, PyObject *args)
     self->off_type = ot;
     self->off_args = oa;
     self->limit = limit;
+    self->large = large;
     self->configured = 1;
     Py_RETURN_NONE;
 }
@@ -402,11 +459,8 @@ start_assembly(Core *self, Plan *plan, const char *h, Py_ssize_t avail, Py_ssize
     }
     for (int j = 0; j < plan->nnumbers; j++) {
         int i = plan->numbers[j];
-        if (i == n - 1 || lens[i] == 0)
+        if (i == n - 1 || !is_number(self->number_ok, starts[i], lens[i]))
             return 0;
-        for (Py_ssize_t k = 0; k < lens[i]; k++)
-            if (starts[i][k] < '0' || starts[i][k] > '9')
-                return 0;
     }
     Py_ssize_t lead = at - payload, got = end - at;
     PyObject *args = PyTuple_New(n - 1);
@@ -513,7 +567,8 @@ make_packet(Core *self, Plan *plan, PyObject *args)
 /* A complete payload's arguments as a new tuple (or list), split and checked as the plan
  * says. NULL without an exception set: a flaw, for the slow path to judge. */
 static PyObject *
-split_payload(const Plan *plan, const char *payload, Py_ssize_t size, int as_list)
+split_payload(const Plan *plan, const unsigned char number_ok[256], const char *payload, Py_ssize_t size,
+              int as_list)
 {
     int n = plan->nargs;
     if (n == 0)
@@ -537,13 +592,8 @@ split_payload(const Plan *plan, const char *payload, Py_ssize_t size, int as_lis
         return NULL;  /* too many arguments */
     for (int j = 0; j < plan->nnumbers; j++) {
         int i = plan->numbers[j];
-        if (lens[i] == 0)
+        if (!is_number(number_ok, starts[i], lens[i]))
             return NULL;
-        for (Py_ssize_t k = 0; k < lens[i]; k++) {
-            char c = starts[i][k];
-            if (c < '0' || c > '9')
-                return NULL;
-        }
     }
     PyObject *args = as_list ? PyList_New(n) : PyTuple_New(n);
     if (args == NULL)
@@ -567,7 +617,7 @@ split_payload(const Plan *plan, const char *payload, Py_ssize_t size, int as_lis
 static PyObject *
 fast_packet(Core *self, Plan *plan, const char *payload, Py_ssize_t size)
 {
-    PyObject *args = split_payload(plan, payload, size, 0);
+    PyObject *args = split_payload(plan, self->number_ok, payload, size, 0);
     if (args == NULL)
         return NULL;
     return make_packet(self, plan, args);
@@ -658,7 +708,7 @@ core_next(Core *self)
                         return NULL;
                 }
                 else if (!self->eof) {
-                    if (plan->has_data && size >= ASSEMBLE_MIN
+                    if (plan->has_data && (Py_ssize_t)size >= self->large
                         && start_assembly(self, plan, h, avail, (Py_ssize_t)size) < 0)
                         return NULL;
                     Py_INCREF(self->need_data);
@@ -810,14 +860,18 @@ typedef struct {
     PyObject_HEAD
     PyObject *handlers[MAX_CODE];   /* NULL: not on the fast path */
     Plan plans[MAX_CODE];
+    PyObject *plan_objects[MAX_CODE];  /* keep the plans' magic and type alive */
     Py_ssize_t limit;
+    unsigned char number_ok[256];   /* the NUMBER rule: which bytes are digits */
 } Scanner;
 
 static int
 Scanner_traverse(Scanner *self, visitproc visit, void *arg)
 {
-    for (int i = 0; i < MAX_CODE; i++)
+    for (int i = 0; i < MAX_CODE; i++) {
         Py_VISIT(self->handlers[i]);
+        Py_VISIT(self->plan_objects[i]);
+    }
     Py_VISIT(Py_TYPE(self));
     return 0;
 }
@@ -825,8 +879,10 @@ Scanner_traverse(Scanner *self, visitproc visit, void *arg)
 static int
 Scanner_clear(Scanner *self)
 {
-    for (int i = 0; i < MAX_CODE; i++)
+    for (int i = 0; i < MAX_CODE; i++) {
         Py_CLEAR(self->handlers[i]);
+        Py_CLEAR(self->plan_objects[i]);
+    }
     return 0;
 }
 
@@ -840,15 +896,19 @@ Scanner_dealloc(Scanner *self)
     Py_DECREF(tp);
 }
 
-/* RequestScanner(plans, limit): plans maps a REQ packet type to (handler, nargs, has_data,
- * numbers). */
+/* RequestScanner(plans, limit, number_bytes): plans maps a REQ packet type to (handler,
+ * gearspec.plans.Plan); number_bytes is gearspec.plans.NUMBER_BYTES. */
 static int
 Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
 {
     PyObject *plans;
-    Py_ssize_t limit;
-    static char *kwlist[] = {"plans", "limit", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!n:RequestScanner", kwlist, &PyDict_Type, &plans, &limit))
+    Py_ssize_t limit, number_len;
+    const char *number_bytes;
+    static char *kwlist[] = {"plans", "limit", "number_bytes", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!ny#:RequestScanner", kwlist, &PyDict_Type, &plans, &limit,
+                                     &number_bytes, &number_len))
+        return -1;
+    if (read_number_table(self->number_ok, number_bytes, number_len) < 0)
         return -1;
     Scanner_clear(self);
     PyObject *key, *value;
@@ -859,12 +919,13 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
             return -1;
         if (code < 0 || code >= MAX_CODE)
             continue;
-        PyObject *handler, *numbers;
-        int nargs, has_data;
-        if (!PyArg_ParseTuple(value, "OipO!", &handler, &nargs, &has_data, &PyTuple_Type, &numbers))
+        PyObject *handler, *plan;
+        if (!PyArg_ParseTuple(value, "OO", &handler, &plan))
             return -1;
-        if (fill_plan(&self->plans[code], nargs, has_data, numbers) < 0)
+        if (fill_plan(&self->plans[code], plan) < 0)
             return -1;
+        Py_INCREF(plan);
+        Py_XSETREF(self->plan_objects[code], plan);
         Py_INCREF(handler);
         Py_XSETREF(self->handlers[code], handler);
     }
@@ -902,7 +963,7 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         if (code >= MAX_CODE || self->handlers[code] == NULL || (Py_ssize_t)size > self->limit
             || len - pos - HEADER_SIZE < (Py_ssize_t)size)
             break;
-        PyObject *split = split_payload(&self->plans[code], h + HEADER_SIZE, (Py_ssize_t)size, 1);
+        PyObject *split = split_payload(&self->plans[code], self->number_ok, h + HEADER_SIZE, (Py_ssize_t)size, 1);
         if (split == NULL) {
             if (PyErr_Occurred()) {
                 Py_DECREF(items);

@@ -29,7 +29,8 @@ from gearspec.reference.acl import Acl
 from gearspec.reference.store import MAX_STORED_INT, MemoryStore, Store, StoredJob
 
 from gearspec.errors import ErrorCode
-from gearspec.spec import PacketType
+from gearspec.plans import LARGE_PAYLOAD
+from gearspec.spec import PacketType, is_number
 
 __all__ = ["LOG_LEVELS", "MAX_FUNCTION_SIZE", "MAX_NUMBER", "MAX_UNIQUE_SIZE", "Broker", "Function", "Job", "Session"]
 
@@ -76,7 +77,7 @@ def _parts(code: int, head: bytes, data: bytes) -> tuple[bytes, ...]:
     Large data stays its own piece, so it is never copied into a bigger buffer.
     """
     header = _pack(_RES, code, len(head) + len(data))
-    if len(data) > 4096:
+    if len(data) >= LARGE_PAYLOAD:
         return (header + head, data)
     return (header + head + data,)
 
@@ -616,7 +617,7 @@ class Broker:
     def _number(self, session: Session, arg: bytes, what: str) -> int | None:
         """A NUMBER argument as an int, or None after an ERROR when over MAX_NUMBER."""
         digits = arg.lstrip(b"0")
-        if not digits or (len(digits) <= _MAX_DIGITS and digits.isdigit()):
+        if not digits or (len(digits) <= _MAX_DIGITS and is_number(digits)):
             value = int(digits or b"0")
             if value <= MAX_NUMBER:
                 return value
@@ -839,7 +840,7 @@ class Broker:
         head = b"\0".join((job.handle, job.function.name, job.unique, b""))
         data = job.data
         size = len(head) + len(data)
-        if len(data) > 4096:  # as _parts: large data stays its own piece
+        if len(data) >= LARGE_PAYLOAD:  # as _parts: large data stays its own piece
             out.append(_pack(_RES, 31, size) + head)  # JOB_ASSIGN_UNIQ
             out.append(data)
         else:
@@ -906,7 +907,7 @@ class Broker:
         clients = job.clients
         if clients:
             size = len(handle) + 1 + len(data)
-            if len(data) > 4096:
+            if len(data) >= LARGE_PAYLOAD:
                 parts: tuple[bytes, ...] = (_pack(_RES, 13, size) + handle + b"\0", data)  # as _parts
             else:
                 parts = (_pack(_RES, 13, size) + handle + b"\0" + data,)  # WORK_COMPLETE

@@ -32,7 +32,8 @@ from gearspec.reference.store import Store, open_store
 from gearspec import __version__
 from gearspec.codec import ACCELERATED, DEFAULT_MAX_LINE, Decoder, Packet
 from gearspec.errors import ErrorCode, RemoteProtocolError
-from gearspec.spec import DEFAULT_PORT, PACKETS, ArgKind, Magic
+from gearspec.plans import LARGE_PAYLOAD, NUMBER_BYTES, PLANS
+from gearspec.spec import DEFAULT_PORT, Magic, is_number
 from gearspec.wire.tls import server_context, subject_name
 
 __all__ = ["DEFAULT_MAX_PACKET_SIZE", "Config", "GearmanProtocol", "Server"]
@@ -46,16 +47,8 @@ _REQ = b"\0REQ"
 _time = time.time
 _MAGICS = (b"\0REQ", b"\0RES")
 
-# Fast-path plan per REQ packet type: (number of args, last arg is opaque data, NUMBER arg indices).
-_PLANS: dict[int, tuple[int, bool, tuple[int, ...]]] = {
-    spec.code: (
-        len(spec.args),
-        spec.has_data,
-        tuple(i for i, a in enumerate(spec.args) if a.kind is ArgKind.NUMBER),
-    )
-    for spec in PACKETS
-    if Magic.REQ in spec.magics and not spec.reserved
-}
+# The core's plans for the packet types a server reads.
+_REQ_PLANS = {code: plan for code, plan in PLANS.items() if Magic.REQ in plan.magics}
 # The header read as (magic and type as one integer, payload size): one dict lookup on that
 # integer finds a REQ packet's plan, with no bytes object made for the magic and no compare.
 _KEY_AND_SIZE = struct.Struct(">QI")
@@ -279,7 +272,7 @@ class GearmanProtocol(asyncio.Protocol):
                             pos = end
                             continue
                     else:
-                        if size > 4096:
+                        if size >= LARGE_PAYLOAD:
                             args = _split_large(buf, pos + 12, end, nargs, has_data)
                         else:
                             args = buf[pos + 12:end].split(b"\0", nargs - 1)
@@ -288,7 +281,7 @@ class GearmanProtocol(asyncio.Protocol):
                         if args is not None:
                             if numbers:
                                 for i in numbers:
-                                    if not args[i].isdigit():
+                                    if not is_number(args[i]):
                                         break
                                 else:
                                     handler(session, args, now)
@@ -433,8 +426,8 @@ class Server:
         handlers = self.broker.handlers
         # Per REQ packet type the framing plan and the broker's handler, in one lookup.
         self.plans: dict[int, tuple[Callable[[Session, list[bytes], float], None], int, bool, tuple[int, ...]]] = {
-            _REQ_KEY | code: (handlers[code], nargs, has_data, numbers)
-            for code, (nargs, has_data, numbers) in _PLANS.items()
+            _REQ_KEY | code: (handlers[code], plan.nargs, plan.has_data, plan.numbers)
+            for code, plan in _REQ_PLANS.items()
         }
         # The same plans for the C framing loop (gearspec._speedups), when it is built.
         self.scan: Callable[[bytes, int], tuple[list[Any], int]] | None = None
@@ -442,7 +435,7 @@ class Server:
             from gearspec._speedups import RequestScanner
 
             self.scan = RequestScanner(
-                {code: (handlers[code], *plan) for code, plan in _PLANS.items()}, config.max_packet_size
+                {code: (handlers[code], plan) for code, plan in _REQ_PLANS.items()}, config.max_packet_size, NUMBER_BYTES
             ).scan
         self.connections: set[GearmanProtocol] = set()
         self.closing = False
