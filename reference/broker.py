@@ -30,7 +30,7 @@ from gearspec.reference.store import MAX_STORED_INT, MemoryStore, Store, StoredJ
 
 from gearspec.errors import ErrorCode
 from gearspec.plans import LARGE_PAYLOAD
-from gearspec.spec import PacketType, is_number
+from gearspec.spec import Magic, PacketType, is_number
 
 __all__ = ["LOG_LEVELS", "MAX_FUNCTION_SIZE", "MAX_NUMBER", "MAX_UNIQUE_SIZE", "Broker", "Function", "Job", "Session"]
 
@@ -56,8 +56,24 @@ _HEADER = struct.Struct(">4sII")
 _pack = _HEADER.pack
 _RES = b"\0RES"
 _T = PacketType
-_NOOP = _pack(_RES, _T.NOOP, 0)
-_NO_JOB = _pack(_RES, _T.NO_JOB, 0)
+
+
+def _reply_header(ptype: PacketType) -> Callable[[int], bytes]:
+    """The header of a `ptype` reply for a payload size: the table's code under RES magic.
+
+    Made once per type at import (checked against the table there), so the hot paths pack
+    a header with one call and name the type, never its number.
+    """
+    if Magic.RES not in ptype.spec.magics:
+        raise ValueError(f"{ptype.name} is never sent with RES magic")
+    return partial(_pack, _RES, int(ptype))
+
+
+_JOB_CREATED = _reply_header(_T.JOB_CREATED)
+_JOB_ASSIGN_UNIQ = _reply_header(_T.JOB_ASSIGN_UNIQ)
+_WORK_COMPLETE = _reply_header(_T.WORK_COMPLETE)
+_NOOP = _reply_header(_T.NOOP)(0)
+_NO_JOB = _reply_header(_T.NO_JOB)(0)
 
 # Job states. _PENDING: a background job whose store write is not yet committed; it is queued
 # (and its JOB_CREATED sent) only once the commit succeeded.
@@ -67,16 +83,16 @@ _NO_LIMIT = (0, 0, 0)
 HandlerFn = Callable[["Session", list[bytes], float], None]
 
 
-def _packet(code: int, payload: bytes) -> bytes:
-    return _pack(_RES, code, len(payload)) + payload
+def _packet(ptype: PacketType, payload: bytes) -> bytes:
+    return _pack(_RES, ptype, len(payload)) + payload
 
 
-def _parts(code: int, head: bytes, data: bytes) -> tuple[bytes, ...]:
+def _parts(ptype: PacketType, head: bytes, data: bytes) -> tuple[bytes, ...]:
     """A packet whose last argument is `data`, as pieces for a vectored write.
 
     Large data stays its own piece, so it is never copied into a bigger buffer.
     """
-    header = _pack(_RES, code, len(head) + len(data))
+    header = _pack(_RES, ptype, len(head) + len(data))
     if len(data) >= LARGE_PAYLOAD:
         return (header + head, data)
     return (header + head + data,)
@@ -423,7 +439,7 @@ class Broker:
         out = session.out
         if not out:
             self.pending.append(session)
-        out.append(_pack(_RES, 8, len(handle)) + handle)  # JOB_CREATED
+        out.append(_JOB_CREATED(len(handle)) + handle)
 
     def _submit_bg_normal(self, s: Session, a: list[bytes], now: float) -> None:
         self.submit(s, a[0], a[1], a[2], 1, True, now)
@@ -494,7 +510,7 @@ class Broker:
         out = session.out
         if not out:
             self.pending.append(session)
-        out.append(_pack(_RES, 8, len(handle)) + handle)  # JOB_CREATED
+        out.append(_JOB_CREATED(len(handle)) + handle)
         return job
 
     def _activate(self, job: Job, now: float) -> None:
@@ -513,7 +529,7 @@ class Broker:
         if not out:
             self.pending.append(session)
         handle = job.handle
-        ack = _pack(_RES, 8, len(handle)) + handle  # JOB_CREATED
+        ack = _JOB_CREATED(len(handle)) + handle
         self._acks.append((session, len(out), ack))
         out.append(ack)
 
@@ -841,10 +857,10 @@ class Broker:
         data = job.data
         size = len(head) + len(data)
         if len(data) >= LARGE_PAYLOAD:  # as _parts: large data stays its own piece
-            out.append(_pack(_RES, 31, size) + head)  # JOB_ASSIGN_UNIQ
+            out.append(_JOB_ASSIGN_UNIQ(size) + head)
             out.append(data)
         else:
-            out.append(_pack(_RES, 31, size) + head + data)
+            out.append(_JOB_ASSIGN_UNIQ(size) + head + data)
 
     def _grab_job_all(self, session: Session, args: list[bytes], now: float) -> None:
         # As gearmand: JOB_ASSIGN_ALL only for reduce jobs, JOB_ASSIGN_UNIQ otherwise
@@ -908,9 +924,9 @@ class Broker:
         if clients:
             size = len(handle) + 1 + len(data)
             if len(data) >= LARGE_PAYLOAD:
-                parts: tuple[bytes, ...] = (_pack(_RES, 13, size) + handle + b"\0", data)  # as _parts
+                parts: tuple[bytes, ...] = (_WORK_COMPLETE(size) + handle + b"\0", data)  # as _parts
             else:
-                parts = (_pack(_RES, 13, size) + handle + b"\0" + data,)  # WORK_COMPLETE
+                parts = (_WORK_COMPLETE(size) + handle + b"\0" + data,)
             pending = self.pending
             for client in clients:
                 out = client.out
