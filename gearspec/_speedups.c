@@ -1,5 +1,6 @@
-/* The hot paths in C: an optional accelerator for gearspec.codec.Decoder (DecoderCore) and
- * for the reference server's framing loop (RequestScanner, at the end of this file).
+/* The hot path in C: an optional accelerator for gearspec.codec.Decoder (DecoderCore), which
+ * is also the reference server's request framer. Bytes in, packets out: no handler, nothing
+ * that exists for one user of the codec.
  *
  * It knows nothing of the protocol by itself. gearspec.accelerated hands it the same per-type
  * plans its pure-Python fast path uses (gearspec.plans, derived from gearspec.spec.PACKETS;
@@ -564,15 +565,14 @@ make_packet(Core *self, Plan *plan, PyObject *args)
     return packet;
 }
 
-/* A complete payload's arguments as a new tuple (or list), split and checked as the plan
+/* A complete payload's arguments as a new tuple, split and checked as the plan
  * says. NULL without an exception set: a flaw, for the slow path to judge. */
 static PyObject *
-split_payload(const Plan *plan, const unsigned char number_ok[256], const char *payload, Py_ssize_t size,
-              int as_list)
+split_payload(const Plan *plan, const unsigned char number_ok[256], const char *payload, Py_ssize_t size)
 {
     int n = plan->nargs;
     if (n == 0)
-        return size ? NULL : (as_list ? PyList_New(0) : PyTuple_New(0));
+        return size ? NULL : PyTuple_New(0);
     const char *starts[64];
     Py_ssize_t lens[64];
     if (n > 64)
@@ -595,7 +595,7 @@ split_payload(const Plan *plan, const unsigned char number_ok[256], const char *
         if (!is_number(number_ok, starts[i], lens[i]))
             return NULL;
     }
-    PyObject *args = as_list ? PyList_New(n) : PyTuple_New(n);
+    PyObject *args = PyTuple_New(n);
     if (args == NULL)
         return NULL;
     for (int i = 0; i < n; i++) {
@@ -604,10 +604,7 @@ split_payload(const Plan *plan, const unsigned char number_ok[256], const char *
             Py_DECREF(args);
             return NULL;
         }
-        if (as_list)
-            PyList_SET_ITEM(args, i, arg);
-        else
-            PyTuple_SET_ITEM(args, i, arg);
+        PyTuple_SET_ITEM(args, i, arg);
     }
     return args;
 }
@@ -617,7 +614,7 @@ split_payload(const Plan *plan, const unsigned char number_ok[256], const char *
 static PyObject *
 fast_packet(Core *self, Plan *plan, const char *payload, Py_ssize_t size)
 {
-    PyObject *args = split_payload(plan, self->number_ok, payload, size, 0);
+    PyObject *args = split_payload(plan, self->number_ok, payload, size);
     if (args == NULL)
         return NULL;
     return make_packet(self, plan, args);
@@ -850,163 +847,6 @@ static PyType_Spec Core_spec = {
     .slots = Core_slots,
 };
 
-/* -- RequestScanner: the reference server's framing loop -------------------------------- */
-
-/* Frames the requests a job server reads, straight into (handler, arguments) pairs: the
- * packets gearspec's server takes on its fast path (REQ magic, a type with a handler, within
- * the size limit, complete, well-formed). It stops at the first packet that is anything else
- * and says where; the server's own checks take it from there. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *handlers[MAX_CODE];   /* NULL: not on the fast path */
-    Plan plans[MAX_CODE];
-    PyObject *plan_objects[MAX_CODE];  /* keep the plans' magic and type alive */
-    Py_ssize_t limit;
-    unsigned char number_ok[256];   /* the NUMBER rule: which bytes are digits */
-} Scanner;
-
-static int
-Scanner_traverse(Scanner *self, visitproc visit, void *arg)
-{
-    for (int i = 0; i < MAX_CODE; i++) {
-        Py_VISIT(self->handlers[i]);
-        Py_VISIT(self->plan_objects[i]);
-    }
-    Py_VISIT(Py_TYPE(self));
-    return 0;
-}
-
-static int
-Scanner_clear(Scanner *self)
-{
-    for (int i = 0; i < MAX_CODE; i++) {
-        Py_CLEAR(self->handlers[i]);
-        Py_CLEAR(self->plan_objects[i]);
-    }
-    return 0;
-}
-
-static void
-Scanner_dealloc(Scanner *self)
-{
-    PyObject_GC_UnTrack(self);
-    Scanner_clear(self);
-    PyTypeObject *tp = Py_TYPE(self);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-/* RequestScanner(plans, limit, number_bytes): plans maps a REQ packet type to (handler,
- * gearspec.plans.Plan); number_bytes is gearspec.plans.NUMBER_BYTES. */
-static int
-Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
-{
-    PyObject *plans;
-    Py_ssize_t limit, number_len;
-    const char *number_bytes;
-    static char *kwlist[] = {"plans", "limit", "number_bytes", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!ny#:RequestScanner", kwlist, &PyDict_Type, &plans, &limit,
-                                     &number_bytes, &number_len))
-        return -1;
-    if (read_number_table(self->number_ok, number_bytes, number_len) < 0)
-        return -1;
-    Scanner_clear(self);
-    PyObject *key, *value;
-    Py_ssize_t i = 0;
-    while (PyDict_Next(plans, &i, &key, &value)) {
-        long code = PyLong_AsLong(key);
-        if (code == -1 && PyErr_Occurred())
-            return -1;
-        if (code < 0 || code >= MAX_CODE)
-            continue;
-        PyObject *handler, *plan;
-        if (!PyArg_ParseTuple(value, "OO", &handler, &plan))
-            return -1;
-        if (fill_plan(&self->plans[code], plan) < 0)
-            return -1;
-        Py_INCREF(plan);
-        Py_XSETREF(self->plan_objects[code], plan);
-        Py_INCREF(handler);
-        Py_XSETREF(self->handlers[code], handler);
-    }
-    self->limit = limit;
-    return 0;
-}
-
-/* scan(buf, pos) -> (items, pos): items alternates handler and argument list, one pair per
- * packet taken; pos is where the first packet not taken begins (or len(buf)). */
-static PyObject *
-Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "scan(buf: bytes, pos: int)");
-        return NULL;
-    }
-    PyObject *buf = args[0];
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t len = PyBytes_GET_SIZE(buf);
-    if (pos < 0 || pos > len) {
-        PyErr_SetString(PyExc_ValueError, "position out of range");
-        return NULL;
-    }
-    const char *d = PyBytes_AS_STRING(buf);
-    PyObject *items = PyList_New(0);
-    if (items == NULL)
-        return NULL;
-    while (len - pos >= HEADER_SIZE) {
-        const char *h = d + pos;
-        if (memcmp(h, MAGIC_REQ, 4) != 0)
-            break;
-        uint32_t code = be32(h + 4), size = be32(h + 8);
-        if (code >= MAX_CODE || self->handlers[code] == NULL || (Py_ssize_t)size > self->limit
-            || len - pos - HEADER_SIZE < (Py_ssize_t)size)
-            break;
-        PyObject *split = split_payload(&self->plans[code], self->number_ok, h + HEADER_SIZE, (Py_ssize_t)size, 1);
-        if (split == NULL) {
-            if (PyErr_Occurred()) {
-                Py_DECREF(items);
-                return NULL;
-            }
-            break;
-        }
-        if (PyList_Append(items, self->handlers[code]) < 0 || PyList_Append(items, split) < 0) {
-            Py_DECREF(split);
-            Py_DECREF(items);
-            return NULL;
-        }
-        Py_DECREF(split);
-        pos += HEADER_SIZE + (Py_ssize_t)size;
-    }
-    return Py_BuildValue("Nn", items, pos);
-}
-
-static PyMethodDef Scanner_methods[] = {
-    {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_FASTCALL,
-     "scan(buf, pos) -> (items, pos): handler, arguments, handler, arguments, ... and where it stopped."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyType_Slot Scanner_slots[] = {
-    {Py_tp_doc, "Frames a job server's requests into (handler, arguments) pairs; see gearspec.reference.server."},
-    {Py_tp_dealloc, Scanner_dealloc},
-    {Py_tp_traverse, Scanner_traverse},
-    {Py_tp_clear, Scanner_clear},
-    {Py_tp_init, Scanner_init},
-    {Py_tp_new, PyType_GenericNew},
-    {Py_tp_methods, Scanner_methods},
-    {0, NULL},
-};
-
-static PyType_Spec Scanner_spec = {
-    .name = "gearspec._speedups.RequestScanner",
-    .basicsize = sizeof(Scanner),
-    .itemsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .slots = Scanner_slots,
-};
-
 static int
 speedups_exec(PyObject *module)
 {
@@ -1014,13 +854,6 @@ speedups_exec(PyObject *module)
     if (type == NULL)
         return -1;
     int rc = PyModule_AddObjectRef(module, "DecoderCore", type);
-    Py_DECREF(type);
-    if (rc < 0)
-        return rc;
-    type = PyType_FromModuleAndSpec(module, &Scanner_spec, NULL);
-    if (type == NULL)
-        return -1;
-    rc = PyModule_AddObjectRef(module, "RequestScanner", type);
     Py_DECREF(type);
     return rc;
 }
