@@ -1,8 +1,11 @@
-/* The hot paths in C: an optional accelerator for gearspec.codec.Decoder (DecoderCore) and
- * for the reference server's framing loop (RequestScanner, at the end of this file).
+/* The hot path in C: an optional accelerator for gearspec.codec.Decoder (DecoderCore), which
+ * is also the reference server's request framer. Bytes in, packets out: no handler, nothing
+ * that exists for one user of the codec.
  *
- * It knows nothing of the protocol by itself. gearspec.codec hands it the same per-type
- * plans its pure-Python fast path uses (derived from gearspec.spec.PACKETS), and it does
+ * It knows nothing of the protocol by itself. gearspec.accelerated hands it the same per-type
+ * plans its pure-Python fast path uses (gearspec.plans, derived from gearspec.spec.PACKETS;
+ * read by field name at set-up), the NUMBER rule as a byte table and the large-payload
+ * threshold (gearspec.plans.NUMBER_BYTES and LARGE_PAYLOAD), and it does
  * only what that fast path does: frame complete, well-formed binary packets and split their
  * arguments. Everything else -- an admin line, any flaw, the end of the stream, a sticky
  * error, lenient mode's raw packets -- is handed to the pure-Python decoder (the subclass's
@@ -23,7 +26,6 @@
 #define HEADER_SIZE 12
 #define MAX_CODE 64  /* packet types are 0..42; anything from 64 up has no plan */
 #define MAX_NUMBERS 8
-#define ASSEMBLE_MIN 16384  /* payload size from which a straddling packet is assembled */
 
 typedef struct {
     PyObject *magic;   /* the Magic member (borrowed from the plans dict, kept alive by it) */
@@ -42,6 +44,8 @@ typedef struct {
     Plan plan_storage[2][MAX_CODE];
     int accepts[2];                  /* which magics any plan uses (for waiting on a partial header) */
     Py_ssize_t limit;                /* maximum payload size */
+    Py_ssize_t large;                /* payload size from which a straddling packet is assembled */
+    unsigned char number_ok[256];    /* the NUMBER rule: which bytes are digits */
     PyTypeObject *packet_type;
     Py_ssize_t off_magic, off_type, off_args;  /* Packet's slot offsets */
     PyObject *need_data, *closed;    /* the NEED_DATA and CLOSED sentinels */
@@ -208,18 +212,49 @@ Core_clear(Core *self)
     return 0;
 }
 
-/* One packet type's plan from its (nargs, has_data, numbers) in the Python plans. */
+/* An int field of a gearspec.plans.Plan, by name. */
 static int
-fill_plan(Plan *plan, int nargs, int has_data, PyObject *numbers)
+plan_int(PyObject *obj, const char *name, long *out)
 {
+    PyObject *value = PyObject_GetAttrString(obj, name);
+    if (value == NULL)
+        return -1;
+    *out = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* One packet type's plan from a gearspec.plans.Plan, read by field name. magic and ptype
+ * are borrowed: the caller keeps the Python plans alive. */
+static int
+fill_plan(Plan *plan, PyObject *obj)
+{
+    long nargs, has_data;
+    if (plan_int(obj, "nargs", &nargs) < 0 || plan_int(obj, "has_data", &has_data) < 0)
+        return -1;
+    PyObject *numbers = PyObject_GetAttrString(obj, "numbers");
+    if (numbers == NULL)
+        return -1;
+    Py_DECREF(numbers);  /* the plan holds it */
+    if (!PyTuple_Check(numbers)) {
+        PyErr_SetString(PyExc_TypeError, "plan.numbers must be a tuple");
+        return -1;
+    }
     Py_ssize_t nn = PyTuple_GET_SIZE(numbers);
     if (nn > MAX_NUMBERS || nargs < 0 || nargs > 64) {
         PyErr_SetString(PyExc_ValueError, "plan out of range");
         return -1;
     }
-    plan->magic = plan->ptype = NULL;
-    plan->nargs = nargs;
-    plan->has_data = has_data;
+    plan->magic = PyObject_GetAttrString(obj, "magic");
+    if (plan->magic == NULL)
+        return -1;
+    Py_DECREF(plan->magic);
+    plan->ptype = PyObject_GetAttrString(obj, "type");
+    if (plan->ptype == NULL)
+        return -1;
+    Py_DECREF(plan->ptype);
+    plan->nargs = (int)nargs;
+    plan->has_data = has_data != 0;
     plan->nnumbers = (int)nn;
     for (Py_ssize_t j = 0; j < nn; j++) {
         long idx = PyLong_AsLong(PyTuple_GET_ITEM(numbers, j));
@@ -249,15 +284,43 @@ slot_offset(PyTypeObject *type, const char *name)
     return member->offset;
 }
 
-/* _core_setup(plans, limit, packet_type, need_data, closed): plans maps the first 8 header
- * bytes read as a big-endian integer to (magic, ptype, nargs, has_data, numbers). */
+/* The NUMBER rule's byte table (gearspec.plans.NUMBER_BYTES) into `table`. */
+static int
+read_number_table(unsigned char table[256], const char *bytes, Py_ssize_t len)
+{
+    if (len != 256) {
+        PyErr_SetString(PyExc_ValueError, "the number table has 256 entries");
+        return -1;
+    }
+    for (int b = 0; b < 256; b++)
+        table[b] = bytes[b] != 0;
+    return 0;
+}
+
+/* The NUMBER rule: one or more bytes, each a digit by the table. */
+static inline int
+is_number(const unsigned char table[256], const char *s, Py_ssize_t len)
+{
+    if (len == 0)
+        return 0;
+    for (Py_ssize_t k = 0; k < len; k++)
+        if (!table[(unsigned char)s[k]])
+            return 0;
+    return 1;
+}
+
+/* _core_setup(plans, limit, packet_type, need_data, closed, number_bytes, large): plans maps
+ * the first 8 header bytes read as a big-endian integer to a gearspec.plans.Plan. */
 static PyObject *
 Core_setup(Core *self, PyObject *args)
 {
     PyObject *plans, *packet_type, *need_data, *closed;
-    Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "O!nO!OO:_core_setup", &PyDict_Type, &plans, &limit,
-                          &PyType_Type, &packet_type, &need_data, &closed))
+    Py_ssize_t limit, large, number_len;
+    const char *number_bytes;
+    if (!PyArg_ParseTuple(args, "O!nO!OOy#n:_core_setup", &PyDict_Type, &plans, &limit,
+                          &PyType_Type, &packet_type, &need_data, &closed, &number_bytes, &number_len, &large))
+        return NULL;
+    if (read_number_table(self->number_ok, number_bytes, number_len) < 0)
         return NULL;
     PyTypeObject *ptype = (PyTypeObject *)packet_type;
     Py_ssize_t om = slot_offset(ptype, "magic"), ot = slot_offset(ptype, "type"), oa = slot_offset(ptype, "args");
@@ -281,15 +344,9 @@ Core_setup(Core *self, PyObject *args)
             continue;
         if (code >= MAX_CODE)
             continue;
-        PyObject *pmagic, *pptype, *numbers;
-        int nargs, has_data;
-        if (!PyArg_ParseTuple(value, "OOipO!", &pmagic, &pptype, &nargs, &has_data, &PyTuple_Type, &numbers))
-            return NULL;
         Plan *plan = &self->plan_storage[m][code];
-        if (fill_plan(plan, nargs, has_data, numbers) < 0)
+        if (fill_plan(plan, value) < 0)
             return NULL;
-        plan->magic = pmagic;
-        plan->ptype = pptype;
         self->plans[m][code] = plan;
         self->accepts[m] = 1;
     }
@@ -311,6 +368,7 @@ Core_setup(Core *self, PyObject *args)
     self->off_type = ot;
     self->off_args = oa;
     self->limit = limit;
+    self->large = large;
     self->configured = 1;
     Py_RETURN_NONE;
 }
@@ -402,11 +460,8 @@ start_assembly(Core *self, Plan *plan, const char *h, Py_ssize_t avail, Py_ssize
     }
     for (int j = 0; j < plan->nnumbers; j++) {
         int i = plan->numbers[j];
-        if (i == n - 1 || lens[i] == 0)
+        if (i == n - 1 || !is_number(self->number_ok, starts[i], lens[i]))
             return 0;
-        for (Py_ssize_t k = 0; k < lens[i]; k++)
-            if (starts[i][k] < '0' || starts[i][k] > '9')
-                return 0;
     }
     Py_ssize_t lead = at - payload, got = end - at;
     PyObject *args = PyTuple_New(n - 1);
@@ -510,14 +565,14 @@ make_packet(Core *self, Plan *plan, PyObject *args)
     return packet;
 }
 
-/* A complete payload's arguments as a new tuple (or list), split and checked as the plan
+/* A complete payload's arguments as a new tuple, split and checked as the plan
  * says. NULL without an exception set: a flaw, for the slow path to judge. */
 static PyObject *
-split_payload(const Plan *plan, const char *payload, Py_ssize_t size, int as_list)
+split_payload(const Plan *plan, const unsigned char number_ok[256], const char *payload, Py_ssize_t size)
 {
     int n = plan->nargs;
     if (n == 0)
-        return size ? NULL : (as_list ? PyList_New(0) : PyTuple_New(0));
+        return size ? NULL : PyTuple_New(0);
     const char *starts[64];
     Py_ssize_t lens[64];
     if (n > 64)
@@ -537,15 +592,10 @@ split_payload(const Plan *plan, const char *payload, Py_ssize_t size, int as_lis
         return NULL;  /* too many arguments */
     for (int j = 0; j < plan->nnumbers; j++) {
         int i = plan->numbers[j];
-        if (lens[i] == 0)
+        if (!is_number(number_ok, starts[i], lens[i]))
             return NULL;
-        for (Py_ssize_t k = 0; k < lens[i]; k++) {
-            char c = starts[i][k];
-            if (c < '0' || c > '9')
-                return NULL;
-        }
     }
-    PyObject *args = as_list ? PyList_New(n) : PyTuple_New(n);
+    PyObject *args = PyTuple_New(n);
     if (args == NULL)
         return NULL;
     for (int i = 0; i < n; i++) {
@@ -554,10 +604,7 @@ split_payload(const Plan *plan, const char *payload, Py_ssize_t size, int as_lis
             Py_DECREF(args);
             return NULL;
         }
-        if (as_list)
-            PyList_SET_ITEM(args, i, arg);
-        else
-            PyTuple_SET_ITEM(args, i, arg);
+        PyTuple_SET_ITEM(args, i, arg);
     }
     return args;
 }
@@ -567,7 +614,7 @@ split_payload(const Plan *plan, const char *payload, Py_ssize_t size, int as_lis
 static PyObject *
 fast_packet(Core *self, Plan *plan, const char *payload, Py_ssize_t size)
 {
-    PyObject *args = split_payload(plan, payload, size, 0);
+    PyObject *args = split_payload(plan, self->number_ok, payload, size);
     if (args == NULL)
         return NULL;
     return make_packet(self, plan, args);
@@ -658,7 +705,7 @@ core_next(Core *self)
                         return NULL;
                 }
                 else if (!self->eof) {
-                    if (plan->has_data && size >= ASSEMBLE_MIN
+                    if (plan->has_data && (Py_ssize_t)size >= self->large
                         && start_assembly(self, plan, h, avail, (Py_ssize_t)size) < 0)
                         return NULL;
                     Py_INCREF(self->need_data);
@@ -800,152 +847,6 @@ static PyType_Spec Core_spec = {
     .slots = Core_slots,
 };
 
-/* -- RequestScanner: the reference server's framing loop -------------------------------- */
-
-/* Frames the requests a job server reads, straight into (handler, arguments) pairs: the
- * packets gearspec's server takes on its fast path (REQ magic, a type with a handler, within
- * the size limit, complete, well-formed). It stops at the first packet that is anything else
- * and says where; the server's own checks take it from there. */
-typedef struct {
-    PyObject_HEAD
-    PyObject *handlers[MAX_CODE];   /* NULL: not on the fast path */
-    Plan plans[MAX_CODE];
-    Py_ssize_t limit;
-} Scanner;
-
-static int
-Scanner_traverse(Scanner *self, visitproc visit, void *arg)
-{
-    for (int i = 0; i < MAX_CODE; i++)
-        Py_VISIT(self->handlers[i]);
-    Py_VISIT(Py_TYPE(self));
-    return 0;
-}
-
-static int
-Scanner_clear(Scanner *self)
-{
-    for (int i = 0; i < MAX_CODE; i++)
-        Py_CLEAR(self->handlers[i]);
-    return 0;
-}
-
-static void
-Scanner_dealloc(Scanner *self)
-{
-    PyObject_GC_UnTrack(self);
-    Scanner_clear(self);
-    PyTypeObject *tp = Py_TYPE(self);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-/* RequestScanner(plans, limit): plans maps a REQ packet type to (handler, nargs, has_data,
- * numbers). */
-static int
-Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
-{
-    PyObject *plans;
-    Py_ssize_t limit;
-    static char *kwlist[] = {"plans", "limit", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!n:RequestScanner", kwlist, &PyDict_Type, &plans, &limit))
-        return -1;
-    Scanner_clear(self);
-    PyObject *key, *value;
-    Py_ssize_t i = 0;
-    while (PyDict_Next(plans, &i, &key, &value)) {
-        long code = PyLong_AsLong(key);
-        if (code == -1 && PyErr_Occurred())
-            return -1;
-        if (code < 0 || code >= MAX_CODE)
-            continue;
-        PyObject *handler, *numbers;
-        int nargs, has_data;
-        if (!PyArg_ParseTuple(value, "OipO!", &handler, &nargs, &has_data, &PyTuple_Type, &numbers))
-            return -1;
-        if (fill_plan(&self->plans[code], nargs, has_data, numbers) < 0)
-            return -1;
-        Py_INCREF(handler);
-        Py_XSETREF(self->handlers[code], handler);
-    }
-    self->limit = limit;
-    return 0;
-}
-
-/* scan(buf, pos) -> (items, pos): items alternates handler and argument list, one pair per
- * packet taken; pos is where the first packet not taken begins (or len(buf)). */
-static PyObject *
-Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "scan(buf: bytes, pos: int)");
-        return NULL;
-    }
-    PyObject *buf = args[0];
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t len = PyBytes_GET_SIZE(buf);
-    if (pos < 0 || pos > len) {
-        PyErr_SetString(PyExc_ValueError, "position out of range");
-        return NULL;
-    }
-    const char *d = PyBytes_AS_STRING(buf);
-    PyObject *items = PyList_New(0);
-    if (items == NULL)
-        return NULL;
-    while (len - pos >= HEADER_SIZE) {
-        const char *h = d + pos;
-        if (memcmp(h, MAGIC_REQ, 4) != 0)
-            break;
-        uint32_t code = be32(h + 4), size = be32(h + 8);
-        if (code >= MAX_CODE || self->handlers[code] == NULL || (Py_ssize_t)size > self->limit
-            || len - pos - HEADER_SIZE < (Py_ssize_t)size)
-            break;
-        PyObject *split = split_payload(&self->plans[code], h + HEADER_SIZE, (Py_ssize_t)size, 1);
-        if (split == NULL) {
-            if (PyErr_Occurred()) {
-                Py_DECREF(items);
-                return NULL;
-            }
-            break;
-        }
-        if (PyList_Append(items, self->handlers[code]) < 0 || PyList_Append(items, split) < 0) {
-            Py_DECREF(split);
-            Py_DECREF(items);
-            return NULL;
-        }
-        Py_DECREF(split);
-        pos += HEADER_SIZE + (Py_ssize_t)size;
-    }
-    return Py_BuildValue("Nn", items, pos);
-}
-
-static PyMethodDef Scanner_methods[] = {
-    {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_FASTCALL,
-     "scan(buf, pos) -> (items, pos): handler, arguments, handler, arguments, ... and where it stopped."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyType_Slot Scanner_slots[] = {
-    {Py_tp_doc, "Frames a job server's requests into (handler, arguments) pairs; see gearspec.reference.server."},
-    {Py_tp_dealloc, Scanner_dealloc},
-    {Py_tp_traverse, Scanner_traverse},
-    {Py_tp_clear, Scanner_clear},
-    {Py_tp_init, Scanner_init},
-    {Py_tp_new, PyType_GenericNew},
-    {Py_tp_methods, Scanner_methods},
-    {0, NULL},
-};
-
-static PyType_Spec Scanner_spec = {
-    .name = "gearspec._speedups.RequestScanner",
-    .basicsize = sizeof(Scanner),
-    .itemsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .slots = Scanner_slots,
-};
-
 static int
 speedups_exec(PyObject *module)
 {
@@ -953,13 +854,6 @@ speedups_exec(PyObject *module)
     if (type == NULL)
         return -1;
     int rc = PyModule_AddObjectRef(module, "DecoderCore", type);
-    Py_DECREF(type);
-    if (rc < 0)
-        return rc;
-    type = PyType_FromModuleAndSpec(module, &Scanner_spec, NULL);
-    if (type == NULL)
-        return -1;
-    rc = PyModule_AddObjectRef(module, "RequestScanner", type);
     Py_DECREF(type);
     return rc;
 }

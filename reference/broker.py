@@ -21,7 +21,7 @@ import heapq
 import logging
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,8 @@ from gearspec.reference.acl import Acl
 from gearspec.reference.store import MAX_STORED_INT, MemoryStore, Store, StoredJob
 
 from gearspec.errors import ErrorCode
-from gearspec.spec import PacketType
+from gearspec.plans import LARGE_PAYLOAD
+from gearspec.spec import Magic, PacketType, is_number
 
 __all__ = ["LOG_LEVELS", "MAX_FUNCTION_SIZE", "MAX_NUMBER", "MAX_UNIQUE_SIZE", "Broker", "Function", "Job", "Session"]
 
@@ -55,28 +56,44 @@ _HEADER = struct.Struct(">4sII")
 _pack = _HEADER.pack
 _RES = b"\0RES"
 _T = PacketType
-_NOOP = _pack(_RES, _T.NOOP, 0)
-_NO_JOB = _pack(_RES, _T.NO_JOB, 0)
+
+
+def _reply_header(ptype: PacketType) -> Callable[[int], bytes]:
+    """The header of a `ptype` reply for a payload size: the table's code under RES magic.
+
+    Made once per type at import (checked against the table there), so the hot paths pack
+    a header with one call and name the type, never its number.
+    """
+    if Magic.RES not in ptype.spec.magics:
+        raise ValueError(f"{ptype.name} is never sent with RES magic")
+    return partial(_pack, _RES, int(ptype))
+
+
+_JOB_CREATED = _reply_header(_T.JOB_CREATED)
+_JOB_ASSIGN_UNIQ = _reply_header(_T.JOB_ASSIGN_UNIQ)
+_WORK_COMPLETE = _reply_header(_T.WORK_COMPLETE)
+_NOOP = _reply_header(_T.NOOP)(0)
+_NO_JOB = _reply_header(_T.NO_JOB)(0)
 
 # Job states. _PENDING: a background job whose store write is not yet committed; it is queued
 # (and its JOB_CREATED sent) only once the commit succeeded.
 _QUEUED, _RUNNING, _WAITING, _DONE, _PENDING = 0, 1, 2, 3, 4
 _NO_LIMIT = (0, 0, 0)
 
-HandlerFn = Callable[["Session", list[bytes], float], None]
+HandlerFn = Callable[["Session", Sequence[bytes], float], None]
 
 
-def _packet(code: int, payload: bytes) -> bytes:
-    return _pack(_RES, code, len(payload)) + payload
+def _packet(ptype: PacketType, payload: bytes) -> bytes:
+    return _pack(_RES, ptype, len(payload)) + payload
 
 
-def _parts(code: int, head: bytes, data: bytes) -> tuple[bytes, ...]:
+def _parts(ptype: PacketType, head: bytes, data: bytes) -> tuple[bytes, ...]:
     """A packet whose last argument is `data`, as pieces for a vectored write.
 
     Large data stays its own piece, so it is never copied into a bigger buffer.
     """
-    header = _pack(_RES, code, len(head) + len(data))
-    if len(data) > 4096:
+    header = _pack(_RES, ptype, len(head) + len(data))
+    if len(data) >= LARGE_PAYLOAD:
         return (header + head, data)
     return (header + head + data,)
 
@@ -353,7 +370,7 @@ class Broker:
         session.out.clear()
 
     # -- packets ----------------------------------------------------------------------------
-    def receive(self, session: Session, packet_type: int, args: list[bytes], now: float) -> None:
+    def receive(self, session: Session, packet_type: int, args: Sequence[bytes], now: float) -> None:
         """One well-formed REQ packet from `session` (arguments as split by the codec)."""
         handler = self.handlers.get(packet_type)
         if handler is None:
@@ -379,17 +396,17 @@ class Broker:
         """Queue an ERROR packet for `session`."""
         self.send(session, _error(code, text))
 
-    def _not_served(self, session: Session, args: list[bytes], now: float) -> None:
+    def _not_served(self, session: Session, args: Sequence[bytes], now: float) -> None:
         # ALL_YOURS (PROTOCOL: not yet implemented) and SUBMIT_JOB_SCHED: refused as gearmand does.
         self.send_error(session, ErrorCode.INVALID_COMMAND, "Command not expected")
 
-    def _echo(self, session: Session, args: list[bytes], now: float) -> None:
+    def _echo(self, session: Session, args: Sequence[bytes], now: float) -> None:
         self.send_parts(session, _parts(_T.ECHO_RES, b"", args[0]))
 
-    def _set_client_id(self, session: Session, args: list[bytes], now: float) -> None:
+    def _set_client_id(self, session: Session, args: Sequence[bytes], now: float) -> None:
         session.client_id = args[0][:MAX_CLIENT_ID_SIZE] or b"-"
 
-    def _option(self, session: Session, args: list[bytes], now: float) -> None:
+    def _option(self, session: Session, args: Sequence[bytes], now: float) -> None:
         if args[0].lower() == b"exceptions":
             session.exceptions = True
             self.send(session, _packet(_T.OPTION_RES, args[0]))
@@ -397,7 +414,7 @@ class Broker:
             self.send_error(session, ErrorCode.UNKNOWN_OPTION, "Server does not recognize given option")
 
     # -- submitting -------------------------------------------------------------------------
-    def _submit_foreground(self, priority: int, session: Session, args: list[bytes], now: float) -> None:
+    def _submit_foreground(self, priority: int, session: Session, args: Sequence[bytes], now: float) -> None:
         # SUBMIT_JOB / _HIGH / _LOW (bound to a priority with functools.partial). The common
         # case, a new job with an empty unique id under no queue limit, is `submit` inlined
         # (the hot path of every benchmark); anything else goes through `submit` itself.
@@ -422,26 +439,26 @@ class Broker:
         out = session.out
         if not out:
             self.pending.append(session)
-        out.append(_pack(_RES, 8, len(handle)) + handle)  # JOB_CREATED
+        out.append(_JOB_CREATED(len(handle)) + handle)
 
-    def _submit_bg_normal(self, s: Session, a: list[bytes], now: float) -> None:
+    def _submit_bg_normal(self, s: Session, a: Sequence[bytes], now: float) -> None:
         self.submit(s, a[0], a[1], a[2], 1, True, now)
 
-    def _submit_bg_high(self, s: Session, a: list[bytes], now: float) -> None:
+    def _submit_bg_high(self, s: Session, a: Sequence[bytes], now: float) -> None:
         self.submit(s, a[0], a[1], a[2], 0, True, now)
 
-    def _submit_bg_low(self, s: Session, a: list[bytes], now: float) -> None:
+    def _submit_bg_low(self, s: Session, a: Sequence[bytes], now: float) -> None:
         self.submit(s, a[0], a[1], a[2], 2, True, now)
 
-    def _submit_epoch(self, s: Session, a: list[bytes], now: float) -> None:
+    def _submit_epoch(self, s: Session, a: Sequence[bytes], now: float) -> None:
         when = self._number(s, a[2], "epoch")
         if when is not None:
             self.submit(s, a[0], a[1], a[3], 1, True, now, when)
 
-    def _submit_reduce(self, s: Session, a: list[bytes], now: float) -> None:
+    def _submit_reduce(self, s: Session, a: Sequence[bytes], now: float) -> None:
         self.submit(s, a[0], a[1], a[4], 1, False, now, 0, a[2])
 
-    def _submit_reduce_bg(self, s: Session, a: list[bytes], now: float) -> None:
+    def _submit_reduce_bg(self, s: Session, a: Sequence[bytes], now: float) -> None:
         self.submit(s, a[0], a[1], a[4], 1, True, now, 0, a[2])
 
     def submit(
@@ -493,7 +510,7 @@ class Broker:
         out = session.out
         if not out:
             self.pending.append(session)
-        out.append(_pack(_RES, 8, len(handle)) + handle)  # JOB_CREATED
+        out.append(_JOB_CREATED(len(handle)) + handle)
         return job
 
     def _activate(self, job: Job, now: float) -> None:
@@ -512,7 +529,7 @@ class Broker:
         if not out:
             self.pending.append(session)
         handle = job.handle
-        ack = _pack(_RES, 8, len(handle)) + handle  # JOB_CREATED
+        ack = _JOB_CREATED(len(handle)) + handle
         self._acks.append((session, len(out), ack))
         out.append(ack)
 
@@ -616,7 +633,7 @@ class Broker:
     def _number(self, session: Session, arg: bytes, what: str) -> int | None:
         """A NUMBER argument as an int, or None after an ERROR when over MAX_NUMBER."""
         digits = arg.lstrip(b"0")
-        if not digits or (len(digits) <= _MAX_DIGITS and digits.isdigit()):
+        if not digits or (len(digits) <= _MAX_DIGITS and is_number(digits)):
             value = int(digits or b"0")
             if value <= MAX_NUMBER:
                 return value
@@ -669,10 +686,10 @@ class Broker:
         return count
 
     # -- workers ----------------------------------------------------------------------------
-    def _can_do(self, session: Session, args: list[bytes], now: float) -> None:
+    def _can_do(self, session: Session, args: Sequence[bytes], now: float) -> None:
         self.add_ability(session, args[0], 0)
 
-    def _can_do_timeout(self, session: Session, args: list[bytes], now: float) -> None:
+    def _can_do_timeout(self, session: Session, args: Sequence[bytes], now: float) -> None:
         timeout = self._number(session, args[1], "CAN_DO_TIMEOUT timeout")
         if timeout is not None:
             self.add_ability(session, args[0], timeout)
@@ -704,12 +721,12 @@ class Broker:
             return ()
         return held if isinstance(held, tuple) else (held,)
 
-    def _cant_do(self, session: Session, args: list[bytes], now: float) -> None:
+    def _cant_do(self, session: Session, args: Sequence[bytes], now: float) -> None:
         name = args[0]
         if session.abilities.pop(name, None) is not None:
             self._drop_ability(session, name)
 
-    def _reset_abilities(self, session: Session, args: list[bytes], now: float) -> None:
+    def _reset_abilities(self, session: Session, args: Sequence[bytes], now: float) -> None:
         names = session.abilities
         session.abilities = {}
         for name in names:
@@ -775,7 +792,7 @@ class Broker:
                     return True
         return False
 
-    def _pre_sleep(self, session: Session, args: list[bytes], now: float) -> None:
+    def _pre_sleep(self, session: Session, args: Sequence[bytes], now: float) -> None:
         if self._has_work(session):
             if session.sleeping:
                 session.sleeping = False
@@ -821,14 +838,14 @@ class Broker:
                     return job
         return None
 
-    def _grab_job(self, session: Session, args: list[bytes], now: float) -> None:
+    def _grab_job(self, session: Session, args: Sequence[bytes], now: float) -> None:
         job = self._take(session, now)
         if job is None:
             self.send(session, _NO_JOB)
         else:
             self.send_parts(session, _parts(_T.JOB_ASSIGN, job.handle + b"\0" + job.function.name + b"\0", job.data))
 
-    def _grab_job_uniq(self, session: Session, args: list[bytes], now: float) -> None:
+    def _grab_job_uniq(self, session: Session, args: Sequence[bytes], now: float) -> None:
         job = self._take(session, now)
         out = session.out
         if not out:
@@ -839,13 +856,13 @@ class Broker:
         head = b"\0".join((job.handle, job.function.name, job.unique, b""))
         data = job.data
         size = len(head) + len(data)
-        if len(data) > 4096:  # as _parts: large data stays its own piece
-            out.append(_pack(_RES, 31, size) + head)  # JOB_ASSIGN_UNIQ
+        if len(data) >= LARGE_PAYLOAD:  # as _parts: large data stays its own piece
+            out.append(_JOB_ASSIGN_UNIQ(size) + head)
             out.append(data)
         else:
-            out.append(_pack(_RES, 31, size) + head + data)
+            out.append(_JOB_ASSIGN_UNIQ(size) + head + data)
 
-    def _grab_job_all(self, session: Session, args: list[bytes], now: float) -> None:
+    def _grab_job_all(self, session: Session, args: Sequence[bytes], now: float) -> None:
         # As gearmand: JOB_ASSIGN_ALL only for reduce jobs, JOB_ASSIGN_UNIQ otherwise
         # (server.cc gearman_server_run_command, GEARMAN_COMMAND_GRAB_JOB_ALL).
         job = self._take(session, now)
@@ -876,17 +893,17 @@ class Broker:
                     self.pending.append(client)
                 out.extend(parts)
 
-    def _work_data(self, session: Session, args: list[bytes], now: float) -> None:
+    def _work_data(self, session: Session, args: Sequence[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job does not exist on server")
         if job is not None and job.clients:
             self._forward(job, _parts(_T.WORK_DATA, args[0] + b"\0", args[1]))
 
-    def _work_warning(self, session: Session, args: list[bytes], now: float) -> None:
+    def _work_warning(self, session: Session, args: Sequence[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job does not exist on server")
         if job is not None and job.clients:
             self._forward(job, _parts(_T.WORK_WARNING, args[0] + b"\0", args[1]))
 
-    def _work_status(self, session: Session, args: list[bytes], now: float) -> None:
+    def _work_status(self, session: Session, args: Sequence[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job given in work result not found")
         if job is not None:
             if self._number(session, args[1], "numerator") is None or self._number(session, args[2], "denominator") is None:
@@ -896,7 +913,7 @@ class Broker:
             if job.clients:
                 self._forward(job, (_packet(_T.WORK_STATUS, b"\0".join(args)),))
 
-    def _work_complete(self, session: Session, args: list[bytes], now: float) -> None:
+    def _work_complete(self, session: Session, args: Sequence[bytes], now: float) -> None:
         handle, data = args
         working = session.working
         job = working.get(handle)
@@ -906,10 +923,10 @@ class Broker:
         clients = job.clients
         if clients:
             size = len(handle) + 1 + len(data)
-            if len(data) > 4096:
-                parts: tuple[bytes, ...] = (_pack(_RES, 13, size) + handle + b"\0", data)  # as _parts
+            if len(data) >= LARGE_PAYLOAD:
+                parts: tuple[bytes, ...] = (_WORK_COMPLETE(size) + handle + b"\0", data)  # as _parts
             else:
-                parts = (_pack(_RES, 13, size) + handle + b"\0" + data,)  # WORK_COMPLETE
+                parts = (_WORK_COMPLETE(size) + handle + b"\0" + data,)
             pending = self.pending
             for client in clients:
                 out = client.out
@@ -939,14 +956,14 @@ class Broker:
         if not function.total:
             self._release(function)
 
-    def _work_fail(self, session: Session, args: list[bytes], now: float) -> None:
+    def _work_fail(self, session: Session, args: Sequence[bytes], now: float) -> None:
         job = self._owned(session, args[0], "Job given in work result not found")
         if job is not None:
             if job.clients:
                 self._forward(job, (_packet(_T.WORK_FAIL, args[0]),))
             self._finish(job)
 
-    def _work_exception(self, session: Session, args: list[bytes], now: float) -> None:
+    def _work_exception(self, session: Session, args: Sequence[bytes], now: float) -> None:
         job = self._owned(session, args[0], "An exception was received for a job that does not exist")
         if job is None:
             return
@@ -1019,7 +1036,7 @@ class Broker:
         self._enqueue(job, front=True)
 
     # -- status -----------------------------------------------------------------------------
-    def _get_status(self, session: Session, args: list[bytes], now: float) -> None:
+    def _get_status(self, session: Session, args: Sequence[bytes], now: float) -> None:
         handle = args[0]
         job = self.jobs.get(handle)
         if job is None:
@@ -1029,7 +1046,7 @@ class Broker:
             payload = b"\0".join((handle, b"1", running, job.numerator, job.denominator))
         self.send(session, _packet(_T.STATUS_RES, payload))
 
-    def _get_status_unique(self, session: Session, args: list[bytes], now: float) -> None:
+    def _get_status_unique(self, session: Session, args: Sequence[bytes], now: float) -> None:
         # gearmand looks the unique up across all functions (job.cc gearman_server_job_get_by_unique).
         unique = args[0]
         found = self.by_unique.get(unique) if unique else None
@@ -1241,7 +1258,7 @@ class Broker:
                 continue
             self.handlers[code] = partial(self._guarded, permission, what, self.handlers[code])
 
-    def _guarded(self, permission: str, what: str, handler: HandlerFn, session: Session, args: list[bytes],
+    def _guarded(self, permission: str, what: str, handler: HandlerFn, session: Session, args: Sequence[bytes],
                  now: float) -> None:
         assert self.acl is not None
         if self.acl.allows(session.identity, permission, args[0]):

@@ -43,7 +43,7 @@ from gearspec.reference.connection import (
 
 from gearspec.codec import Packet, RawPacket
 from gearspec.errors import GearspecError
-from gearspec.spec import Magic, Priority
+from gearspec.spec import Magic, Priority, is_number
 from gearspec.spec import PacketType as T
 
 __all__ = [
@@ -204,7 +204,7 @@ def _bytes(value: bytes | str) -> bytes:
 def _number(raw: bytes) -> int:
     # Perl Gearman::Server sends empty numerator/denominator for jobs without status
     # (lib/Gearman/Server/Client.pm CMD_get_status): read them as 0.
-    return int(raw) if raw.isdigit() else 0
+    return int(raw) if is_number(raw) else 0
 
 
 # -- jobs ---------------------------------------------------------------------------------

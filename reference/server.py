@@ -19,20 +19,17 @@ import os
 import signal
 import socket
 import ssl
-import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from gearspec.reference.acl import Acl
 from gearspec.reference.broker import Broker, Session
 from gearspec.reference.store import Store, open_store
 
 from gearspec import __version__
-from gearspec.codec import ACCELERATED, DEFAULT_MAX_LINE, Decoder, Packet
-from gearspec.errors import ErrorCode, RemoteProtocolError
-from gearspec.spec import DEFAULT_PORT, PACKETS, ArgKind, Magic
+from gearspec.codec import AdminLine, Decoder, Packet
+from gearspec.errors import RemoteProtocolError
+from gearspec.spec import DEFAULT_PORT, Magic, PacketType
 from gearspec.wire.tls import server_context, subject_name
 
 __all__ = ["DEFAULT_MAX_PACKET_SIZE", "Config", "GearmanProtocol", "Server"]
@@ -40,46 +37,10 @@ __all__ = ["DEFAULT_MAX_PACKET_SIZE", "Config", "GearmanProtocol", "Server"]
 log = logging.getLogger("gearspec.serve")
 
 DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024
-_HEADER = struct.Struct(">4sII")
-_unpack_header = _HEADER.unpack_from
-_REQ = b"\0REQ"
 _time = time.time
-_MAGICS = (b"\0REQ", b"\0RES")
-
-# Fast-path plan per REQ packet type: (number of args, last arg is opaque data, NUMBER arg indices).
-_PLANS: dict[int, tuple[int, bool, tuple[int, ...]]] = {
-    spec.code: (
-        len(spec.args),
-        spec.has_data,
-        tuple(i for i, a in enumerate(spec.args) if a.kind is ArgKind.NUMBER),
-    )
-    for spec in PACKETS
-    if Magic.REQ in spec.magics and not spec.reserved
-}
-# The header read as (magic and type as one integer, payload size): one dict lookup on that
-# integer finds a REQ packet's plan, with no bytes object made for the magic and no compare.
-_KEY_AND_SIZE = struct.Struct(">QI")
-_unpack_key_and_size = _KEY_AND_SIZE.unpack_from
-_REQ_KEY = int.from_bytes(_REQ, "big") << 32
 
 
 _STALLED = 0.5  # seconds without a byte taken: at shutdown, a peer that does not read
-
-
-def _split_large(buf: bytes, start: int, end: int, nargs: int, has_data: bool) -> list[bytes] | None:
-    """Arguments of a large packet, each copied once (no intermediate payload copy)."""
-    args = []
-    find = buf.find
-    for _ in range(nargs - 1):
-        nul = find(b"\0", start, end)
-        if nul < 0:
-            return None
-        args.append(buf[start:nul])
-        start = nul + 1
-    if not has_data and find(b"\0", start, end) >= 0:
-        return None
-    args.append(buf[start:end])
-    return args
 
 
 @dataclass
@@ -114,24 +75,21 @@ class GearmanProtocol(asyncio.Protocol):
     """One connection: frames bytes into broker calls and writes what the broker queued."""
 
     __slots__ = (
-        "_chunks", "_have", "_held", "_max_size", "_need", "_paused", "_reading", "broker", "plans", "scan",
-        "server", "session", "transport",
+        "_held", "_paused", "_reading", "broker", "framer", "handlers", "server", "session", "transport",
     )
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.broker = server.broker
-        self.plans = server.plans
-        self.scan = server.scan
+        self.handlers = server.broker.handlers  # by packet type; the ACL's guards included
+        # The core's sans-IO decoder frames the requests (with its C core, when built): whole
+        # packets, checked against the table, and admin lines; it words every flaw.
+        self.framer = Decoder(accept=Magic.REQ, max_packet_size=server.config.max_packet_size)
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
-        self._chunks: list[bytes] = []  # an incomplete packet's bytes so far
-        self._have = 0  # their total length
-        self._need = 0  # bytes the buffered partial packet needs before parsing is worthwhile
         self._paused = False  # the transport's write buffer is over the high-water mark
         self._reading = True
-        self._held: bytes | None = None  # input left unparsed until the peer reads its replies
-        self._max_size = server.config.max_packet_size
+        self._held: AdminLine | None = None  # a command left unanswered until the peer reads its replies
 
     # -- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, base: asyncio.BaseTransport) -> None:
@@ -184,9 +142,9 @@ class GearmanProtocol(asyncio.Protocol):
             self._reading = True
             self.transport.resume_reading()
 
-    def _hold(self, rest: bytes) -> None:
-        """Stop parsing (and reading) until the peer has taken the replies built so far."""
-        self._held = rest
+    def _hold(self, line: AdminLine) -> None:
+        """Stop answering (and reading) until the peer has taken the replies built so far."""
+        self._held = line
         if self._reading and self.transport is not None:
             self._reading = False
             self.transport.pause_reading()
@@ -203,7 +161,7 @@ class GearmanProtocol(asyncio.Protocol):
         self._held = None
         self._reading = True
         transport.resume_reading()
-        self.data_received(held)
+        self._serve(held)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too; connection_lost follows
@@ -211,24 +169,13 @@ class GearmanProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.session is None:
             return
-        if self._held is not None:  # (reading is paused while input is held; this keeps order if not)
-            self._held += data
-            return
-        chunks = self._chunks
-        if chunks:
-            # An incomplete packet is waiting: collect pieces, join once when it is whole.
-            chunks.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return
-            buf = b"".join(chunks)
-            self._chunks = []
-            self._have = 0
-            self._need = 0
-        else:
-            buf = data  # (_have and _need are only ever set along with _chunks)
+        self.framer.receive_data(data)
+        if self._held is None:  # (reading is paused while a command is held; its bytes wait in the framer)
+            self._serve(None)
+
+    def _serve(self, held: AdminLine | None) -> None:
         try:
-            self._parse(buf)
+            self._dispatch(held)
         except Exception:  # never let one connection's surprise take the server down
             log.exception("internal error on connection %d; closing it", self.session.id if self.session else -1)
             self.close()
@@ -236,136 +183,39 @@ class GearmanProtocol(asyncio.Protocol):
         if not server._flush_scheduled:
             server.flush()
 
-    # -- framing ----------------------------------------------------------------------------
-    def _parse(self, buf: bytes) -> None:
+    # -- dispatch ---------------------------------------------------------------------------
+    def _dispatch(self, held: AdminLine | None) -> None:
+        """Hand every request the framer has to the broker (a held admin command first)."""
         session = self.session
-        assert session is not None
-        plans = self.plans
-        max_size = self._max_size
-        unpack = _unpack_key_and_size
-        scan = self.scan
+        if session is None:
+            return
+        handlers = self.handlers
+        broker = self.broker
+        high_water = self.server.config.write_high_water
         now = _time()
-        pos = 0
         built = 0  # bytes of admin replies built by this call
-        n = len(buf)
-        while pos < n:
-            if scan is not None:
-                # The C framing loop takes every packet the fast path below would, in one
-                # call; it stops where that path would not, and the code below goes on there.
-                items, pos = scan(buf, pos)
-                if items:
-                    pairs = iter(items)
-                    for handler in pairs:
-                        handler(session, next(pairs), now)
-                if pos == n:
-                    break
-            if n - pos >= 12:
-                key, size = unpack(buf, pos)
-                plan = plans.get(key)  # None unless REQ magic and a type the broker serves
-                end = pos + 12 + size
-                if plan is not None and end <= n and size <= max_size:
-                    # A whole packet: split it as the plan says; any flaw sends it to the
-                    # codec below, which words the error.
-                    handler, nargs, has_data, numbers = plan
-                    if nargs == 0:
-                        if size == 0:
-                            handler(session, [], now)
-                            pos = end
-                            continue
-                    elif nargs == 1:
-                        payload = buf[pos + 12:end]
-                        if has_data or b"\0" not in payload:
-                            handler(session, [payload], now)
-                            pos = end
-                            continue
+        if held is not None:
+            built += broker.admin(session, held.text, now)
+        while True:
+            try:
+                for event in self.framer:
+                    if event.__class__ is Packet:
+                        handlers[event.type](session, event.args, now)
+                    elif self._paused or built > high_water:
+                        # One short line can ask for a reply of megabytes (`status` with many
+                        # functions): answer no more until the peer reads what it has.
+                        self._hold(event)  # type: ignore[arg-type]
+                        return
                     else:
-                        if size > 4096:
-                            args = _split_large(buf, pos + 12, end, nargs, has_data)
-                        else:
-                            args = buf[pos + 12:end].split(b"\0", nargs - 1)
-                            if len(args) != nargs or (not has_data and b"\0" in args[-1]):
-                                args = None
-                        if args is not None:
-                            if numbers:
-                                for i in numbers:
-                                    if not args[i].isdigit():
-                                        break
-                                else:
-                                    handler(session, args, now)
-                                    pos = end
-                                    continue
-                            else:
-                                handler(session, args, now)
-                                pos = end
-                                continue
-                    if not self._slow_packet(buf[pos:end], now):
-                        return
-                    pos = end
-                    continue
-            # Anything else (an admin line, a packet not yet whole, another type or magic):
-            # the checks in full.
-            if buf[pos] != 0:
-                end = buf.find(b"\n", pos)
-                if end < 0:
-                    if n - pos > DEFAULT_MAX_LINE:
-                        self._fatal("admin line longer than 8192 bytes without a newline")
-                        return
-                    break
-                if end - pos > DEFAULT_MAX_LINE:
-                    self._fatal("admin line longer than 8192 bytes")
-                    return
-                if self._paused or built > self.server.config.write_high_water:
-                    # One short line can ask for a reply of megabytes (`status` with many
-                    # functions): build no more until the peer reads what it has.
-                    self._hold(buf[pos:])
-                    return
-                line = buf[pos:end - 1] if end > pos and buf[end - 1] == 13 else buf[pos:end]
-                pos = end + 1
-                built += self.broker.admin(session, line, now)
-                continue
-            if n - pos < 12:
-                if n - pos >= 4 and buf[pos:pos + 4] not in _MAGICS:
-                    self._fatal(f"bad magic {buf[pos:pos + 4]!r}")
-                    return
-                self._need = 12
-                break
-            _, _, size = _unpack_header(buf, pos)
-            if size > max_size:
-                self._fatal(f"packet size {size} exceeds --max-packet-size {max_size}")
+                        built += broker.admin(session, event.text, now)  # type: ignore[union-attr]
                 return
-            end = pos + 12 + size
-            if end > n:
-                self._need = end - pos
-                break
-            # Off the fast path: let the codec say precisely what is wrong.
-            if not self._slow_packet(buf[pos:end], now):
-                return
-            pos = end
-        if pos < n:
-            rest = buf[pos:] if pos else buf
-            self._chunks = [rest]
-            self._have = len(rest)
-
-    def _slow_packet(self, raw: bytes, now: float) -> bool:
-        """Decode one packet with the codec; False when the connection was closed."""
-        session = self.session
-        assert session is not None
-        decoder = Decoder(accept=Magic.REQ, max_packet_size=self.server.config.max_packet_size)
-        decoder.receive_data(raw)
-        try:
-            event = decoder.next_event()
-        except RemoteProtocolError as exc:
-            if exc.fatal:
-                self._fatal(exc.message)
-                return False
-            log.info("connection %d: %s", session.id, exc.message)
-            self.broker.send_error(session, exc.code, exc.message)
-            return True
-        if isinstance(event, Packet):
-            self.broker.receive(session, event.type, list(event.args), now)
-        else:  # pragma: no cover - the fast path only gives up on packets the codec rejects
-            self.broker.send_error(session, ErrorCode.INVALID_PACKET, "malformed packet")
-        return True
+            except RemoteProtocolError as exc:
+                if exc.fatal:
+                    self._fatal(exc.message)
+                    return
+                # The framer consumed the bad packet: say what was wrong and go on after it.
+                log.info("connection %d: %s", session.id, exc.message)
+                broker.send_error(session, exc.code, exc.message)
 
     def _fatal(self, why: str) -> None:
         log.info("connection %d: %s; closing it", self.session.id if self.session else -1, why)
@@ -430,20 +280,10 @@ class Server:
         )
         self.broker.on_refusal = _log_refusal
         self.tls = config.tls_context()
-        handlers = self.broker.handlers
-        # Per REQ packet type the framing plan and the broker's handler, in one lookup.
-        self.plans: dict[int, tuple[Callable[[Session, list[bytes], float], None], int, bool, tuple[int, ...]]] = {
-            _REQ_KEY | code: (handlers[code], nargs, has_data, numbers)
-            for code, (nargs, has_data, numbers) in _PLANS.items()
-        }
-        # The same plans for the C framing loop (gearspec._speedups), when it is built.
-        self.scan: Callable[[bytes, int], tuple[list[Any], int]] | None = None
-        if ACCELERATED:
-            from gearspec._speedups import RequestScanner
-
-            self.scan = RequestScanner(
-                {code: (handlers[code], *plan) for code, plan in _PLANS.items()}, config.max_packet_size
-            ).scan
+        # The framer yields every well-formed REQ packet; the broker serves each such type.
+        unserved = [t.name for t in PacketType if Magic.REQ in t.spec.magics and t not in self.broker.handlers]
+        if unserved:
+            raise RuntimeError(f"the broker has no handler for {', '.join(unserved)}")
         self.connections: set[GearmanProtocol] = set()
         self.closing = False
         self.last_refusal_log = 0.0

@@ -1,4 +1,4 @@
-"""The server's C framing loop (gearspec._speedups.RequestScanner) serves exactly as its Python one.
+"""The server frames through the core's Decoder; with its C core it serves exactly as with pure Python.
 
 Two servers run side by side, one with the C loop and one with GEARSPEC_PURE_PYTHON=1. The
 same seeded byte streams -- valid requests, flawed frames (wrong magic, unknown types, wrong

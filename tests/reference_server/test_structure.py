@@ -51,3 +51,24 @@ def test_the_launcher_command_for_reference_still_works(reference_server) -> Non
     conn.send(T.ECHO_REQ, b"launched")
     conn.expect(T.ECHO_RES, b"launched")
     conn.close()
+
+
+def test_server_frames_through_the_core_decoder() -> None:
+    """One framer: the server has no plans, splitter or header parsing of its own, and the
+    core's C module holds nothing for the server (no handler table): bytes in, packets out."""
+    from gearspec.reference.server import Config, GearmanProtocol, Server
+
+    from gearspec import codec
+
+    server = Server(Config(port=0, queue="memory"))
+    protocol = GearmanProtocol(server)
+    assert isinstance(protocol.framer, codec.Decoder) and protocol.framer.accept is codec.Magic.REQ
+    assert protocol.handlers is server.broker.handlers
+    tree = ast.parse((REFERENCE / "server.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not imported & {"struct", "PLANS", "FRAME_PLANS", "is_number", "LARGE_PAYLOAD", "_speedups"}, imported
+    if codec.ACCELERATED:
+        import gearspec._speedups as speedups
+
+        assert sorted(n for n in vars(speedups) if not n.startswith("__")) == ["DecoderCore"]
