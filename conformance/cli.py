@@ -44,6 +44,7 @@ from gearspec.conformance.runner import (
     RunConfig,
     builtin_profiles,
     check_reachable,
+    clean_up,
     load_expectations,
     run_cases,
 )
@@ -344,26 +345,6 @@ def _remember_failures(args: argparse.Namespace, results: list[Result], strict: 
         print(f"gearspec test: note: cannot record the failures in {path}: {os_reason(exc)}", file=sys.stderr)
 
 
-def _clean_up(target: Target, config: RunConfig) -> None:
-    """Drain every job queued under the run's function names (they are unique to the run), so
-    a long-lived server does not keep, or replay at its next start, what the cases left."""
-    from gearspec.reference.cleanup import cancel, drain, leftover
-
-    tls = target.tls.context if target.tls is not None else None
-
-    try:
-        drain(target.host, target.port, config.names_used, timeout=max(10.0, config.timeout), tls=tls)
-        if leftover(target.host, target.port, config.names_used, tls=tls) != 0:  # epoch jobs not due yet, or unknown
-            cancel(target.host, target.port, config.handles_created, tls=tls)
-    except OSError as exc:  # TimeoutError and ConnectionError included
-        if not config.destructive:  # a destructive case may have stopped the target on purpose
-            print(f"gearspec test: warning: could not drain the run's jobs from {target.address}: {os_reason(exc)}", file=sys.stderr)
-        return
-    left = leftover(target.host, target.port, config.names_used, tls=tls)
-    if left:
-        print(f"gearspec test: note: {left} job(s) of this run are still queued on {target.address} (not due yet, or running)", file=sys.stderr)
-
-
 def _run(
     args: argparse.Namespace, cases: list[Case], target: Target, label: str, config: RunConfig, control: TargetControl
 ) -> int:
@@ -431,7 +412,9 @@ def _run(
     elapsed = time.monotonic() - started
     progress.finish()
     if not args.no_cleanup:
-        _clean_up(control.target, config)
+        note = clean_up(control.target, config)
+        if note is not None:
+            print(f"gearspec test: {note}", file=sys.stderr)
     if interrupted:
         print(f"gearspec test: interrupted after {len(results)} of {len(cases)} cases; the summary and reports cover those", file=sys.stderr)
     if stopped:

@@ -43,6 +43,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gearman-wait", type=float, default=2.0, metavar="SECONDS", help="wait for one reply")
     group.addoption("--gearman-seed", default="0", help="seed for names and data")
     group.addoption("--gearman-destructive", action="store_true", help="also run cases that may stop the target")
+    group.addoption(
+        "--gearman-no-cleanup", action="store_true",
+        help="leave the jobs the cases queued on the target (default: drain them at the end of the session)",
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -110,7 +114,19 @@ _TARGET_KEY = pytest.StashKey[_Target]()
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     target = session.config.stash.get(_TARGET_KEY, None)
-    if target is not None:
+    if target is None:
+        return
+    try:
+        if target.value is not None and not session.config.getoption("gearman_no_cleanup"):
+            # As `gearspec test` does: what the cases queued under the session's names is taken back.
+            from gearspec.conformance.runner import clean_up
+
+            note = clean_up(target.value, target.run_config)
+            if note is not None:
+                reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(f"gearspec: {note}")
+    finally:
         target.stack.close()
 
 

@@ -39,7 +39,7 @@ from gearspec.conformance.registry import Case, Level
 
 from gearspec.admin import AdminError
 from gearspec.codec import Decoder, Packet
-from gearspec.errors import RemoteProtocolError
+from gearspec.errors import RemoteProtocolError, os_reason
 from gearspec.spec import Magic, PacketType
 
 __all__ = [
@@ -560,6 +560,29 @@ def _resolve(host: str, port: int, timeout: float) -> Sequence[_AddressInfo] | s
 
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
+
+
+def clean_up(target: Target, config: RunConfig) -> str | None:
+    """Drain every job queued under the run's function names (they are unique to the run), so
+    a long-lived server does not keep, or replay at its next start, what the cases left.
+
+    Returns a line for the user when jobs could not be drained or are still queued, else None.
+    """
+    from gearspec.reference.cleanup import cancel, drain, leftover
+
+    tls = target.tls.context if target.tls is not None else None
+    try:
+        drain(target.host, target.port, config.names_used, timeout=max(10.0, config.timeout), tls=tls)
+        if leftover(target.host, target.port, config.names_used, tls=tls) != 0:  # epoch jobs not due yet, or unknown
+            cancel(target.host, target.port, config.handles_created, tls=tls)
+        left = leftover(target.host, target.port, config.names_used, tls=tls)
+    except OSError as exc:  # TimeoutError and ConnectionError included
+        if config.destructive:  # a destructive case may have stopped the target on purpose
+            return None
+        return f"warning: could not drain the run's jobs from {target.address}: {os_reason(exc)}"
+    if left:
+        return f"note: {left} job(s) of this run are still queued on {target.address} (not due yet, or running)"
+    return None
 
 
 def probe_target(target: Target, timeout: float = 3.0, barrier: str = "echo") -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,3 +60,21 @@ def test_fuzz_runs_take_their_jobs_back_off_the_server(tmp_path: Path) -> None:
             assert check(left), (cleanup, left)
         finally:
             server.stop()
+
+
+def test_a_plugin_session_leaves_no_jobs_on_a_persistent_server(tmp_path: Path) -> None:
+    # The pytest plugin drains what its cases queued, as `gearspec test` does.
+    server = _serve(tmp_path / "queue.sqlite3")
+    try:
+        # Cleaning first; then --gearman-no-cleanup keeps them (so the first check can fail).
+        for extra, check in (((), lambda n: n == 0), (("--gearman-no-cleanup",), lambda n: n > 0)):
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "gearspec.conformance",
+                 "--gearman-target", server.address, "-k", "submit or epoch", *extra],
+                capture_output=True, text=True, timeout=600, cwd=tmp_path,
+            )
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+            left = _queued(server)
+            assert check(left), (extra, left)
+    finally:
+        server.stop()
