@@ -127,6 +127,13 @@ ADMIN_COMMANDS: tuple[AdminCommand, ...] = (
         note="removed from gearmand in 1.1.15; older servers accept it; gearspec serve only with "
         "--enable-shutdown (off by default, since any peer on the port could stop the server)",
     ),
+    AdminCommand(
+        "show queue", (), ReplyFraming.BLOCK, "the durable queue's state",
+        "NAME\\tVALUE lines: queue (its --queue), state (ok, not durable, or failing: WHY), refused (jobs not stored)",
+        origin="gearspec",
+        source="gearspec serve (reference/broker.py Broker._show_queue; docs/server.md, Durability)",
+        note="gearspec's own: other servers answer ERR UNKNOWN_COMMAND",
+    ),
 )
 
 _BY_WORDS = {cmd.words: cmd for cmd in ADMIN_COMMANDS}

@@ -104,7 +104,8 @@ class AdminClient:
         Commands outside the admin table are sent as given and read as one line.
         """
         line = encode_admin(command, *args)
-        matched = match_admin_command(command.split())
+        # The words as sent: "show", "queue" is the command "show queue".
+        matched = match_admin_command([*command.split(), *(str(a) for a in args)])
         reader_for = AdminReplyReader(matched[0] if matched else None)
         async with self._lock:
             await self.connect()

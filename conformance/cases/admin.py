@@ -596,6 +596,25 @@ def verbose(s: Session) -> None:
 
 
 @case(
+    "admin/show_queue/1",
+    "'show queue' lists the durable queue's state as NAME<TAB>VALUE lines: queue, state, refused",
+    level=EXTENSION,
+    admin=["show queue"],
+    source="gearspec serve (reference/broker.py Broker._show_queue)",
+)
+def show_queue(s: Session) -> None:
+    reply = _extension_admin(s, s.client(), "show queue")
+    error = reply.error()
+    if error is not None and error.code.upper() == "UNKNOWN_SHOW_ARGUMENTS":  # gearmand's answer (text.cc)
+        s.unsupported(f"'show queue' answered {reply.lines[0]!r}")
+    fields = dict(line.split("\t", 1) for line in reply.lines if "\t" in line)
+    s.check(list(fields) == ["queue", "state", "refused"], "the rows queue, state, refused", list(fields))
+    s.check(fields["state"] in ("ok", "not durable") or fields["state"].startswith("failing: "),
+            "state ok, not durable or failing: WHY", fields["state"])
+    s.check(fields["refused"].isdigit(), "refused: a count", fields["refused"])
+
+
+@case(
     "admin/version/1",
     "'version' answers 'OK <version>'",
     level=EXTENSION,

@@ -42,14 +42,14 @@ GEARMAND_COMMANDS = {
 def test_table_covers_gearmand_and_shutdown() -> None:
     names = [c.name for c in ADMIN_COMMANDS]
     assert len(names) == len(set(names))
-    assert set(names) == GEARMAND_COMMANDS | {"shutdown"}
+    assert set(names) == GEARMAND_COMMANDS | {"shutdown", "show queue"}
     for cmd in ADMIN_COMMANDS:
         assert cmd.source and cmd.summary and cmd.reply_format
         assert admin_command(cmd.name.upper()) is cmd
         optional = [a.optional for a in cmd.args]
         assert optional == sorted(optional), f"{cmd.name}: a required argument after an optional one"
     assert {c.name for c in ADMIN_COMMANDS if c.reply is ReplyFraming.BLOCK} == {
-        "workers", "status", "prioritystatus", "show jobs", "show unique jobs",
+        "workers", "status", "prioritystatus", "show jobs", "show unique jobs", "show queue",
     }
     assert admin_command("shutdown").note  # removed from gearmand in 1.1.15: the table says so
     with pytest.raises(KeyError):

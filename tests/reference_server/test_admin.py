@@ -151,3 +151,17 @@ def test_shutdown_graceful_waits_for_running_jobs() -> None:
         assert server.process.wait(10) == 0
     finally:
         server.stop()
+
+
+def test_admin_client_frames_a_command_given_word_by_word(server) -> None:
+    # "show", "queue" is the block command "show queue": all its lines, not the first one alone.
+    import asyncio
+
+    from gearspec.reference.admin import AdminClient
+
+    async def ask() -> tuple[str, ...]:
+        async with AdminClient(server.address) as admin:
+            return (await admin.command("show", "queue")).lines
+
+    lines = asyncio.run(ask())
+    assert [line.split("\t", 1)[0] for line in lines] == ["queue", "state", "refused"]
