@@ -391,8 +391,9 @@ def _run(
         f"[{config.expectations.name}; grab {config.grab_type.name}; -j {args.jobs}; seed {config.seed}]",
         file=stream,
     )
-    print(f"gearspec test: probed: {capabilities.summary()}", file=stream)
     progress.start()
+    # After the legend: the first line of the progress stays the legend, as pytest's is.
+    print(f"gearspec test: probed: {capabilities.summary()}", file=sys.stderr)
     started = time.monotonic()
     finished: dict[str, Result] = {}
 

@@ -37,8 +37,9 @@ from gearspec.conformance.harness import Target, describe
 from gearspec.conformance.registry import all_cases, select_cases
 from gearspec.conformance.runner import RunConfig, run_cases
 
+from gearspec.cli import unwritable
 from gearspec.codec import Decoder
-from gearspec.errors import ProtocolError
+from gearspec.errors import ProtocolError, os_reason
 from gearspec.spec import Magic
 
 __all__ = ["Difference", "configure_diff", "diff_targets", "normalise", "run_diff"]
@@ -201,6 +202,16 @@ SUMMARIES = {"diff": "run the same scripts against several servers and print the
 
 
 def configure_diff(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """\
+examples:
+  gearspec diff --targets reference,gearmand,perl,gear
+  gearspec diff --targets gearmand,127.0.0.1:4730 --select 'priority/*' --streams 10 --json diff.json
+
+exit status:
+  0    every target behaved the same
+  1    differences found (printed, and in --json)
+  2    bad usage, or a target that cannot be started or reached
+"""
     parser.add_argument("--targets", required=True, metavar="A,B[,C...]", help="local server names (reference, gearmand, perl, gear) or HOST:PORT, comma-separated")
     parser.add_argument("--select", "-k", action="append", default=[], metavar="GLOB", help="cases to diff (default: all)")
     parser.add_argument("--no-cases", action="store_true", help="only the packet streams")
@@ -216,6 +227,10 @@ def run_diff(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if len(targets) < 2:
         print("gearspec diff: --targets needs at least two servers", file=sys.stderr)
+        return 2
+    problem = unwritable(args.json) if args.json else None
+    if problem is not None:  # before the run, not after minutes of it
+        print(f"gearspec diff: {problem}", file=sys.stderr)
         return 2
     try:
         differences = diff_targets(
@@ -235,5 +250,8 @@ def run_diff(args: argparse.Namespace) -> int:
     print(f"gearspec diff: {len(differences)} scripts differ among {', '.join(targets)}")
     if args.json:
         data = [{"script": d.script, "sent": d.sent, "transcripts": d.transcripts} for d in differences]
-        Path(args.json).write_text(json.dumps(data, indent=1))
+        try:
+            Path(args.json).write_text(json.dumps(data, indent=1))
+        except OSError as exc:  # the verdict above stands; its exit status too
+            print(f"gearspec diff: cannot write {args.json}: {os_reason(exc)}", file=sys.stderr)
     return 1 if differences else 0

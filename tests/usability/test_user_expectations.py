@@ -65,10 +65,11 @@ def test_exitfirst_and_last_failed(gearmand: RunningServer, tmp_path: Path) -> N
     assert first.returncode == 1, first.stdout[-2000:] + first.stderr
     assert "stopped after 1 counted failure(s) (--maxfail)" in first.stderr
     ran = json.loads((tmp_path / "x.json").read_text())["cases"]
-    assert len(ran) < everything and [c["id"] for c in ran if c["counts_against"]] == ["admin/create_function/1"]
+    failed = [c["id"] for c in ran if c["counts_against"]]  # one of gearmand's known deviations
+    assert len(ran) < everything and len(failed) == 1
     again = gearspec(*target, "--lf", "--json", str(tmp_path / "lf.json"), env=env)
     assert again.returncode == 1
-    assert [c["id"] for c in json.loads((tmp_path / "lf.json").read_text())["cases"]] == ["admin/create_function/1"]
+    assert [c["id"] for c in json.loads((tmp_path / "lf.json").read_text())["cases"]] == failed
     # Graded with its profile the case passes; then nothing failed last and --lf runs all.
     assert gearspec(*target, "--lf", "--profile", "gearmand", env=env).returncode == 0
     rest = gearspec(*target, "--lf", "--profile", "gearmand", "--json", str(tmp_path / "all.json"), env=env)
