@@ -7,7 +7,7 @@ the server must send and checks it over real sockets (`gearspec.fuzz.script.Sess
 the server disagrees, Hypothesis shrinks the run to a minimal sequence and the error carries a
 replay script for `gearspec fuzz --replay FILE --target HOST:PORT`.
 
-The semantics are gearmand's (see /work/shared/protocol.md and the citations below); places
+The semantics are gearmand's (see the citations below); places
 where servers legitimately differ are `ModelOptions`, with profiles per known server.
 
     from gearspec.fuzz.model import check_target

@@ -147,7 +147,7 @@ def worker(args: c.WorkerArgs) -> int:
         return action.result
 
     gm = _Worker([f"{args.host}:{args.port}"])
-    # pygearman needs bytes function names to match JOB_ASSIGN_UNIQ (see /work/shared/peers.md).
+    # pygearman keys its tasks by the bytes JOB_ASSIGN_UNIQ carries: it needs bytes function names.
     owner = installed_distribution()
     name: Any = args.function.encode() if owner is not None and owner[0] == "pygearman" else args.function
     gm.register_task(name, handle)
