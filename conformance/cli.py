@@ -299,9 +299,13 @@ def _rerun_command(args: argparse.Namespace, case: Case, config: RunConfig) -> s
         parts.append("--strict")
     for flag in ("tls_ca", "tls_cert", "tls_key", "tls_acl_identities"):
         if getattr(args, flag, None):
-            parts += ["--" + flag.replace("_", "-"), getattr(args, flag)]
+            parts += ["--" + flag.replace("_", "-"), os.path.abspath(getattr(args, flag))]
     if args.destructive or case.destructive:
         parts.append("--destructive")
+    if args.durable:
+        parts.append("--durable")
+    if args.restart_command:
+        parts += ["--restart-command", args.restart_command]
     parts += ["--seed", config.seed, "--wait", f"{config.wait:g}", "--timeout", f"{config.timeout:g}"]
     parts += ["--select", case.id, "-v"]
     return shlex.join(parts)

@@ -52,3 +52,19 @@ def test_each_rerun_line_of_a_failing_run_reproduces_the_verdict(tmp_path: Path,
         rerun = {c["id"]: c["verdict"] for c in json.loads((elsewhere / "again.json").read_text())["cases"]}
         assert rerun == {case: verdicts[case]}, (line, again.stdout)
         assert again.returncode == first.returncode
+
+
+def test_rerun_line_carries_durability_and_restart_options(tmp_path: Path) -> None:
+    # --durable and --restart-command change what durability cases do: the line keeps them.
+    import argparse
+
+    from gearspec.conformance.cli import _rerun_command, configure_test
+    from gearspec.conformance.registry import all_cases
+    from gearspec.conformance.runner import RunConfig
+
+    parser = argparse.ArgumentParser()
+    configure_test(parser)
+    args = parser.parse_args(["--target", "127.0.0.1:4730", "--durable", "--restart-command", "systemctl restart gearmand"])
+    case = next(c for c in all_cases() if c.id.startswith("durability/"))
+    line = _rerun_command(args, case, RunConfig(seed="5eed"))
+    assert "--durable" in line and "--restart-command 'systemctl restart gearmand'" in line and "--seed 5eed" in line
