@@ -114,25 +114,30 @@ class PythonDecoder:
         self._more_len = 0
         return True
 
+    def _pieces(self, start: int, need: int) -> tuple[list[bytes | memoryview], int, int]:
+        # The packet at self._pos needs `need` bytes, and they are here: the buffer from
+        # `start` on and the chunks received after it that the packet reaches into; how many
+        # bytes those span counted from self._pos, and how many chunks they are.
+        buf, pos, more = self._buf, self._pos, self._more
+        got = len(buf) - pos + self._more_len
+        if got - len(more[-1]) < need:  # the usual case: it ends in the last chunk received
+            return [memoryview(buf)[start:], *more], got, len(more)
+        parts: list[bytes | memoryview] = [memoryview(buf)[start:]]
+        got = len(buf) - pos
+        taken = 0
+        while got < need:
+            got += len(more[taken])
+            parts.append(more[taken])
+            taken += 1
+        return parts, got, taken
+
     def _take_packet(self, need: int) -> None:
         # The packet at self._pos needs `need` bytes, and they are here: copy just them into
         # one buffer. The chunk it ends in is not copied: its rest is kept as a view, which
         # becomes the buffer again once the packet is decoded (see _next_chunk).
         buf, pos = self._buf, self._pos
-        more = self._more
-        got = len(buf) - pos + self._more_len
-        if got - len(more[-1]) < need:  # the usual case: it ends in the last chunk received
-            parts: list[bytes | memoryview] = [memoryview(buf)[pos:], *more]
-            rest = []
-        else:
-            parts = [memoryview(buf)[pos:]]
-            got = len(buf) - pos
-            taken = 0
-            while got < need:
-                got += len(more[taken])
-                parts.append(more[taken])
-                taken += 1
-            rest = more[taken:]
+        parts, got, taken = self._pieces(pos, need)
+        rest = self._more[taken:]
         over = got - need
         if over:
             last = memoryview(parts[-1])
@@ -170,18 +175,7 @@ class PythonDecoder:
             if not is_number(args[i]):
                 return None
         more = self._more
-        got = len(buf) - pos + self._more_len
-        if got - len(more[-1]) < need:  # the usual case: it ends in the last chunk received
-            parts: list[bytes | memoryview] = [memoryview(buf)[start:], *more]
-            taken = len(more)
-        else:
-            parts = [memoryview(buf)[start:]]
-            got = len(buf) - pos
-            taken = 0
-            while got < need:
-                got += len(more[taken])
-                parts.append(more[taken])
-                taken += 1
+        parts, got, taken = self._pieces(start, need)
         last = parts[-1]
         over = got - need  # bytes of the last chunk after the packet
         if over:
