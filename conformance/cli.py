@@ -182,11 +182,7 @@ def run_test(args: argparse.Namespace) -> int:
     )
     try:
         with _open_target(args) as (target, label):
-            control = _control(args, target)
-            try:
-                return _run(args, cases, target, label, config, control)
-            finally:
-                control.close()
+            return _run(args, cases, target, label, config, _control(args, target))
     except _TargetError as exc:
         print(f"gearspec test: {exc}", file=sys.stderr)
         return 2

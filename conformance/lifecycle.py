@@ -74,7 +74,6 @@ class TargetControl:
     _exit_code: Callable[[], int | None] | None = None  # a started process: its status, None while alive
     _restart: Callable[[bool], Target] | None = None  # (hard: SIGKILL rather than a clean stop)
     _logs: Callable[[], str] | None = None
-    _close: Callable[[], None] | None = None  # stops what a restart started
     crashes: list[Crash] = field(default_factory=list)  # survived: restarted after each
     stopped: Crash | None = None  # the run stopped here: the target died and stayed dead
     not_run: list[str] = field(default_factory=list)  # IDs of the cases that never ran
@@ -129,11 +128,6 @@ class TargetControl:
         with self._lock:
             self.target = self._restart(hard)
             return self.target
-
-    def close(self) -> None:
-        """Stop the processes restarts started (the first one is its starter's to stop)."""
-        if self._close is not None:
-            self._close()
 
     # -- the ways gearspec can restart a target ----------------------------------------------
     @classmethod

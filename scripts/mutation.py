@@ -310,7 +310,6 @@ def _run_suite(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(limit)
-    control.close()
     server.stop()
     if not outcome:
         return True, f"the run outlived {limit:g} s"

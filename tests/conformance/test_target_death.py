@@ -34,7 +34,6 @@ def test_a_started_target_is_restarted_and_the_crash_recorded_once(jobs: int) ->
     try:
         results = run_cases(_cases(), control.target, RunConfig(wait=1.0, timeout=5.0, seed="death"), jobs=jobs, control=control)
     finally:
-        control.close()
         server.stop()
     by_id = {r.case.id: r for r in results}
     assert sorted(by_id) == sorted(SELECTION)  # every case ran
