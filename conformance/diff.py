@@ -142,15 +142,22 @@ class Difference:
 
     def graded(self) -> str | None:
         """For a case: how its outcome differs (the case grades the difference), else None."""
-        outcomes = {name: lines[-1] for name, lines in self.transcripts.items() if lines and lines[-1].startswith("outcome: ")}
+        outcomes = {
+            name: lines[-1] for name, lines in self.transcripts.items() if lines and lines[-1].startswith("outcome: ")
+        }
         if not self.script.startswith("case ") or len(set(outcomes.values())) < 2:
             return None
         return "; ".join(f"{name} {outcome.removeprefix('outcome: ')}" for name, outcome in outcomes.items())
 
     def to_data(self) -> dict[str, Any]:
         return {
-            "script": self.script, "sent": self.sent, "transcripts": self.transcripts, "also": self.also,
-            "rerun": self.rerun, "graded": self.graded(), "shrunk_from": self.shrunk_from,
+            "script": self.script,
+            "sent": self.sent,
+            "transcripts": self.transcripts,
+            "also": self.also,
+            "rerun": self.rerun,
+            "graded": self.graded(),
+            "shrunk_from": self.shrunk_from,
         }
 
 
@@ -166,14 +173,30 @@ _CONNS = (*_CLIENTS, *_WORKERS)
 _FUNCTIONS = ("f0", "f1", "f0")  # f0 twice: jobs and workers meet more often
 _UNIQUES = ("u0", "", "u1")
 _DATA = ("d", "", "x\0y")
-_SUBMITS = ("SUBMIT_JOB", "SUBMIT_JOB_BG", "SUBMIT_JOB_HIGH", "SUBMIT_JOB_HIGH_BG", "SUBMIT_JOB_LOW", "SUBMIT_JOB_LOW_BG")
+_SUBMITS = (
+    "SUBMIT_JOB",
+    "SUBMIT_JOB_BG",
+    "SUBMIT_JOB_HIGH",
+    "SUBMIT_JOB_HIGH_BG",
+    "SUBMIT_JOB_LOW",
+    "SUBMIT_JOB_LOW_BG",
+)
 _GRABS = ("GRAB_JOB", "GRAB_JOB_UNIQ", "GRAB_JOB_ALL")
 _WORK = ("WORK_DATA", "WORK_WARNING", "WORK_STATUS", "WORK_COMPLETE", "WORK_FAIL", "WORK_EXCEPTION")
 _ASSIGNS = ("JOB_ASSIGN", "JOB_ASSIGN_UNIQ", "JOB_ASSIGN_ALL")
 # The model's actions and how often each is drawn.
 _WEIGHTS = {
-    "submit": 4, "can_do": 2, "grab": 4, "work": 4, "pre_sleep": 2, "cant_do": 1, "status": 1,
-    "option": 1, "echo": 1, "unknown_work": 1, "disconnect": 1,
+    "submit": 4,
+    "can_do": 2,
+    "grab": 4,
+    "work": 4,
+    "pre_sleep": 2,
+    "cant_do": 1,
+    "status": 1,
+    "option": 1,
+    "echo": 1,
+    "unknown_work": 1,
+    "disconnect": 1,
 }
 
 
@@ -377,7 +400,9 @@ class _ModelRun:
         return self.lines
 
 
-def run_model_script(target: Target, steps: Sequence[Step], barrier: str | None = "echo", wait: float = 1.0) -> list[str]:
+def run_model_script(
+    target: Target, steps: Sequence[Step], barrier: str | None = "echo", wait: float = 1.0
+) -> list[str]:
     """Run one model script against `target`; its transcript (not yet normalised).
 
     `barrier` is the round trip that collects what each connection received after a step:
@@ -489,14 +514,20 @@ def _opened(specs: Sequence[str]) -> Iterator[dict[str, Target]]:
         yield opened
 
 
-def _case_transcripts(target: Target, select: Sequence[str], seed: str, wait: float) -> dict[str, tuple[list[str], list[str]]]:
+def _case_transcripts(
+    target: Target, select: Sequence[str], seed: str, wait: float
+) -> dict[str, tuple[list[str], list[str]]]:
     cases = select_cases(all_cases(), select)
     config = RunConfig(wait=wait, timeout=10.0, seed=seed, run_token=seed[:4])
     out = {}
     for result in run_cases(cases, target, config, jobs=4):
         sent = [f"{e.conn} -> {e.summary}" for e in result.trace if e.direction == "send"]
         got = [f"{e.conn} <- {e.summary}" for e in result.trace if e.direction == "recv"]
-        got += [f"{e.conn} -- {e.summary}" for e in result.trace if e.direction == "event" and "closed by the server" in e.summary]
+        got += [
+            f"{e.conn} -- {e.summary}"
+            for e in result.trace
+            if e.direction == "event" and "closed by the server" in e.summary
+        ]
         got.append(f"outcome: {result.outcome.value}")
         out[f"case {result.case.id}"] = (sent, got)
     return out
@@ -545,8 +576,16 @@ def diff_targets(
     if unknown:
         raise ValueError(f"unknown source {', '.join(unknown)}; known: {', '.join(SOURCES)}")
     plan = _Plan(sources, select, count, seed, wait, quiet, only, shrink)
-    models = {k: v for k, v in model_scripts(seed, _span(only, "model", count)).items() if plan.wanted(k)} if "model" in sources else {}
-    streams = {k: v for k, v in valid_streams(seed, _span(only, "stream", count)).items() if plan.wanted(k)} if "streams" in sources else {}
+    models = (
+        {k: v for k, v in model_scripts(seed, _span(only, "model", count)).items() if plan.wanted(k)}
+        if "model" in sources
+        else {}
+    )
+    streams = (
+        {k: v for k, v in valid_streams(seed, _span(only, "stream", count)).items() if plan.wanted(k)}
+        if "streams" in sources
+        else {}
+    )
     with _opened(targets) as opened:
         barriers = _on_all(opened, lambda _, t: detect_capabilities(t.host, t.port, wait).barrier) if models else {}
 
@@ -604,7 +643,9 @@ def _packet_lines(packets: Sequence[bytes]) -> list[str]:
     return [line for raw in packets for line in _decoded(raw)]
 
 
-def _group(differences: list[Difference], models: dict[str, list[Step]], streams: dict[str, list[bytes]]) -> list[Difference]:
+def _group(
+    differences: list[Difference], models: dict[str, list[Step]], streams: dict[str, list[bytes]]
+) -> list[Difference]:
     """One difference per signature: the one with the shortest script, the rest in `also`."""
 
     def size(d: Difference) -> tuple[int, int]:
@@ -636,7 +677,7 @@ def _shrink(
         progress = False
         start = len(best) - chunk
         while start >= 0 and budget > 0:
-            candidate = best[:start] + best[start + chunk:]
+            candidate = best[:start] + best[start + chunk :]
             if candidate:
                 budget -= 1
                 got = run(candidate)
@@ -669,22 +710,49 @@ exit status:
   2    bad usage, or a target that cannot be started or reached
 """
     parser.add_argument(
-        "--targets", required=True, metavar="A,B[,C...]",
+        "--targets",
+        required=True,
+        metavar="A,B[,C...]",
         help="servers, comma-separated: local server names (reference, gearmand, perl, gear), HOST:PORT, "
         "local:NAME, impl:NAME or docker:IMAGE",
     )
-    parser.add_argument("--source", default=",".join(SOURCES), metavar="S[,S...]",
-                        help=f"scripts to run: {', '.join(SOURCES)} (default: all)")
-    parser.add_argument("--select", "-k", action="append", default=[], metavar="GLOB", help="cases to diff (default: all)")
-    parser.add_argument("--count", type=int, default=30, metavar="N",
-                        help="model scripts and packet streams to make (each; default %(default)s)")
-    parser.add_argument("--seed", default="diff", help="seed of names, payloads, model scripts and streams (default %(default)s)")
-    parser.add_argument("--only", action="append", default=[], metavar="SCRIPT",
-                        help="run only this model script or stream (model/7, stream/3), as the rerun lines do")
-    parser.add_argument("--shrink", type=int, default=10, metavar="N",
-                        help="reruns allowed to shrink each difference (0: do not shrink; default %(default)s)")
+    parser.add_argument(
+        "--source",
+        default=",".join(SOURCES),
+        metavar="S[,S...]",
+        help=f"scripts to run: {', '.join(SOURCES)} (default: all)",
+    )
+    parser.add_argument(
+        "--select", "-k", action="append", default=[], metavar="GLOB", help="cases to diff (default: all)"
+    )
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=30,
+        metavar="N",
+        help="model scripts and packet streams to make (each; default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", default="diff", help="seed of names, payloads, model scripts and streams (default %(default)s)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="SCRIPT",
+        help="run only this model script or stream (model/7, stream/3), as the rerun lines do",
+    )
+    parser.add_argument(
+        "--shrink",
+        type=int,
+        default=10,
+        metavar="N",
+        help="reruns allowed to shrink each difference (0: do not shrink; default %(default)s)",
+    )
     parser.add_argument("--wait", type=float, default=1.0, metavar="S", help="the wait for one reply or round trip")
-    parser.add_argument("--quiet", type=float, default=0.3, metavar="S", help="a stream's transcript ends after S seconds of silence")
+    parser.add_argument(
+        "--quiet", type=float, default=0.3, metavar="S", help="a stream's transcript ends after S seconds of silence"
+    )
     parser.add_argument("--json", metavar="FILE", help="write the differences as JSON")
 
 
@@ -694,7 +762,11 @@ _ONLY = re.compile(r"(model|stream)/[1-9]\d*")
 def print_differences(differences: Sequence[Difference], out: Any = sys.stdout) -> None:
     """The report: one block per difference, targets that agree grouped."""
     for difference in differences:
-        also = f" (and {len(difference.also)} more alike: {', '.join(difference.also[:6])}{', ...' if len(difference.also) > 6 else ''})" if difference.also else ""
+        also = (
+            f" (and {len(difference.also)} more alike: {', '.join(difference.also[:6])}{', ...' if len(difference.also) > 6 else ''})"
+            if difference.also
+            else ""
+        )
         print(f"== {difference.script}{also}", file=out)
         graded = difference.graded()
         if graded:
@@ -709,7 +781,7 @@ def print_differences(differences: Sequence[Difference], out: Any = sys.stdout) 
             print(f"   {', '.join(names)}:", file=out)
             if skip:
                 print(f"      ... {skip} equal lines", file=out)
-            for line in lines[skip:skip + 12]:
+            for line in lines[skip : skip + 12]:
                 print(f"      {line}", file=out)
 
 
