@@ -85,14 +85,20 @@ def normalise(lines: Sequence[str]) -> list[str]:
 
 # -- differences and their grouping --------------------------------------------------------------
 
-_STEP_NUMBER = re.compile(r"^\d+: ")
+_STEP_NUMBER = re.compile(r"^\d+: (?:[cw]\d )?")
 _NUMBERED = re.compile(r"H#\d+")
-_CASE_NAME = re.compile(r"gs-[a-z0-9-]+?-[0-9a-f]{12}")
+_VALUE = re.compile(r"(\w+)='(?:[^'\\]|\\.)*'(?:…\(\d+ bytes\))?")
+_REQUEST = re.compile(r" -> (?:REQ )?(\w+)")
 
 
 def _shape(line: str) -> str:
-    """A line without what varies between scripts that show the same difference."""
-    return _CASE_NAME.sub("<name>", _NUMBERED.sub("H#", _STEP_NUMBER.sub("", line)))
+    """A line without what varies between scripts that show the same difference: step
+    numbers, connection names, handle numbers and argument values (ERROR codes stay)."""
+
+    def value(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(1) == "code" else f"{match.group(1)}=…"
+
+    return _VALUE.sub(value, _NUMBERED.sub("H#", _STEP_NUMBER.sub("", line)))
 
 
 @dataclass
@@ -132,10 +138,15 @@ class Difference:
         return index
 
     def signature(self) -> tuple[Any, ...]:
-        """Which targets agree, and the first line where they part (step numbers, handle
-        numbers and case names left out): equal signatures are one difference."""
+        """Which targets agree, the first line where they part (its shape: see `_shape`)
+        and, for a model script, the request before it: equal signatures are one difference."""
         index = self.first_divergence()
         kind = self.script.split("/")[0].split(" ")[0]
+        if kind == "model":  # the request that made the targets part
+            before = [
+                m.group(1) for line in next(iter(self.transcripts.values()))[:index] if (m := _REQUEST.search(line))
+            ]
+            kind += f" after {before[-1]}" if before else ""
         return kind, tuple(
             (tuple(names), _shape(lines[index]) if index < len(lines) else "(end)") for names, lines in self.groups()
         )
