@@ -1,0 +1,56 @@
+"""Cases for differences `gearspec diff` found that no other case graded.
+
+Each case here started as a difference between transcripts of `gearspec diff --source model`
+(docs/conformance.md, "Differential runs"); docs/findings.md has the source lines.
+
+Sources: gearmand `PROTOCOL` (STATUS_RES: numerator and denominator are numbers);
+`libgearman-server/server.cc` `gearman_server_run_command` (GET_STATUS of a known job sends
+the job's numerator and denominator, 0 and 0 until a WORK_STATUS).
+"""
+
+from __future__ import annotations
+
+from gearspec.conformance.cases._jobs import PERL_CLIENT, PROTOCOL, RUN, start_job, status_of
+from gearspec.conformance.harness import Session
+from gearspec.conformance.registry import SHOULD, case
+
+from gearspec.spec import PacketType as T
+
+_EMPTY = "numerator and denominator are empty strings (Perl Gearman::Server, python gear)"
+_SOURCE = (
+    f"{PROTOCOL} (STATUS_RES); {RUN} (GET_STATUS: the job's numbers, '0' before any WORK_STATUS); "
+    f"{PERL_CLIENT} CMD_get_status and gear/__init__.py Server.handleGetStatus (empty fields)"
+)
+
+
+def _zero_numbers(s: Session, numbers: tuple[bytes, ...]) -> None:
+    if numbers == (b"", b""):
+        s.non_strict("empty")
+    s.check_equal(numbers, (b"0", b"0"), "numerator, denominator")
+
+
+@case(
+    "status/numbers/1",
+    "STATUS_RES for a queued job reports numerator and denominator 0 (numbers, not empty fields)",
+    level=SHOULD,
+    packets=["SUBMIT_JOB_BG", "GET_STATUS", "STATUS_RES"],
+    source=_SOURCE,
+    alternatives={"empty": _EMPTY},
+)
+def queued_numbers(s: Session) -> None:
+    client = s.client()
+    handle = client.submit(s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
+    _zero_numbers(s, status_of(s, client, handle)[2:])
+
+
+@case(
+    "status/numbers/2",
+    "STATUS_RES for a running job without a WORK_STATUS yet reports numerator and denominator 0",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "GET_STATUS", "STATUS_RES"],
+    source=_SOURCE,
+    alternatives={"empty": _EMPTY},
+)
+def running_numbers(s: Session) -> None:
+    client, _worker, handle, _job = start_job(s, s.name("fn"))
+    _zero_numbers(s, status_of(s, client, handle)[2:])
