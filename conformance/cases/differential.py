@@ -11,9 +11,10 @@ the job's numerator and denominator, 0 and 0 until a WORK_STATUS).
 from __future__ import annotations
 
 from gearspec.conformance.cases._jobs import PERL_CLIENT, PROTOCOL, RUN, start_job, status_of
-from gearspec.conformance.harness import Session
+from gearspec.conformance.harness import Session, describe
 from gearspec.conformance.registry import SHOULD, case
 
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _EMPTY = "numerator and denominator are empty strings (Perl Gearman::Server, python gear)"
@@ -54,3 +55,33 @@ def queued_numbers(s: Session) -> None:
 def running_numbers(s: Session) -> None:
     client, _worker, handle, _job = start_job(s, s.name("fn"))
     _zero_numbers(s, status_of(s, client, handle)[2:])
+
+
+@case(
+    "abilities/cant_do_running/1",
+    "CANT_DO for the function of the job the worker is running: is the job still the worker's?",
+    level=SHOULD,
+    packets=["CAN_DO", "JOB_ASSIGN", "CANT_DO", "WORK_COMPLETE"],
+    source=(
+        f"{PROTOCOL} (CANT_DO: says nothing of running jobs); gearmand server.cc GEARMAN_COMMAND_CANT_DO -> "
+        "worker.cc gearman_server_worker_free (the worker's jobs go back to the queue)"
+    ),
+)
+def cant_do_running(s: Session) -> None:
+    """Informational: the protocol leaves it open, and servers differ (gearspec diff, model)."""
+    fn = s.name("fn")
+    worker = s.worker(fn)
+    client = s.client()
+    handle = client.submit(fn, b"x")
+    job = worker.grab()
+    worker.send(T.CANT_DO, fn)
+    worker.work(T.WORK_COMPLETE, job.handle, b"done")
+    came = [describe(e) for e in worker.sync()]
+    got = client.receive()
+    if isinstance(got, Packet) and got.type is T.WORK_COMPLETE and got.handle == handle:
+        s.info("the job stays with the worker: its WORK_COMPLETE after CANT_DO reaches the client")
+    s.info(
+        "the job is taken from the worker: after CANT_DO its WORK_COMPLETE gets "
+        + (", ".join(came) or "no reply")
+        + f" and the client {describe(got)}"
+    )
