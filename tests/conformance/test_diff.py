@@ -129,8 +129,10 @@ def test_diff_of_the_four_local_servers_shows_known_deviations() -> None:
             "priority/fifo",
             "--select",
             "echo/data/1",
-            "--source",
-            "cases",
+            "--count",
+            "4",
+            "--shrink",
+            "2",
         ],
         capture_output=True,
         text=True,
@@ -142,3 +144,4 @@ def test_diff_of_the_four_local_servers_shows_known_deviations() -> None:
     assert "== case echo/data/1" in out.stdout  # gear answers no ECHO_REQ
     assert "graded by the case: " in block and "rerun: gearspec diff --targets" in block
     assert "among reference, gearmand, perl, gear" in out.stdout
+    assert "== model/" in out.stdout and "--source model --seed diff --only model/" in out.stdout
