@@ -1,4 +1,4 @@
-"""Cases for differences `gearspec diff` found that no other case graded.
+"""Cases for differences `gearspec diff` found that no other case graded (area `differential`).
 
 Each case here started as a difference between transcripts of `gearspec diff --source model`
 (docs/conformance.md, "Differential runs"); docs/findings.md has the source lines.
@@ -31,7 +31,7 @@ def _zero_numbers(s: Session, numbers: tuple[bytes, ...]) -> None:
 
 
 @case(
-    "status/numbers/1",
+    "differential/status_numbers/1",
     "STATUS_RES for a queued job reports numerator and denominator 0 (numbers, not empty fields)",
     level=SHOULD,
     packets=["SUBMIT_JOB_BG", "GET_STATUS", "STATUS_RES"],
@@ -45,7 +45,7 @@ def queued_numbers(s: Session) -> None:
 
 
 @case(
-    "status/numbers/2",
+    "differential/status_numbers/2",
     "STATUS_RES for a running job without a WORK_STATUS yet reports numerator and denominator 0",
     level=SHOULD,
     packets=["SUBMIT_JOB", "JOB_ASSIGN", "GET_STATUS", "STATUS_RES"],
@@ -58,7 +58,7 @@ def running_numbers(s: Session) -> None:
 
 
 @case(
-    "abilities/cant_do_running/1",
+    "differential/cant_do_running/1",
     "CANT_DO for the function of the job the worker is running: is the job still the worker's?",
     level=SHOULD,
     packets=["CAN_DO", "JOB_ASSIGN", "CANT_DO", "WORK_COMPLETE"],
