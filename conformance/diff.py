@@ -521,7 +521,11 @@ def _opened(specs: Sequence[str]) -> Iterator[dict[str, Target]]:
         opened: dict[str, Target] = {}
         for number, spec in enumerate(specs):
             name = spec if spec not in opened else f"{spec}#{number + 1}"  # the same server twice
-            opened[name] = stack.enter_context(open_target(_target_spec(spec)))
+            target = opened[name] = stack.enter_context(open_target(_target_spec(spec)))
+            try:  # a target that does not answer is bad usage, not a difference
+                socket.create_connection((target.host, target.port), timeout=5.0).close()
+            except OSError as exc:
+                raise RuntimeError(f"{spec} does not answer ({os_reason(exc)}); is the server running?") from None
         yield opened
 
 

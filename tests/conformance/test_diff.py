@@ -145,3 +145,29 @@ def test_diff_of_the_four_local_servers_shows_known_deviations() -> None:
     assert "graded by the case: " in block and "rerun: gearspec diff --targets" in block
     assert "among reference, gearmand, perl, gear" in out.stdout
     assert "== model/" in out.stdout and "--source model --seed diff --only model/" in out.stdout
+
+
+def test_a_target_that_does_not_answer_is_one_line_and_status_2() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]  # closed again below: nothing listens there
+    out = subprocess.run(
+        [sys.executable, "-m", "gearspec", "diff", "--targets", f"reference,127.0.0.1:{port}", "--source", "model"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip()
+        == f"gearspec diff: 127.0.0.1:{port} does not answer (connection refused); is the server running?"
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "gearspec", "diff", "--targets", "reference,gearmand", "--source", "model,nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (bad.returncode, bad.stderr.strip()) == (
+        2,
+        "gearspec diff: --source: unknown nope; known: cases, model, streams",
+    )
