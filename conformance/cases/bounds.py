@@ -35,7 +35,7 @@ from gearspec.conformance.harness import Closed, Conn, Session, describe
 from gearspec.conformance.registry import EXTENSION, MUST, SHOULD, case
 
 from gearspec.admin import parse_workers
-from gearspec.codec import Packet, RawPacket
+from gearspec.codec import AdminLine, Packet, RawPacket
 from gearspec.spec import PacketType as T
 
 _LIMITS = "gearmand libgearman-1.0/limits.h"
@@ -79,7 +79,9 @@ def _answer(s: Session, conn: Conn, type: T, *args: object) -> Packet | None:
     if events is None:
         return None
     if len(events) != 1 or not isinstance(events[0], Packet):
-        s.fail(f"one reply to {type.name}", "; ".join(describe(e) for e in events) or "nothing (before the barrier reply)")
+        s.fail(
+            f"one reply to {type.name}", "; ".join(describe(e) for e in events) or "nothing (before the barrier reply)"
+        )
     return events[0]
 
 
@@ -117,10 +119,16 @@ def _route(s: Session, fn: str, size_note: str) -> str:
         return "refused"
     s.check(reply.type is T.JOB_CREATED, f"JOB_CREATED or ERROR for a {size_note} function name", reply)
     if reg != "ok":
-        s.fail(f"the {size_note} name refused by both CAN_DO and SUBMIT_JOB, or by neither", f"CAN_DO got {describe(reg)}, SUBMIT_JOB got JOB_CREATED")
+        s.fail(
+            f"the {size_note} name refused by both CAN_DO and SUBMIT_JOB, or by neither",
+            f"CAN_DO got {describe(reg)}, SUBMIT_JOB got JOB_CREATED",
+        )
     job = worker.grab()
-    s.check(job["function"] == fn.encode() and job["data"] == b"payload",
-            f"the job under its whole {size_note} function name", f"function of {len(job['function'])} bytes, equal: {job['function'] == fn.encode()}")
+    s.check(
+        job["function"] == fn.encode() and job["data"] == b"payload",
+        f"the job under its whole {size_note} function name",
+        f"function of {len(job['function'])} bytes, equal: {job['function'] == fn.encode()}",
+    )
     worker.work(T.WORK_COMPLETE, reply.handle, b"done")
     s.check_equal(client.expect(T.WORK_COMPLETE)["data"], b"done", "result")
     return "served"
@@ -197,9 +205,14 @@ def _check_uniques(s: Session, fn: str, jobs: dict[bytes, str]) -> None:
         job = worker.grab(grab) if grab is not None else worker.grab()
         want = jobs.get(job.handle)
         s.check(want is not None, "a job this case queued", job)
+        assert want is not None
         if grab is not None:
             got = job["unique"]
-            s.check(got == want.encode(), f"the {len(want)}-byte unique whole in {job.type.name}", f"{len(got)} bytes: {got[-8:]!r}")
+            s.check(
+                got == want.encode(),
+                f"the {len(want)}-byte unique whole in {job.type.name}",
+                f"{len(got)} bytes: {got[-8:]!r}",
+            )
         worker.work(T.WORK_COMPLETE, job.handle, b"")
     worker.grab_nothing()
 
@@ -219,10 +232,16 @@ def unique_at_limit(s: Session) -> None:
         first, second = _unique_pair(s, size)
         h1 = client.submit(fn, b"a", first, T.SUBMIT_JOB_BG)
         h2 = client.submit(fn, b"b", second, T.SUBMIT_JOB_BG)
-        s.check(h1 != h2, f"two handles for {size}-byte uniques differing in the last byte", f"one handle {h1!r} (the unique was cut short?)")
+        s.check(
+            h1 != h2,
+            f"two handles for {size}-byte uniques differing in the last byte",
+            f"one handle {h1!r} (the unique was cut short?)",
+        )
         again = client.submit(fn, b"c", first, T.SUBMIT_JOB_BG)
         if again != h1:
-            s.note(f"the same {size}-byte unique again got a new handle (no coalescing; coalesce/unique/12 grades that)")
+            s.note(
+                f"the same {size}-byte unique again got a new handle (no coalescing; coalesce/unique/12 grades that)"
+            )
             jobs[again] = first
         jobs.update({h1: first, h2: second})
     _check_uniques(s, fn, jobs)
@@ -244,13 +263,19 @@ def unique_over_limit(s: Session) -> None:
     if reply is None:
         s.check_alive("a 65-byte unique")
         s.non_strict("closes", "65-byte unique")
+    assert reply is not None
     if reply.type is T.ERROR:
         s.note(f"refused: {describe(reply)}")
         client.expect_silence("the connection still usable after the refusal")
         return
     s.check(reply.type is T.JOB_CREATED, "JOB_CREATED or ERROR", reply)
+    assert reply is not None
     h2 = client.submit(fn, b"b", second, T.SUBMIT_JOB_BG)
-    s.check(h2 != reply.handle, "two handles for 65-byte uniques differing in byte 65", f"one handle {h2!r} (the unique was cut to 64 bytes)")
+    s.check(
+        h2 != reply.handle,
+        "two handles for 65-byte uniques differing in byte 65",
+        f"one handle {h2!r} (the unique was cut to 64 bytes)",
+    )
     _check_uniques(s, fn, {reply.handle: first, h2: second})
 
 
@@ -270,12 +295,18 @@ def status_unique_at_limit(s: Session) -> None:
         events = probe(s, client, T.GET_STATUS_UNIQUE, unique)
         first = events[0] if events else None
         if size == 63 and (events is None or not events or (isinstance(first, Packet) and first.type is T.ERROR)):
-            s.unsupported(f"GET_STATUS_UNIQUE: {describe(first) if events else 'closed' if events is None else 'no reply'}")
+            s.unsupported(
+                f"GET_STATUS_UNIQUE: {describe(first) if events else 'closed' if events is None else 'no reply'}"
+            )
         if events is None:
             s.check_alive("GET_STATUS_UNIQUE of a 64-byte unique")
             s.fail(f"STATUS_RES_UNIQUE for the {size}-byte unique", "the connection closed")
-        s.check(isinstance(first, (Packet, RawPacket)) and first.name == "STATUS_RES_UNIQUE" and len(events) == 1,
-                f"one STATUS_RES_UNIQUE for the {size}-byte unique", "; ".join(describe(e) for e in events) or "nothing")
+        s.check(
+            isinstance(first, (Packet, RawPacket)) and first.name == "STATUS_RES_UNIQUE" and len(events) == 1,
+            f"one STATUS_RES_UNIQUE for the {size}-byte unique",
+            "; ".join(describe(e) for e in events) or "nothing",
+        )
+        assert isinstance(first, (Packet, RawPacket))
         fields = first.args if isinstance(first, Packet) else tuple(first.payload.split(b"\0"))
         s.check(fields[:2] == (unique.encode(), b"1"), f"STATUS_RES_UNIQUE {size}-byte unique, known 1", first)
 
@@ -289,7 +320,9 @@ def status_unique_at_limit(s: Session) -> None:
     level=SHOULD,
     packets=["GET_STATUS", "STATUS_RES"],
     source=f"{_CONST} GEARMAND_JOB_HANDLE_SIZE 64; {_RUN} GET_STATUS (a handle of 64 bytes or more: GEARMAND_MEMORY_ALLOCATION_FAILURE, the connection closes)",
-    alternatives={"closes-long-handle": "the connection closed for handles of 64 bytes or more (longer than any handle the server makes)"},
+    alternatives={
+        "closes-long-handle": "the connection closed for handles of 64 bytes or more (longer than any handle the server makes)"
+    },
 )
 def status_long_handle(s: Session) -> None:
     closed = []
@@ -341,7 +374,9 @@ def _running(s: Session) -> tuple[Conn, Conn, bytes]:
     return client, worker, handle
 
 
-def _forward_status(s: Session, client: Conn, worker: Conn, handle: bytes, num: bytes, den: bytes) -> Packet | str | None:
+def _forward_status(
+    s: Session, client: Conn, worker: Conn, handle: bytes, num: bytes, den: bytes
+) -> Packet | str | None:
     """WORK_STATUS num/den: the client's WORK_STATUS ("forwarded"), an ERROR to the worker, or None (closed)."""
     settle_events = probe(s, worker, T.WORK_STATUS, handle, num, den)
     if settle_events is None:
@@ -350,8 +385,11 @@ def _forward_status(s: Session, client: Conn, worker: Conn, handle: bytes, num: 
     if errors:
         return errors[0]
     got = client.expect(T.WORK_STATUS)
-    s.check((got.handle, got["numerator"], got["denominator"]) == (handle, num, den),
-            f"WORK_STATUS {num.decode()}/{den.decode()} forwarded verbatim", got)
+    s.check(
+        (got.handle, got["numerator"], got["denominator"]) == (handle, num, den),
+        f"WORK_STATUS {num.decode()}/{den.decode()} forwarded verbatim",
+        got,
+    )
     return "forwarded"
 
 
@@ -367,7 +405,10 @@ def status_numbers_forwarded(s: Session) -> None:
     for num, den in ((b"4294967295", b"4294967295"), (b"4294967296", b"4294967297")):
         got = _forward_status(s, client, worker, handle, num, den)
         if got != "forwarded":
-            s.fail(f"WORK_STATUS {num.decode()}/{den.decode()} forwarded", "the connection closed" if got is None else describe(got))
+            s.fail(
+                f"WORK_STATUS {num.decode()}/{den.decode()} forwarded",
+                "the connection closed" if got is None else describe(got),
+            )
 
 
 @case(
@@ -383,8 +424,11 @@ def status_numbers_kept(s: Session) -> None:
         worker.work(T.WORK_STATUS, handle, num, den)
         client.expect(T.WORK_STATUS)
         fields = status_of(s, s.client(), handle)
-        s.check(fields == (b"1", b"1", num, den), f"STATUS_RES known 1 running 1 {num.decode()}/{den.decode()}",
-                "fields " + " ".join(f.decode("latin-1") for f in fields))
+        s.check(
+            fields == (b"1", b"1", num, den),
+            f"STATUS_RES known 1 running 1 {num.decode()}/{den.decode()}",
+            "fields " + " ".join(f.decode("latin-1") for f in fields),
+        )
 
 
 @case(
@@ -454,7 +498,11 @@ def _timeouts(s: Session, values: Sequence[tuple[int, bool]]) -> None:
         job = worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
         if value == values[0][0] and job.type is T.NO_JOB:
             s.unsupported(f"CAN_DO_TIMEOUT {value} did not register the function; see timeout/register/1")
-        s.check(job.type is not T.NO_JOB and job.handle == handle, f"the job of a worker registered with timeout {value}", job)
+        s.check(
+            job.type is not T.NO_JOB and job.handle == handle,
+            f"the job of a worker registered with timeout {value}",
+            job,
+        )
         worker.work(T.WORK_COMPLETE, handle, b"")
         client.expect(T.WORK_COMPLETE)
     s.check_alive("CAN_DO_TIMEOUT with wide numbers")
@@ -516,8 +564,11 @@ def client_id_sizes(s: Session) -> None:
     rows = [row.client_id for row in parse_workers(s.connect("admin").admin("workers"))]
     for size, cid in ids.items():
         shown = [r for r in rows if r and cid.startswith(r) and len(r) >= 127]
-        s.check(bool(shown), f"the {size}-byte client id listed (at least its first 127 bytes)",
-                f"no such row; ids of that prefix: {[len(r) for r in rows if r[:40] == cid[:40]]}")
+        s.check(
+            bool(shown),
+            f"the {size}-byte client id listed (at least its first 127 bytes)",
+            f"no such row; ids of that prefix: {[len(r) for r in rows if r[:40] == cid[:40]]}",
+        )
         if size == 127:
             s.check(shown[0] == cid, "the 127-byte id whole", f"{len(shown[0])} bytes")
         elif shown[0] != cid:
@@ -558,10 +609,9 @@ def _admin_reply(s: Session, line: bytes, silence_unsupported: bool = False) -> 
         if silence_unsupported:
             s.unsupported(f"no reply to {line[:20]!r}... (see admin/unknown/1)")
         s.fail(f"a reply to an admin line of {len(line)} bytes", "nothing")
-    text = getattr(event, "text", None)
-    if text is None:
+    if not isinstance(event, AdminLine):
         s.fail("an admin reply line", describe(event))
-    return text.decode("latin-1")
+    return event.text.decode("latin-1")
 
 
 @case(
@@ -627,8 +677,11 @@ def maxqueue_long_name(s: Session) -> None:
         reply = _answer(s, client, T.SUBMIT_JOB_BG, fn, b"", b"2")
         if len(fn) < 512 and (reply is None or reply.type is not T.ERROR):
             s.unsupported("maxqueue F 1 does not refuse a second job even for a short name; see admin/maxqueue/1")
-        s.check(reply is not None and reply.type is T.ERROR, "ERROR for a second job over maxqueue 1 (the 512-byte name matched whole)",
-                "the connection closed" if reply is None else reply)
+        s.check(
+            reply is not None and reply.type is T.ERROR,
+            "ERROR for a second job over maxqueue 1 (the 512-byte name matched whole)",
+            "the connection closed" if reply is None else reply,
+        )
 
 
 # -- payloads ---------------------------------------------------------------------------------
@@ -644,20 +697,28 @@ def _through(s: Session, submit: T, grabs: Sequence[T], foreground: bool, epoch:
             events = probe(s, client, submit, fn, b"", 1, data)
             first = events[0] if events else None
             if not (isinstance(first, Packet) and first.type is T.JOB_CREATED):
-                s.unsupported(f"{submit.name}: {describe(first) if events else 'no reply' if events is not None else 'closed'}; see epoch/*")
+                s.unsupported(
+                    f"{submit.name}: {describe(first) if events else 'no reply' if events is not None else 'closed'}; see epoch/*"
+                )
+            assert isinstance(first, Packet)
             handle = first.handle
         else:
             handle = client.submit(fn, data, b"", submit)
         worker.send(grab)
         job = worker.expect(*ASSIGN_TYPES, ignore=[T.NOOP], what=f"a job for {grab.name}")
-        s.check(job.handle == handle and job["data"] == data,
-                f"{job.type.name} with the handle and the {size}-byte data sent",
-                f"{describe(job)[:100]} (data of {len(job['data'])} bytes, equal: {job['data'] == data})")
+        s.check(
+            job.handle == handle and job["data"] == data,
+            f"{job.type.name} with the handle and the {size}-byte data sent",
+            f"{describe(job)[:100]} (data of {len(job['data'])} bytes, equal: {job['data'] == data})",
+        )
         worker.work(T.WORK_COMPLETE, handle, data[::-1])
         if foreground:
             reply = client.expect(T.WORK_COMPLETE)
-            s.check(reply.handle == handle and reply["data"] == data[::-1], f"WORK_COMPLETE with the {size}-byte result",
-                    f"{describe(reply)[:80]}, data of {len(reply['data'])} bytes")
+            s.check(
+                reply.handle == handle and reply["data"] == data[::-1],
+                f"WORK_COMPLETE with the {size}-byte result",
+                f"{describe(reply)[:80]}, data of {len(reply['data'])} bytes",
+            )
     if not foreground:
         client.expect_silence("nothing to a background submitter")
 
@@ -668,7 +729,17 @@ def _payload_case(number: int, submit: T, foreground: bool) -> None:
         f"{submit.name} payloads of 0 B to 64 KiB + 1 and 1 MiB reach the worker intact through every grab packet the target serves"
         + (", and the results come back intact" if foreground else ""),
         level=MUST,
-        packets=[submit, "JOB_CREATED", "GRAB_JOB", "GRAB_JOB_UNIQ", "GRAB_JOB_ALL", "JOB_ASSIGN", "JOB_ASSIGN_UNIQ", "JOB_ASSIGN_ALL", "WORK_COMPLETE"],
+        packets=[
+            submit,
+            "JOB_CREATED",
+            "GRAB_JOB",
+            "GRAB_JOB_UNIQ",
+            "GRAB_JOB_ALL",
+            "JOB_ASSIGN",
+            "JOB_ASSIGN_UNIQ",
+            "JOB_ASSIGN_ALL",
+            "WORK_COMPLETE",
+        ],
         source="PROTOCOL (32-bit size field, opaque data); sizes around a 4 KiB page, gearmand's 8 KiB buffers (GEARMAND_RECV_BUFFER_SIZE, GEARMAND_SEND_BUFFER_SIZE) and 64 KiB socket buffers",
         timeout=20,
     )
@@ -682,8 +753,12 @@ def _payload_case(number: int, submit: T, foreground: bool) -> None:
 
 for _n, (_submit, _fg) in enumerate(
     (
-        (T.SUBMIT_JOB, True), (T.SUBMIT_JOB_BG, False), (T.SUBMIT_JOB_HIGH, True),
-        (T.SUBMIT_JOB_HIGH_BG, False), (T.SUBMIT_JOB_LOW, True), (T.SUBMIT_JOB_LOW_BG, False),
+        (T.SUBMIT_JOB, True),
+        (T.SUBMIT_JOB_BG, False),
+        (T.SUBMIT_JOB_HIGH, True),
+        (T.SUBMIT_JOB_HIGH_BG, False),
+        (T.SUBMIT_JOB_LOW, True),
+        (T.SUBMIT_JOB_LOW_BG, False),
     ),
     start=1,
 ):
@@ -729,8 +804,11 @@ def payload_work(s: Session) -> None:
         for type in forwarded:
             worker.work(type, handle, data)
             got = client.expect(type)
-            s.check(got.handle == handle and got["data"] == data, f"{type.name} with the {size}-byte data",
-                    f"{describe(got)[:80]}, data of {len(got['data'])} bytes")
+            s.check(
+                got.handle == handle and got["data"] == data,
+                f"{type.name} with the {size}-byte data",
+                f"{describe(got)[:80]}, data of {len(got['data'])} bytes",
+            )
     data = _payload(s, LARGE_PAYLOAD + 1)
     worker.work(T.WORK_COMPLETE, handle, data)
     got = client.expect(T.WORK_COMPLETE)

@@ -75,11 +75,26 @@ def _take_in_order(s: Session, worker: Conn, expected: list[tuple[bytes, str]]) 
     "interact/priority/1",
     "Six submits interleaved (LOW_BG, JOB, HIGH_BG, LOW, BG, HIGH) are assigned by level, FIFO within it: HIGH_BG HIGH JOB BG LOW_BG LOW",
     level=MUST,
-    packets=["SUBMIT_JOB", "SUBMIT_JOB_BG", "SUBMIT_JOB_HIGH", "SUBMIT_JOB_HIGH_BG", "SUBMIT_JOB_LOW", "SUBMIT_JOB_LOW_BG", "JOB_ASSIGN"],
+    packets=[
+        "SUBMIT_JOB",
+        "SUBMIT_JOB_BG",
+        "SUBMIT_JOB_HIGH",
+        "SUBMIT_JOB_HIGH_BG",
+        "SUBMIT_JOB_LOW",
+        "SUBMIT_JOB_LOW_BG",
+        "JOB_ASSIGN",
+    ],
     source=f"PROTOCOL (SUBMIT_JOB_HIGH, SUBMIT_JOB_LOW: queue levels shared by foreground and background jobs); {_RUN}",
 )
 def priority_by_kind(s: Session) -> None:
-    order = [T.SUBMIT_JOB_LOW_BG, T.SUBMIT_JOB, T.SUBMIT_JOB_HIGH_BG, T.SUBMIT_JOB_LOW, T.SUBMIT_JOB_BG, T.SUBMIT_JOB_HIGH]
+    order = [
+        T.SUBMIT_JOB_LOW_BG,
+        T.SUBMIT_JOB,
+        T.SUBMIT_JOB_HIGH_BG,
+        T.SUBMIT_JOB_LOW,
+        T.SUBMIT_JOB_BG,
+        T.SUBMIT_JOB_HIGH,
+    ]
     usable = [t for t in order if t in s.capabilities.submits]
     skipped = [t.name for t in order if t not in usable]
     if len({_level(t) for t in usable}) < 2:
@@ -106,7 +121,10 @@ def epoch_among_priorities(s: Session) -> None:
     events = probe(s, client, T.SUBMIT_JOB_EPOCH, fn, b"", 1, b"epoch")
     first = events[0] if events else None
     if not (isinstance(first, Packet) and first.type is T.JOB_CREATED):
-        s.unsupported(f"SUBMIT_JOB_EPOCH: {describe(first) if events else 'no reply' if events is not None else 'closed'}; see epoch/*")
+        s.unsupported(
+            f"SUBMIT_JOB_EPOCH: {describe(first) if events else 'no reply' if events is not None else 'closed'}; see epoch/*"
+        )
+    assert isinstance(first, Packet)
     queued = [(first.handle, "EPOCH", 1)]
     for type, label in ((T.SUBMIT_JOB_HIGH, "HIGH"), (T.SUBMIT_JOB_BG, "BG"), (T.SUBMIT_JOB_LOW, "LOW")):
         if type in s.capabilities.submits:
@@ -145,11 +163,20 @@ def coalesce_across_priority(s: Session) -> None:
         job = worker.grab()
         order.append(job.handle)
         worker.work(T.WORK_COMPLETE, job.handle, job["data"])
-    s.check(sorted(order) == sorted([ahead, h1]), "the coalesced job assigned once, and the job ahead of it", repr(order))
-    s.note("the joined job ran " + ("first: the HIGH submit raised it" if order[0] == h1 else "after the job ahead: it kept its NORMAL place"))
+    s.check(
+        sorted(order) == sorted([ahead, h1]), "the coalesced job assigned once, and the job ahead of it", repr(order)
+    )
+    s.note(
+        "the joined job ran "
+        + ("first: the HIGH submit raised it" if order[0] == h1 else "after the job ahead: it kept its NORMAL place")
+    )
     for conn in (first, second):
         results = [conn.expect(T.WORK_COMPLETE) for _ in range(2 if conn is first else 1)]
-        s.check(any(r.handle == h1 and r["data"] == b"normal" for r in results), "WORK_COMPLETE of the coalesced job with the first submit's data", "; ".join(map(describe, results)))
+        s.check(
+            any(r.handle == h1 and r["data"] == b"normal" for r in results),
+            "WORK_COMPLETE of the coalesced job with the first submit's data",
+            "; ".join(map(describe, results)),
+        )
     worker.grab_nothing()
 
 
@@ -244,15 +271,22 @@ def timeout_after_status(s: Session) -> None:
             standby.expect(T.NOOP)
         fields = status_of(s, checker, handle)
         if fields[:2] == (b"1", b"0"):
-            s.note(f"requeued{'' if who else ' without a NOOP (timeout/expiry/1 grades that)'}; numbers {fields[2].decode('latin-1')}/{fields[3].decode('latin-1')}")
+            s.note(
+                f"requeued{'' if who else ' without a NOOP (timeout/expiry/1 grades that)'}; numbers {fields[2].decode('latin-1')}/{fields[3].decode('latin-1')}"
+            )
             again = standby.grab()
             s.check_equal(again.handle, handle, "requeued handle")
             standby.work(T.WORK_COMPLETE, handle, b"")
             return
         if fields[0] == b"0":
-            s.fail("WORK_FAIL to the client, or the job requeued", f"GET_STATUS unknown ({_fields(fields)}) and the client told nothing")
+            s.fail(
+                "WORK_FAIL to the client, or the job requeued",
+                f"GET_STATUS unknown ({_fields(fields)}) and the client told nothing",
+            )
         if who is None and time.monotonic() - started > 3.0:
-            s.unsupported(f"no expiry within 3 s of a 1 s CAN_DO_TIMEOUT (GET_STATUS {_fields(fields)}); see timeout/expiry/1")
+            s.unsupported(
+                f"no expiry within 3 s of a 1 s CAN_DO_TIMEOUT (GET_STATUS {_fields(fields)}); see timeout/expiry/1"
+            )
         # Woken without the job (Perl wakes sleepers on a timer): stay awake; GET_STATUS
         # after the next wait shows a requeue all the same.
     s.fail("the job failed or requeued", "twenty waits without it")
@@ -289,7 +323,11 @@ def _client_gone_after(s: Session, update: T) -> None:
     checker = s.client()
     settle(worker)
     fields = status_of(s, checker, handle)
-    s.check(fields[:2] == (b"1", b"1"), "GET_STATUS: known 1 running 1 while the worker still holds the job", _fields(fields))
+    s.check(
+        fields[:2] == (b"1", b"1"),
+        "GET_STATUS: known 1 running 1 while the worker still holds the job",
+        _fields(fields),
+    )
     worker.work(update, handle, *((2, 2) if update is T.WORK_STATUS else (b"more",)))
     worker.work(T.WORK_COMPLETE, handle, b"done")
     worker.expect_silence("no ERROR for updates about a job whose client has gone")
@@ -358,9 +396,16 @@ def _worker_gone_after(s: Session, update: T, background: bool = False) -> tuple
                 s.note("requeued without a NOOP to the sleeping worker (disconnect/worker/2 grades that)")
             return client, standby, handle, fields
         if fields[0] == b"0":
-            if not background and first_to_speak(s, [client], timeout=s.wait) is client and _is_fail(event := client.receive()):
+            if (
+                not background
+                and first_to_speak(s, [client], timeout=s.wait) is client
+                and _is_fail(event := client.receive())
+            ):
                 s.non_strict("fail", f"after {update.name}: {describe(event)}")
-            s.fail("the job requeued after its worker left", f"GET_STATUS says unknown ({_fields(fields)}), and the client was told nothing")
+            s.fail(
+                "the job requeued after its worker left",
+                f"GET_STATUS says unknown ({_fields(fields)}), and the client was told nothing",
+            )
         if who is None:
             s.fail("the job requeued after its worker left", f"GET_STATUS still says running ({_fields(fields)})")
         # Woken before the requeue (Perl wakes sleepers on a timer): stay awake; GET_STATUS
@@ -403,8 +448,11 @@ def worker_gone_after_data(s: Session) -> None:
     standby.work(T.WORK_DATA, handle, b"part2")
     standby.work(T.WORK_COMPLETE, handle, b"done")
     got = [client.expect(T.WORK_DATA, T.WORK_COMPLETE, T.WORK_FAIL) for _ in range(2)]
-    s.check([(p.type, p["data"]) for p in got] == [(T.WORK_DATA, b"part2"), (T.WORK_COMPLETE, b"done")],
-            "WORK_DATA part2, WORK_COMPLETE done", "; ".join(map(describe, got)))
+    s.check(
+        [(p.type, p["data"]) for p in got] == [(T.WORK_DATA, b"part2"), (T.WORK_COMPLETE, b"done")],
+        "WORK_DATA part2, WORK_COMPLETE done",
+        "; ".join(map(describe, got)),
+    )
     client.expect_silence("nothing more for the client")
 
 
@@ -450,4 +498,3 @@ def both_gone(s: Session) -> None:
         standby.work(T.WORK_COMPLETE, handle, b"")
         s.non_strict("rerun")
     s.note(f"GET_STATUS after both left: known {known.decode('latin-1')}")
-

@@ -98,11 +98,26 @@ def _stale_running(p: Packet) -> Packet:  # a requeued job still reported runnin
 # (planted bug, the case that must catch it)
 PLANTED = [
     (Fault("cut-unique-64", TO_SERVER, "uniques cut to 63 bytes", _rewrite(_SUBMITS, _cut_unique)), "bounds/unique/1"),
-    (Fault("cut-payload-8k", TO_CLIENT, "assigned data cut to 8 KiB", _rewrite(_ASSIGNS, _cut_payload)), "bounds/payload/2"),
-    (Fault("wrap-status-32", TO_CLIENT, "STATUS_RES numbers mod 2**32", _rewrite({T.STATUS_RES}, _wrap_status)), "bounds/number/2"),
-    (Fault("bg-to-high", TO_SERVER, "SUBMIT_JOB_BG queued at HIGH", _rewrite({T.SUBMIT_JOB_BG}, _bg_to_high)), "interact/priority/1"),
-    (Fault("wrap-epoch", TO_SERVER, "epochs mod 2**32", _rewrite({T.SUBMIT_JOB_EPOCH}, _wrap_epoch)), "bounds/number/5"),
-    (Fault("stale-running", TO_CLIENT, "a known job always running", _rewrite({T.STATUS_RES}, _stale_running)), "interact/disconnect/2"),
+    (
+        Fault("cut-payload-8k", TO_CLIENT, "assigned data cut to 8 KiB", _rewrite(_ASSIGNS, _cut_payload)),
+        "bounds/payload/2",
+    ),
+    (
+        Fault("wrap-status-32", TO_CLIENT, "STATUS_RES numbers mod 2**32", _rewrite({T.STATUS_RES}, _wrap_status)),
+        "bounds/number/2",
+    ),
+    (
+        Fault("bg-to-high", TO_SERVER, "SUBMIT_JOB_BG queued at HIGH", _rewrite({T.SUBMIT_JOB_BG}, _bg_to_high)),
+        "interact/priority/1",
+    ),
+    (
+        Fault("wrap-epoch", TO_SERVER, "epochs mod 2**32", _rewrite({T.SUBMIT_JOB_EPOCH}, _wrap_epoch)),
+        "bounds/number/5",
+    ),
+    (
+        Fault("stale-running", TO_CLIENT, "a known job always running", _rewrite({T.STATUS_RES}, _stale_running)),
+        "interact/disconnect/2",
+    ),
 ]
 
 
