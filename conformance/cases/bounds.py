@@ -395,14 +395,14 @@ def _forward_status(
 
 @case(
     "bounds/number/1",
-    "WORK_STATUS numbers 4294967295 and 4294967296 (the 32-bit edge) reach the client verbatim",
+    "WORK_STATUS numbers 0 (one digit), 4294967295 and 4294967296 (the 32-bit edge) reach the client verbatim",
     level=SHOULD,
     packets=["WORK_STATUS"],
     source=f"PROTOCOL (WORK_STATUS: numbers as text); {_RUN} WORK_STATUS (the packet is forwarded as sent); {_REF} MAX_NUMBER",
 )
 def status_numbers_forwarded(s: Session) -> None:
     client, worker, handle = _running(s)
-    for num, den in ((b"4294967295", b"4294967295"), (b"4294967296", b"4294967297")):
+    for num, den in ((b"0", b"0"), (b"4294967295", b"4294967295"), (b"4294967296", b"4294967297")):
         got = _forward_status(s, client, worker, handle, num, den)
         if got != "forwarded":
             s.fail(
