@@ -34,7 +34,7 @@ from gearspec.conformance.cases._jobs import ASSIGN_TYPES, probe, read_status, s
 from gearspec.conformance.harness import Closed, Conn, Session, describe
 from gearspec.conformance.registry import EXTENSION, MUST, SHOULD, case
 
-from gearspec.admin import parse_workers
+from gearspec.admin import parse_status, parse_workers
 from gearspec.codec import AdminLine, Packet, RawPacket
 from gearspec.spec import PacketType as T
 
@@ -682,6 +682,38 @@ def maxqueue_long_name(s: Session) -> None:
             "ERROR for a second job over maxqueue 1 (the 512-byte name matched whole)",
             "the connection closed" if reply is None else reply,
         )
+
+
+@case(
+    "bounds/admin/4",
+    "'create function F' with a 512-byte name (the function name limit) answers OK, and 'status' lists the whole name",
+    level=EXTENSION,
+    admin=["create function", "status"],
+    source=f"gearmand libgearman-server/text.cc server_run_text (create function); {_LIMITS} GEARMAN_FUNCTION_MAX_SIZE; {_REF} Broker._admin_create",
+)
+def create_function_long_name(s: Session) -> None:
+    # A short name first: how the target creates functions is admin/create_function/1's business.
+    for fn in (s.name("fn"), _sized(s, "fn", 512)):
+        text = _admin_reply(s, f"create function {fn}\n".encode(), silence_unsupported=True)
+        if text is None or not text.startswith("OK"):
+            if len(fn) < 512:
+                s.unsupported(
+                    f"create function: {text if text is not None else 'the connection closed'}; see admin/create_function/*"
+                )
+            s.fail(
+                f"OK for 'create function' with a {len(fn)}-byte name",
+                text if text is not None else "the connection closed",
+            )
+        rows = {row.function for row in parse_status(s.connect("admin").admin("status"))}
+        if fn not in rows:
+            if len(fn) < 512:
+                s.unsupported(
+                    "a created function is not listed whole even for a short name; see admin/create_function/1"
+                )
+            s.fail(
+                f"a status row for the {len(fn)}-byte name",
+                f"none; rows of that prefix: {[len(r) for r in rows if r[:40] == fn[:40]]}",
+            )
 
 
 # -- payloads ---------------------------------------------------------------------------------
