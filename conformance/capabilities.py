@@ -25,7 +25,12 @@ from dataclasses import dataclass, field
 from gearspec.codec import AdminLine, Decoder, Packet, RawPacket
 from gearspec.spec import Magic, PacketType
 
-__all__ = ["GRAB_PREFERENCE", "PROBED_SUBMITS", "Capabilities", "detect_capabilities"]
+__all__ = ["GRAB_PREFERENCE", "PROBED_SUBMITS", "REPLY_LINE_LIMIT", "Capabilities", "detect_capabilities"]
+
+# The longest admin reply line the suite reads. Not gearmand's 8192-byte receive buffer (the
+# codec's default): a `status` or `workers` row naming a legal 8191-byte function is longer,
+# and the target keeps such rows after bounds/function/3 made them.
+REPLY_LINE_LIMIT = 1 << 20
 
 # The grab packet generic cases use: the first of these the target answers with a job.
 GRAB_PREFERENCE = (PacketType.GRAB_JOB, PacketType.GRAB_JOB_UNIQ, PacketType.GRAB_JOB_ALL)
@@ -93,7 +98,7 @@ class _Probe:
 
     def __init__(self, address: tuple[str, int], wait: float, tls: ssl.SSLContext | None = None) -> None:
         self.wait = wait
-        self.decoder = Decoder(Magic.RES, lenient=True)
+        self.decoder = Decoder(Magic.RES, lenient=True, max_line=REPLY_LINE_LIMIT)
         sock = socket.create_connection(address, timeout=_CONNECT_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = tls.wrap_socket(sock, server_hostname=address[0]) if tls is not None else sock

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
-from gearspec.conformance.capabilities import Capabilities
+from gearspec.conformance.capabilities import REPLY_LINE_LIMIT, Capabilities
 from gearspec.conformance.servers.targets import Target
 
 from gearspec.admin import AdminCommand, AdminReply, AdminReplyReader, admin_command, encode_admin
@@ -177,7 +177,7 @@ class Conn:
         self.session = session
         self.label = label
         self.sock = sock
-        self.decoder = Decoder(Magic.RES, lenient=True)
+        self.decoder = Decoder(Magic.RES, lenient=True, max_line=REPLY_LINE_LIMIT)
         self.pending: list[Received] = []
         self.closed_by_server: _Closed | None = None
         self.closed = False
