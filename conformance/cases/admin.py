@@ -114,6 +114,24 @@ def status_counts_running(s: Session) -> None:
 
 
 @case(
+    "admin/status/7",
+    "A completed job leaves TOTAL and RUNNING (two queued, one grabbed and completed -> 1 total, 0 running, 1 worker)",
+    admin=["status"],
+    packets=["SUBMIT_JOB_BG", "CAN_DO", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE"],
+    source=f"{_PROTOCOL}; {_TEXT}",
+)
+def status_after_complete(s: Session) -> None:
+    fn = s.name("fn")
+    _queue_background(s, fn, 2)
+    worker = s.worker(fn)
+    job = worker.grab()
+    worker.work(T.WORK_COMPLETE, job.handle, b"done")
+    worker.sync()  # the completion is processed before the status request on another connection
+    row = _status_row(s, s.client(), fn)
+    s.check_equal((row.total, row.running, row.workers), (1, 0, 1), f"status of {fn} (total, running, workers)")
+
+
+@case(
     "admin/status/4",
     "A function known only from a worker's CAN_DO is listed with 0 jobs and 1 worker",
     level=SHOULD,
@@ -297,6 +315,26 @@ def prioritystatus_counts(s: Session) -> None:
         s.fail(f"one prioritystatus row for {fn}", f"{len(rows)} rows")
     got = (rows[0].high, rows[0].normal, rows[0].low, rows[0].workers)
     s.check_equal(got, (1, 2, 1, 0), f"prioritystatus of {fn} (high, normal, low, workers)")
+
+
+@case(
+    "admin/prioritystatus/3",
+    "'prioritystatus' counts queued foreground jobs too (two SUBMIT_JOB from one client -> 0 2 0)",
+    level=EXTENSION,
+    admin=["prioritystatus"],
+    packets=["SUBMIT_JOB", "JOB_CREATED"],
+    source=_TEXT,
+)
+def prioritystatus_foreground(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()  # stays open: its foreground jobs stay queued
+    client.submit(fn, b"first")
+    client.submit(fn, b"second")
+    rows = [r for r in parse_prioritystatus(_prioritystatus(s, s.client())) if r.function == fn]
+    if len(rows) != 1:
+        s.fail(f"one prioritystatus row for {fn}", f"{len(rows)} rows")
+    got = (rows[0].high, rows[0].normal, rows[0].low, rows[0].workers)
+    s.check_equal(got, (0, 2, 0, 0), f"prioritystatus of {fn} (high, normal, low, workers)")
 
 
 # -- show jobs / show unique jobs ------------------------------------------------------------
@@ -515,7 +553,7 @@ def drop_function_with_worker(s: Session) -> None:
 
 @case(
     "admin/maxqueue/1",
-    "With one job queued, 'maxqueue F 1' answers OK and the next job for F gets ERROR QUEUE_ERROR",
+    "With one job queued, 'maxqueue F 1' answers OK and the next job for F, at any priority, gets ERROR QUEUE_ERROR",
     level=EXTENSION,
     admin=["maxqueue"],
     packets=["SUBMIT_JOB_BG", "JOB_CREATED", "ERROR"],
@@ -528,8 +566,10 @@ def maxqueue_limits(s: Session) -> None:
     conn.submit(fn, b"first", s.name("u1"), type=T.SUBMIT_JOB_BG)
     reply = _extension_admin(s, conn, "maxqueue", fn, 1)
     s.check(reply.lines == ("OK",), "OK", " | ".join(reply.lines))
-    conn.send(T.SUBMIT_JOB_BG, fn, s.name("u2"), b"second")
-    conn.expect_error("QUEUE_ERROR")
+    # One size limits every priority (text.cc: the missing sizes repeat the given one).
+    for type in (T.SUBMIT_JOB_BG, T.SUBMIT_JOB_HIGH_BG, T.SUBMIT_JOB_LOW_BG):
+        conn.send(type, fn, s.name("u2"), b"second")
+        conn.expect_error("QUEUE_ERROR")
 
 
 @case(

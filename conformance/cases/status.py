@@ -227,6 +227,28 @@ def unique_after_done(s: Session) -> None:
 
 
 @case(
+    "status/unique/7",
+    "GET_STATUS_UNIQUE looks a unique up across functions: queued under two functions, it stays known until both jobs are done",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB_BG", "WORK_COMPLETE", "GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE"],
+    source=f"{_UNIQUE}; gearmand libgearman-server/job.cc gearman_server_job_get_by_unique (by unique alone)",
+)
+def unique_across_functions(s: Session) -> None:
+    unique = s.name("u")
+    client = s.client()
+    functions = [s.name("f1"), s.name("f2")]
+    for fn in functions:
+        client.submit(fn, b"", unique, type=T.SUBMIT_JOB_BG)
+    for number, fn in enumerate(functions):
+        worker = s.worker(fn)
+        job = worker.grab()
+        worker.work(T.WORK_COMPLETE, job.handle, b"")
+        settle(worker)
+        known = _unique_fields(_status_unique(s, client, unique))[0]
+        s.check_equal(known, b"0" if number else b"1", f"known after {number + 1} of the 2 jobs completed")
+
+
+@case(
     "status/done/1",
     "After a background job completes, GET_STATUS reports it unknown (known 0)",
     packets=["SUBMIT_JOB_BG", "WORK_COMPLETE", "GET_STATUS", "STATUS_RES"],
