@@ -356,7 +356,7 @@ def show_jobs_format(s: Session) -> None:
 
 @case(
     "admin/show_jobs/2",
-    "'show jobs' lists the handle of a queued background job, with 0 retries",
+    "'show jobs' lists the handle of a queued background job, with 0 retries, not ignored, and a 0/1 flag last",
     level=EXTENSION,
     admin=["show jobs"],
     packets=["SUBMIT_JOB_BG", "JOB_CREATED"],
@@ -368,7 +368,9 @@ def show_jobs_lists_handle(s: Session) -> None:
     rows = [r for r in parse_show_jobs(reply) if r.handle == handle.decode("latin-1")]
     if len(rows) != 1:
         s.fail(f"one row for handle {handle!r}", f"{len(rows)} rows")
-    s.check_equal(rows[0].retries, 0, "retries")
+    s.check_equal((rows[0].retries, rows[0].ignored), (0, 0), "retries, ignored")
+    # A flag: gearmand prints job_queued as 0 or 1 (text.cc; 1 for a background job).
+    s.check(rows[0].persisted in (0, 1), "the fourth column 0 or 1", rows[0].persisted)
 
 
 @case(
