@@ -115,9 +115,9 @@ def status_counts_running(s: Session) -> None:
 
 @case(
     "admin/status/7",
-    "A completed job leaves TOTAL and RUNNING (two queued, one grabbed and completed -> 1 total, 0 running, 1 worker)",
+    "A completed or failed job leaves TOTAL and RUNNING (two queued: one completed -> 1 0 1; the other failed -> 0 0 1)",
     admin=["status"],
-    packets=["SUBMIT_JOB_BG", "CAN_DO", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE"],
+    packets=["SUBMIT_JOB_BG", "CAN_DO", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE", "WORK_FAIL"],
     source=f"{_PROTOCOL}; {_TEXT}",
 )
 def status_after_complete(s: Session) -> None:
@@ -129,6 +129,11 @@ def status_after_complete(s: Session) -> None:
     worker.sync()  # the completion is processed before the status request on another connection
     row = _status_row(s, s.client(), fn)
     s.check_equal((row.total, row.running, row.workers), (1, 0, 1), f"status of {fn} (total, running, workers)")
+    job = worker.grab()
+    worker.work(T.WORK_FAIL, job.handle)
+    worker.sync()
+    row = _status_row(s, s.client(), fn)
+    s.check_equal((row.total, row.running, row.workers), (0, 0, 1), f"status of {fn} after the other job failed")
 
 
 @case(

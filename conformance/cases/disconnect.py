@@ -204,6 +204,36 @@ def others_job_kept(s: Session) -> None:
 
 
 @case(
+    "disconnect/client/5",
+    "A foreground job whose client left while it ran is dropped when its worker disconnects too: "
+    "no worker gets it again, and GET_STATUS no longer knows it",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "SET_CLIENT_ID", "JOB_ASSIGN", "GRAB_JOB", "NO_JOB", "GET_STATUS", "STATUS_RES"],
+    admin=["workers"],
+    source=f"{_CON_FREE} (the client's jobs are ignore_job; the worker's go back to the queue); {JOB_PEEK} (an "
+    "ignored job is freed when a worker would get it)",
+    alternatives={"runs-anyway": "the orphaned job was requeued and assigned to another worker (nobody wants its result)"},
+)
+def orphan_worker_dies(s: Session) -> None:
+    fn = s.name("fn")
+    client, client_id = s.client(), s.name("client")
+    client.send(T.SET_CLIENT_ID, client_id)
+    handle = client.submit(fn, b"orphan")
+    worker, worker_id = s.connect("worker"), s.name("worker")
+    worker.send(T.SET_CLIENT_ID, worker_id)
+    worker.can_do(fn)
+    s.check_equal(worker.grab().handle, handle, "assigned handle")
+    close_and_wait_forgotten(s, client, client_id)
+    close_and_wait_forgotten(s, worker, worker_id)
+    standby = s.worker(fn)
+    standby.send(s.grab_type)
+    reply = standby.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+    if reply.type is not T.NO_JOB:
+        s.non_strict("runs-anyway", f"{reply.name} for the orphaned job")
+    s.check_equal(status_of(s, standby, handle)[:2], (b"0", b"0"), "GET_STATUS of the dropped job (known, running)")
+
+
+@case(
     "disconnect/client/2",
     "A worker may finish a job whose client has gone: WORK_COMPLETE is accepted without ERROR",
     packets=["SUBMIT_JOB", "JOB_ASSIGN", "WORK_STATUS", "WORK_COMPLETE"],

@@ -117,6 +117,31 @@ def completes_in_time(s: Session) -> None:
 
 
 @case(
+    "timeout/complete/2",
+    "A background job completed within its 1 s CAN_DO_TIMEOUT is not run again once the second has passed",
+    level=SHOULD,
+    packets=["CAN_DO_TIMEOUT", "SUBMIT_JOB_BG", "JOB_ASSIGN", "WORK_COMPLETE", "GRAB_JOB", "NO_JOB"],
+    source=f"{_RULE}; {_EXPIRY} (only a job still held expires)",
+    timeout=10,
+)
+def completed_does_not_expire(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO_TIMEOUT, fn, 1)
+    handle = s.client().submit(fn, b"quick", type=T.SUBMIT_JOB_BG)
+    s.check_equal(_grab_timed(s, worker).handle, handle, "assigned handle")
+    worker.work(T.WORK_COMPLETE, handle, b"done")
+    worker.sync()
+    event = worker.receive(timeout=2.0)  # past the limit (1 s, or 1000 ms as gearmand raises it)
+    if event is not None:
+        s.fail("nothing for the worker after its job completed", describe(event))
+    worker.send(s.grab_type)
+    reply = worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+    if reply.type is not T.NO_JOB:
+        s.fail("NO_JOB (the completed job is not run again)", describe(reply))
+
+
+@case(
     "timeout/expiry/1",
     "When a job outlives its CAN_DO_TIMEOUT, the server fails it: the client gets WORK_FAIL",
     level=SHOULD,
