@@ -12,7 +12,10 @@ arithmetic operator swapped, a dropped statement. Each mutant goes into a tempor
 the package (the working tree is never touched); the mutated reference server is started
 with a sqlite queue (so durability cases can restart it) and GEARSPEC_PURE_PYTHON=1 (so its
 Python framing path, not the C one, serves), and the whole suite runs against it in-process
-with the reference profile, strict. The mutant is killed when any case counts
+with the reference profile, strict. A mutant that survives that plaintext run meets a second
+one: the same mutant served over TLS with client certificates and the suite's ACL, against
+the `tls/*` cases with the four ACL identities (certificates made for the run with trustme;
+without trustme this phase is skipped, and said so). The mutant is killed when any case counts
 against it (or the server cannot start, or the run outlives --mutant-timeout); else it
 survives. Mutants listed as equivalent or unobservable from the wire in docs/conformance.md
 ("Equivalent and unobservable mutants") are left out of the score.
@@ -226,6 +229,36 @@ def equivalent_ids() -> dict[str, str]:
 # -- running the suite against one mutant ---------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA, the server's certificate, the ACL identities and the suite's ACL file."""
+
+    ca: Path
+    server: Path
+    identities: Path  # ROLE.pem for each ACL role, the layout of --tls-acl-identities
+    acl: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> TlsFiles | None:
+        """Made with trustme (a test dependency); None when it is not installed."""
+        try:
+            import trustme
+        except ImportError:
+            return None
+        from gearspec.conformance.tls import ACL_ROLES, suite_acl
+
+        ca = trustme.CA()
+        files = cls(folder / "ca.pem", folder / "server.pem", folder / "identities", folder / "acl.ini")
+        ca.cert_pem.write_to_path(str(files.ca))
+        ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(files.server))
+        files.identities.mkdir()
+        for role in ACL_ROLES:
+            issued = ca.issue_cert(f"gearspec-{role}.invalid", common_name=f"gearspec-{role}")
+            issued.private_key_and_cert_chain_pem.write_to_path(str(files.identities / f"{role}.pem"))
+        files.acl.write_text(suite_acl())
+        return files
+
+
 class _Killed(Exception):
     pass
 
@@ -240,13 +273,16 @@ def _copy_tree(workdir: Path) -> Path:
 
 
 def run_mutant(
-    site: Path, mutant: Mutant | None, jobs: int, limit: float, wait: float, passed: set[str] | None = None
+    site: Path, mutant: Mutant | None, jobs: int, limit: float, wait: float, passed: set[str] | None = None,
+    tls: TlsFiles | None = None, passed_tls: set[str] | None = None,
 ) -> tuple[bool, str]:
     """(killed, how): plant `mutant` (None: the clean copy), start the server, run the suite.
 
     `passed`: the cases the clean copy passes; one of them ending otherwise (unsupported,
     informational, non-strict) kills the mutant too: a feature it broke entirely would
     otherwise only turn a pass into "unsupported". For the clean copy, `passed` is filled in.
+    `tls`: when given, a mutant the plaintext run does not kill is run again over TLS with
+    the suite's ACL, against the `tls/*` cases (`passed_tls`: as `passed`, for that run).
     """
     module = site / "gearspec" / "reference" / (mutant.file if mutant else "broker.py")
     original = (ROOT / "reference" / module.name).read_text()
@@ -256,25 +292,40 @@ def run_mutant(
     # built (the server frames through gearspec's Decoder either way).
     env = {"PYTHONPATH": str(site), "GEARSPEC_PURE_PYTHON": "1"}
     try:
-        return _run_suite(argv, env, jobs, limit, wait, passed)
+        killed, how = _run_suite(argv, env, jobs, limit, wait, passed)
+        if killed or tls is None:
+            return killed, how
+        tls_argv = [*argv[:-2], "--queue", "memory", "--tls-cert", str(tls.server), "--tls-ca", str(tls.ca),
+                    "--acl", str(tls.acl)]
+        killed, how = _run_suite(tls_argv, env, jobs, limit, wait, passed_tls, tls)
+        return killed, (f"over TLS with the ACL: {how}" if killed else how)
     finally:
         module.write_text(original)  # after the run: restarts (durability cases) load the mutant too
 
 
 def _run_suite(
-    argv: list[str], env: dict[str, str], jobs: int, limit: float, wait: float, passed: set[str] | None
+    argv: list[str], env: dict[str, str], jobs: int, limit: float, wait: float, passed: set[str] | None,
+    tls: TlsFiles | None = None,
 ) -> tuple[bool, str]:
     from gearspec.conformance.harness import Outcome
     from gearspec.conformance.lifecycle import TargetControl
     from gearspec.conformance.registry import all_cases
     from gearspec.conformance.runner import Result, RunConfig, builtin_profiles, load_expectations, run_cases
     from gearspec.conformance.servers import LaunchError, Target, start_local
+    from gearspec.conformance.tls import load_tls
 
     try:
         server = start_local(argv, name="mutant", env=env, timeout=15)
     except LaunchError as exc:
         return True, f"the server does not start: {str(exc).splitlines()[0]}"
-    control = TargetControl.for_process(server)  # durability cases restart the mutant
+    settings = None
+    if tls is not None:  # the TLS and ACL cases connect as the suite's ACL identities
+        client = str(tls.identities / "client.pem")
+        settings = load_tls(str(tls.ca), client, None, str(tls.identities))
+    # Durability cases restart the mutant through this; the cases connect to its target.
+    control = TargetControl.for_launched(
+        Target(server.host, server.port, server.log, kind="local", server=server, tls=settings)
+    )
     config = RunConfig(
         wait=wait, timeout=5.0, seed="mutation", strict=True, durable=True,
         expectations=load_expectations(builtin_profiles()["reference"]),
@@ -293,8 +344,8 @@ def _run_suite(
 
     def run() -> None:
         try:
-            cases = all_cases()
-            results = run_cases(cases, Target(server.host, server.port), config, jobs=jobs, on_result=first_failure, control=control)
+            cases = [c for c in all_cases() if tls is None or c.id.startswith("tls/")]
+            results = run_cases(cases, control.target, config, jobs=jobs, on_result=first_failure, control=control)
             if control.stopped is not None:
                 how = control.stopped.how.splitlines()[0]
                 outcome.append((True, f"the server died during {', '.join(control.stopped.case_ids)}: {how}"))
@@ -347,8 +398,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="gearspec-mutation-") as tmp:
         site = _copy_tree(Path(tmp))
+        (Path(tmp) / "tls").mkdir()
+        tls = TlsFiles.make(Path(tmp) / "tls")
+        if tls is None:
+            print("mutation: trustme is not installed: no TLS and ACL run (pip install trustme)", file=sys.stderr)
         passed: set[str] = set()
-        killed, how = run_mutant(site, None, args.jobs, args.mutant_timeout, args.wait, passed)
+        passed_tls: set[str] = set()
+        killed, how = run_mutant(site, None, args.jobs, args.mutant_timeout, args.wait, passed, tls, passed_tls)
         if killed:
             print(f"mutation: the unmutated copy fails the suite ({how}); fix that first", file=sys.stderr)
             return 2
@@ -360,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             if reason is not None:
                 print(f"[{number}/{len(mutants)}] equivalent {mutant.id}  ({reason})", flush=True)
                 continue
-            killed, how = run_mutant(site, mutant, args.jobs, args.mutant_timeout, args.wait, passed)
+            killed, how = run_mutant(site, mutant, args.jobs, args.mutant_timeout, args.wait, passed, tls, passed_tls)
             counted += 1
             killed_count += killed
             if not killed:

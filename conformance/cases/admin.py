@@ -114,6 +114,29 @@ def status_counts_running(s: Session) -> None:
 
 
 @case(
+    "admin/status/7",
+    "A completed or failed job leaves TOTAL and RUNNING (two queued: one completed -> 1 0 1; the other failed -> 0 0 1)",
+    admin=["status"],
+    packets=["SUBMIT_JOB_BG", "CAN_DO", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE", "WORK_FAIL"],
+    source=f"{_PROTOCOL}; {_TEXT}",
+)
+def status_after_complete(s: Session) -> None:
+    fn = s.name("fn")
+    _queue_background(s, fn, 2)
+    worker = s.worker(fn)
+    job = worker.grab()
+    worker.work(T.WORK_COMPLETE, job.handle, b"done")
+    worker.sync()  # the completion is processed before the status request on another connection
+    row = _status_row(s, s.client(), fn)
+    s.check_equal((row.total, row.running, row.workers), (1, 0, 1), f"status of {fn} (total, running, workers)")
+    job = worker.grab()
+    worker.work(T.WORK_FAIL, job.handle)
+    worker.sync()
+    row = _status_row(s, s.client(), fn)
+    s.check_equal((row.total, row.running, row.workers), (0, 0, 1), f"status of {fn} after the other job failed")
+
+
+@case(
     "admin/status/4",
     "A function known only from a worker's CAN_DO is listed with 0 jobs and 1 worker",
     level=SHOULD,
@@ -299,6 +322,26 @@ def prioritystatus_counts(s: Session) -> None:
     s.check_equal(got, (1, 2, 1, 0), f"prioritystatus of {fn} (high, normal, low, workers)")
 
 
+@case(
+    "admin/prioritystatus/3",
+    "'prioritystatus' counts queued foreground jobs too (two SUBMIT_JOB from one client -> 0 2 0)",
+    level=EXTENSION,
+    admin=["prioritystatus"],
+    packets=["SUBMIT_JOB", "JOB_CREATED"],
+    source=_TEXT,
+)
+def prioritystatus_foreground(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()  # stays open: its foreground jobs stay queued
+    client.submit(fn, b"first")
+    client.submit(fn, b"second")
+    rows = [r for r in parse_prioritystatus(_prioritystatus(s, s.client())) if r.function == fn]
+    if len(rows) != 1:
+        s.fail(f"one prioritystatus row for {fn}", f"{len(rows)} rows")
+    got = (rows[0].high, rows[0].normal, rows[0].low, rows[0].workers)
+    s.check_equal(got, (0, 2, 0, 0), f"prioritystatus of {fn} (high, normal, low, workers)")
+
+
 # -- show jobs / show unique jobs ------------------------------------------------------------
 
 
@@ -318,7 +361,7 @@ def show_jobs_format(s: Session) -> None:
 
 @case(
     "admin/show_jobs/2",
-    "'show jobs' lists the handle of a queued background job, with 0 retries",
+    "'show jobs' lists the handle of a queued background job, with 0 retries, not ignored, and a 0/1 flag last",
     level=EXTENSION,
     admin=["show jobs"],
     packets=["SUBMIT_JOB_BG", "JOB_CREATED"],
@@ -330,7 +373,9 @@ def show_jobs_lists_handle(s: Session) -> None:
     rows = [r for r in parse_show_jobs(reply) if r.handle == handle.decode("latin-1")]
     if len(rows) != 1:
         s.fail(f"one row for handle {handle!r}", f"{len(rows)} rows")
-    s.check_equal(rows[0].retries, 0, "retries")
+    s.check_equal((rows[0].retries, rows[0].ignored), (0, 0), "retries, ignored")
+    # A flag: gearmand prints job_queued as 0 or 1 (text.cc; 1 for a background job).
+    s.check(rows[0].persisted in (0, 1), "the fourth column 0 or 1", rows[0].persisted)
 
 
 @case(
@@ -515,7 +560,7 @@ def drop_function_with_worker(s: Session) -> None:
 
 @case(
     "admin/maxqueue/1",
-    "With one job queued, 'maxqueue F 1' answers OK and the next job for F gets ERROR QUEUE_ERROR",
+    "With one job queued, 'maxqueue F 1' answers OK and the next job for F, at any priority, gets ERROR QUEUE_ERROR",
     level=EXTENSION,
     admin=["maxqueue"],
     packets=["SUBMIT_JOB_BG", "JOB_CREATED", "ERROR"],
@@ -528,8 +573,10 @@ def maxqueue_limits(s: Session) -> None:
     conn.submit(fn, b"first", s.name("u1"), type=T.SUBMIT_JOB_BG)
     reply = _extension_admin(s, conn, "maxqueue", fn, 1)
     s.check(reply.lines == ("OK",), "OK", " | ".join(reply.lines))
-    conn.send(T.SUBMIT_JOB_BG, fn, s.name("u2"), b"second")
-    conn.expect_error("QUEUE_ERROR")
+    # One size limits every priority (text.cc: the missing sizes repeat the given one).
+    for type in (T.SUBMIT_JOB_BG, T.SUBMIT_JOB_HIGH_BG, T.SUBMIT_JOB_LOW_BG):
+        conn.send(type, fn, s.name("u2"), b"second")
+        conn.expect_error("QUEUE_ERROR")
 
 
 @case(

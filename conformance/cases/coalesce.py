@@ -127,9 +127,9 @@ def empty_unique_never(s: Session) -> None:
 
 @case(
     "coalesce/unique/7",
-    "After a job completes, a new submit with the same unique runs again",
+    "After a job completes, and after it fails, a new submit with the same unique runs again",
     level=SHOULD,
-    packets=["SUBMIT_JOB", "WORK_COMPLETE", "JOB_ASSIGN"],
+    packets=["SUBMIT_JOB", "WORK_COMPLETE", "WORK_FAIL", "JOB_ASSIGN"],
     source=f"{_RULE} (only queued or running jobs coalesce)",
 )
 def not_after_completion(s: Session) -> None:
@@ -143,6 +143,10 @@ def not_after_completion(s: Session) -> None:
     client.submit(fn, b"second", unique)
     again = worker.grab()
     s.check_equal(again["data"], b"second", "data of the new job")
+    worker.work(T.WORK_FAIL, again.handle)
+    client.expect(T.WORK_FAIL)
+    client.submit(fn, b"third", unique)
+    s.check_equal(worker.grab()["data"], b"third", "data of the job submitted after a WORK_FAIL")
 
 
 @case(

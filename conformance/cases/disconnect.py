@@ -12,6 +12,7 @@ ignored job is dropped when a worker would get it), `libgearman-server/job.cc`
 from __future__ import annotations
 
 from gearspec.conformance.cases._jobs import (
+    ASSIGN_TYPES,
     JOB_PEEK,
     close_and_wait_forgotten,
     first_to_speak,
@@ -170,6 +171,66 @@ def orphan_dropped(s: Session) -> None:
     reply = worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL)
     if reply.type is not T.NO_JOB:
         s.non_strict("runs-anyway", f"{reply.name} for the orphaned job")
+
+
+@case(
+    "disconnect/client/4",
+    "A client that leaves with 100 queued foreground jobs takes only those: another client's queued job is still handed out",
+    packets=["SUBMIT_JOB", "SUBMIT_JOB_BG", "SET_CLIENT_ID", "GRAB_JOB", "JOB_ASSIGN"],
+    admin=["workers"],
+    source=f"{_CON_FREE} (only that client's jobs are marked ignore_job); {JOB_PEEK}",
+)
+def others_job_kept(s: Session) -> None:
+    fn = s.name("fn")
+    leaving = s.client()
+    client_id = s.name("id")
+    leaving.send(T.SET_CLIENT_ID, client_id)
+    orphans = 100
+    submit = Packet.request(T.SUBMIT_JOB, fn, b"", b"orphan").to_bytes()
+    leaving.send_raw(submit * orphans, f"{orphans} x SUBMIT_JOB")
+    for _ in range(orphans):
+        leaving.expect(T.JOB_CREATED)
+    kept = s.client().submit(fn, b"kept", type=T.SUBMIT_JOB_BG)
+    close_and_wait_forgotten(s, leaving, client_id)
+    worker = s.worker(fn)
+    for grabbed in range(orphans + 1):  # a server that runs orphaned jobs anyway hands them out first
+        worker.send(s.grab_type)
+        reply = worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+        if reply.type is T.NO_JOB:
+            s.fail(f"the other client's job {kept!r} handed out", f"NO_JOB after {grabbed} orphaned jobs")
+        if reply.handle == kept:
+            return
+    s.fail(f"the other client's job {kept!r} handed out", f"{orphans + 1} other jobs")
+
+
+@case(
+    "disconnect/client/5",
+    "A foreground job whose client left while it ran is dropped when its worker disconnects too: "
+    "no worker gets it again, and GET_STATUS no longer knows it",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "SET_CLIENT_ID", "JOB_ASSIGN", "GRAB_JOB", "NO_JOB", "GET_STATUS", "STATUS_RES"],
+    admin=["workers"],
+    source=f"{_CON_FREE} (the client's jobs are ignore_job; the worker's go back to the queue); {JOB_PEEK} (an "
+    "ignored job is freed when a worker would get it)",
+    alternatives={"runs-anyway": "the orphaned job was requeued and assigned to another worker (nobody wants its result)"},
+)
+def orphan_worker_dies(s: Session) -> None:
+    fn = s.name("fn")
+    client, client_id = s.client(), s.name("client")
+    client.send(T.SET_CLIENT_ID, client_id)
+    handle = client.submit(fn, b"orphan")
+    worker, worker_id = s.connect("worker"), s.name("worker")
+    worker.send(T.SET_CLIENT_ID, worker_id)
+    worker.can_do(fn)
+    s.check_equal(worker.grab().handle, handle, "assigned handle")
+    close_and_wait_forgotten(s, client, client_id)
+    close_and_wait_forgotten(s, worker, worker_id)
+    standby = s.worker(fn)
+    standby.send(s.grab_type)
+    reply = standby.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+    if reply.type is not T.NO_JOB:
+        s.non_strict("runs-anyway", f"{reply.name} for the orphaned job")
+    s.check_equal(status_of(s, standby, handle)[:2], (b"0", b"0"), "GET_STATUS of the dropped job (known, running)")
 
 
 @case(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PROTOCOL
+from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PROTOCOL, status_of
 from gearspec.conformance.harness import Conn, Session
 from gearspec.conformance.registry import EXTENSION, CaseFunction, case
 
@@ -55,11 +55,16 @@ def _take_all(s: Session, worker: Conn, limit: int) -> list[Packet]:
 def _survivors(s: Session, fn: str, sent: list[bytes], hard: bool) -> list[bytes]:
     """Restart, then take every job of `fn`: their data in assignment order.
 
-    Ends unsupported when none came back after a clean restart (no persistent queue); fails
-    on a duplicate or on data that was never sent.
+    The jobs are all queued at once after the restart, so each must have its own handle (a
+    handle names one job: PROTOCOL, JOB_CREATED). Ends unsupported when none came back after a
+    clean restart (no persistent queue); fails on a duplicate or on data that was never sent.
     """
     s.restart_target(hard=hard)
-    got = [job["data"] for job in _take_all(s, s.worker(fn), len(sent))]
+    jobs = _take_all(s, s.worker(fn), len(sent))
+    handles = [job.handle for job in jobs]
+    if len(set(handles)) != len(handles):
+        s.fail("a distinct handle for each replayed job", f"handles {handles!r}")
+    got = [job["data"] for job in jobs]
     if not got and not hard and not s.durable:
         s.unsupported(
             f"no persistent queue: none of the {len(sent)} acknowledged background jobs came back after the restart"
@@ -169,3 +174,32 @@ def unique_survives(s: Session) -> None:
     if got == [late] and not s.durable:
         s.unsupported("no persistent queue: the job did not come back after the restart")
     s.check_equal(got, [data], "jobs run after the restart and a new submit with the same unique")
+
+
+@_restart_case(
+    "durability/restart/5",
+    "A background job replayed after a restart is a job like any other: GET_STATUS knows it while a worker holds it, "
+    "and once completed it does not come back after a second restart",
+    ["SUBMIT_JOB_BG", "GRAB_JOB", "JOB_ASSIGN", "GET_STATUS", "STATUS_RES", "WORK_COMPLETE", "NO_JOB"],
+    f"{_SOURCE} (gearman_server_queue_replay adds each job as a submit would)",
+)
+def replayed_job_is_live(s: Session) -> None:
+    fn = s.name("fn")
+    data = b"replayed-" + s.token().encode()
+    _queue(s, fn, [(T.SUBMIT_JOB_BG, data)])
+    s.restart_target()
+    worker = s.worker(fn)
+    worker.send(s.grab_type)
+    job = worker.expect(*ASSIGN_TYPES, T.NO_JOB, ignore=[T.NOOP], what=f"a job or NO_JOB for {s.grab_type.name}")
+    if job.type is T.NO_JOB:
+        if not s.durable:
+            s.unsupported("no persistent queue: the job did not come back after the restart")
+        s.fail("the acknowledged job after the restart", "NO_JOB")
+    s.check_equal(job["data"], data, "the replayed job's data")
+    known_running = status_of(s, s.client(), job.handle)[:2]
+    s.check_equal(known_running, (b"1", b"1"), "GET_STATUS of the replayed job (known, running)")
+    worker.work(T.WORK_COMPLETE, job.handle, b"")
+    worker.sync()  # the completion is processed before the second restart
+    s.restart_target()
+    again = [j["data"] for j in _take_all(s, s.worker(fn), 1)]
+    s.check_equal(again, [], "jobs of the function after the second restart (the replayed one was completed)")

@@ -80,6 +80,24 @@ def assign_all(s: Session) -> None:
 
 
 @case(
+    "reduce/assign/3",
+    "GRAB_JOB_ALL for a background reduce job (SUBMIT_REDUCE_JOB_BACKGROUND) gets JOB_ASSIGN_ALL with its reducer",
+    level=EXTENSION,
+    packets=["SUBMIT_REDUCE_JOB_BACKGROUND", "GRAB_JOB_ALL", "JOB_ASSIGN_ALL"],
+    source=f"{_RULE} (the background submit carries the reducer too)",
+)
+def assign_all_background(s: Session) -> None:
+    fn, reducer, unique = s.name("fn"), s.name("r"), s.name("u")
+    handle = _submit_reduce(s, s.client(), fn, reducer, unique, b"map\0me", bg=True)
+    job = _grab_all(s, s.worker(fn))
+    s.check_equal(
+        (job.handle, job["function"], job["unique"], job["reducer"], job["data"]),
+        (handle, fn.encode(), unique.encode(), reducer.encode(), b"map\0me"),
+        "JOB_ASSIGN_ALL fields",
+    )
+
+
+@case(
     "reduce/assign/2",
     "A worker using plain GRAB_JOB is assigned a reduce job with JOB_ASSIGN (no reducer field)",
     level=EXTENSION,

@@ -66,6 +66,25 @@ def noop_when_work_waits(s: Session) -> None:
 
 
 @case(
+    "sleep/noop/8",
+    "PRE_SLEEP while only a HIGH or only a LOW job for the worker is queued is answered with NOOP at once",
+    level=SHOULD,
+    packets=["PRE_SLEEP", "NOOP", "SUBMIT_JOB_HIGH", "SUBMIT_JOB_LOW"],
+    source=f"{RUN} (PRE_SLEEP: gearman_server_job_peek looks at every priority)",
+)
+def noop_when_high_or_low_waits(s: Session) -> None:
+    types = [t for t in (T.SUBMIT_JOB_HIGH, T.SUBMIT_JOB_LOW) if t in s.capabilities.submits]
+    if not types:
+        s.unsupported("the target refused SUBMIT_JOB_HIGH and SUBMIT_JOB_LOW")
+    for type in types:
+        fn = s.name(type.name.lower())
+        s.client().submit(fn, b"waiting", type=type)
+        worker = s.worker(fn)
+        worker.send(T.PRE_SLEEP)
+        worker.expect(T.NOOP, what=f"NOOP for PRE_SLEEP with a {type.name} job queued")
+
+
+@case(
     "sleep/noop/5",
     "A sleeping worker of another function gets no NOOP for a job it cannot do",
     level=SHOULD,

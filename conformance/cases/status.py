@@ -69,6 +69,20 @@ def queued(s: Session) -> None:
 
 
 @case(
+    "status/queued/2",
+    "GET_STATUS knows each of two queued foreground jobs of one function (known 1, running 0)",
+    packets=["SUBMIT_JOB", "GET_STATUS", "STATUS_RES"],
+    source=_STATUS,
+)
+def queued_foreground(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()  # stays open: its foreground jobs stay queued
+    handles = [client.submit(fn, b"first"), client.submit(fn, b"second")]
+    got = [status_of(s, client, handle)[:2] for handle in handles]
+    s.check_equal(got, [(b"1", b"0"), (b"1", b"0")], "known, running of each job")
+
+
+@case(
     "status/running/1",
     "GET_STATUS for a job a worker holds answers known 1, running 1",
     packets=["SUBMIT_JOB", "JOB_ASSIGN", "GET_STATUS", "STATUS_RES"],
@@ -224,6 +238,29 @@ def unique_after_done(s: Session) -> None:
     worker.work(T.WORK_COMPLETE, handle, b"")
     client.expect(T.WORK_COMPLETE)
     s.check_equal(_unique_fields(_status_unique(s, client, unique))[0], b"0", "known")
+
+
+@case(
+    "status/unique/7",
+    "GET_STATUS_UNIQUE looks a unique up across functions: queued under three functions, it stays known until all three jobs are done",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB_BG", "WORK_COMPLETE", "GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE"],
+    source=f"{_UNIQUE}; gearmand libgearman-server/job.cc gearman_server_job_get_by_unique (by unique alone)",
+)
+def unique_across_functions(s: Session) -> None:
+    unique = s.name("u")
+    client = s.client()
+    functions = [s.name("f1"), s.name("f2"), s.name("f3")]
+    for fn in functions:
+        client.submit(fn, b"", unique, type=T.SUBMIT_JOB_BG)
+    for number, fn in enumerate(functions):
+        worker = s.worker(fn)
+        job = worker.grab()
+        worker.work(T.WORK_COMPLETE, job.handle, b"")
+        settle(worker)
+        known = _unique_fields(_status_unique(s, client, unique))[0]
+        last = number == len(functions) - 1
+        s.check_equal(known, b"0" if last else b"1", f"known after {number + 1} of the {len(functions)} jobs completed")
 
 
 @case(

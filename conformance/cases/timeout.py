@@ -62,6 +62,16 @@ def _nothing_after_expiry(s: Session, standby: Conn, handle: bytes, grade_wakeup
     s.fail("WORK_FAIL to the client (or the job requeued) within 3 s of a 1 s timeout", "nothing")
 
 
+def _late_complete_reaches_nobody(s: Session, slow: Conn, client: Conn, handle: bytes) -> None:
+    """The expired job was requeued: it is no longer the timed-out worker's, so that worker's
+    late WORK_COMPLETE must not end it under the client (gearmand answers ERROR JOB_NOT_FOUND)."""
+    slow.work(T.WORK_COMPLETE, handle, b"late")
+    settle(slow)
+    extra = client.sync()
+    if extra:
+        s.fail("nothing for the client from the worker whose job was requeued", "; ".join(describe(e) for e in extra))
+
+
 @case(
     "timeout/register/1",
     "CAN_DO_TIMEOUT registers the function like CAN_DO: the worker is assigned its jobs",
@@ -107,6 +117,31 @@ def completes_in_time(s: Session) -> None:
 
 
 @case(
+    "timeout/complete/2",
+    "A background job completed within its 1 s CAN_DO_TIMEOUT is not run again once the second has passed",
+    level=SHOULD,
+    packets=["CAN_DO_TIMEOUT", "SUBMIT_JOB_BG", "JOB_ASSIGN", "WORK_COMPLETE", "GRAB_JOB", "NO_JOB"],
+    source=f"{_RULE}; {_EXPIRY} (only a job still held expires)",
+    timeout=10,
+)
+def completed_does_not_expire(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO_TIMEOUT, fn, 1)
+    handle = s.client().submit(fn, b"quick", type=T.SUBMIT_JOB_BG)
+    s.check_equal(_grab_timed(s, worker).handle, handle, "assigned handle")
+    worker.work(T.WORK_COMPLETE, handle, b"done")
+    worker.sync()
+    event = worker.receive(timeout=2.0)  # past the limit (1 s, or 1000 ms as gearmand raises it)
+    if event is not None:
+        s.fail("nothing for the worker after its job completed", describe(event))
+    worker.send(s.grab_type)
+    reply = worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+    if reply.type is not T.NO_JOB:
+        s.fail("NO_JOB (the completed job is not run again)", describe(reply))
+
+
+@case(
     "timeout/expiry/1",
     "When a job outlives its CAN_DO_TIMEOUT, the server fails it: the client gets WORK_FAIL",
     level=SHOULD,
@@ -137,14 +172,20 @@ def expiry(s: Session) -> None:
     level=SHOULD,
     packets=["CAN_DO_TIMEOUT", "WORK_FAIL", "WORK_COMPLETE"],
     source=f"{_RULE}; {_EXPIRY}",
-    alternatives={"requeue": "the job was requeued rather than failed (gearmand 1.1); not checked further"},
+    alternatives={"requeue": "the job was requeued rather than failed (gearmand 1.1); the late WORK_COMPLETE still reached nobody"},
     timeout=15,
 )
 def late_complete(s: Session) -> None:
     slow, client, handle, _, standby, first = _overrun(s)
     if first is None:
-        _nothing_after_expiry(s, standby, handle, grade_wakeup=False)
+        standby.send(s.grab_type)
+        reply = standby.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+        if reply.type is T.NO_JOB or reply.handle != handle:
+            _nothing_after_expiry(s, standby, handle, grade_wakeup=False)
+        _late_complete_reaches_nobody(s, slow, client, handle)
+        s.non_strict("requeue", "requeued without a NOOP to the sleeping worker")
     elif first is standby:
+        _late_complete_reaches_nobody(s, slow, client, handle)
         s.non_strict("requeue", "a standby worker was woken instead of the client getting WORK_FAIL")
     event = client.receive()
     if not (isinstance(event, Packet) and event.type is T.WORK_FAIL):

@@ -343,3 +343,49 @@ def acl_cancel(s: Session) -> None:
     reply = admin.admin("cancel job", handle.decode("latin-1"))
     s.check(not reply.is_error, "OK for the admin certificate's cancel", "; ".join(reply.lines))
     s.check_equal(client.get_status(handle).args[1], b"0", "known flag of the job after the admin's cancel")
+
+
+def _admin_reply(s: Session, conn: Conn, command: str, *args: object) -> list[str]:
+    """The reply lines to an admin command; unsupported when the target does not know it."""
+    conn.send_admin(command, *args)
+    first = conn.receive()
+    if first is None:
+        s.unsupported(f"'{command}' got no reply within {s.wait:g} s")
+    conn.unread(first)
+    lines = list(conn.expect_admin(command).lines)
+    if lines and lines[0].upper().startswith("ERR UNKNOWN_COMMAND"):
+        s.unsupported(f"'{command}' answered {lines[0]!r}")
+    return lines
+
+
+@case(
+    "tls/acl/6",
+    "'create function', 'maxqueue' and 'drop function' need the admin right: ERR for a certificate without it, "
+    "OK for the admin certificate; read-only 'show jobs' stays open, and incomplete commands get their usual ERR",
+    level=EXTENSION,
+    admin=["create function", "maxqueue", "drop function", "show jobs"],
+    source="gearspec serve (docs/server.md, TLS and access control: `admin` covers the commands that change a "
+    "function; reference/broker.py Broker._admin_refusal)",
+)
+def acl_admin_commands(s: Session) -> None:
+    fn = _acl_name(s)
+    nobody, admin = _as(s, "nobody"), _as(s, "admin")
+    steps: list[tuple[str, tuple[object, ...]]] = [
+        ("create function", (fn,)), ("maxqueue", (fn, 1)), ("maxqueue", (fn,)), ("drop function", (fn,)),
+    ]
+    for command, args in steps:
+        refused = _admin_reply(s, nobody, command, *args)
+        s.check(refused[0].startswith("ERR"), f"ERR for '{command}' from a certificate without the admin right",
+                " | ".join(refused))
+        s.note(f"{command}: {refused[0]}")
+        allowed = _admin_reply(s, admin, command, *args)
+        s.check(allowed == ["OK"], f"OK for the admin certificate's '{command}'", " | ".join(allowed))
+    # Read-only commands stay open to every verified certificate, with arguments too.
+    shown = _admin_reply(s, nobody, "show jobs")
+    first = shown[0] if shown else "(no rows)"
+    s.check(not first.upper().startswith("ERR PERMISSION"), "'show jobs' answered for any certificate", first)
+    # Incomplete commands are answered as without an ACL: one ERR line, the connection kept.
+    for bare in ("maxqueue", "cancel job"):
+        reply = nobody.admin(bare)
+        s.check(reply.is_error, f"an ERR line for a bare '{bare}'", " | ".join(reply.lines))
+    _still_served(s, nobody, "incomplete admin commands")

@@ -27,7 +27,7 @@ def test_sqlite_queues_keep_acknowledged_jobs_across_restarts(server: str) -> No
         pytest.skip(f"{server} is not installed")
     out = _run("--local", server)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "5 cases" in out.stdout and ": 5 pass" in out.stdout
+    assert "6 cases" in out.stdout and ": 6 pass" in out.stdout
 
 
 @pytest.mark.parametrize("server", ["reference", "gearmand"])
@@ -35,7 +35,7 @@ def test_memory_queues_are_unsupported_not_failed(server: str) -> None:
     if not server_available(server):
         pytest.skip(f"{server} is not installed")
     out = _run("--local", server, "-v")
-    assert out.returncode == 0 and ": 5 unsupported" in out.stdout, out.stdout
+    assert out.returncode == 0 and ": 6 unsupported" in out.stdout, out.stdout
 
 
 def test_an_external_target_without_restart_command_is_unsupported() -> None:
