@@ -59,6 +59,7 @@ from gearspec.wire.tls import add_client_options, context_from_options, split_sc
 __all__ = ["SUMMARIES", "configure_test", "run_test"]
 
 SUMMARIES = {"test": "run the conformance suite against a job server"}
+DEFAULT_JOBS = min(8, (os.cpu_count() or 1) * 2)  # cases in parallel when neither -j nor the profile says
 
 
 def configure_test(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +98,10 @@ exit status:
     grade.add_argument("--expect", metavar="FILE", help="an expectations file (TOML) listing the target's known deviations")
     grade.add_argument("--grab", choices=["GRAB_JOB", "GRAB_JOB_UNIQ", "GRAB_JOB_ALL"], help="the grab packet generic cases use (default: the profile's, else GRAB_JOB)")
     run = parser.add_argument_group("running")
-    run.add_argument("-j", "--jobs", type=int, default=min(8, (os.cpu_count() or 1) * 2), metavar="N", help="cases run in parallel (default %(default)s)")
+    run.add_argument(
+        "-j", "--jobs", type=int, default=None, metavar="N",
+        help=f"cases run in parallel (default: the profile's [target] jobs, else {DEFAULT_JOBS})",
+    )
     run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
     run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
     run.add_argument("--restart-command", metavar="CMD", help="a shell command that restarts an external target (at the same address): a crash is then recorded and the run goes on, and durability cases can run")
@@ -139,7 +143,7 @@ def run_test(args: argparse.Namespace) -> int:
             print("gearspec test: --role needs gearspec.conformance.roles, which is not installed", file=sys.stderr)
             return 2
         return int(run_roles(args))
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         print("gearspec test: -j must be at least 1", file=sys.stderr)
         return 2
     if args.maxfail is not None and args.maxfail < 1:
@@ -174,6 +178,8 @@ def run_test(args: argparse.Namespace) -> int:
             cases = again
         else:
             print("gearspec test: note: no failures recorded for this target; running the whole selection", file=sys.stderr)
+    if args.jobs is None:
+        args.jobs = expectations.jobs or DEFAULT_JOBS
     seed = args.seed if args.seed is not None else f"{int.from_bytes(os.urandom(4), 'big'):08x}"
     config = RunConfig(
         timeout=args.timeout, wait=args.wait, seed=seed, strict=args.strict, expectations=expectations,
