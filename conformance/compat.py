@@ -23,6 +23,7 @@ from pathlib import Path
 
 from gearspec.conformance.harness import Outcome
 from gearspec.conformance.impls import Registry, load_registry
+from gearspec.conformance.lifecycle import TargetControl
 from gearspec.conformance.registry import Case, Level, all_cases
 from gearspec.conformance.runner import (
     Expectations,
@@ -32,7 +33,6 @@ from gearspec.conformance.runner import (
     load_expectations,
     run_cases,
 )
-from gearspec.conformance.lifecycle import TargetControl
 from gearspec.conformance.servers import LaunchError, start_server
 
 __all__ = ["compat_servers", "compat_table", "draft_expectations", "main", "run_server"]
