@@ -47,6 +47,8 @@ done
 # rustygeard (crates.io) with its TLS feature, built into .peers/cargo/bin (about 3.5 min on
 # 2 cores; aws-lc-sys needs cmake, gcc and g++). Skipped with a note when cargo is missing.
 RUSTYGEARD_VERSION=0.15.0
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell's PATH may lack.
+[ -x "$HOME/.cargo/bin/cargo" ] && ! command -v cargo >/dev/null && export PATH="$HOME/.cargo/bin:$PATH"
 if command -v cargo >/dev/null; then
   if ! .peers/cargo/bin/rustygeard --version 2>/dev/null | grep -qx "rustygeard $RUSTYGEARD_VERSION"; then
     echo "install-peers: cargo install rustygeard $RUSTYGEARD_VERSION (--features tls)"
