@@ -93,7 +93,9 @@ def test_rustygeard_over_tls_matches_its_profile(pki: Pki, tmp_path: Path) -> No
     # every case over TLS, graded with the same profile as in plaintext plus its TLS entries.
     tls = fill(load_registry()["rustygeard"].tls, cert=pki.server, key=pki.server, ca=pki.ca)
     with start_registry_server("rustygeard", *tls) as server:
-        data = _suite(server, pki, tmp_path, "--profile", "rustygeard", "--wait", "1")
+        # -j 1, the profile's: parallel cases would read each other's results (its
+        # expectations.toml, [target] jobs); _suite's own -j 6 is overridden here.
+        data = _suite(server, pki, tmp_path, "--profile", "rustygeard", "--wait", "1", "-j", "1")
     assert data["totals"].get("pass", 0) > 50
     tls_cases = _verdicts(data, "tls/")
     assert tls_cases and "pass" in tls_cases.values(), tls_cases
