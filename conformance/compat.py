@@ -67,6 +67,9 @@ def run_server(
     config = RunConfig(timeout=10.0, wait=wait, seed="compat", expectations=expectations)
     with start_server(name) as server:
         control = TargetControl.for_process(server)
+        config.probe(control.target)
+        if control.dead() is not None:  # a probe packet killed it (abraxas: GRAB_JOB_ALL), as in `gearspec test`
+            control.restart()
         return run_cases(cases, control.target, config, jobs=expectations.jobs or jobs, control=control)
 
 
