@@ -213,11 +213,17 @@ def detect_capabilities(
         probe("status", lambda: round_trip(PacketType.GET_STATUS, f"gs-probe-{token}".encode(), "STATUS_RES")),
         probe("admin", admin),
     ]
-    threads += [probe(t.name, functools.partial(grab, t)) for t in GRAB_PREFERENCE]
+    # GRAB_JOB_ALL, the newest grab, goes last and alone: a server that does not know it may
+    # die of it (node abraxas exits on that zero-length packet), and must not take the other
+    # probes with it, which would blame it for refusing what it serves.
+    last = GRAB_PREFERENCE[-1]
+    threads += [probe(t.name, functools.partial(grab, t)) for t in GRAB_PREFERENCE if t is not last]
     threads += [probe(t.name, functools.partial(submit, t)) for t in PROBED_SUBMITS if t is not PacketType.SUBMIT_JOB]
     limit = time.monotonic() + _CONNECT_TIMEOUT + 2 * wait
     for thread in threads:
         thread.join(max(0.0, limit - time.monotonic()))
+    final = probe(last.name, functools.partial(grab, last))
+    final.join(max(0.0, time.monotonic() + _CONNECT_TIMEOUT + 2 * wait - time.monotonic()))
     grabs = tuple(t for t in GRAB_PREFERENCE if found.get(t.name) is True)
     submits = frozenset({PacketType.SUBMIT_JOB} | {t for t in PROBED_SUBMITS if found.get(t.name) is True})
     if grabs:

@@ -35,7 +35,7 @@ from typing import TextIO
 
 from gearspec.conformance import reports
 from gearspec.conformance.harness import CONNECT_TIMEOUT
-from gearspec.conformance.lifecycle import TargetControl
+from gearspec.conformance.lifecycle import RestartError, TargetControl
 from gearspec.conformance.registry import Case, CaseModuleError, all_cases, select_cases, uncovered
 from gearspec.conformance.runner import (
     Expectations,
@@ -59,6 +59,7 @@ from gearspec.wire.tls import add_client_options, context_from_options, split_sc
 __all__ = ["SUMMARIES", "configure_test", "run_test"]
 
 SUMMARIES = {"test": "run the conformance suite against a job server"}
+DEFAULT_JOBS = min(8, (os.cpu_count() or 1) * 2)  # cases in parallel when neither -j nor the profile says
 
 
 def configure_test(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +98,10 @@ exit status:
     grade.add_argument("--expect", metavar="FILE", help="an expectations file (TOML) listing the target's known deviations")
     grade.add_argument("--grab", choices=["GRAB_JOB", "GRAB_JOB_UNIQ", "GRAB_JOB_ALL"], help="the grab packet generic cases use (default: the profile's, else GRAB_JOB)")
     run = parser.add_argument_group("running")
-    run.add_argument("-j", "--jobs", type=int, default=min(8, (os.cpu_count() or 1) * 2), metavar="N", help="cases run in parallel (default %(default)s)")
+    run.add_argument(
+        "-j", "--jobs", type=int, default=None, metavar="N",
+        help=f"cases run in parallel (default: the profile's [target] jobs, else {DEFAULT_JOBS})",
+    )
     run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per-case timeout (default %(default)s)")
     run.add_argument("--wait", type=float, default=2.0, metavar="SECONDS", help="how long to wait for one expected reply (default %(default)s)")
     run.add_argument("--restart-command", metavar="CMD", help="a shell command that restarts an external target (at the same address): a crash is then recorded and the run goes on, and durability cases can run")
@@ -139,7 +143,7 @@ def run_test(args: argparse.Namespace) -> int:
             print("gearspec test: --role needs gearspec.conformance.roles, which is not installed", file=sys.stderr)
             return 2
         return int(run_roles(args))
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         print("gearspec test: -j must be at least 1", file=sys.stderr)
         return 2
     if args.maxfail is not None and args.maxfail < 1:
@@ -174,6 +178,8 @@ def run_test(args: argparse.Namespace) -> int:
             cases = again
         else:
             print("gearspec test: note: no failures recorded for this target; running the whole selection", file=sys.stderr)
+    if args.jobs is None:
+        args.jobs = expectations.jobs or DEFAULT_JOBS
     seed = args.seed if args.seed is not None else f"{int.from_bytes(os.urandom(4), 'big'):08x}"
     config = RunConfig(
         timeout=args.timeout, wait=args.wait, seed=seed, strict=args.strict, expectations=expectations,
@@ -371,6 +377,17 @@ def _run(
     # What the target answers (ECHO, GET_STATUS, grab packets, submit variants), once: cases
     # pick their round trips and setup steps from it instead of blaming a missing feature.
     capabilities = config.probe(target)
+    died = control.dead() if control.can_restart else None
+    if died is not None:
+        # A probe packet killed it (node abraxas dies of GRAB_JOB_ALL): start it again, and
+        # the probe's answers stand (that grab is then graded by its own cases).
+        try:
+            target = control.restart()
+        except RestartError as exc:
+            print(f"gearspec test: the target died during the probe ({died}) and did not restart: {exc}",
+                  file=sys.stderr)
+            return 2
+        print(f"gearspec test: the target died during the probe ({died}); restarted it", file=sys.stderr)
     if not capabilities.responsive:
         print(
             f"gearspec test: warning: {target.address} did not answer ECHO_REQ, GET_STATUS or any other "

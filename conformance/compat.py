@@ -23,6 +23,7 @@ from pathlib import Path
 
 from gearspec.conformance.harness import Outcome
 from gearspec.conformance.impls import Registry, load_registry
+from gearspec.conformance.lifecycle import TargetControl
 from gearspec.conformance.registry import Case, Level, all_cases
 from gearspec.conformance.runner import (
     Expectations,
@@ -32,7 +33,7 @@ from gearspec.conformance.runner import (
     load_expectations,
     run_cases,
 )
-from gearspec.conformance.servers import LaunchError, Target, start_server
+from gearspec.conformance.servers import LaunchError, start_server
 
 __all__ = ["compat_servers", "compat_table", "draft_expectations", "main", "run_server"]
 
@@ -52,14 +53,24 @@ def _profile(name: str, registry: Registry | None = None) -> Path:
 def run_server(
     name: str, cases: Sequence[Case], jobs: int = 4, wait: float = 1.0, profile: bool = True
 ) -> list[Result]:
-    """Start local server `name` on port 0, run `cases` with its expectations, stop it."""
+    """Start local server `name` on port 0, run `cases` with its expectations, stop it.
+
+    A server that dies is restarted and the crash recorded against its case (as `gearspec
+    test` does); the profile's [target] jobs, when it gives one, overrides `jobs`.
+    """
     expectations = load_expectations(_profile(name))
     if not profile:
-        # Keep the grab packet and barrier from the profile: they are facts, not deviations.
-        expectations = Expectations(expectations.name, expectations.grab, expectations.barrier, (), expectations.source)
+        # Keep the grab packet, barrier and jobs from the profile: facts, not deviations.
+        expectations = Expectations(
+            expectations.name, expectations.grab, expectations.barrier, (), expectations.source, expectations.jobs
+        )
     config = RunConfig(timeout=10.0, wait=wait, seed="compat", expectations=expectations)
     with start_server(name) as server:
-        return run_cases(cases, Target(server.host, server.port), config, jobs=jobs)
+        control = TargetControl.for_process(server)
+        config.probe(control.target)
+        if control.dead() is not None:  # a probe packet killed it (abraxas: GRAB_JOB_ALL), as in `gearspec test`
+            control.restart()
+        return run_cases(cases, control.target, config, jobs=expectations.jobs or jobs, control=control)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from gearspec.conformance.impls import Implementation, Registry, RegistryError, load_registry
+from gearspec.conformance.lifecycle import RestartError, TargetControl
 from gearspec.conformance.servers import LaunchError, open_server
 from gearspec.conformance.tls import TLS_DRIVERS, InteropTls
 
@@ -675,6 +676,10 @@ def run_matrix(
                                         extra_args=tls_flags)
                 target = server_cm.__enter__()
                 host, port = target.host, target.port
+                # A server that dies is restarted between scenarios, its death recorded against
+                # the scenario that ran when it died (as `gearspec test` does with cases).
+                control = TargetControl.for_launched(target)
+                down: str | None = None  # set when it died and could not be restarted
             except LaunchError as exc:
                 grade = missing_grade if "not installed" in str(exc) else "fail"
                 for client in client_impls:
@@ -689,6 +694,9 @@ def run_matrix(
                     for scenario in scenarios:
                         if stop.is_set():
                             return
+                        if down:
+                            record(server_name, client.name, work.name, scenario, Outcome("fail", down), 0)
+                            continue
                         if why:
                             record(server_name, client.name, work.name, scenario,
                                    Outcome(missing_grade, f"not installed: {why}"), 0)
@@ -712,6 +720,18 @@ def run_matrix(
                             outcome = Outcome("fail", f"{type(exc).__name__}: {exc}")
                         finally:
                             cell.cleanup()
+                        died = control.dead()
+                        if died is not None:
+                            outcome = Outcome("fail", f"the server died during this scenario ({died}): {outcome.detail}")
+                            try:
+                                restarted = control.restart()
+                            except RestartError as exc:
+                                down = f"not run: {server_name} died during {client.name} {scenario} and stayed down ({exc})"
+                                matrix.notes.append(down)
+                            else:
+                                host, port = restarted.host, restarted.port
+                            matrix.notes.append(f"{server_name} died during {client.name} {scenario} ({died}); "
+                                                "restarted it and went on")
                         record(server_name, client.name, work.name, scenario, outcome, time.monotonic() - started)
             finally:
                 matrix.server_logs[server_name] = target.logs() if target.logs else ""

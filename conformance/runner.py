@@ -84,6 +84,7 @@ class Expectations:
     barrier: str | None = None  # None: the round trip the target was seen to answer
     deviations: tuple[Deviation, ...] = ()
     source: str = ""
+    jobs: int | None = None  # cases run in parallel against it, unless -j says; None: the default
 
     def find(self, case_id: str) -> Deviation | None:
         for deviation in self.deviations:
@@ -110,6 +111,8 @@ def load_expectations(path: str | Path) -> Expectations:
         name = "gearmand 1.1.20"
         grab = "GRAB_JOB"            # optional: the grab packet generic cases use
         barrier = "echo"             # optional: force "echo" or "status" (default: probed)
+        jobs = 1                     # optional: cases in parallel unless -j is given (a
+                                     # target that dies on some packets takes others with it)
 
         [[deviation]]
         case = "admin/version/1"     # an ID or a glob
@@ -137,6 +140,9 @@ def load_expectations(path: str | Path) -> Expectations:
     barrier = target.get("barrier")
     if barrier not in (None, "echo", "status"):
         raise ExpectationsError(f"{path}: [target] barrier must be 'echo' or 'status', not {barrier!r}")
+    jobs = target.get("jobs")
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
+        raise ExpectationsError(f"{path}: [target] jobs must be a whole number of at least 1, not {jobs!r}")
     deviations = []
     rows = data.get("deviation", [])
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
@@ -157,7 +163,7 @@ def load_expectations(path: str | Path) -> Expectations:
     name = target.get("name", path.stem)
     if not isinstance(name, str):
         raise ExpectationsError(f"{path}: [target] name must be a string, not {name!r}")
-    return Expectations(name, grab_type, barrier, tuple(deviations), str(path))
+    return Expectations(name, grab_type, barrier, tuple(deviations), source=str(path), jobs=jobs)
 
 
 # -- results -----------------------------------------------------------------------------------

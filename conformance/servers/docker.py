@@ -58,6 +58,9 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 # What a "source" build context holds: enough to `pip install` gearspec.
 _SOURCE_ITEMS = ("gearspec", "reference", "conformance", "fuzz", "setup.py", "pyproject.toml", "README.md")
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
+# What a "peers" build context holds: the programs scripts/install-peers.sh built in the
+# checkout's .peers/ (e.g. .peers/cargo/bin/rustygeard), for servers no Debian image can build.
+_PEERS_ITEMS = (".peers/cargo/bin",)
 
 
 class DockerUnavailable(LaunchError):
@@ -106,13 +109,15 @@ def connect(timeout: float = 120.0) -> Any:
 
 
 def _context_tar(impl: Implementation) -> io.BytesIO:
-    """A build context (tar) holding the Dockerfile and, for "source", the gearspec sources."""
+    """A build context (tar) holding the Dockerfile and, for "source", the gearspec sources
+    (for "peers", the programs built in .peers/)."""
     path = impl.dockerfile_path
     assert path is not None
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        if impl.context == "source":
-            for item in _SOURCE_ITEMS:
+        if impl.context in ("source", "peers"):
+            items = _SOURCE_ITEMS if impl.context == "source" else _PEERS_ITEMS
+            for item in items:
                 top = SOURCE_ROOT / item
                 if not top.exists():
                     continue
@@ -148,6 +153,11 @@ def build_image(impl: Implementation, client: Any | None = None, *, echo: bool =
         raise ImageBuildError(f"{impl.name} has no image and Dockerfile in the registry")
     if not impl.dockerfile_path.is_file():
         raise ImageBuildError(f"cannot build {impl.image_ref}: its Dockerfile {impl.dockerfile_path} does not exist")
+    if impl.context == "peers" and not any((SOURCE_ROOT / item).exists() for item in _PEERS_ITEMS):
+        raise ImageBuildError(
+            f"cannot build {impl.image_ref}: its Dockerfile copies programs from {SOURCE_ROOT / '.peers'}, "
+            f"which holds none; run scripts/install-peers.sh first"
+        )
     client = client or connect()
     if not _image_exists(client, BASE_IMAGE):
         raise ImageBuildError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -112,6 +114,19 @@ def test_trace_records_both_directions_with_bytes(gearmand: RunningServer) -> No
     assert all(b.time >= a.time for a, b in zip(result.trace, result.trace[1:], strict=False))
 
 
+def test_a_profile_s_jobs_is_the_run_s_default_and_minus_j_overrides_it(tmp_path: Path) -> None:
+    profile = tmp_path / "one.toml"
+    profile.write_text('[target]\nname = "one at a time"\njobs = 1\n')
+    assert load_expectations(profile).jobs == 1
+    for extra, shown in (((), "-j 1;"), (("-j", "3"), "-j 3;")):
+        done = subprocess.run(
+            [sys.executable, "-m", "gearspec", "test", "--expect", str(profile), "--select", "echo/data/1", *extra],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert shown in done.stdout, done.stdout
+
+
 def test_expectations_file_errors_are_clear(tmp_path: Path) -> None:
     from gearspec.conformance.runner import ExpectationsError
 
@@ -121,6 +136,8 @@ def test_expectations_file_errors_are_clear(tmp_path: Path) -> None:
         ('[target]\ngrab = "NOOP"\n', "not a GRAB_\\* packet"),
         ('[[deviation]]\ncase = "x/y/1"\n', "needs 'case' and 'reason'"),
         ('[[deviation]]\ncase = "x/y/1"\nreason = "r"\noutcome = "broken"\n', "unknown outcome"),
+        ("[target]\njobs = 0\n", "jobs must be a whole number of at least 1, not 0"),
+        ('[target]\njobs = "1"\n', "jobs must be a whole number"),
     ):
         bad.write_text(text)
         with pytest.raises(ExpectationsError, match=message):

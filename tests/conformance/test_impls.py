@@ -15,7 +15,7 @@ from gearspec.conformance.impls import IMPLS_DIR, Registry, RegistryError, load_
 from gearspec.conformance.interop import SCENARIOS
 from gearspec.conformance.servers import RunningServer
 
-REQUIRED_SERVERS = {"gearmand", "perl", "gear", "reference"}
+REQUIRED_SERVERS = {"gearmand", "perl", "gear", "reference", "abraxas", "rustygeard"}
 REQUIRED_CLIENTS = {"gearmand", "perl", "php", "gear", "gearman3", "node", "reference"}
 
 
@@ -207,4 +207,4 @@ def test_a_bad_gearspec_impls_is_one_line_in_every_command(tmp_path: Path) -> No
 
 def test_compat_servers_are_the_registry_s() -> None:
     done = _run("-m", "gearspec.conformance.compat", "--servers", "gearmand,nosuch", env=dict(os.environ), timeout=60)
-    assert done.returncode == 2 and "unknown server(s) nosuch; known: gear, gearmand, perl, reference" in done.stderr
+    assert done.returncode == 2 and "unknown server(s) nosuch; known: abraxas, gear, gearmand, perl, reference, rustygeard" in done.stderr

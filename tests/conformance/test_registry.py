@@ -90,7 +90,7 @@ def test_expectation_files_load_and_name_real_cases(profile: str) -> None:
 
 
 def test_builtin_profiles_cover_the_four_servers() -> None:
-    assert {"reference", "gearmand", "perl", "gear"} <= set(builtin_profiles())
+    assert {"reference", "gearmand", "perl", "gear", "abraxas", "rustygeard"} <= set(builtin_profiles())
 
 
 def test_case_modules_never_sleep() -> None:

@@ -32,7 +32,7 @@ def _admin(host: str, port: int, line: bytes) -> bytes:
         return sock.recv(1000)
 
 
-@pytest.mark.parametrize("name", ["gearmand", "perl", "gear", "reference"])
+@pytest.mark.parametrize("name", ["gearmand", "perl", "gear", "reference", "abraxas", "rustygeard"])
 def test_each_server_image_serves_gearman_and_is_removed(name: str, engine: Any, gearspec_containers: Any, image: Any, registry: Registry) -> None:
     image(name)
     with open_target(f"docker:{name}", registry=registry) as target:

@@ -85,7 +85,7 @@ def test_impl_target_without_docker_or_local_install_says_both(no_engine: str, t
         ("local:/nonexistent/server --port={port}", "cannot start local"),
         ("example.org:99999", "port 99999 is not in 1-65535"),
         ("::1:4730:x", "write an IPv6 address as [::1]:4730"),
-        ("local:nosuch", "unknown server 'nosuch'; known: gear, gearmand"),
+        ("local:nosuch", "unknown server 'nosuch'; known: abraxas, gear, gearmand, perl, reference, rustygeard,"),
     ],
 )
 def test_bad_specs_get_clear_errors(spec: str, message: str) -> None:

@@ -131,3 +131,20 @@ def test_an_expected_failure_does_not_fail_the_run(tmp_path: Path) -> None:
 def test_bad_names_are_refused_clearly(args: list[str], message: str) -> None:
     done = _gearspec("interop", *args, timeout=60)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_server_that_dies_is_restarted_and_its_death_recorded_against_the_scenario() -> None:
+    # libgearman's worker (the gearman CLI driver) grabs with GRAB_JOB_ALL, which kills node
+    # abraxas (conformance/impls/abraxas/impl.toml); the matrix restarts it after each such
+    # scenario and the next one runs against the new process instead of finding nobody there.
+    _need(servers=("abraxas",), drivers=("gearman-cli",))
+    matrix = run_matrix(load_registry(), ["abraxas"], ["gearmand"], ["foreground", "failure"], timeout=5)
+    first, second = sorted(matrix.cell("abraxas", "gearmand"), key=lambda r: r.scenario != "foreground")
+    assert first.grade == "xfail" and "the server died during this scenario (exited with status 1)" in first.detail
+    assert "GRAB_JOB_ALL" in first.detail  # the known row's reason
+    assert any(n.startswith("abraxas died during gearmand foreground") and "restarted it" in n for n in matrix.notes)
+    # The second scenario found a live server (restarted), which its worker killed again: two
+    # deaths in the (cumulative) server log, each recorded against its own scenario.
+    assert matrix.server_logs["abraxas"].count("Attempted to consume 0 bytes") == 2
+    assert "the server died during this scenario" in second.detail
+    assert matrix.broken == []

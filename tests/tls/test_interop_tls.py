@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from gearspec.conformance.drivers import DRIVERS
+from gearspec.conformance.impls import fill, load_registry
 from gearspec.conformance.servers import RunningServer
 from gearspec.conformance.tls import suite_acl
 from gearspec.reference.client import Client
@@ -87,6 +88,16 @@ def test_gearspec_client_and_workers_against_geard_over_tls(geard: RunningServer
         if work.poll() is None:
             work.kill()
         work.communicate()
+
+
+def test_gear_client_and_worker_through_rustygeard_over_tls(pki: Pki) -> None:
+    # rustygeard built with its "tls" feature, started with the flags of its impl.toml `tls`
+    # (--tls, --tls-cert/--tls-key, --tls-ca: client certificates required); gear's client
+    # and worker run a job through it with their certificates.
+    tls = fill(load_registry()["rustygeard"].tls, cert=pki.server, key=pki.server, ca=pki.ca)
+    with start_registry_server("rustygeard", *tls) as server:
+        code, out, err = _job(server, pki, "gear", "gear", "tls-interop-rustygeard")
+    assert (code, out) == (0, "olleh"), err
 
 
 def test_gear_under_the_reference_acl(acl_server: RunningServer, pki: Pki) -> None:

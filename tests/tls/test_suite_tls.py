@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gearspec.conformance.impls import fill, load_registry
 from gearspec.conformance.registry import all_cases
 from gearspec.conformance.servers import RunningServer, start_local
 from gearspec.conformance.tls import suite_acl
@@ -88,6 +89,19 @@ def test_geard_acl_matches_the_gear_profile(pki: Pki, tmp_path: Path) -> None:
     # geard has no 'create function', 'maxqueue' or 'drop function' (no reply): unsupported.
     assert verdicts.pop("tls/acl/6") == "unsupported"
     assert set(verdicts.values()) == {"expected-fail"}
+
+
+def test_rustygeard_over_tls_matches_its_profile(pki: Pki, tmp_path: Path) -> None:
+    # rustygeard's TLS (its cargo feature "tls", the flags in conformance/impls/rustygeard):
+    # every case over TLS, graded with the same profile as in plaintext plus its TLS entries.
+    tls = fill(load_registry()["rustygeard"].tls, cert=pki.server, key=pki.server, ca=pki.ca)
+    with start_registry_server("rustygeard", *tls) as server:
+        # -j 1, the profile's: parallel cases would read each other's results (its
+        # expectations.toml, [target] jobs); _suite's own -j 6 is overridden here.
+        data = _suite(server, pki, tmp_path, "--profile", "rustygeard", "--wait", "1", "-j", "1")
+    assert data["totals"].get("pass", 0) > 50
+    tls_cases = _verdicts(data, "tls/")
+    assert tls_cases and "pass" in tls_cases.values(), tls_cases
 
 
 def _one_line_refusal(target: str, pki: Pki) -> str:
