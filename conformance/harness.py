@@ -178,7 +178,7 @@ class Conn:
         self.label = label
         self.sock = sock
         self.decoder = Decoder(Magic.RES, lenient=True, max_line=REPLY_LINE_LIMIT)
-        self.pending: list[Received] = []
+        self._unread: list[Received] = []  # events put back or read ahead, returned first
         self.closed_by_server: _Closed | None = None
         self.closed = False
         self._garbled = False
@@ -217,8 +217,8 @@ class Conn:
     # -- receiving -------------------------------------------------------------------------
     def receive(self, timeout: float | None = None) -> Received | None:
         """The next thing the server sent, or None when nothing came within the wait."""
-        if self.pending:
-            return self.pending.pop(0)
+        if self._unread:
+            return self._unread.pop(0)
         if self.closed_by_server is not None:
             return self.closed_by_server
         deadline = self.session._wait_deadline(timeout)
@@ -245,7 +245,7 @@ class Conn:
                 self.decoder.receive_data(b"")
                 tail = self._decode_one()
                 if tail is not None:
-                    self.pending.append(self._mark_closed("closed by the server"))
+                    self._unread.append(self._mark_closed("closed by the server"))
                     return tail
                 return self._mark_closed("closed by the server")
             self.decoder.receive_data(chunk)
@@ -281,9 +281,28 @@ class Conn:
         dec = self.decoder
         return bytes(dec._buf[dec._pos:]) + b"".join(dec._more)
 
-    def unread(self, event: Received) -> None:
-        """Put an event back: the next `receive` returns it first."""
-        self.pending.insert(0, event)
+    def unread(self, *events: Received) -> None:
+        """Put events back, in order: the next `receive` calls return them first."""
+        self._unread[:0] = events
+
+    def drop_unread(self) -> list[Received]:
+        """Forget the events put back or read ahead (returned, for a note)."""
+        dropped, self._unread = self._unread, []
+        return dropped
+
+    @property
+    def unread_events(self) -> tuple[Received, ...]:
+        """The events put back or read ahead, which the next `receive` calls return."""
+        return tuple(self._unread)
+
+    def has_event(self) -> bool:
+        """Whether `receive` would return at once: an event is put back, already decoded from
+        bytes read earlier, or the server closed. Reads nothing from the socket."""
+        if not self._unread and self.closed_by_server is None:
+            event = self._decode_one()
+            if event is not None:
+                self._unread.append(event)
+        return bool(self._unread) or self.closed_by_server is not None
 
     def expect(
         self,
@@ -304,7 +323,7 @@ class Conn:
                 continue
             if isinstance(event, Packet) and event.type in types:
                 return event
-            self.session.fail(wanted, self._as_actual(event, timeout))
+            self.session.fail(wanted, self.describe_received(event, timeout))
 
     def expect_error(self, *codes: str, timeout: float | None = None) -> Packet:
         """An ERROR packet, with one of `codes` when given."""
@@ -317,7 +336,7 @@ class Conn:
         """The server closes the connection (anything it sends first fails the case)."""
         event = self.receive(timeout)
         if not isinstance(event, _Closed):
-            self.session.fail("the connection closed", self._as_actual(event, timeout))
+            self.session.fail("the connection closed", self.describe_received(event, timeout))
 
     def expect_error_or_close(self, timeout: float | None = None) -> Packet | None:
         """An ERROR packet (returned) or the connection closing (None); anything else fails."""
@@ -326,7 +345,7 @@ class Conn:
             return None
         if isinstance(event, Packet) and event.type is PacketType.ERROR:
             return event
-        self.session.fail("ERROR or the connection closed", self._as_actual(event, timeout))
+        self.session.fail("ERROR or the connection closed", self.describe_received(event, timeout))
 
     def echo(self, data: bytes | None = None) -> list[Received]:
         """An ECHO round trip; returns whatever the server sent before the ECHO_RES."""
@@ -338,7 +357,7 @@ class Conn:
             if isinstance(event, Packet) and event.type is PacketType.ECHO_RES and event.data == token:
                 return before
             if event is None or isinstance(event, (_Closed, Garbled)):
-                self.session.fail(f"ECHO_RES {_short(token)}", self._as_actual(event, None))
+                self.session.fail(f"ECHO_RES {_short(token)}", self.describe_received(event, None))
             before.append(event)
 
     def sync(self) -> list[Received]:
@@ -355,14 +374,14 @@ class Conn:
             if is_barrier_reply(event, token):
                 return before
             if event is None or isinstance(event, (_Closed, Garbled)):
-                self.session.fail(f"{self.session.barrier_reply} for {_short(token)}", self._as_actual(event, None))
+                self.session.fail(f"{self.session.barrier_reply} for {_short(token)}", self.describe_received(event, None))
             before.append(event)
 
     def round_trip(self, token: bytes) -> None:
         """Expect the barrier reply carrying `token` next (its request was sent by the case)."""
         event = self.receive()
         if not is_barrier_reply(event, token):
-            self.session.fail(f"{self.session.barrier_reply} {_short(token)}", self._as_actual(event, None))
+            self.session.fail(f"{self.session.barrier_reply} {_short(token)}", self.describe_received(event, None))
 
     def expect_silence(self, why: str = "nothing") -> None:
         """Nothing arrives before a `sync` round trip completes."""
@@ -370,7 +389,8 @@ class Conn:
         if extra:
             self.session.fail(why + " (before the barrier reply)", "; ".join(describe(e) for e in extra))
 
-    def _as_actual(self, event: Received | None, timeout: float | None) -> str:
+    def describe_received(self, event: Received | None, timeout: float | None = None) -> str:
+        """What `receive` returned, for a failure's 'actual' line: the event, or the wait that passed."""
         if event is None:
             wait = self.session.wait if timeout is None else timeout
             return f"nothing within {wait:g} s"
@@ -392,7 +412,7 @@ class Conn:
                 continue
             framing = "a reply ending in a lone '.'" if cmd is not None and cmd.reply.value == "block" else "one reply line"
             got = [describe(line) for line in self.last_reply_lines]
-            got.append(self._as_actual(event, timeout))
+            got.append(self.describe_received(event, timeout))
             self.session.fail(f"{cmd.name if cmd else 'admin'}: {framing}", "; ".join(got))
 
     def admin(self, command: str, *args: object, crlf: bool = False, timeout: float | None = None) -> AdminReply:

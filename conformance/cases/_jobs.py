@@ -160,7 +160,7 @@ def settle(*conns: Conn) -> None:
     for conn in conns:
         extra = conn.sync()
         if extra:
-            conn.pending[:0] = extra  # keep them for the case to read
+            conn.unread(*extra)  # keep them for the case to read
 
 
 
@@ -174,11 +174,7 @@ def first_to_speak(s: Session, conns: list[Conn], timeout: float) -> Conn | None
     deadline = min(time.monotonic() + timeout, s.deadline)
     while True:
         for conn in conns:
-            if not conn.pending and conn.closed_by_server is None:
-                buffered = conn._decode_one()  # bytes already read but not yet decoded
-                if buffered is not None:
-                    conn.pending.append(buffered)
-            if conn.pending:
+            if conn.has_event():
                 return conn
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -190,7 +186,7 @@ def first_to_speak(s: Session, conns: list[Conn], timeout: float) -> Conn | None
             if conn.sock in readable:
                 event = conn.receive(timeout=0.05)
                 if event is not None:
-                    conn.pending.append(event)
+                    conn.unread(event)
                     return conn
 
 
@@ -216,7 +212,7 @@ def read_status(s: Session, conn: Conn, handle: bytes) -> tuple[bytes, ...]:
         if len(fields) == 5 and fields[0] == handle:
             s.note(f"off-spec STATUS_RES read leniently: {describe(event)}")
             return tuple(fields[1:])
-    return s.fail(f"STATUS_RES for {handle!r}", conn._as_actual(event, None))
+    return s.fail(f"STATUS_RES for {handle!r}", conn.describe_received(event))
 
 
 def require_coalesced(s: Session, handles: list[bytes]) -> bytes:

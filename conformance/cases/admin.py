@@ -692,7 +692,7 @@ def shutdown(s: Session) -> None:
     conn = s.client()
     conn.send_admin("shutdown graceful")
     event = conn.receive()
-    s.note(f"answered {conn._as_actual(event, None)}")
+    s.note(f"answered {conn.describe_received(event)}")
 
 
 # -- unknown commands and line handling ------------------------------------------------------

@@ -123,7 +123,7 @@ def requeued_admin_counts(s: Session) -> None:
     first.close()
     woken = standby.receive()
     if not (isinstance(woken, Packet) and woken.type is T.NOOP):
-        s.unsupported(f"the job was not requeued ({standby._as_actual(woken, None)}); see disconnect/worker/2")
+        s.unsupported(f"the job was not requeued ({standby.describe_received(woken)}); see disconnect/worker/2")
     row = [r for r in parse_status(s.connect("admin").admin("status")) if r.function == fn]
     s.check(len(row) == 1, f"one status row for {fn}", f"{len(row)} rows")
     s.check_equal((row[0].total, row[0].running), (1, 0), "TOTAL, RUNNING after the requeue")

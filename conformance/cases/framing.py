@@ -120,7 +120,7 @@ def unknown_magic(s: Session) -> None:
         return
     if isinstance(event, (Packet, RawPacket)) and event.name == "ERROR":
         s.non_strict("error-kept-open", describe(event))
-    s.fail("the connection closed (framing is lost after bad magic)", conn._as_actual(event, None))
+    s.fail("the connection closed (framing is lost after bad magic)", conn.describe_received(event))
 
 
 @case(
@@ -185,7 +185,7 @@ def usable_after_error(s: Session) -> None:
     if isinstance(event, Closed):
         s.non_strict("closes")
     if not isinstance(event, (Packet, RawPacket)) or event.name != "ERROR":
-        s.fail("ERROR", conn._as_actual(event, None))
+        s.fail("ERROR", conn.describe_received(event))
     conn.send(s.barrier_request(b"still-there"))
     conn.round_trip(b"still-there")
 
@@ -309,7 +309,7 @@ def payload_on_no_argument_packet(s: Session) -> None:
     conn = s.worker(s.name("fn"))
     conn.send_raw(_raw(Magic.REQ.value, T.GRAB_JOB, b"xx"))
     event = conn.receive()
-    s.note(f"answered {conn._as_actual(event, None)}")
+    s.note(f"answered {conn.describe_received(event)}")
 
 
 @case(
@@ -323,7 +323,7 @@ def nul_inside_handle(s: Session) -> None:
     conn = s.client()
     conn.send_raw(_raw(Magic.REQ.value, T.GET_STATUS, b"gs-no-such-handle\0x"))
     event = conn.receive()
-    s.note(f"answered {conn._as_actual(event, None)}")
+    s.note(f"answered {conn.describe_received(event)}")
 
 
 @case(
@@ -340,7 +340,7 @@ def error_shape(s: Session) -> None:
     if isinstance(event, RawPacket) and event.code == T.ERROR:
         s.fail("ERROR code NUL text", f"{describe(event)}")
     if not isinstance(event, Packet) or event.type is not T.ERROR:
-        s.fail("ERROR for an unknown option", conn._as_actual(event, None))
+        s.fail("ERROR for an unknown option", conn.describe_received(event))
     s.check(bool(event.code) and b" " not in event.code, "a non-empty error code without spaces", describe(event))
 
 

@@ -300,14 +300,14 @@ def _update(s: Session, client: Conn, worker: Conn, handle: bytes, update: T, fi
     unsupported when the target refuses or drops that packet type (work/* grade that)."""
     worker.work(update, handle, *((1, 2) if update is T.WORK_STATUS else (b"part",)))
     settle(worker)
-    refused = [e for e in worker.pending if isinstance(e, (Packet, RawPacket)) and e.name == "ERROR"]
+    refused = [e for e in worker.unread_events if isinstance(e, (Packet, RawPacket)) and e.name == "ERROR"]
     if first and refused:
         s.unsupported(f"{update.name} refused ({describe(refused[0])}); see work/*")
     if first and update is not T.WORK_STATUS:
         got = client.sync()
         if not got:
             s.unsupported(f"{update.name} is not forwarded to the client; see work/forward/*")
-        client.pending[:0] = got
+        client.unread(*got)
     client.expect(update)
 
 

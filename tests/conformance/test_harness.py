@@ -114,6 +114,28 @@ def test_trace_records_both_directions_with_bytes(gearmand: RunningServer) -> No
     assert all(b.time >= a.time for a, b in zip(result.trace, result.trace[1:], strict=False))
 
 
+def test_the_public_read_ahead_api_puts_back_drops_and_peeks(reference_server: RunningServer) -> None:
+    """Cases read ahead through `has_event`, `unread`, `unread_events` and `drop_unread`
+    (never the connection's private buffer), and each keeps the order the server sent."""
+    s = Session(get_case("framing/pipeline/1"), Target(reference_server.host, reference_server.port))
+    try:
+        conn = s.connect("peek")
+        assert not conn.has_event()
+        conn.send(T.ECHO_REQ, b"a")
+        conn.send(T.ECHO_REQ, b"b")
+        first, second = conn.receive(), conn.receive()
+        assert isinstance(first, Packet) and first.args == (b"a",)
+        assert isinstance(second, Packet) and second.args == (b"b",)
+        conn.unread(first, second)
+        assert conn.has_event()
+        assert [e.args for e in conn.unread_events if isinstance(e, Packet)] == [(b"a",), (b"b",)]
+        assert conn.describe_received(conn.receive()) == "RES ECHO_RES data='a'"
+        assert len(conn.drop_unread()) == 1 and not conn.has_event()
+        assert conn.describe_received(None, 0.5) == "nothing within 0.5 s"
+    finally:
+        s.close_all()
+
+
 def test_a_profile_s_jobs_is_the_run_s_default_and_minus_j_overrides_it(tmp_path: Path) -> None:
     profile = tmp_path / "one.toml"
     profile.write_text('[target]\nname = "one at a time"\njobs = 1\n')
