@@ -9,10 +9,11 @@ a response); `libgearman-server/server.cc` `gearman_server_run_command` (CAN_DO 
 from __future__ import annotations
 
 from gearspec.conformance.cases._jobs import PROTOCOL, RUN, settle
-from gearspec.conformance.harness import Conn, Session
+from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import SHOULD, case
 
 from gearspec.admin import parse_status
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _RULE = f"{PROTOCOL} (Worker Requests); {RUN}"
@@ -173,3 +174,33 @@ def status_counts_workers(s: Session) -> None:
     settle(w2)
     count = _available_workers(s, admin, fn)
     s.check(count in (None, 0), "0 available workers (or no row) after RESET_ABILITIES", f"{count}")
+
+
+@case(
+    "abilities/cant_do/4",
+    "CANT_DO for the function of the job the worker is running: is the job still the worker's?",
+    level=SHOULD,
+    packets=["CAN_DO", "JOB_ASSIGN", "CANT_DO", "WORK_COMPLETE"],
+    source=(
+        f"{PROTOCOL} (CANT_DO: says nothing of running jobs); gearmand server.cc GEARMAN_COMMAND_CANT_DO -> "
+        "worker.cc gearman_server_worker_free (the worker's jobs go back to the queue)"
+    ),
+)
+def cant_do_running(s: Session) -> None:
+    """Informational: the protocol leaves it open, and servers differ (found by `gearspec diff --source model`)."""
+    fn = s.name("fn")
+    worker = s.worker(fn)
+    client = s.client()
+    handle = client.submit(fn, b"x")
+    job = worker.grab()
+    worker.send(T.CANT_DO, fn)
+    worker.work(T.WORK_COMPLETE, job.handle, b"done")
+    came = [describe(e) for e in worker.sync()]
+    got = client.receive()
+    if isinstance(got, Packet) and got.type is T.WORK_COMPLETE and got.handle == handle:
+        s.info("the job stays with the worker: its WORK_COMPLETE after CANT_DO reaches the client")
+    s.info(
+        "the job is taken from the worker: after CANT_DO its WORK_COMPLETE gets "
+        + (", ".join(came) or "no reply")
+        + f" and the client {describe(got)}"
+    )

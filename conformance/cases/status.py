@@ -274,3 +274,45 @@ def background_done(s: Session) -> None:
     worker.work(T.WORK_COMPLETE, handle, b"")
     settle(worker)
     s.check_equal(status_of(s, client, handle)[:2], (b"0", b"0"), "known, running")
+
+
+# -- numbers before any WORK_STATUS (found by `gearspec diff --source model`) -----------------
+
+_EMPTY = "numerator and denominator are empty strings (Perl Gearman::Server, python gear)"
+_SOURCE = (
+    f"{PROTOCOL} (STATUS_RES); {RUN} (GET_STATUS: the job's numbers, '0' before any WORK_STATUS); "
+    f"{PERL_CLIENT} CMD_get_status and gear/__init__.py Server.handleGetStatus (empty fields)"
+)
+
+
+def _zero_numbers(s: Session, numbers: tuple[bytes, ...]) -> None:
+    if numbers == (b"", b""):
+        s.non_strict("empty")
+    s.check_equal(numbers, (b"0", b"0"), "numerator, denominator")
+
+
+@case(
+    "status/numbers/1",
+    "STATUS_RES for a queued job reports numerator and denominator 0 (numbers, not empty fields)",
+    level=SHOULD,
+    packets=["SUBMIT_JOB_BG", "GET_STATUS", "STATUS_RES"],
+    source=_SOURCE,
+    alternatives={"empty": _EMPTY},
+)
+def queued_numbers(s: Session) -> None:
+    client = s.client()
+    handle = client.submit(s.name("fn"), b"", b"", T.SUBMIT_JOB_BG)
+    _zero_numbers(s, status_of(s, client, handle)[2:])
+
+
+@case(
+    "status/numbers/2",
+    "STATUS_RES for a running job without a WORK_STATUS yet reports numerator and denominator 0",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "GET_STATUS", "STATUS_RES"],
+    source=_SOURCE,
+    alternatives={"empty": _EMPTY},
+)
+def running_numbers(s: Session) -> None:
+    client, _worker, handle, _job = start_job(s, s.name("fn"))
+    _zero_numbers(s, status_of(s, client, handle)[2:])
