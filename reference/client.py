@@ -355,18 +355,8 @@ class _ServerLink:
                 return self.conn
             cfg = self.client
             try:
-                conn = await open_connection(
-                    self.address, self._on_packet, self._on_close, timeout=cfg.connect_timeout, tls=self.tls
-                )
-            except ConnectFailed as exc:
-                self.down_until = time.monotonic() + cfg.retry_interval
-                self.last_error = str(exc)
-                raise
-            self.conn = conn
-            self.exceptions_enabled = False
-            try:
-                if cfg.client_id:
-                    conn.send(Packet.request(T.SET_CLIENT_ID, cfg.client_id))
+                conn = await self._open()
+                self.exceptions_enabled = False
                 if cfg.exceptions and not self.option_unanswered:
                     try:
                         await self._request_on(
@@ -385,15 +375,23 @@ class _ServerLink:
                             "%s did not answer OPTION_REQ exceptions within %gs; carrying on without it "
                             "(WORK_EXCEPTION will arrive as WORK_FAIL)", self.name, min(cfg.timeout, OPTION_TIMEOUT),
                         )
-                        conn = await open_connection(self.address, self._on_packet, self._on_close, timeout=cfg.connect_timeout)
-                        self.conn = conn
-                        if cfg.client_id:
-                            conn.send(Packet.request(T.SET_CLIENT_ID, cfg.client_id))
+                        conn = await self._open()
             except ConnectionError_ as exc:
                 self.down_until = time.monotonic() + cfg.retry_interval
                 self.last_error = str(exc)
                 raise
             return conn
+
+    async def _open(self) -> Connection:
+        """A new connection (over TLS for a tls:// server), with the client id set."""
+        cfg = self.client
+        conn = await open_connection(
+            self.address, self._on_packet, self._on_close, timeout=cfg.connect_timeout, tls=self.tls
+        )
+        self.conn = conn
+        if cfg.client_id:
+            conn.send(Packet.request(T.SET_CLIENT_ID, cfg.client_id))
+        return conn
 
     async def request(
         self,
