@@ -687,7 +687,15 @@ def run_matrix(
                         record(server_name, client.name, "-", scenario, Outcome(grade, f"server did not start: {exc}"), 0)
                 return
             try:
-                for client in client_impls:
+                for row, client in enumerate(client_impls):
+                    if row and impl.fresh_server_per_client and not down:
+                        try:
+                            restarted = control.restart()
+                        except RestartError as exc:
+                            down = f"not run: {server_name} did not start again for {client.name}'s row ({exc})"
+                            matrix.notes.append(down)
+                        else:
+                            host, port = restarted.host, restarted.port
                     work = worker_impl or (client if "worker" in client.roles else registry["reference"])
                     why = unavailable.get(client.name) or unavailable.get(work.name)
                     no_tls = tls is not None and not {client.driver, work.driver} <= set(TLS_DRIVERS)

@@ -94,6 +94,9 @@ class Implementation:
     label: str = ""  # how tables name it (the compatibility table's column)
     variants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # other local commands, by name
     tls: tuple[str, ...] = ()  # flags that make the local server serve TLS ({cert} {key} {ca}); () none
+    # Interop: start it afresh for each client's row, when jobs an earlier row left behind change
+    # what a later row sees (rustygeard joins every job without a unique id to the first one).
+    fresh_server_per_client: bool = False
     fuzz: tuple[tuple[str, object], ...] = ()  # fuzz-model options; None: no profile
     has_fuzz: bool = False
     driver_spec: DriverSpec | None = None  # its [driver] table, when it defines a driver
@@ -242,9 +245,16 @@ def _strings(value: object, where: str, key: str) -> tuple[str, ...]:
 
 _FIELDS = frozenset({
     "name", "description", "label", "roles", "version", "local", "variants", "image", "dockerfile", "context",
-    "command", "driver", "driver_image", "fuzz", "tls",
+    "command", "driver", "driver_image", "fuzz", "tls", "fresh_server_per_client",
 })
 _DRIVER_FIELDS = frozenset({"name", "language", "library", "argv", "check", "version", "install", "env", "limitations", "probes"})
+
+
+def _flag(data: dict[str, object], key: str, where: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise RegistryError(f"{where}: {key} must be true or false, not {value!r}")
+    return value
 
 
 def _pairs(value: object, where: str, key: str) -> tuple[tuple[str, str], ...]:
@@ -332,6 +342,7 @@ def parse_impl(
         label=strings["label"] or "",
         variants=tuple((str(k), _strings(v, where, f"variants.{k}")) for k, v in variants.items()),
         tls=_strings(data.get("tls", []), where, "tls"),
+        fresh_server_per_client=_flag(data, "fresh_server_per_client", where),
         fuzz=tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in fuzz.items()),
         has_fuzz="fuzz" in data,
         driver_spec=driver_spec,
