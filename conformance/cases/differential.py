@@ -53,7 +53,8 @@ def queued_numbers(s: Session) -> None:
     alternatives={"empty": _EMPTY},
 )
 def running_numbers(s: Session) -> None:
-    client, _worker, handle, _job = start_job(s, s.name("fn"))
+    # A unique id of its own: rustygeard coalesces jobs on the empty unique (coalesce/* grades that).
+    client, _worker, handle, _job = start_job(s, s.name("fn"), unique=s.name("u"))
     _zero_numbers(s, status_of(s, client, handle)[2:])
 
 
@@ -72,7 +73,7 @@ def cant_do_running(s: Session) -> None:
     fn = s.name("fn")
     worker = s.worker(fn)
     client = s.client()
-    handle = client.submit(fn, b"x")
+    handle = client.submit(fn, b"x", s.name("u"))  # own unique: rustygeard coalesces on the empty one
     job = worker.grab()
     worker.send(T.CANT_DO, fn)
     worker.work(T.WORK_COMPLETE, job.handle, b"done")
