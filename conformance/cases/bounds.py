@@ -376,6 +376,20 @@ def _running(s: Session) -> tuple[Conn, Conn, bytes]:
     return client, worker, handle
 
 
+def _running_with_status(s: Session) -> tuple[Conn, Conn, bytes]:
+    """`_running`, then a plain WORK_STATUS 1/2: a target that forwards none at all ends the case
+    unsupported (work/forward/* grades that), as payload/8 does for WORK_DATA and WORK_WARNING."""
+    client, worker, handle = _running(s)
+    worker.work(T.WORK_STATUS, handle, 1, 2)
+    settle(worker)
+    got = client.sync()
+    if not got:
+        s.unsupported("WORK_STATUS 1/2 is not forwarded at all (see work/forward/*): not sized here")
+    client.pending[:0] = got
+    client.expect(T.WORK_STATUS)
+    return client, worker, handle
+
+
 def _forward_status(
     s: Session, client: Conn, worker: Conn, handle: bytes, num: bytes, den: bytes
 ) -> Packet | str | None:
@@ -403,7 +417,7 @@ def _forward_status(
     source=f"PROTOCOL (WORK_STATUS: numbers as text); {_RUN} WORK_STATUS (the packet is forwarded as sent); {_REF} MAX_NUMBER",
 )
 def status_numbers_forwarded(s: Session) -> None:
-    client, worker, handle = _running(s)
+    client, worker, handle = _running_with_status(s)
     for num, den in ((b"0", b"0"), (b"4294967295", b"4294967295"), (b"4294967296", b"4294967297")):
         got = _forward_status(s, client, worker, handle, num, den)
         if got != "forwarded":
@@ -421,7 +435,7 @@ def status_numbers_forwarded(s: Session) -> None:
     source=f"{_RUN} WORK_STATUS (numerator by atoi into uint32_t, denominator through an 11-byte buffer); {_REF} MAX_NUMBER",
 )
 def status_numbers_kept(s: Session) -> None:
-    client, worker, handle = _running(s)
+    client, worker, handle = _running_with_status(s)
     for num, den in ((b"4294967295", b"4294967295"), (b"4294967296", b"4294967297")):
         worker.work(T.WORK_STATUS, handle, num, den)
         client.expect(T.WORK_STATUS)
@@ -442,7 +456,7 @@ def status_numbers_kept(s: Session) -> None:
     alternatives=_CLOSES,
 )
 def status_numbers_wide(s: Session) -> None:
-    client, worker, handle = _running(s)
+    client, worker, handle = _running_with_status(s)
     top = str(2**63 - 1).encode()
     for num, den, may_refuse in ((top, top, False), (str(2**63).encode(), b"1", True), (b"1", b"9" * 20, True)):
         got = _forward_status(s, client, worker, handle, num, den)

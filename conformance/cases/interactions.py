@@ -255,6 +255,11 @@ def timeout_after_status(s: Session) -> None:
     if job.type is T.NO_JOB:
         s.unsupported("CAN_DO_TIMEOUT did not register the function; see timeout/register/1")
     slow.work(T.WORK_STATUS, handle, 1, 2)
+    settle(slow)
+    got = client.sync()
+    if not got:  # work/forward/* grades that; this case is about the timeout
+        s.unsupported("WORK_STATUS is not forwarded to the client; see work/forward/*")
+    client.pending[:0] = got
     client.expect(T.WORK_STATUS)
     standby = s.worker(fn)
     standby.send(T.PRE_SLEEP)
@@ -304,7 +309,7 @@ def _update(s: Session, client: Conn, worker: Conn, handle: bytes, update: T, fi
     refused = [e for e in worker.pending if isinstance(e, (Packet, RawPacket)) and e.name == "ERROR"]
     if first and refused:
         s.unsupported(f"{update.name} refused ({describe(refused[0])}); see work/*")
-    if first and update is not T.WORK_STATUS:
+    if first:
         got = client.sync()
         if not got:
             s.unsupported(f"{update.name} is not forwarded to the client; see work/forward/*")
