@@ -135,7 +135,9 @@ def routed_variant(s: Session, wanted: T) -> T:
         if other is not None and other.priority == attrs.priority and sibling in s.capabilities.submits:
             s.note(f"{wanted.name} was refused in the probe; {sibling.name} queues at the same level instead")
             return sibling
-    return s.unsupported(f"needs {wanted.name} or its {'foreground' if attrs.background else 'background'} sibling; the target refused both")
+    return s.unsupported(
+        f"needs {wanted.name} or its {'foreground' if attrs.background else 'background'} sibling; the target refused both"
+    )
 
 
 def start_job(
@@ -150,7 +152,6 @@ def start_job(
     return client, worker, handle, job
 
 
-
 def settle(*conns: Conn) -> None:
     """Make sure the server has processed everything sent so far on each connection.
 
@@ -161,7 +162,6 @@ def settle(*conns: Conn) -> None:
         extra = conn.sync()
         if extra:
             conn.unread(*extra)  # keep them for the case to read
-
 
 
 def first_to_speak(s: Session, conns: list[Conn], timeout: float) -> Conn | None:
@@ -180,7 +180,9 @@ def first_to_speak(s: Session, conns: list[Conn], timeout: float) -> Conn | None
         if remaining <= 0:
             return None
         # Over TLS, bytes already decrypted wait inside the socket, where select cannot see them.
-        buffered_tls = [c.sock for c in conns if not c.closed and isinstance(c.sock, ssl.SSLSocket) and c.sock.pending()]
+        buffered_tls = [
+            c.sock for c in conns if not c.closed and isinstance(c.sock, ssl.SSLSocket) and c.sock.pending()
+        ]
         readable = buffered_tls or select.select([c.sock for c in conns if not c.closed], [], [], remaining)[0]
         for conn in conns:
             if conn.sock in readable:
@@ -231,8 +233,14 @@ def close_and_wait_forgotten(s: Session, conn: Conn, client_id: str) -> None:
 
     A close is processed asynchronously; the admin `workers` listing (which shows every
     connection with its client id) tells when the server has done so. Bounded polling with
-    round trips, no sleeps. Falls back to one round trip when the id is not listed at all.
+    round trips, no sleeps. Falls back to one round trip when the id is not listed at all, or
+    when the target has no admin protocol (a case about jobs must not fail for that).
     """
+    if not s.capabilities.admin:
+        s.note("no admin 'workers' (the target did not answer 'status'); cannot confirm the close was processed")
+        conn.close()
+        settle(s.client())
+        return
     admin = s.connect("admin")
 
     def listed() -> bool:

@@ -191,7 +191,7 @@ def cant_do_running(s: Session) -> None:
     fn = s.name("fn")
     worker = s.worker(fn)
     client = s.client()
-    handle = client.submit(fn, b"x")
+    handle = client.submit(fn, b"x", s.name("u"))  # own unique: rustygeard coalesces on the empty one
     job = worker.grab()
     worker.send(T.CANT_DO, fn)
     worker.work(T.WORK_COMPLETE, job.handle, b"done")

@@ -333,8 +333,8 @@ def prioritystatus_counts(s: Session) -> None:
 def prioritystatus_foreground(s: Session) -> None:
     fn = s.name("fn")
     client = s.client()  # stays open: its foreground jobs stay queued
-    client.submit(fn, b"first")
-    client.submit(fn, b"second")
+    client.submit(fn, b"first", s.name("u1"))  # own uniques, as in _queue_background
+    client.submit(fn, b"second", s.name("u2"))
     rows = [r for r in parse_prioritystatus(_prioritystatus(s, s.client())) if r.function == fn]
     if len(rows) != 1:
         s.fail(f"one prioritystatus row for {fn}", f"{len(rows)} rows")
@@ -656,8 +656,11 @@ def show_queue(s: Session) -> None:
         s.unsupported(f"'show queue' answered {reply.lines[0]!r}")
     fields = dict(line.split("\t", 1) for line in reply.lines if "\t" in line)
     s.check(list(fields) == ["queue", "state", "refused"], "the rows queue, state, refused", list(fields))
-    s.check(fields["state"] in ("ok", "not durable") or fields["state"].startswith("failing: "),
-            "state ok, not durable or failing: WHY", fields["state"])
+    s.check(
+        fields["state"] in ("ok", "not durable") or fields["state"].startswith("failing: "),
+        "state ok, not durable or failing: WHY",
+        fields["state"],
+    )
     s.check(fields["refused"].isdigit(), "refused: a count", fields["refused"])
 
 
@@ -768,4 +771,3 @@ def _raw_line_reply(conn: Conn, line: str) -> AdminReply:
     """Send a line that is not in the table and read a one-line reply."""
     conn.send_raw(line.encode("latin-1") + b"\n")
     return conn.expect_admin(None)
-

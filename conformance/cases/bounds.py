@@ -110,7 +110,7 @@ def _route(s: Session, fn: str, size_note: str) -> str:
         s.note(f"{size_note}: CAN_DO closed the connection")
         return "closed"
     client = s.client()
-    reply = _answer(s, client, T.SUBMIT_JOB, fn, b"", b"payload")
+    reply = _answer(s, client, T.SUBMIT_JOB, fn, s.name("u"), b"payload")  # a unique: see _running
     if reply is None:
         s.note(f"{size_note}: SUBMIT_JOB closed the connection")
         return "closed"
@@ -368,9 +368,25 @@ def work_long_handle(s: Session) -> None:
 def _running(s: Session) -> tuple[Conn, Conn, bytes]:
     fn = s.name("fn")
     client = s.client()
-    handle = client.submit(fn, b"x")
+    # A unique id of its own: a server that coalesces on the empty unique (rustygeard) would
+    # otherwise join an earlier job; coalesce/* grades that, not these cases.
+    handle = client.submit(fn, b"x", s.name("u"))
     worker = s.worker(fn)
     s.check_equal(worker.grab().handle, handle, "assigned handle")
+    return client, worker, handle
+
+
+def _running_with_status(s: Session) -> tuple[Conn, Conn, bytes]:
+    """`_running`, then a plain WORK_STATUS 1/2: a target that forwards none at all ends the case
+    unsupported (work/forward/* grades that), as payload/8 does for WORK_DATA and WORK_WARNING."""
+    client, worker, handle = _running(s)
+    worker.work(T.WORK_STATUS, handle, 1, 2)
+    settle(worker)
+    got = client.sync()
+    if not got:
+        s.unsupported("WORK_STATUS 1/2 is not forwarded at all (see work/forward/*): not sized here")
+    client.unread(*got)
+    client.expect(T.WORK_STATUS)
     return client, worker, handle
 
 
@@ -401,7 +417,7 @@ def _forward_status(
     source=f"PROTOCOL (WORK_STATUS: numbers as text); {_RUN} WORK_STATUS (the packet is forwarded as sent); {_REF} MAX_NUMBER",
 )
 def status_numbers_forwarded(s: Session) -> None:
-    client, worker, handle = _running(s)
+    client, worker, handle = _running_with_status(s)
     for num, den in ((b"0", b"0"), (b"4294967295", b"4294967295"), (b"4294967296", b"4294967297")):
         got = _forward_status(s, client, worker, handle, num, den)
         if got != "forwarded":
@@ -419,7 +435,7 @@ def status_numbers_forwarded(s: Session) -> None:
     source=f"{_RUN} WORK_STATUS (numerator by atoi into uint32_t, denominator through an 11-byte buffer); {_REF} MAX_NUMBER",
 )
 def status_numbers_kept(s: Session) -> None:
-    client, worker, handle = _running(s)
+    client, worker, handle = _running_with_status(s)
     for num, den in ((b"4294967295", b"4294967295"), (b"4294967296", b"4294967297")):
         worker.work(T.WORK_STATUS, handle, num, den)
         client.expect(T.WORK_STATUS)
@@ -440,7 +456,7 @@ def status_numbers_kept(s: Session) -> None:
     alternatives=_CLOSES,
 )
 def status_numbers_wide(s: Session) -> None:
-    client, worker, handle = _running(s)
+    client, worker, handle = _running_with_status(s)
     top = str(2**63 - 1).encode()
     for num, den, may_refuse in ((top, top, False), (str(2**63).encode(), b"1", True), (b"1", b"9" * 20, True)):
         got = _forward_status(s, client, worker, handle, num, den)
@@ -735,7 +751,7 @@ def _through(s: Session, submit: T, grabs: Sequence[T], foreground: bool, epoch:
             assert isinstance(first, Packet)
             handle = first.handle
         else:
-            handle = client.submit(fn, data, b"", submit)
+            handle = client.submit(fn, data, s.name("u"), submit)  # own unique: see _running
         worker.send(grab)
         job = worker.expect(*ASSIGN_TYPES, ignore=[T.NOOP], what=f"a job for {grab.name}")
         s.check(
@@ -818,11 +834,7 @@ def payload_epoch(s: Session) -> None:
     timeout=20,
 )
 def payload_work(s: Session) -> None:
-    fn = s.name("fn")
-    client = s.client()
-    handle = client.submit(fn, b"x")
-    worker = s.worker(fn)
-    s.check_equal(worker.grab().handle, handle, "assigned handle")
+    client, worker, handle = _running(s)
     forwarded = []
     for type in (T.WORK_DATA, T.WORK_WARNING):  # a server that drops one is graded by work/*
         worker.work(type, handle, b"1")

@@ -186,11 +186,14 @@ def others_job_kept(s: Session) -> None:
     client_id = s.name("id")
     leaving.send(T.SET_CLIENT_ID, client_id)
     orphans = 100
-    submit = Packet.request(T.SUBMIT_JOB, fn, b"", b"orphan").to_bytes()
-    leaving.send_raw(submit * orphans, f"{orphans} x SUBMIT_JOB")
+    # Each job with a unique id of its own: rustygeard coalesces jobs on the empty unique, which
+    # coalesce/* grades, not this case.
+    unique = s.name("u")
+    submits = b"".join(Packet.request(T.SUBMIT_JOB, fn, f"{unique}-{i}", b"orphan").to_bytes() for i in range(orphans))
+    leaving.send_raw(submits, f"{orphans} x SUBMIT_JOB")
     for _ in range(orphans):
         leaving.expect(T.JOB_CREATED)
-    kept = s.client().submit(fn, b"kept", type=T.SUBMIT_JOB_BG)
+    kept = s.client().submit(fn, b"kept", f"{unique}-kept", T.SUBMIT_JOB_BG)
     close_and_wait_forgotten(s, leaving, client_id)
     worker = s.worker(fn)
     for grabbed in range(orphans + 1):  # a server that runs orphaned jobs anyway hands them out first
@@ -212,13 +215,15 @@ def others_job_kept(s: Session) -> None:
     admin=["workers"],
     source=f"{_CON_FREE} (the client's jobs are ignore_job; the worker's go back to the queue); {JOB_PEEK} (an "
     "ignored job is freed when a worker would get it)",
-    alternatives={"runs-anyway": "the orphaned job was requeued and assigned to another worker (nobody wants its result)"},
+    alternatives={
+        "runs-anyway": "the orphaned job was requeued and assigned to another worker (nobody wants its result)"
+    },
 )
 def orphan_worker_dies(s: Session) -> None:
     fn = s.name("fn")
     client, client_id = s.client(), s.name("client")
     client.send(T.SET_CLIENT_ID, client_id)
-    handle = client.submit(fn, b"orphan")
+    handle = client.submit(fn, b"orphan", s.name("u"))  # own unique: see disconnect/client/4
     worker, worker_id = s.connect("worker"), s.name("worker")
     worker.send(T.SET_CLIENT_ID, worker_id)
     worker.can_do(fn)

@@ -103,7 +103,8 @@ def priority_by_kind(s: Session) -> None:
         s.note(f"left out (refused in the run's probe): {', '.join(skipped)}")
     fn = s.name("fn")
     client = s.client()
-    queued = [(client.submit(fn, t.name.encode(), b"", t), t) for t in usable]
+    # Each job with a unique id of its own: rustygeard coalesces jobs on the empty unique (coalesce/* grades that).
+    queued = [(client.submit(fn, t.name.encode(), s.name(f"u{i}"), t), t) for i, t in enumerate(usable)]
     expected = sorted(queued, key=lambda q: _level(q[1]))  # stable: FIFO within a level
     _take_in_order(s, s.worker(fn), [(h, t.name.removeprefix("SUBMIT_")) for h, t in expected])
 
@@ -248,12 +249,17 @@ def timeout_after_status(s: Session) -> None:
     slow.send(T.CAN_DO_TIMEOUT, fn, 1)  # 1 s (Perl), 1000 ms (gearmand's minimum), 1 ms literally
     started = time.monotonic()
     client = s.client()
-    handle = client.submit(fn, b"slow")
+    handle = client.submit(fn, b"slow", s.name("u"))  # own unique: see _client_gone_after
     slow.send(s.grab_type)
     job = slow.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
     if job.type is T.NO_JOB:
         s.unsupported("CAN_DO_TIMEOUT did not register the function; see timeout/register/1")
     slow.work(T.WORK_STATUS, handle, 1, 2)
+    settle(slow)
+    got = client.sync()
+    if not got:  # work/forward/* grades that; this case is about the timeout
+        s.unsupported("WORK_STATUS is not forwarded to the client; see work/forward/*")
+    client.unread(*got)
     client.expect(T.WORK_STATUS)
     standby = s.worker(fn)
     standby.send(T.PRE_SLEEP)
@@ -303,7 +309,7 @@ def _update(s: Session, client: Conn, worker: Conn, handle: bytes, update: T, fi
     refused = [e for e in worker.unread_events if isinstance(e, (Packet, RawPacket)) and e.name == "ERROR"]
     if first and refused:
         s.unsupported(f"{update.name} refused ({describe(refused[0])}); see work/*")
-    if first and update is not T.WORK_STATUS:
+    if first:
         got = client.sync()
         if not got:
             s.unsupported(f"{update.name} is not forwarded to the client; see work/forward/*")
@@ -317,7 +323,8 @@ def _fields(fields: tuple[bytes, ...]) -> str:
 
 def _client_gone_after(s: Session, update: T) -> None:
     fn = s.name("fn")
-    client, worker, handle, _ = start_job(s, fn, b"x")
+    # A unique id of its own: rustygeard coalesces jobs on the empty unique (coalesce/* grades that).
+    client, worker, handle, _ = start_job(s, fn, b"x", s.name("u"))
     _update(s, client, worker, handle, update, first=True)
     client.close()
     checker = s.client()
@@ -371,7 +378,8 @@ def _worker_gone_after(s: Session, update: T, background: bool = False) -> tuple
     GET_STATUS without a NOOP is noted, not failed.
     """
     fn = s.name("fn")
-    client, worker, handle, _ = start_job(s, fn, b"x", type=T.SUBMIT_JOB_BG if background else T.SUBMIT_JOB)
+    # A unique id of its own: rustygeard coalesces jobs on the empty unique (coalesce/* grades that).
+    client, worker, handle, _ = start_job(s, fn, b"x", s.name("u"), T.SUBMIT_JOB_BG if background else T.SUBMIT_JOB)
     if background:
         worker.work(update, handle, *((1, 2) if update is T.WORK_STATUS else (b"part1",)))
     else:
@@ -480,7 +488,7 @@ def worker_gone_background(s: Session) -> None:
 )
 def both_gone(s: Session) -> None:
     fn = s.name("fn")
-    client, worker, handle, _ = start_job(s, fn, b"orphan")
+    client, worker, handle, _ = start_job(s, fn, b"orphan", s.name("u"))  # own unique: see _client_gone_after
     client.close()
     standby = s.worker(fn)
     settle(worker, standby)

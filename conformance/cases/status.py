@@ -314,5 +314,6 @@ def queued_numbers(s: Session) -> None:
     alternatives={"empty": _EMPTY},
 )
 def running_numbers(s: Session) -> None:
-    client, _worker, handle, _job = start_job(s, s.name("fn"))
+    # A unique id of its own: rustygeard coalesces jobs on the empty unique (coalesce/* grades that).
+    client, _worker, handle, _job = start_job(s, s.name("fn"), unique=s.name("u"))
     _zero_numbers(s, status_of(s, client, handle)[2:])
