@@ -250,7 +250,7 @@ _FIELDS = frozenset({
 _DRIVER_FIELDS = frozenset({"name", "language", "library", "argv", "check", "version", "install", "env", "limitations", "probes"})
 
 
-def _flag(data: dict[str, object], key: str, where: str) -> bool:
+def _flag(data: Mapping[str, object], key: str, where: str) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
         raise RegistryError(f"{where}: {key} must be true or false, not {value!r}")
