@@ -20,8 +20,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
-import importlib.util
 import importlib.metadata as metadata
+import importlib.util
 import os
 import sys
 import time
@@ -113,7 +113,7 @@ def _broken(exc: BaseException) -> None:
 def client(args: c.ClientArgs) -> int:
     if args.tls:
         c.unsupported("TLS (gearman3 has no TLS)")
-    gearman = _library()
+    gearman: Any = _library()
 
     priority = {"high": gearman.PRIORITY_HIGH, "normal": gearman.PRIORITY_NONE, "low": gearman.PRIORITY_LOW}
     gm = gearman.GearmanClient([f"{args.host}:{args.port}"])
@@ -160,7 +160,7 @@ def client(args: c.ClientArgs) -> int:
 def worker(args: c.WorkerArgs) -> int:
     if args.tls:
         c.unsupported("TLS (gearman3 has no TLS)")
-    gearman = _library()
+    gearman: Any = _library()
 
     done = 0
     deadline = time.monotonic() + args.timeout
