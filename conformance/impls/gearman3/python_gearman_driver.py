@@ -146,7 +146,7 @@ def client(args: c.ClientArgs) -> int:
     for update in updates:
         print(f"status: {update[0]}/{update[1]}", file=sys.stderr)
     for chunk in request.data_updates:
-        print(f"data: {chunk}", file=sys.stderr)
+        print(f"data: {chunk.decode('utf-8', 'replace') if isinstance(chunk, bytes) else chunk}", file=sys.stderr)
     if request.exception is not None:
         print(f"exception: {request.exception}", file=sys.stderr)
         return c.EXIT_EXCEPTION
