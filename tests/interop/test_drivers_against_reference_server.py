@@ -40,6 +40,7 @@ BROKEN: dict[tuple[str, str], str] = {
     ("rustygear", "worker"): "rustygear 0.15 sends WORK_STATUS and WORK_FAIL with RES magic (WorkerJob::work_status, work_fail)",
     ("gearman-worker-rs", "worker"): "gearman-worker 0.3 sends WORK_FAIL with an extra NUL and argument (Job::send_response)",
     ("abraxas", "worker"): "abraxas's task.error() sends WORK_EXCEPTION before WORK_FAIL; no WORK_DATA without its own server",
+    ("aiogear", "worker"): "aiogear's worker answers every failure with WORK_EXCEPTION (aiogear/worker.py Worker.run)",
     # A refused connection: these libraries retry for ever instead of reporting it.
     ("abraxas", "refused"): "abraxas reconnects for ever on a refused connection (client-reconnect.js)",
     ("rustygear", "refused"): "rustygear's connect() returns without a connection and its submit waits",
@@ -152,8 +153,8 @@ def test_client(name: str, reference_server: RunningServer, reference_worker: Re
     if driver.supports("client.stream"):
         assert result.stdout == b"done", result.describe()
         assert "status: 1/2" in result.stderr and "data: partial" in result.stderr, result.describe()
-    else:  # documented: updates are mixed into stdout with the result
-        assert b"partial" in result.stdout and b"done" in result.stdout, result.describe()
+    else:  # documented: updates are mixed into stdout with the result, or dropped
+        assert result.stdout in (b"partialdone", b"done"), result.describe()
 
     for priority in ("high", "low"):
         result = run_client(driver, host, port, "rev", data=f"{priority}-job", priority=priority, unique=f"u-{priority}")
