@@ -51,7 +51,8 @@ async def _client(args: c.ClientArgs) -> int:
     try:
         return await _submit(client, args)
     finally:
-        await client.close()  # else Client.__del__ closes it after the loop has gone
+        if client.transport is not None:  # else Client.__del__ closes it after the loop has gone
+            await client.close()
 
 
 async def _submit(client: Any, args: c.ClientArgs) -> int:
