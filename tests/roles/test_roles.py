@@ -91,6 +91,18 @@ EXPECTED: dict[tuple[str, str], str] = {
     # (socketDisconnect) and never reconnects (job-server.js JobServer.disconnect): the driver exits.
     ("gearmanode", "worker/error-reply"): INFO,
     ("gearmanode", "worker/server-closes"): INFO,
+    # node-gearman 0.2.2 (lib/gearman.js): WORK_DATA and the result are both 'data' events; no
+    # background handle (Job passes no JOB_CREATED callback); no OPTION_REQ; receive_ERROR only
+    # logs in debug mode; its worker cannot send WORK_STATUS, and a closed connection ends it
+    # (closeConnection clears the registered functions).
+    ("node-gearman", "client/streamed"): INFO,
+    ("node-gearman", "client/background"): UNSUPPORTED,
+    ("node-gearman", "client/high-background"): UNSUPPORTED,
+    ("node-gearman", "client/work-exception"): INFO,
+    ("node-gearman", "client/error-reply"): FAIL,
+    ("node-gearman", "worker/status"): UNSUPPORTED,
+    ("node-gearman", "worker/error-reply"): INFO,
+    ("node-gearman", "worker/server-closes"): INFO,
 }
 
 # (driver, scenario) -> the grades a library race makes it land on, run by run. rustygear's
