@@ -214,6 +214,7 @@ class ScriptedServer:
         self.ctx = ctx
         self.name = name
         self.refuse = refuse  # close every connection at once (a dead first server)
+        self.refuse_after: float | None = None  # close every connection this long after accepting it
         self.connections: list[Connection] = []
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -229,6 +230,8 @@ class ScriptedServer:
         connection.log("accepted a connection")
         if self.refuse:
             connection.close()
+        elif self.refuse_after is not None:
+            asyncio.get_running_loop().call_later(self.refuse_after, connection.close)
 
     async def close(self) -> None:
         for connection in self.connections:
@@ -969,9 +972,10 @@ async def worker_failover(ctx: Context) -> tuple[str, str]:
 HOSTILE_TIMEOUT = 5.0  # seconds per hostile scenario at most; the command's own --timeout is 3 s
 QUIET = 1.0  # how long the server keeps silent (or refuses connections) where it stalls
 LARGE = 2 * 1024 * 1024 + 7  # bytes of a large result or workload (over 1 MiB; odd, so a reversal shows)
-RSS_GROWTH_LIMIT = 64 * 1024 * 1024  # more extra memory than this for LARGE bytes is worth a note
+RSS_GROWTH_LIMIT = 48 * 1024 * 1024  # more extra memory than this for LARGE bytes is worth a note
 NOOP_STORM = 200
 UNKNOWN_TYPE = 250  # no packet type has this number; well formed, with one argument
+REFUSE_AFTER = 0.03  # seconds a going-away server keeps a new connection open
 SETTLE = 0.2  # seconds the server waits after an odd packet, so the library has dealt with it first
 
 
@@ -1054,13 +1058,15 @@ def _brief_out(ctx: Context) -> str:
 
 
 async def _refuse_for(ctx: Context, seconds: float) -> None:
-    """Close every connection the command opens for `seconds` (the server is gone), then
-    accept again; `Exited` when the command ends meanwhile."""
-    ctx.server.refuse = True
+    """For `seconds`, close every connection the command opens REFUSE_AFTER seconds after
+    accepting it (a server that is going away: what the library sends on connecting still
+    gets through, so its reconnect policy, not a race, decides the rate); then accept
+    again. `Exited` when the command ends meanwhile."""
+    ctx.server.refuse_after = REFUSE_AFTER
     until = time.monotonic() + seconds
     while await ctx.next(until) is not None:
         pass  # what it sends to a closing server
-    ctx.server.refuse = False
+    ctx.server.refuse_after = None
     while not ctx.events.empty():
         ctx.events.get_nowait()
 
@@ -1145,10 +1151,11 @@ async def client_noop_storm(ctx: Context) -> tuple[str, str]:
 async def client_other_handle(ctx: Context) -> tuple[str, str]:
     conn, _ = await _client_submit(ctx)
     want = ctx.params.data[::-1].encode()
-    conn.send(
-        Packet.response("JOB_CREATED", HANDLE),
-        Packet.response("WORK_COMPLETE", b"H:gearspec:other", b"not-yours"),
-        Packet.response("WORK_COMPLETE", HANDLE, want),
+    conn.send_raw(
+        Packet.response("JOB_CREATED", HANDLE).to_bytes()
+        + Packet.response("WORK_COMPLETE", b"H:gearspec:other", b"not-yours").to_bytes()
+        + Packet.response("WORK_COMPLETE", HANDLE, want).to_bytes(),
+        "JOB_CREATED, WORK_COMPLETE for H:gearspec:other, WORK_COMPLETE for its own handle, in one segment",
     )
     return _grade_client_result(ctx, await ctx.wait_exit(), want, "a WORK_COMPLETE for another handle first")
 
@@ -1440,7 +1447,7 @@ HOSTILE_SCENARIOS: tuple[Scenario, ...] = (
     _h("client/hostile-unknown-packet", f"a well-formed packet of unknown type {UNKNOWN_TYPE} first",
        client_unknown_packet),
     _h("client/hostile-noop-storm", f"{NOOP_STORM} NOOPs (a worker's packet) before JOB_CREATED", client_noop_storm),
-    _h("client/hostile-other-handle", "a WORK_COMPLETE for another handle before its own", client_other_handle),
+    _h("client/hostile-other-handle", "a WORK_COMPLETE for another handle before its own (one segment)", client_other_handle),
     _h("client/hostile-large-result", f"a {LARGE // 2**20} MiB result", client_large_result, rss=True),
     _h("client/hostile-close-before-created", "the server closes before JOB_CREATED (and refuses for a while)",
        client_close_before_created),
