@@ -15,6 +15,14 @@ scenario, e.g. `--host H --port P --function F --data D --priority high --timeou
 Scenario parameters are also in GEARSPEC_FUNCTION, GEARSPEC_DATA, GEARSPEC_UNIQUE,
 GEARSPEC_BACKGROUND (0/1), GEARSPEC_PRIORITY, GEARSPEC_COUNT, GEARSPEC_SCENARIO.
 
+The `*/hostile-*` scenarios play a server that errs, stays silent, sends legal but unusual
+packets (unknown types, NOOP storms, another handle's result, unasked-for JOB_ASSIGN
+variants, split or coalesced segments), 2 MiB payloads, or closes at each point of a job.
+Whatever they conclude, a crash (a signal, a stack trace on stderr, an exit status outside
+the contract; the stderr tail goes into the reason), a busy loop (BUSY_PACKETS packets or
+BUSY_CONNECTIONS connections within one second) or a hang fails; memory growth (the RSS of
+the command's process tree, from /proc) over RSS_GROWTH_LIMIT is noted.
+
 Programs following the driver contract are graded precisely (exit codes: 0 ok, 2 connection
 lost, 3 WORK_FAIL, 4 WORK_EXCEPTION, 5 unsupported, 6 timeout; the result on stdout); other
 programs are graded on exit status and on what they send. Grades: pass, fail, unsupported
