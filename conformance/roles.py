@@ -980,7 +980,7 @@ async def worker_failover(ctx: Context) -> tuple[str, str]:
 HOSTILE_TIMEOUT = 5.0  # seconds per hostile scenario at most; the command's own --timeout is 3 s
 QUIET = 1.0  # how long the server keeps silent (or refuses connections) where it stalls
 LARGE = 2 * 1024 * 1024 + 7  # bytes of a large result or workload (over 1 MiB; odd, so a reversal shows)
-RSS_GROWTH_LIMIT = 48 * 1024 * 1024  # more extra memory than this for LARGE bytes is worth a note
+RSS_GROWTH_LIMIT = 28 * 1024 * 1024  # more extra memory than this for LARGE bytes is worth a note (a process spawned per job costs ~15)
 NOOP_STORM = 200
 UNKNOWN_TYPE = 250  # no packet type has this number; well formed, with one argument
 REFUSE_AFTER = 0.03  # seconds a going-away server keeps a new connection open

@@ -74,7 +74,8 @@ HOSTILE_EXPECTED: dict[tuple[str, str], str] = {
     ("node", "worker/hostile-error-result"): INFO,
     ("node", "worker/hostile-assign-uniq"): INFO,
     ("node", "worker/hostile-assign-all"): INFO,
-    ("node", "worker/hostile-large-workload"): INFO,  # resource growth
+    ("node", "client/hostile-large-result"): INFO,  # resource growth
+    ("node", "worker/hostile-large-workload"): INFO,
     ("node", "worker/hostile-close-after-grab"): INFO,
     ("node", "worker/hostile-close-mid-packet"): INFO,
     # gearman3 on this interpreter: scenarios where it never reads a packet (no reply at all,
