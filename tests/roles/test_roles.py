@@ -23,6 +23,68 @@ from gearspec.conformance.roles import FAIL, INFO, PASS, SCENARIOS, UNSUPPORTED,
 
 TIMEOUT = 8.0  # per scenario; hung programs cost this much
 
+# -- hostile servers (the */hostile-* scenarios; reasons in the README's table) -------------
+HOSTILE_EXPECTED: dict[tuple[str, str], str] = {
+    # gearspec's own library refuses a packet type it does not know: it drops the connection.
+    ("reference", "client/hostile-unknown-packet"): INFO,
+    ("reference", "worker/hostile-unknown-packet"): INFO,
+    # libgearman (gearman CLI, PHP): refuses unknown packet types and ERROR where it awaits a
+    # grab reply; its worker reconnects in a storm and can return corrupted data.
+    ("gearman-cli", "client/hostile-unknown-packet"): INFO,
+    ("gearman-cli", "worker/hostile-error-can-do"): INFO,
+    ("gearman-cli", "worker/hostile-error-pre-sleep"): INFO,
+    ("gearman-cli", "worker/hostile-error-result"): INFO,
+    ("gearman-cli", "worker/hostile-unknown-packet"): INFO,
+    ("gearman-cli", "worker/hostile-close-after-grab"): FAIL,  # reconnect storm
+    ("gearman-cli", "worker/hostile-close-mid-packet"): FAIL,  # reconnect storm, wrong result
+    ("php", "client/hostile-unknown-packet"): INFO,
+    ("php", "worker/hostile-error-can-do"): INFO,
+    ("php", "worker/hostile-error-pre-sleep"): INFO,
+    ("php", "worker/hostile-error-result"): INFO,
+    ("php", "worker/hostile-unknown-packet"): INFO,
+    ("php", "worker/hostile-close-after-grab"): FAIL,  # the lost connection comes back as GEARMAN_TIMEOUT
+    ("php", "worker/hostile-close-mid-packet"): FAIL,
+    # Perl Gearman::Client croaks (dies) on anything unusual; Gearman::Worker dies on ERROR.
+    **{("perl", f"client/hostile-{s}"): FAIL for s in (
+        "error-after-created", "unanswered", "unknown-packet", "noop-storm", "other-handle",
+        "close-before-created", "close-mid-packet")},
+    **{("perl", f"worker/hostile-{s}"): FAIL for s in (
+        "error-can-do", "error-pre-sleep", "error-result", "close-after-grab", "close-mid-packet")},
+    **{("perl", f"worker/hostile-{s}"): INFO for s in (
+        "unanswered-grab", "assign-uniq", "assign-all", "unknown-packet")},
+    # python gear: undocumented exception after a submit timeout, a stuck poll loop after an
+    # unknown handle, reconnect storms against a server that accepts and closes.
+    ("gear", "client/hostile-error-after-created"): INFO,
+    ("gear", "client/hostile-unanswered"): FAIL,
+    ("gear", "client/hostile-other-handle"): FAIL,
+    ("gear", "client/hostile-close-before-created"): FAIL,
+    ("gear", "client/hostile-close-mid-packet"): FAIL,
+    ("gear", "worker/hostile-error-can-do"): INFO,
+    ("gear", "worker/hostile-error-pre-sleep"): INFO,
+    ("gear", "worker/hostile-error-result"): INFO,
+    ("gear", "worker/hostile-assign-all"): INFO,
+    ("gear", "worker/hostile-close-after-grab"): FAIL,
+    ("gear", "worker/hostile-close-mid-packet"): FAIL,
+    # node gearman 2.x: crashes on an unknown packet type, takes another handle's result.
+    ("node", "client/hostile-unknown-packet"): FAIL,
+    ("node", "client/hostile-other-handle"): FAIL,
+    ("node", "worker/hostile-unknown-packet"): FAIL,
+    ("node", "worker/hostile-error-can-do"): INFO,
+    ("node", "worker/hostile-error-pre-sleep"): INFO,
+    ("node", "worker/hostile-error-result"): INFO,
+    ("node", "worker/hostile-assign-uniq"): INFO,
+    ("node", "worker/hostile-assign-all"): INFO,
+    ("node", "client/hostile-large-result"): INFO,  # resource growth
+    ("node", "worker/hostile-large-workload"): INFO,
+    ("node", "worker/hostile-close-after-grab"): INFO,
+    ("node", "worker/hostile-close-mid-packet"): INFO,
+    # gearman3 on this interpreter: scenarios where it never reads a packet (no reply at all,
+    # or a close) do not meet the array.fromstring failure.
+    ("gearman3", "client/hostile-unanswered"): PASS,
+    ("gearman3", "client/hostile-close-before-created"): PASS,
+}
+# -- end of the hostile block ---------------------------------------------------------------
+
 # (driver, scenario) -> grade when not PASS. Reasons are in the README's table.
 EXPECTED: dict[tuple[str, str], str] = {
     # Nobody but libgearman fails over with one --host/--port; the contract has no server list.
@@ -103,6 +165,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("node-gearman", "worker/status"): UNSUPPORTED,
     ("node-gearman", "worker/error-reply"): INFO,
     ("node-gearman", "worker/server-closes"): INFO,
+    **HOSTILE_EXPECTED,
 }
 
 # (driver, scenario) -> the grades a library race makes it land on, run by run. rustygear's
@@ -226,3 +289,110 @@ def test_cli_exit_status_is_1_when_a_scenario_fails_and_2_without_exec(tmp_path:
     done = subprocess.run([sys.executable, "-m", "gearspec", "test", "--role", "worker"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "--exec" in done.stderr and "Traceback" not in done.stderr
+
+
+# -- the hostile scenarios' measurements can fail a program ------------------------------------
+
+_CONNECT = """
+    import os, signal, socket, struct, sys, time
+    def connect():
+        return socket.create_connection((os.environ["GEARMAN_HOST"], int(os.environ["GEARMAN_PORT"])))
+    def submit(sock):
+        payload = b"\\0".join([os.environ["GEARSPEC_FUNCTION"].encode(), b"", os.environ["GEARSPEC_DATA"].encode()])
+        sock.sendall(b"\\0REQ" + struct.pack(">II", 7, len(payload)) + payload)
+"""
+
+
+def _hostile(tmp_path: Path, role: str, scenario: str, body: str, timeout: float = TIMEOUT) -> Outcome:
+    command = _script(tmp_path, _CONNECT + textwrap.indent(textwrap.dedent(body), "    "))
+    outcomes = asyncio.run(run_scenarios(role, command, timeout=timeout, select=[scenario]))
+    assert len(outcomes) == 1
+    return outcomes[0]
+
+
+def test_a_client_resubmitting_in_a_tight_loop_is_a_busy_loop(tmp_path: Path) -> None:
+    outcome = _hostile(tmp_path, "client", "client/hostile-unanswered", """
+        sock = connect()
+        for _ in range(400):
+            submit(sock)
+            time.sleep(0.002)
+        sys.exit(6)
+    """)
+    assert outcome.grade == FAIL and outcome.reason.startswith("busy loop: "), outcome.reason
+    assert "packets within one second" in outcome.reason
+
+
+def test_a_worker_reconnecting_at_once_is_a_reconnect_storm(tmp_path: Path) -> None:
+    outcome = _hostile(tmp_path, "worker", "worker/hostile-close-after-grab", """
+        fn = os.environ["GEARSPEC_FUNCTION"].encode()
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            try:
+                sock = connect()
+                sock.sendall(b"\\0REQ" + struct.pack(">II", 1, len(fn)) + fn + b"\\0REQ" + struct.pack(">II", 9, 0))
+                sock.recv(100)  # the close
+                sock.close()
+            except OSError:
+                pass
+        sys.exit(6)
+    """)
+    assert outcome.grade == FAIL and "a reconnect storm" in outcome.reason, outcome.reason
+
+
+@pytest.mark.parametrize(("crash", "seen"), [
+    ("raise RuntimeError('library bug')", "with a stack trace (stderr: "),
+    ("os.kill(os.getpid(), signal.SIGSEGV)", "killed by signal 11"),
+    ("os._exit(255)", "exit status 255, outside the contract"),
+])
+def test_a_client_that_crashes_is_graded_with_its_stderr(tmp_path: Path, crash: str, seen: str) -> None:
+    outcome = _hostile(tmp_path, "client", "client/hostile-coalesced", f"""
+        sock = connect()
+        submit(sock)
+        sock.recv(100)
+        print("about to fail", file=sys.stderr, flush=True)
+        {crash}
+    """)
+    assert outcome.grade == FAIL and outcome.reason.startswith("crashed: "), outcome.reason
+    assert seen in outcome.reason
+    if "stack trace" in seen:
+        assert "RuntimeError: library bug" in outcome.reason
+
+
+def test_a_client_printing_another_jobs_result_is_a_wrong_result(tmp_path: Path) -> None:
+    outcome = _hostile(tmp_path, "client", "client/hostile-other-handle", """
+        sock = connect()
+        submit(sock)
+        sock.recv(100)
+        sys.stdout.write("not-yours")
+    """)
+    assert (outcome.grade, outcome.reason) == (
+        FAIL, "wrong result after a WORK_COMPLETE for another handle first: printed b'not-yours', expected b'olleh'")
+
+
+def test_a_client_ignoring_its_timeout_is_graded_hung(tmp_path: Path) -> None:
+    outcome = _hostile(tmp_path, "client", "client/hostile-unanswered", """
+        sock = connect()
+        submit(sock)
+        time.sleep(60)
+    """, timeout=2.0)
+    assert outcome.grade == FAIL and "(hung)" in outcome.reason, outcome.reason
+
+
+def test_a_client_whose_memory_balloons_on_a_large_result_is_noted(tmp_path: Path) -> None:
+    outcome = _hostile(tmp_path, "client", "client/hostile-large-result", """
+        sock = connect()
+        submit(sock)
+        want = 12 + 12 + 12 + 12 + 2 * 1024 * 1024 + 7  # both headers, the handle twice, NULs, the data
+        data = b""
+        while len(data) < want - 40:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        ballast = [bytearray(1 << 20) for _ in range(96)]  # 96 MiB, touched
+        for block in ballast:
+            block[::4096] = b"x" * len(block[::4096])
+        time.sleep(0.3)  # long enough for the sampler
+        sys.stdout.buffer.write(data[data.rindex(b"\\0") + 1:])
+    """)
+    assert outcome.grade == INFO and outcome.reason.startswith("resource growth: "), outcome.reason

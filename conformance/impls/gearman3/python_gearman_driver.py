@@ -122,7 +122,9 @@ def client(args: c.ClientArgs) -> int:
             args.function, _out(args.data), unique=args.unique, priority=priority[args.priority],
             background=args.background, wait_until_complete=not args.background, poll_timeout=args.timeout,
         )
-    except gearman.errors.ServerUnavailable as exc:
+    except (gearman.errors.ServerUnavailable, gearman.errors.ExceededConnectionAttempts) as exc:
+        # ExceededConnectionAttempts: the connection was lost and max_retries (default 0) spent
+        # (gearman/client.py GearmanClient.send_job_request).
         print(f"connection error: {exc}", file=sys.stderr)
         return c.EXIT_CONNECTION
     except AttributeError as exc:
