@@ -15,6 +15,14 @@ scenario, e.g. `--host H --port P --function F --data D --priority high --timeou
 Scenario parameters are also in GEARSPEC_FUNCTION, GEARSPEC_DATA, GEARSPEC_UNIQUE,
 GEARSPEC_BACKGROUND (0/1), GEARSPEC_PRIORITY, GEARSPEC_COUNT, GEARSPEC_SCENARIO.
 
+The `*/hostile-*` scenarios play a server that errs, stays silent, sends legal but unusual
+packets (unknown types, NOOP storms, another handle's result, unasked-for JOB_ASSIGN
+variants, split or coalesced segments), 2 MiB payloads, or closes at each point of a job.
+Whatever they conclude, a crash (a signal, a stack trace on stderr, an exit status outside
+the contract; the stderr tail goes into the reason), a busy loop (BUSY_PACKETS packets or
+BUSY_CONNECTIONS connections within one second) or a hang fails; memory growth (the RSS of
+the command's process tree, from /proc) over RSS_GROWTH_LIMIT is noted.
+
 Programs following the driver contract are graded precisely (exit codes: 0 ok, 2 connection
 lost, 3 WORK_FAIL, 4 WORK_EXCEPTION, 5 unsupported, 6 timeout; the result on stdout); other
 programs are graded on exit status and on what they send. Grades: pass, fail, unsupported
@@ -33,6 +41,7 @@ import os
 import re
 import shlex
 import signal
+import struct
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -56,7 +65,18 @@ __all__ = [
 T = PacketType
 PASS, FAIL, UNSUPPORTED, INFO = "pass", "fail", "unsupported", "informational"
 
+# A busy loop: this many packets, or connections, from the command within one second
+# while it should wait (a polite library sends a handful; a spinning one thousands).
+BUSY_PACKETS, BUSY_CONNECTIONS = 50, 10
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+# What an uncaught error leaves on stderr: Python, node, Perl (die inside a module), PHP, C.
+_STACK_TRACE = re.compile(
+    r"Traceback \(most recent call last\)|^\s+at \S.*:\d+:\d+\)?$|\bat /\S+\.pm line \d+"
+    r"|PHP Fatal error|Fatal error: Uncaught|Segmentation fault|core dumped|\bpanicked at\b",
+    re.M,
+)
 EXIT_OK, EXIT_CONNECTION, EXIT_FAIL, EXIT_EXCEPTION, EXIT_UNSUPPORTED, EXIT_TIMEOUT = 0, 2, 3, 4, 5, 6
+_ORDERLY_EXITS = {EXIT_OK, EXIT_CONNECTION, EXIT_FAIL, EXIT_EXCEPTION, EXIT_UNSUPPORTED, EXIT_TIMEOUT}
 HANDLE = b"H:gearspec:1"
 
 _SUBMIT_BY_OPTIONS: dict[tuple[bool, str], PacketType] = {
@@ -152,6 +172,7 @@ class Connection:
                 self.decoder.receive_data(data)
                 try:
                     for event in self.decoder:
+                        self.ctx.arrivals.append(time.monotonic())
                         self.log(f"-> {_describe(event)}")
                         if not (isinstance(event, Packet) and self.ctx.answer_housekeeping(self, event)):
                             self.ctx.events.put_nowait((self, event))
@@ -171,6 +192,23 @@ class Connection:
             if not self.writer.is_closing():
                 self.writer.write(packet.to_bytes())
 
+    def send_raw(self, data: bytes, note: str) -> None:
+        """Bytes as they are (coalesced packets, a packet cut short, an unknown type)."""
+        self.log(f"<- {note} ({len(data)} bytes)")
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    async def send_slowly(self, data: bytes, note: str, chunk: int = 1, pause: float = 0.002) -> None:
+        """`data` in `chunk`-byte segments, each flushed before the next (packets split byte by byte)."""
+        self.log(f"<- {note}, {len(data)} bytes in {chunk}-byte segments")
+        for start in range(0, len(data), chunk):
+            if self.writer.is_closing():
+                return
+            self.writer.write(data[start:start + chunk])
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.writer.drain()
+            await asyncio.sleep(pause)
+
     def close(self) -> None:
         self.log("<- (server closes the connection)")
         self.closed = True
@@ -184,6 +222,7 @@ class ScriptedServer:
         self.ctx = ctx
         self.name = name
         self.refuse = refuse  # close every connection at once (a dead first server)
+        self.refuse_after: float | None = None  # close every connection this long after accepting it
         self.connections: list[Connection] = []
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -193,11 +232,14 @@ class ScriptedServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.ctx.accepts.append(time.monotonic())
         connection = Connection(self.ctx, self, reader, writer)
         self.connections.append(connection)
         connection.log("accepted a connection")
         if self.refuse:
             connection.close()
+        elif self.refuse_after is not None:
+            asyncio.get_running_loop().call_later(self.refuse_after, connection.close)
 
     async def close(self) -> None:
         for connection in self.connections:
@@ -255,6 +297,12 @@ class Context:
         self.stderr = b""
         self._output: asyncio.Future[tuple[bytes, bytes]] | None = None
         self.option_exceptions = False  # the peer asked for OPTION_REQ exceptions
+        # What the hostile scenarios measure: when each packet and each connection arrived,
+        # and the command's resident memory (its whole process tree, sampled while it runs).
+        self.arrivals: list[float] = []
+        self.accepts: list[float] = []
+        self.rss_peak = 0
+        self._rss_task: asyncio.Future[None] | None = None
 
     def log(self, text: str) -> None:
         self.trace.append(f"{time.monotonic() - self.started:7.3f} {text}")
@@ -345,7 +393,79 @@ class Context:
     def exited(self) -> bool:
         return self._output is not None and self._output.done()
 
+    # -- measurement (hostile scenarios) ----------------------------------------------
+    def rss(self) -> int:
+        """Resident memory of the command's process tree now, in bytes (0 once it has ended)."""
+        if self.process is None:
+            return 0
+        total, todo, seen = 0, [self.process.pid], set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+                    total += int(fh.read().split()[1]) * _PAGE
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+                        todo.extend(int(child) for child in fh.read().split())
+            except (OSError, ValueError, IndexError):
+                continue  # the process ended meanwhile
+        return total
+
+    def sample_rss(self, every: float = 0.05) -> None:
+        """Track the peak of `rss()` until the command ends."""
+        async def sampler() -> None:
+            while not self.exited():
+                self.rss_peak = max(self.rss_peak, self.rss())
+                await asyncio.sleep(every)
+
+        self._rss_task = asyncio.ensure_future(sampler())
+
+    def busy(self, since: float = 0.0, *, packets: bool = True) -> str | None:
+        """A busy loop seen since `since` (monotonic): too many packets (unless `packets` is
+        False) or connections within any one second; None when the command's rate stayed sane."""
+        def worst(times: list[float]) -> int:
+            times = [t for t in times if t >= since]
+            most, first = 0, 0
+            for last, moment in enumerate(times):
+                while moment - times[first] > 1.0:
+                    first += 1
+                most = max(most, last - first + 1)
+            return most
+
+        sent, connections = worst(self.arrivals) if packets else 0, worst(self.accepts)
+        if connections >= BUSY_CONNECTIONS:
+            return f"busy loop: {connections} connections within one second (a reconnect storm)"
+        if sent >= BUSY_PACKETS:
+            return f"busy loop: {sent} packets within one second while it should have waited"
+        return None
+
+    def crash(self) -> str | None:
+        """How the command crashed (killed by a signal, or a stack trace on stderr), with
+        the tail of its stderr; None when it has not ended or ended in an orderly way."""
+        code = self.process.returncode if self.process is not None and self.exited() else None
+        if code is None or code in _ORDERLY_EXITS:
+            return None
+        text = self.stderr.decode("utf-8", "replace")
+        # A shell reports a child killed by signal N as 128 + N (255 is Perl's die, not a signal).
+        signal_number = -code if code < 0 else code - 128 if 128 < code <= 128 + 64 else 0
+        traced = _STACK_TRACE.search(text) is not None
+        if code == 1 and not traced:
+            return None  # the contract's "the driver itself broke", said in one line
+        if signal_number:
+            how = f"killed by signal {signal_number}"
+        elif traced:
+            how = f"exit status {code} with a stack trace"
+        else:
+            how = f"exit status {code}, outside the contract (an uncaught error)"
+        tail = " | ".join(line.strip() for line in text.strip().splitlines()[-4:])
+        return f"crashed: {how}" + (f" (stderr: {tail[-400:]})" if tail else "")
+
     async def stop(self) -> None:
+        if self._rss_task is not None:
+            self._rss_task.cancel()
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -458,6 +578,7 @@ class Scenario:
     params: Params = Params()
     backup_server: bool = False
     first_server_dead: bool = False
+    timeout: float | None = None  # caps the run's per-scenario timeout (hostile scenarios are short)
 
 
 # -- client scenarios ---------------------------------------------------------------------
@@ -663,14 +784,16 @@ async def _grab(ctx: Context, purpose: str) -> tuple[Packet, Connection]:
     return await ctx.expect(_GRABS, purpose, tolerate=_tolerate_registration)
 
 
-def _assign(conn: Connection, grab: Packet, handle: bytes, function: str, data: bytes, unique: bytes = b"u-1") -> None:
-    kind = _ASSIGN_FOR_GRAB[grab.type]
+def _assign_packet(kind: PacketType, handle: bytes, function: str, data: bytes, unique: bytes = b"u-1") -> Packet:
     if kind is T.JOB_ASSIGN:
-        conn.send(Packet.response(kind, handle, function, data))
-    elif kind is T.JOB_ASSIGN_UNIQ:
-        conn.send(Packet.response(kind, handle, function, unique, data))
-    else:
-        conn.send(Packet.response(kind, handle, function, unique, b"", data))
+        return Packet.response(kind, handle, function, data)
+    if kind is T.JOB_ASSIGN_UNIQ:
+        return Packet.response(kind, handle, function, unique, data)
+    return Packet.response(kind, handle, function, unique, b"", data)
+
+
+def _assign(conn: Connection, grab: Packet, handle: bytes, function: str, data: bytes, unique: bytes = b"u-1") -> None:
+    conn.send(_assign_packet(_ASSIGN_FOR_GRAB[grab.type], handle, function, data, unique))
 
 
 async def _result(ctx: Context, conn: Connection, handle: bytes) -> tuple[Packet, list[PacketType]]:
@@ -847,6 +970,517 @@ async def worker_failover(ctx: Context) -> tuple[str, str]:
     return PASS, "skipped the dead first server and worked for the second"
 
 
+# -- hostile and quirky servers ------------------------------------------------------------
+#
+# Each script below plays a server that errs, stalls, closes at an odd moment, or sends legal
+# but unusual packets and orders. `_hostile` wraps it: whatever the script concluded, a crash
+# (killed by a signal, or a stack trace on stderr, whose tail the reason keeps) or a busy loop
+# (BUSY_PACKETS packets or BUSY_CONNECTIONS connections within one second) is a failure.
+
+HOSTILE_TIMEOUT = 5.0  # seconds per hostile scenario at most; the command's own --timeout is 3 s
+QUIET = 1.0  # how long the server keeps silent (or refuses connections) where it stalls
+LARGE = 2 * 1024 * 1024 + 7  # bytes of a large result or workload (over 1 MiB; odd, so a reversal shows)
+RSS_GROWTH_LIMIT = 28 * 1024 * 1024  # more extra memory than this for LARGE bytes is worth a note (a process spawned per job costs ~15)
+NOOP_STORM = 200
+UNKNOWN_TYPE = 250  # no packet type has this number; well formed, with one argument
+REFUSE_AFTER = 0.03  # seconds a going-away server keeps a new connection open
+SETTLE = 0.2  # seconds the server waits after an odd packet, so the library has dealt with it first
+
+
+def _unknown_packet() -> bytes:
+    return Magic.RES.value + struct.pack(">II", UNKNOWN_TYPE, 5) + b"quirk"
+
+
+def _large_data() -> bytes:
+    return (b"0123456789abcdefghijklmnopqrstuvwxyz" * (LARGE // 36 + 1))[:LARGE]
+
+
+def _brief(data: bytes) -> str:
+    return repr(data) if len(data) <= 40 else f"{len(data)} bytes starting {data[:16]!r}"
+
+
+def _hostile(script: Script, *, packets: bool = True, rss: bool = False) -> Script:
+    """`script` with the crash and busy-loop checks (`packets=False` where the scenario itself
+    provokes many packets: then only a reconnect storm counts) and, with `rss`, memory sampling."""
+    async def run(ctx: Context) -> tuple[str, str]:
+        if rss:
+            ctx.sample_rss()
+        try:
+            grade, reason = await script(ctx)
+        except Verdict as verdict:
+            grade, reason = verdict.grade, verdict.reason
+        if not ctx.exited():  # a command on its way out may be crashing: let it finish
+            await ctx.wait_exit(time.monotonic() + 0.3)
+        crash = ctx.crash()
+        if crash is not None:
+            return FAIL, crash
+        busy = ctx.busy(packets=packets)
+        if busy is not None:
+            return FAIL, busy + ("" if grade == PASS else f"; then: {reason}")
+        return grade, reason
+
+    run.__doc__ = script.__doc__
+    return run
+
+
+def _grade_growth(ctx: Context, base: int, grade: str, reason: str) -> tuple[str, str]:
+    """Add the memory the command needed for a LARGE payload; too much is a failure."""
+    peak = max(ctx.rss_peak, base)
+    if not base:
+        return grade, reason
+    growth = peak - base
+    note = f" (peak RSS {peak / 2**20:.0f} MiB, +{growth / 2**20:.0f} MiB for {LARGE / 2**20:.0f} MiB)"
+    if grade == PASS and growth > RSS_GROWTH_LIMIT:
+        return INFO, f"resource growth: {growth / 2**20:.0f} MiB more memory for a {LARGE}-byte payload" + note
+    return grade, reason + note
+
+
+def _grade_client_result(ctx: Context, code: int | None, want: bytes, what: str) -> tuple[str, str]:
+    """A client given a legal, if unusual, reply. The right result passes; an error exit is
+    informational (it refused what it did not expect); success with other data is a wrong result."""
+    if code is None:
+        return FAIL, f"still running {ctx.timeout:g}s after {what} (hung){ctx.stderr_tail()}"
+    if code == EXIT_UNSUPPORTED:
+        return UNSUPPORTED, ctx.unsupported_reason()
+    if code == 0:
+        if ctx.stdout.strip() != want.strip():
+            return FAIL, f"wrong result after {what}: printed {_brief(ctx.stdout)}, expected {_brief(want)}"
+        return PASS, f"{what}: printed the result, exit 0"
+    if code == EXIT_TIMEOUT:
+        return FAIL, f"waited until its own timeout after {what} (exit status 6), though the result had come"
+    return INFO, f"gave up after {what} (exit status {code}){ctx.stderr_tail()}"
+
+
+def _grade_lost(ctx: Context, code: int, what: str) -> tuple[str, str]:
+    if code == EXIT_UNSUPPORTED:
+        return UNSUPPORTED, ctx.unsupported_reason()
+    if code == EXIT_TIMEOUT:
+        return FAIL, f"never noticed {what}; waited until its own timeout (exit status 6){ctx.stderr_tail()}"
+    if code == 0:
+        return FAIL, f"exit status 0 (success) after {what}, although the job never finished{_brief_out(ctx)}"
+    return PASS, f"reported {what} (exit status {code})"
+
+
+def _brief_out(ctx: Context) -> str:
+    return f" (printed {_brief(ctx.stdout)})" if ctx.stdout else ""
+
+
+async def _refuse_for(ctx: Context, seconds: float) -> None:
+    """For `seconds`, close every connection the command opens REFUSE_AFTER seconds after
+    accepting it (a server that is going away: what the library sends on connecting still
+    gets through, so its reconnect policy, not a race, decides the rate); then accept
+    again. `Exited` when the command ends meanwhile."""
+    ctx.server.refuse_after = REFUSE_AFTER
+    until = time.monotonic() + seconds
+    while await ctx.next(until) is not None:
+        pass  # what it sends to a closing server
+    ctx.server.refuse_after = None
+    while not ctx.events.empty():
+        ctx.events.get_nowait()
+
+
+# -- client
+
+async def client_error_after_created(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("ERROR", "INTERNAL_ERROR", "the job was lost"))
+    code = await ctx.wait_exit()
+    if code is None:
+        return FAIL, f"hung after an ERROR that followed JOB_CREATED{ctx.stderr_tail()}"
+    if code == EXIT_UNSUPPORTED:
+        return UNSUPPORTED, ctx.unsupported_reason()
+    if code == 0:
+        return FAIL, f"exit status 0 (success) although the job only got an ERROR{_brief_out(ctx)}"
+    if code == EXIT_TIMEOUT:
+        return INFO, "ignored an ERROR after JOB_CREATED and waited for the result until its own timeout (exit status 6)"
+    return PASS, f"reported the ERROR that followed JOB_CREATED (exit status {code})"
+
+
+async def client_unanswered(ctx: Context) -> tuple[str, str]:
+    await _client_submit(ctx)
+    code = await ctx.wait_exit()  # the server never answers
+    if code is None:
+        return FAIL, f"no JOB_CREATED came and it still waited {ctx.timeout:g}s later, past its own --timeout (hung)"
+    if code == EXIT_UNSUPPORTED:
+        return UNSUPPORTED, ctx.unsupported_reason()
+    if code == 0:
+        return FAIL, f"exit status 0 (success) although no JOB_CREATED ever came{_brief_out(ctx)}"
+    submits = sum(1 for line in ctx.trace if "-> SUBMIT_JOB" in line)
+    again = f", after sending SUBMIT_JOB {submits} times" if submits > 1 else ""
+    if code == EXIT_TIMEOUT:
+        return PASS, f"waited quietly for a JOB_CREATED that never came, then timed out (exit status 6){again}"
+    return PASS, f"gave up waiting for a JOB_CREATED that never came (exit status {code}){again}"
+
+
+async def client_slow_created(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    await asyncio.sleep(QUIET)
+    conn.send(Packet.response("JOB_CREATED", HANDLE))
+    await asyncio.sleep(QUIET / 2)
+    want = ctx.params.data[::-1].encode()
+    conn.send(Packet.response("WORK_COMPLETE", HANDLE, want))
+    return _grade_client_result(ctx, await ctx.wait_exit(), want, f"JOB_CREATED {QUIET:g}s late")
+
+
+async def client_split(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    want = ctx.params.data[::-1].encode()
+    data = Packet.response("JOB_CREATED", HANDLE).to_bytes() + Packet.response("WORK_COMPLETE", HANDLE, want).to_bytes()
+    await conn.send_slowly(data, "JOB_CREATED, WORK_COMPLETE")
+    return _grade_client_result(ctx, await ctx.wait_exit(), want, "replies split byte by byte")
+
+
+async def client_coalesced(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    want = ctx.params.data[::-1].encode()
+    conn.send_raw(
+        Packet.response("JOB_CREATED", HANDLE).to_bytes() + Packet.response("WORK_COMPLETE", HANDLE, want).to_bytes(),
+        "JOB_CREATED and WORK_COMPLETE in one segment",
+    )
+    return _grade_client_result(ctx, await ctx.wait_exit(), want, "both replies in one segment")
+
+
+async def client_unknown_packet(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send_raw(_unknown_packet(), f"a well-formed packet of unknown type {UNKNOWN_TYPE}")
+    want = ctx.params.data[::-1].encode()
+    conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, want))
+    return _grade_client_result(ctx, await ctx.wait_exit(), want, f"a packet of unknown type {UNKNOWN_TYPE}")
+
+
+async def client_noop_storm(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.send_raw(Packet.response("NOOP").to_bytes() * NOOP_STORM, f"{NOOP_STORM} NOOPs")
+    want = ctx.params.data[::-1].encode()
+    conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, want))
+    return _grade_client_result(ctx, await ctx.wait_exit(), want, f"{NOOP_STORM} NOOPs before JOB_CREATED")
+
+
+async def client_other_handle(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    want = ctx.params.data[::-1].encode()
+    conn.send_raw(
+        Packet.response("JOB_CREATED", HANDLE).to_bytes()
+        + Packet.response("WORK_COMPLETE", b"H:gearspec:other", b"not-yours").to_bytes()
+        + Packet.response("WORK_COMPLETE", HANDLE, want).to_bytes(),
+        "JOB_CREATED, WORK_COMPLETE for H:gearspec:other, WORK_COMPLETE for its own handle, in one segment",
+    )
+    return _grade_client_result(ctx, await ctx.wait_exit(), want, "a WORK_COMPLETE for another handle first")
+
+
+async def client_large_result(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    result = _large_data()
+    base = ctx.rss()
+    conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, result))
+    grade, reason = _grade_client_result(ctx, await ctx.wait_exit(), result, f"a {LARGE}-byte WORK_COMPLETE")
+    return _grade_growth(ctx, base, grade, reason)
+
+
+async def _client_after_close(ctx: Context, what: str) -> tuple[str, str]:
+    """After the server closed (and refused connections for QUIET seconds): reporting the
+    loss passes, and so does a resubmission that then completes."""
+    try:
+        await _refuse_for(ctx, QUIET)
+        submit, conn = await ctx.expect(_ANY_SUBMIT, "resubmitting after the server closed")
+    except Exited as exited:
+        return _grade_lost(ctx, exited.code, what)
+    except Verdict as verdict:
+        if verdict.reason.startswith("no "):
+            return FAIL, f"neither reported {what} nor resubmitted (hung)"
+        raise
+    _check_submit(ctx, submit)
+    conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, b"again"))
+    grade, reason = _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_OK, b"again", "a resubmission")
+    return grade, (f"resubmitted after {what}; " + reason) if grade == PASS else reason
+
+
+async def client_close_before_created(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    conn.close()
+    return await _client_after_close(ctx, "the server closing before JOB_CREATED")
+
+
+async def client_close_mid_packet(ctx: Context) -> tuple[str, str]:
+    conn, _ = await _client_submit(ctx)
+    complete = Packet.response("WORK_COMPLETE", HANDLE, ctx.params.data[::-1]).to_bytes()
+    conn.send(Packet.response("JOB_CREATED", HANDLE))
+    conn.send_raw(complete[:-2], "WORK_COMPLETE without its last 2 bytes")
+    await asyncio.sleep(0.05)
+    conn.close()
+    return await _client_after_close(ctx, "the server closing in the middle of WORK_COMPLETE")
+
+
+# -- worker
+
+async def _worker_carries_on(
+    ctx: Context, after: str, odd: Connection, handle: bytes = HANDLE, data: bytes | None = None
+) -> tuple[str, str]:
+    """After something odd on connection `odd`: a worker that grabs and does the job
+    passes; one that drops the connection over it (and comes back) or exits is
+    informational; one that neither grabs nor exits is stuck."""
+    for attempt in (1, 2):
+        try:
+            grab, conn = await _grab(ctx, f"asking for a job after {after}")
+        except Exited as exited:
+            if exited.code == EXIT_UNSUPPORTED:
+                return UNSUPPORTED, ctx.unsupported_reason()
+            return INFO, f"exited after {after} (status {exited.code}){ctx.stderr_tail()}"
+        except Verdict as verdict:
+            if verdict.reason.startswith("no "):
+                return FAIL, f"stopped asking for jobs after {after} (stuck, still running)"
+            raise
+        try:
+            await _reverse_job(ctx, conn, grab, handle, data)
+            break
+        except Lost:
+            if attempt == 2:
+                return INFO, f"dropped the connection on {after}, twice, each time with the job it had been given"
+    if conn is not odd:
+        lost = ", losing the job it had been given," if attempt == 2 else ""
+        return INFO, f"dropped the connection on {after}{lost} then came back and did the job"
+    return PASS, f"carried on after {after} and did the job"
+
+
+async def worker_error_can_do(ctx: Context) -> tuple[str, str]:
+    conn = await _registered(ctx)
+    conn.send(Packet.response("ERROR", "INVALID_FUNCTION", "function refused"))
+    await asyncio.sleep(SETTLE)
+    return await _worker_carries_on(ctx, "an ERROR reply to CAN_DO", conn)
+
+
+async def worker_error_pre_sleep(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    _, conn = await ctx.expect(_GRABS, "asking for a job", tolerate=_tolerate_registration)
+    conn.send(Packet.response("NO_JOB"))
+    polls = 0
+
+    def poll(source: Connection, packet: Packet) -> bool:
+        nonlocal polls
+        if packet.type in _GRABS and polls < 3:
+            polls += 1
+            source.send(Packet.response("NO_JOB"))
+            return True
+        return packet.type in (T.CAN_DO, T.CAN_DO_TIMEOUT)
+
+    await ctx.expect(T.PRE_SLEEP, "going to sleep after NO_JOB", conn=conn, tolerate=poll)
+    conn.send(Packet.response("ERROR", "INTERNAL_ERROR", "cannot sleep now"))
+    await asyncio.sleep(SETTLE)
+    conn.send(Packet.response("NOOP"))
+    return await _worker_carries_on(ctx, "an ERROR reply to PRE_SLEEP and a NOOP", conn)
+
+
+async def worker_error_result(ctx: Context) -> tuple[str, str]:
+    grab, conn = await _grab(ctx, "asking for job 1")
+    await _reverse_job(ctx, conn, grab, b"H:gearspec:1", b"job1")
+    conn.send(Packet.response("ERROR", "JOB_NOT_FOUND", "no such job"))
+    await asyncio.sleep(SETTLE)
+    return await _worker_carries_on(ctx, "an ERROR reply to its WORK_COMPLETE", conn, b"H:gearspec:2", b"job2")
+
+
+async def worker_unanswered_grab(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    grab, conn = await _grab(ctx, "asking for a job")
+    start = time.monotonic()
+    until, repeats, dropped = start + QUIET, 0, 0.0
+    try:
+        while (item := await ctx.next(until)) is not None:
+            source, event = item
+            if isinstance(event, Packet) and event.type in _GRABS:
+                repeats += 1
+                grab, conn = event, source  # the newest grab gets the answer
+            elif event is None and source is conn and not dropped:
+                dropped = time.monotonic() - start
+        if conn.closed:
+            for other in ctx.server.connections:
+                if not other.closed:
+                    other.send(Packet.response("NOOP"))  # it may have gone to sleep meanwhile
+            grab, conn = await _grab(ctx, "asking for a job on a new connection")
+    except Exited as exited:
+        return INFO, f"exited while its GRAB went unanswered for {QUIET:g}s (status {exited.code}){ctx.stderr_tail()}"
+    await _reverse_job(ctx, conn, grab)
+    if dropped:
+        return INFO, f"dropped the connection {dropped:.1f}s after its unanswered grab, came back and did the job"
+    again = f" (sent {repeats} more grabs meanwhile)" if repeats else ""
+    return PASS, f"waited quietly {QUIET:g}s for an answer to its {grab.type.name}{again}, then did the job"
+
+
+async def worker_noop_storm(ctx: Context) -> tuple[str, str]:
+    conn = await _registered(ctx)
+    base = ctx.rss()
+    conn.send_raw(Packet.response("NOOP").to_bytes() * NOOP_STORM, f"{NOOP_STORM} NOOPs it never asked for")
+    grab, conn = await _grab(ctx, f"asking for a job after {NOOP_STORM} NOOPs")
+    await _reverse_job(ctx, conn, grab)
+    grabs = sum(1 for line in ctx.trace if "-> GRAB_JOB" in line)
+    return _grade_growth(ctx, base, PASS, f"answered {NOOP_STORM} unasked NOOPs with {grabs} grabs and did the job")
+
+
+def _worker_assign_variant(kind: PacketType) -> Script:
+    async def script(ctx: Context) -> tuple[str, str]:
+        await _registered(ctx)
+        grab, conn = await _grab(ctx, "asking for a job")
+        data = ctx.params.data.encode()
+        conn.send(_assign_packet(kind, HANDLE, ctx.params.function, data))
+        asked = "as it asked" if _ASSIGN_FOR_GRAB[grab.type] is kind else f"where its {grab.type.name} asked for {_ASSIGN_FOR_GRAB[grab.type].name}"
+        try:
+            packet, _ = await ctx.expect(_RESULTS, "working on the job", conn=conn,
+                                         tolerate=lambda c, p: p.type in _UPDATES or _tolerate_while_working(c, p),
+                                         deadline=time.monotonic() + QUIET * 1.5)
+        except Exited as exited:
+            if exited.code == 0:
+                return FAIL, f"exit status 0 without answering the {kind.name} {asked}"
+            return INFO, f"exited on a {kind.name} {asked} (status {exited.code}){ctx.stderr_tail()}"
+        except Lost:
+            return INFO, f"dropped the connection on a {kind.name} {asked}"
+        except Verdict as verdict:
+            if verdict.reason.startswith("no "):
+                return INFO, f"ignored a {kind.name} {asked}: the job is never done (no result within {QUIET * 1.5:g}s)"
+            raise
+        if packet.type is T.WORK_COMPLETE and packet["handle"] == HANDLE and packet["data"] == data[::-1]:
+            return PASS, f"did the job of a {kind.name} {asked}"
+        if packet.type is T.WORK_FAIL and packet["handle"] == HANDLE:
+            return INFO, f"failed the job of a {kind.name} {asked}"
+        return FAIL, f"wrong result for a {kind.name} {asked}: {_describe(packet)}, expected WORK_COMPLETE {data[::-1]!r}"
+
+    script.__name__ = f"worker_{kind.name.lower()}"
+    return script
+
+
+async def worker_unknown_packet(ctx: Context) -> tuple[str, str]:
+    conn = await _registered(ctx)
+    conn.send_raw(_unknown_packet(), f"a well-formed packet of unknown type {UNKNOWN_TYPE}")
+    await asyncio.sleep(SETTLE)
+    return await _worker_carries_on(ctx, f"a packet of unknown type {UNKNOWN_TYPE}", conn)
+
+
+async def worker_split(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    grab, conn = await _grab(ctx, "asking for a job")
+    data = ctx.params.data.encode()
+    kind = _ASSIGN_FOR_GRAB[grab.type]
+    await conn.send_slowly(_assign_packet(kind, HANDLE, ctx.params.function, data).to_bytes(), kind.name)
+    await _complete(ctx, conn, HANDLE, data[::-1])
+    return PASS, f"{kind.name} split byte by byte: did the job"
+
+
+async def worker_coalesced(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    grab, conn = await _grab(ctx, "asking for a job")
+    data = ctx.params.data.encode()
+    kind = _ASSIGN_FOR_GRAB[grab.type]
+    conn.send_raw(_assign_packet(kind, HANDLE, ctx.params.function, data).to_bytes()
+                  + Packet.response("NOOP").to_bytes() * 2, f"{kind.name} and two NOOPs in one segment")
+    await _complete(ctx, conn, HANDLE, data[::-1])
+    return PASS, f"{kind.name} and NOOPs in one segment: did the job"
+
+
+async def worker_large_workload(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    grab, conn = await _grab(ctx, "asking for a job")
+    base = ctx.rss()
+    await _reverse_job(ctx, conn, grab, data=_large_data())
+    return _grade_growth(ctx, base, PASS, f"did a job of {LARGE} bytes and sent the {LARGE}-byte result")
+
+
+async def _worker_after_close(ctx: Context, conn: Connection, what: str) -> tuple[str, str]:
+    """After the server closed `conn` and refused connections for QUIET seconds: register
+    again and do a fresh job (passes), or exit (informational). Work on the old job on a new
+    connection is a failure."""
+    stale: list[str] = []
+
+    def tolerate(source: Connection, packet: Packet) -> bool:
+        if source is conn:
+            return True
+        if packet.spec.work_update and packet["handle"] == HANDLE:
+            stale.append(packet.type.name)
+            return True
+        return _tolerate_registration(source, packet)
+
+    closed = time.monotonic()
+    try:
+        await _refuse_for(ctx, QUIET)
+        await ctx.expect({T.CAN_DO, T.CAN_DO_TIMEOUT}, "registering again after the server came back", tolerate=tolerate)
+        grab, conn2 = await ctx.expect(_GRABS, "asking for a job after reconnecting", tolerate=tolerate)
+    except Exited as exited:
+        if exited.code == EXIT_UNSUPPORTED:
+            return UNSUPPORTED, ctx.unsupported_reason()
+        if exited.code == EXIT_TIMEOUT:
+            early = time.monotonic() - closed < ctx.timeout * 0.4
+            if early:  # long before its own --timeout (60% of ours)
+                return FAIL, f"reported a timeout (exit status 6) at once after {what}: a lost connection misreported"
+            return FAIL, f"neither reconnected nor exited after {what} (its own timeout ended it)"
+        return INFO, f"exited after {what} (status {exited.code}; a supervisor must restart it)"
+    except Verdict as verdict:
+        if verdict.reason.startswith("no "):
+            return FAIL, f"neither reconnected nor exited after {what} (hung)"
+        raise
+    await _reverse_job(ctx, conn2, grab, b"H:gearspec:2", b"again")
+    if stale:
+        return FAIL, f"reconnected, but sent {', '.join(stale)} for the job of the closed connection"
+    return PASS, f"reconnected after {what} (and {QUIET:g}s of refused connections), registered again and did the next job"
+
+
+async def worker_close_after_grab(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    _, conn = await _grab(ctx, "asking for a job")
+    conn.close()
+    return await _worker_after_close(ctx, conn, "the server closing before answering its grab")
+
+
+async def worker_close_mid_packet(ctx: Context) -> tuple[str, str]:
+    await _registered(ctx)
+    grab, conn = await _grab(ctx, "asking for a job")
+    kind = _ASSIGN_FOR_GRAB[grab.type]
+    conn.send_raw(_assign_packet(kind, HANDLE, ctx.params.function, b"lost").to_bytes()[:-2],
+                  f"{kind.name} without its last 2 bytes")
+    await asyncio.sleep(0.05)
+    conn.close()
+    return await _worker_after_close(ctx, conn, f"the server closing in the middle of {kind.name}")
+
+
+def _h(
+    sid: str, title: str, script: Script, *, packets: bool = True, rss: bool = False, params: Params | None = None
+) -> Scenario:
+    role = sid.split("/")[0]
+    params = params or (Params(count=1) if role == "worker" else Params())
+    return Scenario(sid, role, title, _hostile(script, packets=packets, rss=rss), params, timeout=HOSTILE_TIMEOUT)
+
+
+HOSTILE_SCENARIOS: tuple[Scenario, ...] = (
+    _h("client/hostile-error-after-created", "an ERROR after JOB_CREATED is reported", client_error_after_created),
+    _h("client/hostile-unanswered", "no JOB_CREATED ever: time out quietly, not spin", client_unanswered),
+    _h("client/hostile-slow-created", f"JOB_CREATED {QUIET:g}s late, then the result", client_slow_created),
+    _h("client/hostile-split", "JOB_CREATED and WORK_COMPLETE split byte by byte", client_split),
+    _h("client/hostile-coalesced", "JOB_CREATED and WORK_COMPLETE in one segment", client_coalesced),
+    _h("client/hostile-unknown-packet", f"a well-formed packet of unknown type {UNKNOWN_TYPE} first",
+       client_unknown_packet),
+    _h("client/hostile-noop-storm", f"{NOOP_STORM} NOOPs (a worker's packet) before JOB_CREATED", client_noop_storm),
+    _h("client/hostile-other-handle", "a WORK_COMPLETE for another handle before its own (one segment)", client_other_handle),
+    _h("client/hostile-large-result", f"a {LARGE // 2**20} MiB result", client_large_result, rss=True),
+    _h("client/hostile-close-before-created", "the server closes before JOB_CREATED (and refuses for a while)",
+       client_close_before_created),
+    _h("client/hostile-close-mid-packet", "the server closes in the middle of WORK_COMPLETE", client_close_mid_packet),
+    _h("worker/hostile-error-can-do", "an ERROR reply to CAN_DO", worker_error_can_do),
+    _h("worker/hostile-error-pre-sleep", "an ERROR reply to PRE_SLEEP, then a NOOP", worker_error_pre_sleep),
+    _h("worker/hostile-error-result", "an ERROR reply to WORK_COMPLETE, then the next job", worker_error_result,
+       params=Params(count=2)),
+    _h("worker/hostile-unanswered-grab", f"its grab unanswered for {QUIET:g}s: wait quietly, not spin",
+       worker_unanswered_grab),
+    _h("worker/hostile-noop-storm", f"{NOOP_STORM} NOOPs it never asked for", worker_noop_storm,
+       packets=False, rss=True),
+    _h("worker/hostile-assign-uniq", "JOB_ASSIGN_UNIQ whatever grab it sent", _worker_assign_variant(T.JOB_ASSIGN_UNIQ)),
+    _h("worker/hostile-assign-all", "JOB_ASSIGN_ALL whatever grab it sent", _worker_assign_variant(T.JOB_ASSIGN_ALL)),
+    _h("worker/hostile-unknown-packet", f"a well-formed packet of unknown type {UNKNOWN_TYPE}", worker_unknown_packet),
+    _h("worker/hostile-split", "the job assignment split byte by byte", worker_split),
+    _h("worker/hostile-coalesced", "the job assignment and two NOOPs in one segment", worker_coalesced),
+    _h("worker/hostile-large-workload", f"a {LARGE // 2**20} MiB workload", worker_large_workload, rss=True),
+    _h("worker/hostile-close-after-grab", "the server closes instead of answering the grab (and refuses for a while)",
+       worker_close_after_grab),
+    _h("worker/hostile-close-mid-packet", "the server closes in the middle of the job assignment",
+       worker_close_mid_packet),
+)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("client/submit", "client", "SUBMIT_JOB, then JOB_CREATED and WORK_COMPLETE", client_basic),
     Scenario("client/streamed", "client", "JOB_CREATED, streamed WORK_STATUS/DATA/WARNING, then the result", client_streamed),
@@ -883,6 +1517,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              worker_server_closes),
     Scenario("worker/failover", "worker", "a dead first server: it works for the second", worker_failover,
              backup_server=True, first_server_dead=True),
+    *HOSTILE_SCENARIOS,
 )
 
 
@@ -891,6 +1526,8 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 async def run_scenario(scenario: Scenario, command: str, *, timeout: float = 10.0, host: str = "127.0.0.1") -> Outcome:
     """Run one scenario against the command; never raises for the command's behaviour."""
+    if scenario.timeout is not None:
+        timeout = min(timeout, scenario.timeout)
     ctx = Context(scenario.role, scenario.params, timeout)
     if scenario.backup_server:
         ctx.backup = ScriptedServer(ctx, "backup")

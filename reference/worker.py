@@ -132,8 +132,10 @@ class _ServerLoop:
         self.wake = asyncio.Event()
         self.connected = asyncio.Event()
         self.grabbing = False  # a grab is waiting for its reply
+        self.heard = False  # the current connection has brought a packet
 
     def _on_packet(self, packet: Packet | RawPacket) -> None:
+        self.heard = True
         if isinstance(packet, RawPacket):
             assert self.conn is not None
             self.conn._finish(f"the server sent a malformed packet: {packet.problem.message}")
@@ -167,17 +169,24 @@ class _ServerLoop:
                 await worker._sleep(delay)
                 delay = min(delay * 2, worker.max_retry_interval)
                 continue
-            delay = 0.1
             self.replies = asyncio.Queue()
+            self.heard = False
             try:
                 self._announce()
                 self.connected.set()
                 await self._serve(self.conn)
             except ConnectionLost as exc:
                 if not worker.stopping:
-                    log.warning("%s; reconnecting", exc)
+                    log.warning("%s; reconnecting in %.1fs", exc, 0.1 if self.heard else delay)
             finally:
                 self.connected.clear()
+            # A server that accepts and closes at once must not get a reconnect storm: the
+            # delay grows until a connection has brought a packet.
+            if self.heard:
+                delay = 0.1
+            if not worker.stopping:
+                await worker._sleep(delay)
+                delay = min(delay * 2, worker.max_retry_interval)
         if self.conn is not None:
             await worker._drained()
             await self.conn.close()

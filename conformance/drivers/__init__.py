@@ -37,7 +37,7 @@ from gearspec.conformance.drivers.contract import (
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
 )
-from gearspec.conformance.impls import NODE_MODULES, DriverSpec, Implementation, Registry, load_registry
+from gearspec.conformance.impls import NODE_MODULES, PEERS_DIR, DriverSpec, Implementation, Registry, load_registry
 
 __all__ = [
     "DRIVERS",
@@ -51,6 +51,7 @@ __all__ = [
     "EXIT_USAGE",
     "FEATURES",
     "NODE_MODULES",
+    "PEERS",
     "ClientResult",
     "Driver",
     "load_drivers",
@@ -59,6 +60,10 @@ __all__ = [
 ]
 
 DRIVER_DIR = Path(__file__).resolve().parent
+# Libraries that are not system packages live in the checkout's git-ignored .peers
+# (conformance/impls PEERS_DIR; scripts/install-peers.sh fills it): npm packages in node/,
+# pip --target folders in python/NAME, cargo builds in rust/, maven builds in java/.
+PEERS = PEERS_DIR
 
 # What a driver may lack. A role name alone ("client", "worker") means the whole role.
 FEATURES: dict[str, str] = {
@@ -159,7 +164,10 @@ def _cached_check(key: str, check: Callable[[], str | None]) -> str | None:
 
 
 def _fill(argv: Sequence[str]) -> list[str]:
-    return [a.replace("{python}", sys.executable).replace("{node_modules}", str(NODE_MODULES)) for a in argv]
+    return [
+        a.replace("{python}", sys.executable).replace("{node_modules}", str(NODE_MODULES)).replace("{peers}", str(PEERS))
+        for a in argv
+    ]
 
 
 def _check(spec: DriverSpec, env: Mapping[str, str]) -> Callable[[], str | None]:

@@ -31,6 +31,38 @@ from gearspec.reference.worker import WorkerJob, WorkFailed
 
 NAMES = sorted(DRIVERS)
 
+# Libraries whose own bugs break this happy path (docs/findings.md has the sources); the test
+# still runs and is reported as an expected failure, so a fixed library shows up as XPASS.
+BROKEN: dict[tuple[str, str], str] = {
+    ("gearman-java", "client"): "gearman-java 0.6's client spins after OPTION_RES exceptions and never submits",
+    ("gearman-java", "worker"): "gearman-java 0.6's worker: see docs/findings.md",
+    ("rustygear", "client"): "rustygear 0.15 drops a result that arrives right after JOB_CREATED (client.rs direct_submit)",
+    ("rustygear", "worker"): "rustygear 0.15 sends WORK_STATUS and WORK_FAIL with RES magic (WorkerJob::work_status, work_fail)",
+    ("gearman-worker-rs", "worker"): "gearman-worker 0.3 sends WORK_FAIL with an extra NUL and argument (Job::send_response)",
+    ("abraxas", "worker"): "abraxas's task.error() sends WORK_EXCEPTION before WORK_FAIL; no WORK_DATA without its own server",
+    ("aiogear", "worker"): "aiogear's worker answers every failure with WORK_EXCEPTION (aiogear/worker.py Worker.run)",
+    # A refused connection: these libraries retry for ever instead of reporting it.
+    ("abraxas", "refused"): "abraxas reconnects for ever on a refused connection (client-reconnect.js)",
+    ("rustygear", "refused"): "rustygear's connect() returns without a connection and its submit waits",
+    ("gearman-java", "timeout"): "gearman-java 0.6's client spins after OPTION_RES exceptions and ignores its timeout",
+}
+
+
+def _names(role: str, test: str | None = None) -> list[object]:
+    """The drivers with `role`, those known broken in `test` (default: the role) marked xfail."""
+    test = test or role
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(reason=BROKEN[(name, test)], strict=False))
+        if (name, test) in BROKEN
+        else name
+        for name in NAMES
+        if role in DRIVERS[name].roles
+    ]
+
+
+CLIENTS = _names("client")
+WORKERS = _names("worker")
+
 
 def need(driver: Driver) -> None:
     """Skip locally when the library is not installed; under CI that is a failure."""
@@ -87,7 +119,7 @@ def reference_worker(reference_server: RunningServer) -> Iterator[ReferenceWorke
     worker.stop()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CLIENTS)
 def test_client(name: str, reference_server: RunningServer, reference_worker: ReferenceWorker) -> None:
     driver = DRIVERS[name]
     need(driver)
@@ -103,9 +135,13 @@ def test_client(name: str, reference_server: RunningServer, reference_worker: Re
     assert (result.exit, result.stdout) == (EXIT_OK, b"olleh"), result.describe()
 
     result = run_client(driver, host, port, "rev", data="background-job", background=True)
-    assert result.exit == EXIT_OK and result.stdout.strip(), result.describe()
-    handle = result.stdout.strip()
-    assert b"\n" not in handle
+    background = driver.supports("client.background")
+    if not background:  # documented: the driver says it cannot
+        assert result.exit == EXIT_UNSUPPORTED and "unsupported:" in result.stderr, result.describe()
+    else:
+        assert result.exit == EXIT_OK and result.stdout.strip(), result.describe()
+        handle = result.stdout.strip()
+        assert b"\n" not in handle
 
     result = run_client(driver, host, port, "rev", data="fail")
     assert result.exit == EXIT_FAIL, result.describe()
@@ -121,18 +157,21 @@ def test_client(name: str, reference_server: RunningServer, reference_worker: Re
     if driver.supports("client.stream"):
         assert result.stdout == b"done", result.describe()
         assert "status: 1/2" in result.stderr and "data: partial" in result.stderr, result.describe()
-    else:  # documented: updates are mixed into stdout with the result
-        assert b"partial" in result.stdout and b"done" in result.stdout, result.describe()
+    else:  # documented: updates are mixed into stdout (abraxas, gearman-cli) or dropped (aiogear)
+        assert b"done" in result.stdout, result.describe()
 
     for priority in ("high", "low"):
         result = run_client(driver, host, port, "rev", data=f"{priority}-job", priority=priority, unique=f"u-{priority}")
+        if not driver.supports("client.priority"):  # documented: the driver says it cannot
+            assert result.exit == EXIT_UNSUPPORTED and "unsupported:" in result.stderr, result.describe()
+            continue
         assert (result.exit, result.stdout) == (EXIT_OK, f"{priority}-job"[::-1].encode()), result.describe()
 
     # The background job reached the worker too (it may run after the foreground ones).
-    assert reference_worker.wait_for(b"background-job"), reference_worker.seen
+    assert not background or reference_worker.wait_for(b"background-job"), reference_worker.seen
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", WORKERS)
 def test_worker(name: str, reference_server: RunningServer) -> None:
     driver = DRIVERS[name]
     need(driver)
@@ -172,7 +211,7 @@ def test_worker(name: str, reference_server: RunningServer) -> None:
             process.wait()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _names("client", "refused"))
 def test_client_against_a_refused_port_exits_2(name: str) -> None:
     """The contract's connection error: exit 2 with a message, never a hang or exit 0."""
     import socket
@@ -186,7 +225,7 @@ def test_client_against_a_refused_port_exits_2(name: str) -> None:
     assert result.exit == 2 and result.stderr.strip(), result.describe()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _names("client", "timeout"))
 def test_timeouts_exit_6(name: str, reference_server: RunningServer) -> None:
     """--timeout bounds a client waiting on a job nobody serves, and an idle worker's life."""
     driver = DRIVERS[name]

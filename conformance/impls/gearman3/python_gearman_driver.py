@@ -1,8 +1,11 @@
-"""Driver for the python `gearman` module as installed by PyPI `gearman3` (or `pygearman`).
+"""Driver for the python-gearman 2.x API: the `gearman` module of PyPI `gearman3` or `pygearman`,
+and the forks that renamed it (`python3_gearman` of python3-gearman, `py3gearman`).
 
-Both distributions install a package named `gearman` (the python-gearman 2.x API), so the
-one on disk is whichever was installed last; `installed_distribution()` tells which by
-checking the files against each distribution's RECORD hashes. gearman3 0.2.1 reads socket
+GEARSPEC_GEARMAN_MODULE names the module to drive (default `gearman`); each library's
+impl.toml sets it, and PYTHONPATH to the library's own folder under .peers/python (pip
+install --target), so libraries that install the same module name never meet. gearman3 and
+pygearman both install a package named `gearman`; `installed_distribution()` tells which one
+was imported by checking its files against each distribution's RECORD hashes. gearman3 0.2.1 reads socket
 data with `array.fromstring` (gearman/connection.py `read_data_from_socket`), which
 Python 3.9 removed: on this interpreter every job fails the moment the first reply
 arrives. The driver still tries for real, and reports that failure as "unsupported" with
@@ -16,7 +19,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import importlib.metadata as metadata
+import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,10 +31,30 @@ from typing import Any
 from gearspec.conformance.drivers import contract as c
 
 DISTRIBUTIONS = ("gearman3", "pygearman")
+MODULE = os.environ.get("GEARSPEC_GEARMAN_MODULE", "gearman")
+# python3-gearman and py3gearman kept python-gearman's NoopEncoder but check for `str`
+# (connection_manager.py NoopEncoder._enforce_byte_string): their data is text.
+TEXT = os.environ.get("GEARSPEC_GEARMAN_TEXT") == "1"
+
+
+def _out(data: bytes) -> Any:
+    """Job data as the library takes it: bytes, or text for the str-only forks."""
+    return data.decode("utf-8", "surrogateescape") if TEXT else data
+
+
+def _library() -> Any:
+    return importlib.import_module(MODULE)
 
 
 def installed_distribution() -> tuple[str, str] | None:
     """(distribution, version) whose files the `gearman` package on disk matches, if any."""
+    try:
+        spec = importlib.util.find_spec("gearman")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).resolve().parent
     best: tuple[int, str, str] | None = None
     for name in DISTRIBUTIONS:
         try:
@@ -40,8 +66,11 @@ def installed_distribution() -> tuple[str, str] | None:
         for entry in files:
             if not str(entry).startswith("gearman/") or not str(entry).endswith(".py") or entry.hash is None:
                 continue
+            located = Path(str(entry.locate())).resolve()
+            if located.parent != folder and folder not in located.parents:
+                continue
             try:
-                digest = hashlib.new(entry.hash.mode, Path(str(entry.locate())).read_bytes()).digest()
+                digest = hashlib.new(entry.hash.mode, located.read_bytes()).digest()
             except OSError:
                 continue
             if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == entry.hash.value:
@@ -84,16 +113,18 @@ def _broken(exc: BaseException) -> None:
 def client(args: c.ClientArgs) -> int:
     if args.tls:
         c.unsupported("TLS (gearman3 has no TLS)")
-    import gearman  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    gearman: Any = _library()
 
     priority = {"high": gearman.PRIORITY_HIGH, "normal": gearman.PRIORITY_NONE, "low": gearman.PRIORITY_LOW}
     gm = gearman.GearmanClient([f"{args.host}:{args.port}"])
     try:
         request = gm.submit_job(
-            args.function, args.data, unique=args.unique, priority=priority[args.priority],
+            args.function, _out(args.data), unique=args.unique, priority=priority[args.priority],
             background=args.background, wait_until_complete=not args.background, poll_timeout=args.timeout,
         )
-    except gearman.errors.ServerUnavailable as exc:
+    except (gearman.errors.ServerUnavailable, gearman.errors.ExceededConnectionAttempts) as exc:
+        # ExceededConnectionAttempts: the connection was lost and max_retries (default 0) spent
+        # (gearman/client.py GearmanClient.send_job_request).
         print(f"connection error: {exc}", file=sys.stderr)
         return c.EXIT_CONNECTION
     except AttributeError as exc:
@@ -108,10 +139,16 @@ def client(args: c.ClientArgs) -> int:
     if request.timed_out:
         print(f"timed out after {args.timeout:g}s", file=sys.stderr)
         return c.EXIT_TIMEOUT
-    for update in request.status_updates:
+    # python-gearman 2.x queues every WORK_STATUS in status_updates; pygearman keeps only the
+    # last one, in request.status (gearman/client_handler.py recv_work_status).
+    updates = getattr(request, "status_updates", None)
+    if updates is None:
+        last = getattr(request, "status", {}) or {}
+        updates = [(last["numerator"], last["denominator"])] if "numerator" in last else []
+    for update in updates:
         print(f"status: {update[0]}/{update[1]}", file=sys.stderr)
     for chunk in request.data_updates:
-        print(f"data: {chunk}", file=sys.stderr)
+        print(f"data: {chunk.decode('utf-8', 'replace') if isinstance(chunk, bytes) else chunk}", file=sys.stderr)
     if request.exception is not None:
         print(f"exception: {request.exception}", file=sys.stderr)
         return c.EXIT_EXCEPTION
@@ -125,7 +162,7 @@ def client(args: c.ClientArgs) -> int:
 def worker(args: c.WorkerArgs) -> int:
     if args.tls:
         c.unsupported("TLS (gearman3 has no TLS)")
-    import gearman
+    gearman: Any = _library()
 
     done = 0
     deadline = time.monotonic() + args.timeout
@@ -136,19 +173,19 @@ def worker(args: c.WorkerArgs) -> int:
 
     def handle(gm: Any, job: Any) -> Any:
         nonlocal done
-        data = job.data if isinstance(job.data, bytes) else str(job.data).encode("latin-1")
+        data = job.data if isinstance(job.data, bytes) else str(job.data).encode("utf-8", "surrogateescape")
         action = c.worker_action(data)
         done += 1
         if action.fail:
             raise RuntimeError("fail")  # python-gearman answers an exception with WORK_FAIL
         if action.status:
             gm.send_job_status(job, 1, 2)
-            gm.send_job_data(job, b"partial")
-        return action.result
+            gm.send_job_data(job, _out(b"partial"))
+        return _out(action.result)
 
     gm = _Worker([f"{args.host}:{args.port}"])
     # pygearman keys its tasks by the bytes JOB_ASSIGN_UNIQ carries: it needs bytes function names.
-    owner = installed_distribution()
+    owner = installed_distribution() if MODULE == "gearman" else None
     name: Any = args.function.encode() if owner is not None and owner[0] == "pygearman" else args.function
     gm.register_task(name, handle)
     try:
@@ -167,9 +204,9 @@ def worker(args: c.WorkerArgs) -> int:
 
 def main() -> int:
     try:
-        import gearman  # noqa: F401
+        _library()
     except ImportError:
-        print("python_gearman_driver: no `gearman` module (pip install gearman3 or pygearman)", file=sys.stderr)
+        print(f"python_gearman_driver: no `{MODULE}` module (see the library's impl.toml install)", file=sys.stderr)
         return c.EXIT_USAGE
     args = c.parse(prog="python_gearman_driver")
     if isinstance(args, c.ClientArgs) and args.exceptions:

@@ -48,7 +48,9 @@ if ($role eq 'client') {
         print STDERR "connection error: cannot connect to $server: $!\n";
         exit 2;
     }
-    my $client = Gearman::Client->new(job_servers => [$server]);
+    # command_timeout (documented in Gearman::Client, default 30 s) bounds the wait for
+    # JOB_CREATED (Gearman::Taskset::add_task); the task's timeout starts only after it.
+    my $client = Gearman::Client->new(job_servers => [$server], command_timeout => $o{timeout});
     my %opts = (priority => $o{priority}, timeout => $o{timeout});
     $opts{uniq} = $o{unique} if defined $o{unique};
     if ($o{background}) {
