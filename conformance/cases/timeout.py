@@ -123,6 +123,9 @@ def completes_in_time(s: Session) -> None:
     packets=["CAN_DO_TIMEOUT", "SUBMIT_JOB_BG", "JOB_ASSIGN", "WORK_COMPLETE", "GRAB_JOB", "NO_JOB"],
     source=f"{_RULE}; {_EXPIRY} (only a job still held expires)",
     timeout=10,
+    # gearmand 1.1.20's timer fires on the freed job and, in 2 full runs of 3, leaves the
+    # server running but answering no one: every case after it would be blamed.
+    destructive=True,
 )
 def completed_does_not_expire(s: Session) -> None:
     fn = s.name("fn")
