@@ -45,3 +45,15 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ nope.x }}\n")
     result = _lint([broken])
     assert result.returncode == 1 and "undefined variable" in result.stdout
+
+
+def test_the_impl_job_runs_every_server_and_client_library() -> None:
+    # One matrix job per server and client library of conformance/impls (the grid scales out).
+    from gearspec.conformance.impls import load_registry
+
+    registry = load_registry()
+    expected = {name for name in registry.impls if registry[name].roles & {"server", "client"}}
+    text = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    block = text[text.index("        impl: [") :].split("]", 1)[0]
+    listed = {name.strip() for name in block.split("[", 1)[1].replace("\n", " ").split(",")}
+    assert listed == expected, f"missing: {sorted(expected - listed)}; unknown: {sorted(listed - expected)}"
