@@ -44,6 +44,9 @@ from gearspec.conformance.tls import TLS_DRIVERS, InteropTls
 
 from gearspec.admin import AdminReplyReader, encode_admin, parse_status
 from gearspec.cli import unwritable
+from gearspec.codec import Decoder, Packet
+from gearspec.spec import Magic
+from gearspec.spec import PacketType as T
 
 __all__ = [
     "GRADES",
@@ -195,12 +198,16 @@ def _tail(data: bytes | str, limit: int = 300) -> str:
 _counter = itertools.count(1)
 
 
+class NoBarrier(Exception):
+    """The server lacks what a scenario needs to order its steps: the cell is unsupported."""
+
+
 class Cell:
     """Helpers for scenarios: start clients and workers, read the server's queue."""
 
     def __init__(
         self, host: str, port: int, client: str, worker: str, runner: Runner, timeout: float,
-        tls: InteropTls | None = None,
+        tls: InteropTls | None = None, facts: dict[str, bool] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.client_driver, self.worker_driver = client, worker
@@ -208,6 +215,7 @@ class Cell:
         self.timeout = timeout
         self.procs: list[Proc] = []
         self.tls = tls  # drivers and admin connect over TLS
+        self.facts = {} if facts is None else facts  # what the server was seen to support, per server
 
     def function(self, scenario: str) -> str:
         return f"interop_{scenario}_{os.getpid()}_{next(_counter)}"
@@ -241,8 +249,34 @@ class Cell:
                                                 "--function", function, "--count", str(count),
                                                 "--timeout", str(self.timeout)])
 
-    def admin(self, command: str) -> list[str]:
+    def has_admin(self) -> bool:
+        """Whether the server answers the admin `status` (asked once per server)."""
+        if "admin" not in self.facts:
+            try:
+                self.admin("status", timeout=2)
+                self.facts["admin"] = True
+            except (OSError, ScenarioFailed):
+                self.facts["admin"] = False
+        return self.facts["admin"]
+
+    def known(self, handle: str) -> bool:
+        """GET_STATUS of a job handle: whether the server still knows the job."""
         raw = socket.create_connection((self.host, self.port), timeout=5)
+        with self.tls.context().wrap_socket(raw, server_hostname=self.host) if self.tls else raw as sock:
+            sock.sendall(Packet.request(T.GET_STATUS, handle.encode()).to_bytes())
+            decoder = Decoder(Magic.RES, lenient=True)
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ScenarioFailed(f"the server closed the connection on GET_STATUS {handle!r}")
+                decoder.receive_data(chunk)
+                for event in decoder:
+                    if isinstance(event, Packet) and event.type is T.STATUS_RES:
+                        return event.args[1] == b"1"
+                    raise ScenarioFailed(f"GET_STATUS {handle!r} answered {event!r}")
+
+    def admin(self, command: str, timeout: float = 5) -> list[str]:
+        raw = socket.create_connection((self.host, self.port), timeout=timeout)
         with self.tls.context().wrap_socket(raw, server_hostname=self.host) if self.tls else raw as sock:
             sock.sendall(encode_admin(command))
             reader = AdminReplyReader(command)
@@ -265,7 +299,11 @@ class Cell:
         return 0
 
     def wait_queued(self, function: str, count: int, watch: Sequence[Proc] = ()) -> None:
-        """Wait until the server holds `count` jobs for `function` (failing fast if a watched process exits)."""
+        """Wait until the server holds `count` jobs for `function` (failing fast if a watched process exits).
+
+        Raises `NoBarrier` when the server has no admin `status` to show its queue."""
+        if not self.has_admin():
+            raise NoBarrier("the server answers no admin `status`, which this scenario needs to see its jobs queued")
         deadline = time.monotonic() + self.timeout
         delay = 0.01
         while self.queued(function) < count:
@@ -339,11 +377,17 @@ def scenario_background(cell: Cell) -> Outcome:
         return skip
     if code != 0:
         raise ScenarioFailed("background submit: " + _exit_text(code, out, err))
-    # The job must really be queued, and then done by a worker.
-    cell.wait_queued(fn, 1)
+    # The job must really be queued, and then done by a worker: seen in the admin `status`,
+    # or, on a server without one, by GET_STATUS of the handle the client printed.
+    handle = out.strip()
+    by_admin = cell.has_admin() or not handle
+    if by_admin:
+        cell.wait_queued(fn, 1)
+    elif not cell.known(handle):
+        raise ScenarioFailed(f"the server does not know the background job {handle!r} (GET_STATUS)")
     if (other := _expect_worker_done(cell.worker(fn), cell)) is not None:
         return other
-    if cell.queued(fn) != 0:
+    if cell.queued(fn) != 0 if by_admin else cell.known(handle):
         raise ScenarioFailed("the worker exited, but the background job is still queued")
     return Outcome("pass")
 
@@ -686,6 +730,7 @@ def run_matrix(
                     for scenario in scenarios:
                         record(server_name, client.name, "-", scenario, Outcome(grade, f"server did not start: {exc}"), 0)
                 return
+            facts: dict[str, bool] = {}  # what this server was seen to support, asked once
             try:
                 for row, client in enumerate(client_impls):
                     if row and impl.fresh_server_per_client and not down:
@@ -718,12 +763,14 @@ def run_matrix(
                             client.driver, work.driver, scenario)
                         # A known failure usually ends in a timeout: wait less for it.
                         cell = Cell(host, port, client.driver, work.driver, runner,
-                                    min(timeout, expected_timeout) if known else timeout, tls)
+                                    min(timeout, expected_timeout) if known else timeout, tls, facts)
                         started = time.monotonic()
                         try:
                             outcome = SCENARIOS[scenario](cell)
                         except ScenarioFailed as exc:
                             outcome = Outcome("fail", str(exc))
+                        except NoBarrier as exc:
+                            outcome = Outcome("unsupported", str(exc))
                         except (OSError, LaunchError) as exc:
                             outcome = Outcome("fail", f"{type(exc).__name__}: {exc}")
                         finally:

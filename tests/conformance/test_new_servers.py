@@ -66,3 +66,21 @@ def test_abraxas_deaths_are_recorded_against_their_cases_and_the_run_goes_on(tmp
     echoes = [c for c in data["cases"] if c["id"].startswith("echo/")]
     assert echoes and all(c["outcome"] == "pass" for c in echoes)
     assert not [c["id"] for c in data["cases"] if c["outcome"] == "error"]
+
+
+def test_interop_on_a_server_without_admin_grades_what_it_can_see(tmp_path: Path) -> None:
+    # abraxas answers no admin `status`: the background scenario checks its job with GET_STATUS
+    # of the printed handle instead (and passes); the scenarios that order their steps by
+    # the queue are unsupported there, not failed.
+    _installed("abraxas")
+    report = tmp_path / "interop.json"
+    out = subprocess.run(
+        [sys.executable, "-m", "gearspec", "interop", "--servers", "abraxas", "--clients", "reference",
+         "--scenarios", "background,priorities,coalescing", "-q", "--json", str(report)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    grades = {cell["scenario"]: (cell["grade"], cell["detail"]) for cell in json.loads(report.read_text())["results"]}
+    assert grades["background"][0] == "pass", grades
+    for scenario in ("priorities", "coalescing"):
+        assert grades[scenario][0] == "unsupported" and "admin `status`" in grades[scenario][1], grades
