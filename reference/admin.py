@@ -125,7 +125,13 @@ class AdminClient:
 
     async def _read_reply(self, reader: asyncio.StreamReader, cut: AdminReplyReader) -> AdminReply:
         for count in range(_MAX_REPLY_LINES):
-            raw = await reader.readline()
+            try:
+                raw = await reader.readline()
+            except ConnectionResetError:
+                if self.tls is None or count:
+                    raise
+                # The refusal of a missing client certificate, when the alert is lost to a reset.
+                raise ConnectionLost(f"{self.name}: the server reset the connection{TLS_CLOSED_HINT}") from None
             if not raw:
                 hint = TLS_CLOSED_HINT if self.tls is not None and not count else " before the reply ended"
                 raise ConnectionLost(f"{self.name}: the server closed the connection{hint}")

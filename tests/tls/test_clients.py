@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import subprocess
 import sys
+import threading
 
 import pytest
 from gearspec.conformance.servers import RunningServer
@@ -13,7 +16,7 @@ from gearspec.reference.blocking import BlockingClient
 from gearspec.reference.client import Client, NoServerAvailable
 from gearspec.reference.worker import Worker, WorkerJob
 
-from gearspec.wire.tls import client_context
+from gearspec.wire.tls import client_context, server_context
 from tests.tls.certs import Pki
 
 
@@ -95,6 +98,30 @@ def test_cli_tls_problems_are_one_line(tls_server: RunningServer, pki: Pki, flag
     filled = [f.format(ca=pki.ca, client=pki.client(), folder=pki.folder) for f in flags]
     run = _cli("admin", "-s", _url(tls_server), *filled, "--timeout", "10", "status")
     assert run.returncode != 0 and message in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_a_reset_after_the_handshake_names_the_likely_cause(pki: Pki) -> None:
+    # A TLS 1.3 server refusing a missing client certificate may reset the connection instead
+    # of letting its alert through (the flake of the case above): the message says the same.
+    listener = socket.create_server(("127.0.0.1", 0))
+    context = server_context(str(pki.server))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+            tls.recv(1)  # the admin line has arrived: the reset now hits the client's read
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        run = _cli("admin", "-s", f"tls://127.0.0.1:{port}", "--tls-ca", str(pki.ca), "--timeout", "10", "status")
+    finally:
+        thread.join(10)
+        listener.close()
+    assert run.returncode != 0 and "requires a client certificate" in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
 
 
