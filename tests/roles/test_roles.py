@@ -258,6 +258,9 @@ RACES: dict[tuple[str, str], frozenset[str]] = {
     ("rustygear", "client/hostile-coalesced"): frozenset({PASS, FAIL}),
     ("rustygear", "client/hostile-unknown-packet"): frozenset({PASS, FAIL}),
     ("rustygear", "client/hostile-other-handle"): frozenset({PASS, FAIL}),
+    # node's client grows by 21 to 30 MiB for a 2 MiB result depending on the machine (+23 MiB
+    # on a clean clone, over 28 on a developer's), on both sides of RSS_GROWTH_LIMIT.
+    ("node", "client/hostile-large-result"): frozenset({PASS, INFO}),
     # rustygear's worker closed the connection mid-job on the large workload once in a full run
     # (passed in every run alone); the cause is not traced yet.
     ("rustygear", "worker/hostile-large-workload"): frozenset({PASS, FAIL}),
