@@ -99,6 +99,9 @@ def _run_job(s: Session, worker: Conn, client: Conn, handle: bytes, what: str) -
     packets=["ECHO_REQ"],
     source="RFC 8446 section 5 (record layer: a record of an unknown type is a fatal unexpected_message)",
     alternatives={"waits": "the server neither answered nor closed within the wait (it waits for a handshake)"},
+    # A refused handshake may stall the server's accept loop: geard sleeps 1 s after one
+    # (gear/__init__.py Server._doConnectLoop), and the cases connecting meanwhile time out.
+    serial=True,
 )
 def plaintext_to_tls(s: Session) -> None:
     _tls(s)
@@ -135,6 +138,9 @@ def handshake_cut(s: Session) -> None:
     level=SHOULD,
     packets=["ECHO_REQ"],
     source=f"RFC 8446 section 4.4.2 (certificate_required); {_GEARD_TLS}",
+    # A refused handshake may stall the server's accept loop: geard sleeps 1 s after one
+    # (gear/__init__.py Server._doConnectLoop), and the cases connecting meanwhile time out.
+    serial=True,
 )
 def no_client_certificate(s: Session) -> None:
     _expect_refused(s, "nocert", _mutual(s).without_certificate(), "a connection without a client certificate")
@@ -146,6 +152,9 @@ def no_client_certificate(s: Session) -> None:
     level=SHOULD,
     packets=["ECHO_REQ"],
     source=f"RFC 8446 section 4.4.2.4 (an unacceptable certificate chain: abort); {_GEARD_TLS}",
+    # A refused handshake may stall the server's accept loop: geard sleeps 1 s after one
+    # (gear/__init__.py Server._doConnectLoop), and the cases connecting meanwhile time out.
+    serial=True,
 )
 def untrusted_client_certificate(s: Session) -> None:
     context = _mutual(s).without_certificate()
