@@ -122,9 +122,14 @@ exit status:
         "--tls-acl-identities", metavar="DIR",
         help="run the ACL cases as DIR/worker.pem, client.pem, admin.pem, nobody.pem (rights in docs/conformance.md)",
     )
-    roles = parser.add_argument_group("role testing (clients and workers instead of servers)")
+    roles = parser.add_argument_group(
+        "role testing (clients and workers instead of servers)",
+        "The scripted server grades the program of --exec; --select/--exclude/--list, -j (default 1), "
+        "--timeout, --strict, --expect, --profile DRIVER (a driver's known deviations: "
+        f"{', '.join(_driver_profiles())}) and the reports work as for a server.",
+    )
     roles.add_argument("--role", choices=["client", "worker"], help="test a client or worker program instead of a server")
-    roles.add_argument("--exec", dest="exec_cmd", metavar="CMD", help="the program to test with --role (a shell command)")
+    roles.add_argument("--exec", dest="exec_cmd", metavar="CMD", help="the program to test with --role (a shell command, or driver:NAME)")
 
 
 def run_test(args: argparse.Namespace) -> int:
@@ -209,6 +214,15 @@ def _local_servers() -> list[str]:
         return load_registry().local_servers()
     except RegistryError:
         return ["reference"]  # the error is reported when a target is opened
+
+
+def _driver_profiles() -> list[str]:
+    from gearspec.conformance.impls import RegistryError, load_registry
+
+    try:
+        return list(load_registry().driver_profiles())
+    except RegistryError:
+        return []  # the error is reported when a profile is used
 
 
 def _expectations(args: argparse.Namespace) -> Expectations:

@@ -9,8 +9,8 @@ exceptions and failure.
 
 Grades per scenario: ``pass``; ``non-strict`` (works, but not the way the protocol says,
 e.g. an exception delivered as a failure); ``unsupported`` (the library says it cannot,
-exit 5); ``fail``; ``xfail`` (a known failure listed in an implementation's impl.toml, with its reason) and
-``xpass`` (a known failure that now works: reported, so the list can be updated). The exit
+exit 5); ``fail``; ``expected-fail`` (a known failure listed in an implementation's impl.toml, with its reason) and
+``unexpected-pass`` (a known failure that now works: reported, so the list can be updated). The exit
 status is 1 when any pass that was expected to work fails (``fail``), else 0; 2 when
 nothing could be run.
 """
@@ -39,6 +39,7 @@ from typing import Any
 
 from gearspec.conformance.impls import Implementation, Registry, RegistryError, load_registry
 from gearspec.conformance.lifecycle import RestartError, TargetControl
+from gearspec.conformance.runner import Verdict
 from gearspec.conformance.servers import LaunchError, open_server
 from gearspec.conformance.tls import TLS_DRIVERS, InteropTls
 
@@ -52,9 +53,9 @@ __all__ = [
     "GRADES",
     "SCENARIOS",
     "SUMMARIES",
+    "CellOutcome",
     "CellResult",
     "Matrix",
-    "Outcome",
     "configure_interop",
     "driver_limitation",
     "render_grid",
@@ -65,7 +66,9 @@ __all__ = [
 
 SUMMARIES = {"interop": "run every client against every server"}
 
-GRADES = ("pass", "non-strict", "unsupported", "xfail", "xpass", "fail")
+# The suite's verdicts (runner.Verdict) that a cell can have: one vocabulary for cases, scenarios and cells.
+GRADES = tuple(v.value for v in (Verdict.PASS, Verdict.NON_STRICT, Verdict.UNSUPPORTED, Verdict.EXPECTED_FAIL,
+                                  Verdict.UNEXPECTED_PASS, Verdict.FAIL))
 BREAKING = frozenset({"fail"})
 # --mode -> where servers start (servers.open_server); "docker" also runs the drivers in the peers image.
 SERVER_MODES = {"local": "local", "docker": "docker", "docker-servers": "docker", "auto": "auto"}
@@ -76,7 +79,7 @@ EXIT_CODES = {0: "ok", 1: "usage error", 2: "connection error", 3: "WORK_FAIL", 
 # -- drivers ------------------------------------------------------------------------------
 
 # The driver features (gearspec.conformance.drivers.FEATURES) each scenario relies on: a
-# limitation a driver declares for one of them turns that scenario's failure into "xfail".
+# limitation a driver declares for one of them turns that scenario's failure into "expected-fail".
 SCENARIO_FEATURES: dict[str, tuple[str, ...]] = {
     "foreground": ("client.foreground", "worker.complete"),
     "background": ("client.background", "worker.complete"),
@@ -164,7 +167,9 @@ _DRIVER_TABLE = (
 
 
 @dataclass
-class Outcome:
+class CellOutcome:
+    """How one scenario of a cell went, before known failures are applied (grades: harness.Outcome values)."""
+
     grade: str
     detail: str = ""
 
@@ -232,22 +237,18 @@ class Cell:
 
     def client(self, function: str, data: str, *, unique: str | None = None, background: bool = False,
                priority: str | None = None, exceptions: bool = False) -> Proc:
-        args = ["client", "--host", self.host, "--port", str(self.port), "--function", function,
-                "--data", data, "--timeout", str(self.timeout)]
-        if exceptions:  # only the exception scenario: elsewhere the library's default is graded
-            args.append("--exceptions")
-        if unique is not None:
-            args += ["--unique", unique]
-        if background:
-            args.append("--background")
-        if priority is not None:
-            args += ["--priority", priority]
-        return self._spawn(self.client_driver, args)
+        from gearspec.conformance.drivers.contract import client_argv  # the drivers package reads the registry
+
+        # --exceptions only in the exception scenario: elsewhere the library's default is graded.
+        args = client_argv(self.host, self.port, function, data=data, unique=unique, background=background,
+                           priority=priority or "normal", timeout=self.timeout, exceptions=exceptions)
+        return self._spawn(self.client_driver, ["client", *args])
 
     def worker(self, function: str, count: int = 1) -> Proc:
-        return self._spawn(self.worker_driver, ["worker", "--host", self.host, "--port", str(self.port),
-                                                "--function", function, "--count", str(count),
-                                                "--timeout", str(self.timeout)])
+        from gearspec.conformance.drivers.contract import worker_argv  # the drivers package reads the registry
+
+        return self._spawn(self.worker_driver, ["worker", *worker_argv(self.host, self.port, function, count=count,
+                                                                       timeout=self.timeout)])
 
     def has_admin(self) -> bool:
         """Whether the server answers the admin `status` (asked once per server)."""
@@ -334,14 +335,14 @@ def _exit_text(code: int, out: str, err: str, prefix: str = "") -> str:
     return f"{prefix}: {text}" if prefix else text
 
 
-def _unsupported(code: int, err: str) -> Outcome | None:
+def _unsupported(code: int, err: str) -> CellOutcome | None:
     if code == 5:
         line = next((ln for ln in err.splitlines() if ln.startswith("unsupported")), err.strip())
-        return Outcome("unsupported", line[:200])
+        return CellOutcome("unsupported", line[:200])
     return None
 
 
-def _expect_result(proc: Proc, cell: Cell, want: str, what: str) -> Outcome | None:
+def _expect_result(proc: Proc, cell: Cell, want: str, what: str) -> CellOutcome | None:
     code, out, err = proc.finish(cell.timeout + 5)
     if (skip := _unsupported(code, err)) is not None:
         return skip
@@ -350,7 +351,7 @@ def _expect_result(proc: Proc, cell: Cell, want: str, what: str) -> Outcome | No
     return None
 
 
-def _expect_worker_done(proc: Proc, cell: Cell) -> Outcome | None:
+def _expect_worker_done(proc: Proc, cell: Cell) -> CellOutcome | None:
     code, out, err = proc.finish(cell.timeout + 5)
     if (skip := _unsupported(code, err)) is not None:
         return skip
@@ -362,14 +363,14 @@ def _expect_worker_done(proc: Proc, cell: Cell) -> Outcome | None:
 # -- scenarios ----------------------------------------------------------------------------
 
 
-def scenario_foreground(cell: Cell) -> Outcome:
+def scenario_foreground(cell: Cell) -> CellOutcome:
     fn = cell.function("fg")
     client = cell.client(fn, "hello")
     worker = cell.worker(fn)
-    return _expect_result(client, cell, "olleh", "client") or _expect_worker_done(worker, cell) or Outcome("pass")
+    return _expect_result(client, cell, "olleh", "client") or _expect_worker_done(worker, cell) or CellOutcome("pass")
 
 
-def scenario_background(cell: Cell) -> Outcome:
+def scenario_background(cell: Cell) -> CellOutcome:
     fn = cell.function("bg")
     client = cell.client(fn, "later", background=True)
     code, out, err = client.finish(cell.timeout + 5)
@@ -389,10 +390,10 @@ def scenario_background(cell: Cell) -> Outcome:
         return other
     if cell.queued(fn) != 0 if by_admin else cell.known(handle):
         raise ScenarioFailed("the worker exited, but the background job is still queued")
-    return Outcome("pass")
+    return CellOutcome("pass")
 
 
-def scenario_priorities(cell: Cell) -> Outcome:
+def scenario_priorities(cell: Cell) -> CellOutcome:
     fn = cell.function("prio")
     clients: dict[str, Proc] = {}
     for n, level in enumerate(("low", "normal", "high"), start=1):
@@ -412,7 +413,7 @@ def scenario_priorities(cell: Cell) -> Outcome:
         if code != 0 or out.strip() != level[::-1]:
             raise ScenarioFailed(f"{level} client: " + _exit_text(code, out, err))
         del clients[name]
-    return Outcome("pass")
+    return CellOutcome("pass")
 
 
 def _wait_any(procs: list[Proc], timeout: float) -> Proc:
@@ -435,7 +436,7 @@ def _connections(cell: Cell) -> int:
         return -1
 
 
-def scenario_coalescing(cell: Cell) -> Outcome:
+def scenario_coalescing(cell: Cell) -> CellOutcome:
     fn = cell.function("uniq")
     unique = f"u{next(_counter)}"
     first = cell.client(fn, "first", unique=unique)
@@ -456,10 +457,10 @@ def scenario_coalescing(cell: Cell) -> Outcome:
         if code != 0 or out.strip() != "tsrif":
             hint = " (not coalesced: one worker does one job)" if proc is second and code == 6 else ""
             raise ScenarioFailed(f"{what}: expected 'tsrif', got {_exit_text(code, out, err)}{hint}")
-    return _expect_worker_done(worker, cell) or Outcome("pass")
+    return _expect_worker_done(worker, cell) or CellOutcome("pass")
 
 
-def scenario_streaming(cell: Cell) -> Outcome:
+def scenario_streaming(cell: Cell) -> CellOutcome:
     fn = cell.function("stream")
     client = cell.client(fn, "status")
     worker = cell.worker(fn)
@@ -472,11 +473,11 @@ def scenario_streaming(cell: Cell) -> Outcome:
         return other
     missing = [what for what, seen in (("WORK_DATA", "partial" in err), ("WORK_STATUS", "1/2" in err)) if not seen]
     if missing:
-        return Outcome("non-strict", f"result arrived, but the client did not report {' and '.join(missing)}")
-    return Outcome("pass")
+        return CellOutcome("non-strict", f"result arrived, but the client did not report {' and '.join(missing)}")
+    return CellOutcome("pass")
 
 
-def scenario_failure(cell: Cell) -> Outcome:
+def scenario_failure(cell: Cell) -> CellOutcome:
     fn = cell.function("fail")
     client = cell.client(fn, "fail")
     worker = cell.worker(fn)
@@ -485,10 +486,10 @@ def scenario_failure(cell: Cell) -> Outcome:
         return skip
     if code != 3:
         raise ScenarioFailed("expected exit 3 (WORK_FAIL), got " + _exit_text(code, out, err))
-    return _expect_worker_done(worker, cell) or Outcome("pass")
+    return _expect_worker_done(worker, cell) or CellOutcome("pass")
 
 
-def scenario_exception(cell: Cell) -> Outcome:
+def scenario_exception(cell: Cell) -> CellOutcome:
     """A worker answering WORK_EXCEPTION (gearspec's raw worker: the contract worker never throws)."""
     fn = cell.function("exc")
     client = cell.client(fn, "boom", exceptions=True)
@@ -503,9 +504,9 @@ def scenario_exception(cell: Cell) -> Outcome:
     if (skip := _unsupported(code, err)) is not None:
         return skip
     if code == 4:
-        return Outcome("pass")
+        return CellOutcome("pass")
     if code == 3:
-        return Outcome("non-strict", "WORK_EXCEPTION reached the client as WORK_FAIL")
+        return CellOutcome("non-strict", "WORK_EXCEPTION reached the client as WORK_FAIL")
     raise ScenarioFailed("expected exit 4 (WORK_EXCEPTION), got " + _exit_text(code, out, err))
 
 
@@ -581,7 +582,7 @@ class RawExceptionWorker(threading.Thread):
             self.error = f"{type(exc).__name__}: {exc}"
 
 
-Scenario = Callable[[Cell], Outcome]
+Scenario = Callable[[Cell], CellOutcome]
 
 SCENARIOS: dict[str, Scenario] = {
     "foreground": scenario_foreground,
@@ -681,18 +682,18 @@ def run_matrix(
     client_impls = [registry[c] for c in clients]
     worker_impl = registry[worker] if worker else None
 
-    def record(server: str, client: str, worker_name: str, scenario: str, outcome: Outcome, seconds: float) -> None:
+    def record(server: str, client: str, worker_name: str, scenario: str, outcome: CellOutcome, seconds: float) -> None:
         known = registry.expected_failure(client, server, scenario)
         reason = known.reason if known is not None else None
         if reason is None and worker_name != "-":
             reason = driver_limitation(registry[client].driver or client, registry[worker_name].driver or worker_name, scenario)
         grade, detail = outcome.grade, outcome.detail
         if reason is not None and grade in ("fail", "unsupported"):
-            grade, detail = "xfail", f"{reason} [{detail}]"
+            grade, detail = Verdict.EXPECTED_FAIL.value, f"{reason} [{detail}]"
         elif reason is not None and grade == "non-strict":
             detail = f"{detail} (known: {reason})"
         elif known is not None and grade == "pass":
-            grade, detail = "xpass", f"listed as a known failure ({known.reason}) but it works"
+            grade, detail = Verdict.UNEXPECTED_PASS.value, f"listed as a known failure ({known.reason}) but it works"
         result = CellResult(server, client, worker_name, scenario, grade, detail, round(seconds, 3))
         matrix.results.append(result)
         if progress:
@@ -713,7 +714,7 @@ def run_matrix(
                 for client in client_impls:
                     for scenario in scenarios:
                         record(server_name, client.name, "-", scenario,
-                               Outcome("unsupported", f"{server_name} cannot serve TLS here"), 0)
+                               CellOutcome("unsupported", f"{server_name} cannot serve TLS here"), 0)
                 return
             try:
                 server_cm = open_server(impl, SERVER_MODES[mode], registry=registry, note=matrix.notes.append,
@@ -728,7 +729,7 @@ def run_matrix(
                 grade = missing_grade if "not installed" in str(exc) else "fail"
                 for client in client_impls:
                     for scenario in scenarios:
-                        record(server_name, client.name, "-", scenario, Outcome(grade, f"server did not start: {exc}"), 0)
+                        record(server_name, client.name, "-", scenario, CellOutcome(grade, f"server did not start: {exc}"), 0)
                 return
             facts: dict[str, bool] = {}  # what this server was seen to support, asked once
             try:
@@ -748,15 +749,15 @@ def run_matrix(
                         if stop.is_set():
                             return
                         if down:
-                            record(server_name, client.name, work.name, scenario, Outcome("fail", down), 0)
+                            record(server_name, client.name, work.name, scenario, CellOutcome("fail", down), 0)
                             continue
                         if why:
                             record(server_name, client.name, work.name, scenario,
-                                   Outcome(missing_grade, f"not installed: {why}"), 0)
+                                   CellOutcome(missing_grade, f"not installed: {why}"), 0)
                             continue
                         if no_tls:
                             record(server_name, client.name, work.name, scenario,
-                                   Outcome("unsupported", "no TLS in this client or worker driver"), 0)
+                                   CellOutcome("unsupported", "no TLS in this client or worker driver"), 0)
                             continue
                         assert client.driver and work.driver
                         known = registry.expected_failure(client.name, server_name, scenario) or driver_limitation(
@@ -768,16 +769,16 @@ def run_matrix(
                         try:
                             outcome = SCENARIOS[scenario](cell)
                         except ScenarioFailed as exc:
-                            outcome = Outcome("fail", str(exc))
+                            outcome = CellOutcome("fail", str(exc))
                         except NoBarrier as exc:
-                            outcome = Outcome("unsupported", str(exc))
+                            outcome = CellOutcome("unsupported", str(exc))
                         except (OSError, LaunchError) as exc:
-                            outcome = Outcome("fail", f"{type(exc).__name__}: {exc}")
+                            outcome = CellOutcome("fail", f"{type(exc).__name__}: {exc}")
                         finally:
                             cell.cleanup()
                         died = control.dead()
                         if died is not None:
-                            outcome = Outcome("fail", f"the server died during this scenario ({died}): {outcome.detail}")
+                            outcome = CellOutcome("fail", f"the server died during this scenario ({died}): {outcome.detail}")
                             try:
                                 restarted = control.restart()
                             except RestartError as exc:
@@ -809,7 +810,7 @@ def run_matrix(
 
 # -- output -------------------------------------------------------------------------------
 
-_SYMBOL = {"pass": "✓", "non-strict": "~", "unsupported": "-", "xfail": "x", "xpass": "!", "fail": "✗"}
+_SYMBOL = {"pass": "✓", "non-strict": "~", "unsupported": "-", "expected-fail": "x", "unexpected-pass": "!", "fail": "✗"}
 
 
 def _cell_text(results: list[CellResult]) -> str:
@@ -844,7 +845,7 @@ def render_grid(matrix: Matrix) -> str:
 def render_html(matrix: Matrix) -> str:
     """A self-contained HTML page: the grid, with each scenario's detail on hover and below."""
     esc = html.escape
-    colors = {"pass": "#cfc", "non-strict": "#ffc", "unsupported": "#eee", "xfail": "#fdb", "xpass": "#cdf", "fail": "#f99"}
+    colors = {"pass": "#cfc", "non-strict": "#ffc", "unsupported": "#eee", "expected-fail": "#fdb", "unexpected-pass": "#cdf", "fail": "#f99"}
     head = "".join(f"<th>{esc(s)}</th>" for s in matrix.servers)
     rows = []
     for client in matrix.clients:

@@ -84,7 +84,7 @@ class RunInfo:
     strict: bool
     seed: str
     elapsed: float
-    grab: str = "GRAB_JOB"
+    grab: str | None = "GRAB_JOB"  # None: no grab packet applies (role tests play the server)
     server_log: str = ""  # the target's own log, when gearspec started it (container or process)
     rerun: Callable[[Case], str] | None = None  # the command that runs one case again, as this run did
     interrupted: bool = False  # Ctrl-C: the results are the cases that finished before it
@@ -433,7 +433,8 @@ def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
         expectations=_e(run.expectations),
         summary=_e(", ".join(f"{totals[v]} {v.value}" for v in VERDICT_ORDER if totals[v])),
         verdict=_e(_headline(results, run, grades)),
-        details=_e(f"{len(results)} cases in {run.elapsed:.1f} s; seed {run.seed}; grab {run.grab}; strict {run.strict}"),
+        details=_e(f"{len(results)} cases in {run.elapsed:.1f} s; seed {run.seed}; "
+                  + (f"grab {run.grab}; " if run.grab else "") + f"strict {run.strict}"),
         head=head,
         areas=area_rows,
         sections="".join(sections) + _server_log_html(run),

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fnmatch
 import json
 import os
 import re
@@ -46,8 +45,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
+
+from gearspec.conformance.harness import Outcome, TraceEntry
+from gearspec.conformance.registry import Case, Level, select_cases
+from gearspec.conformance.runner import Expectations, ExpectationsError, Result, load_expectations
 
 from gearspec.codec import AdminLine, Decoder, Event, Packet, RawPacket
 from gearspec.errors import ProtocolError
@@ -55,15 +58,18 @@ from gearspec.spec import Magic, PacketType
 
 __all__ = [
     "SCENARIOS",
-    "Outcome",
     "Scenario",
-    "format_table",
+    "ScenarioResult",
+    "as_result",
+    "driver_expectations",
     "run_roles",
     "run_scenarios",
+    "scenario_case",
 ]
 
 T = PacketType
-PASS, FAIL, UNSUPPORTED, INFO = "pass", "fail", "unsupported", "informational"
+# The grades are the suite's outcomes (one vocabulary for cases and scenarios).
+PASS, FAIL, UNSUPPORTED, INFO = Outcome.PASS, Outcome.FAIL, Outcome.UNSUPPORTED, Outcome.INFORMATIONAL
 
 # A busy loop: this many packets, or connections, from the command within one second
 # while it should wait (a polite library sends a handful; a spinning one thousands).
@@ -90,23 +96,23 @@ _SUBMIT_BY_OPTIONS: dict[tuple[bool, str], PacketType] = {
 _ASSIGN_FOR_GRAB = {T.GRAB_JOB: T.JOB_ASSIGN, T.GRAB_JOB_UNIQ: T.JOB_ASSIGN_UNIQ, T.GRAB_JOB_ALL: T.JOB_ASSIGN_ALL}
 
 
-class Verdict(Exception):
+class ScenarioEnd(Exception):
     """Raised by a scenario script to end it with a grade."""
 
-    def __init__(self, grade: str, reason: str) -> None:
+    def __init__(self, grade: Outcome, reason: str) -> None:
         super().__init__(reason)
         self.grade = grade
         self.reason = reason
 
 
 @dataclass
-class Outcome:
+class ScenarioResult:
     """The graded result of one scenario."""
 
     id: str
     role: str
     title: str
-    grade: str
+    grade: Outcome
     reason: str
     duration: float
     exit_code: int | None = None
@@ -116,7 +122,7 @@ class Outcome:
 
     def as_data(self) -> dict[str, Any]:
         return {
-            "id": self.id, "role": self.role, "title": self.title, "grade": self.grade, "reason": self.reason,
+            "id": self.id, "role": self.role, "title": self.title, "grade": self.grade.value, "reason": self.reason,
             "duration": round(self.duration, 3), "exit_code": self.exit_code,
             "stdout": self.stdout[-2000:], "stderr": self.stderr[-2000:], "trace": self.trace,
         }
@@ -261,15 +267,15 @@ def _describe(event: Event | Packet) -> str:
     return f"admin line {event.text!r}"
 
 
-class Exited(Verdict):
+class Exited(ScenarioEnd):
     """The command ended while the script waited for something from it."""
 
-    def __init__(self, code: int, grade: str, reason: str) -> None:
+    def __init__(self, code: int, grade: Outcome, reason: str) -> None:
         super().__init__(grade, reason)
         self.code = code
 
 
-class Lost(Verdict):
+class Lost(ScenarioEnd):
     """The connection the script was talking on closed."""
 
 
@@ -312,23 +318,16 @@ class Context:
         servers = [self.server] + ([self.backup] if self.backup else [])
         first = servers[0]
         p = self.params
-        contract = ["--host", host, "--port", str(first.port), "--function", p.function]
-        if self.role == "client":
-            contract += ["--data", p.data]
-            if p.unique is not None:
-                contract += ["--unique", p.unique]
-            if p.background:
-                contract.append("--background")
-            if p.priority != "normal":
-                contract += ["--priority", p.priority]
-            if p.exceptions:
-                contract.append("--exceptions")
-        elif p.count is not None:
-            contract += ["--count", str(p.count)]
+        from gearspec.conformance.drivers.contract import client_argv, worker_argv  # the package reads the registry
+
         # The command's own timeout ends before ours, so a hang is reported by the
         # program itself (contract exit status 6) when it can.
         own_timeout = max(1.0, round(self.timeout * 0.6, 1))
-        contract += ["--timeout", f"{own_timeout:g}"]
+        if self.role == "client":
+            contract = client_argv(host, first.port, p.function, data=p.data, unique=p.unique, background=p.background,
+                                   priority=p.priority, exceptions=p.exceptions, timeout=own_timeout)
+        else:
+            contract = worker_argv(host, first.port, p.function, count=p.count, timeout=own_timeout)
         values = {
             "host": host, "port": str(first.port),
             "servers": ",".join(f"{host}:{s.port}" for s in servers),
@@ -340,7 +339,7 @@ class Context:
         try:
             argv = command.format(**quoted)
         except (KeyError, IndexError, ValueError) as exc:
-            raise Verdict(FAIL, f"bad --exec template: {exc!r} (placeholders: {', '.join(sorted(quoted))})") from None
+            raise ScenarioEnd(FAIL, f"bad --exec template: {exc!r} (placeholders: {', '.join(sorted(quoted))})") from None
         env = dict(os.environ)
         env.update({
             "GEARMAN_HOST": host, "GEARMAN_PORT": str(first.port), "GEARSPEC_SERVERS": values["servers"],
@@ -523,7 +522,7 @@ class Context:
         tolerate: Tolerate | None = None, deadline: float | None = None,
     ) -> tuple[Packet, Connection]:
         """The next packet of a wanted type (from `conn` if given, else from any
-        connection). Packets `tolerate` accepts are skipped; anything else is a verdict."""
+        connection). Packets `tolerate` accepts are skipped; anything else ends the scenario with a grade."""
         wanted = {wanted} if isinstance(wanted, PacketType) else wanted
         names = " or ".join(sorted(t.name for t in wanted))
         while True:
@@ -533,23 +532,23 @@ class Context:
                 exited.reason = f"{exited.reason.replace('exited', 'exited before sending ' + names, 1)} ({purpose})"
                 raise
             if item is None:
-                raise Verdict(FAIL, f"no {names} within {self.timeout:g}s ({purpose})")
+                raise ScenarioEnd(FAIL, f"no {names} within {self.timeout:g}s ({purpose})")
             source, event = item
             if event is None:
                 if source is conn:
                     raise Lost(FAIL, f"closed the connection while {purpose} (waiting for {names})")
                 continue  # a probe or an idle connection went away
             if conn is not None and source is not conn and isinstance(event, Packet) and event.type in wanted:
-                raise Verdict(FAIL, f"sent {event.type.name} on another connection ({source.name}) while {purpose}")
+                raise ScenarioEnd(FAIL, f"sent {event.type.name} on another connection ({source.name}) while {purpose}")
             if isinstance(event, RawPacket):
-                raise Verdict(FAIL, f"sent a malformed packet while {purpose}: {event.problem.message}")
+                raise ScenarioEnd(FAIL, f"sent a malformed packet while {purpose}: {event.problem.message}")
             if isinstance(event, AdminLine):
                 continue  # an admin command is harmless here; nothing answers it
             if event.type in wanted:
                 return event, source
             if tolerate is not None and tolerate(source, event):
                 continue
-            raise Verdict(FAIL, f"sent {event.type.name} where {names} was expected ({purpose})")
+            raise ScenarioEnd(FAIL, f"sent {event.type.name} where {names} was expected ({purpose})")
 
     def stderr_tail(self) -> str:
         text = self.stderr.decode("utf-8", "replace").strip()
@@ -564,7 +563,7 @@ class Context:
         return (line[len("unsupported:"):].strip() if line.lower().startswith("unsupported:") else line)[:200]
 
 
-Script = Callable[[Context], Awaitable[tuple[str, str]]]
+Script = Callable[[Context], Awaitable[tuple[Outcome, str]]]
 
 
 @dataclass(frozen=True)
@@ -588,13 +587,13 @@ def _check_submit(ctx: Context, submit: Packet) -> None:
     p = ctx.params
     wanted = _SUBMIT_BY_OPTIONS[(p.background, p.priority)]
     if submit.type is not wanted:
-        raise Verdict(FAIL, f"sent {submit.type.name}, expected {wanted.name}")
+        raise ScenarioEnd(FAIL, f"sent {submit.type.name}, expected {wanted.name}")
     if submit["function"] != p.function.encode():
-        raise Verdict(FAIL, f"function {submit['function']!r}, expected {p.function!r}")
+        raise ScenarioEnd(FAIL, f"function {submit['function']!r}, expected {p.function!r}")
     if submit["data"] != p.data.encode():
-        raise Verdict(FAIL, f"data {submit['data'][:60]!r}, expected {p.data!r}")
+        raise ScenarioEnd(FAIL, f"data {submit['data'][:60]!r}, expected {p.data!r}")
     if p.unique is not None and submit["unique"] != p.unique.encode():
-        raise Verdict(FAIL, f"unique {submit['unique']!r}, expected {p.unique!r}")
+        raise ScenarioEnd(FAIL, f"unique {submit['unique']!r}, expected {p.unique!r}")
 
 
 _ANY_SUBMIT = set(_SUBMIT_BY_OPTIONS.values())
@@ -606,7 +605,7 @@ async def _client_submit(ctx: Context) -> tuple[Connection, Packet]:
     return conn, submit
 
 
-def _grade_client_exit(ctx: Context, code: int | None, want_code: int, want_stdout: bytes | None, what: str) -> tuple[str, str]:
+def _grade_client_exit(ctx: Context, code: int | None, want_code: int, want_stdout: bytes | None, what: str) -> tuple[Outcome, str]:
     if code is None:
         return FAIL, f"still running {ctx.timeout:g}s after {what} (hung)"
     if code == EXIT_UNSUPPORTED:
@@ -626,14 +625,14 @@ def _grade_client_exit(ctx: Context, code: int | None, want_code: int, want_stdo
     return PASS, f"{what}: reported an error (exit status {code}; the contract's is {want_code})"
 
 
-async def client_basic(ctx: Context) -> tuple[str, str]:
+async def client_basic(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_COMPLETE", HANDLE, ctx.params.data[::-1]))
     code = await ctx.wait_exit()
     return _grade_client_exit(ctx, code, EXIT_OK, ctx.params.data[::-1].encode(), "JOB_CREATED, WORK_COMPLETE")
 
 
-async def client_streamed(ctx: Context) -> tuple[str, str]:
+async def client_streamed(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send(
         Packet.response("JOB_CREATED", HANDLE),
@@ -650,7 +649,7 @@ async def client_streamed(ctx: Context) -> tuple[str, str]:
     return _grade_client_exit(ctx, code, EXIT_OK, b"done", "streamed WORK_STATUS/DATA/WARNING then WORK_COMPLETE")
 
 
-async def client_background(ctx: Context) -> tuple[str, str]:
+async def client_background(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send(Packet.response("JOB_CREATED", HANDLE))
     code = await ctx.wait_exit()
@@ -660,7 +659,7 @@ async def client_background(ctx: Context) -> tuple[str, str]:
     return grade, reason
 
 
-async def client_submit_only(ctx: Context) -> tuple[str, str]:
+async def client_submit_only(ctx: Context) -> tuple[Outcome, str]:
     """Priority and unique variants: grade the SUBMIT packet, then finish the job."""
     conn, submit = await _client_submit(ctx)
     conn.send(Packet.response("JOB_CREATED", HANDLE))
@@ -673,13 +672,13 @@ async def client_submit_only(ctx: Context) -> tuple[str, str]:
     return grade, reason
 
 
-async def client_work_fail(ctx: Context) -> tuple[str, str]:
+async def client_work_fail(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("WORK_FAIL", HANDLE))
     return _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_FAIL, None, "WORK_FAIL")
 
 
-async def client_work_exception(ctx: Context) -> tuple[str, str]:
+async def client_work_exception(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send(Packet.response("JOB_CREATED", HANDLE))
     if not ctx.option_exceptions:
@@ -694,7 +693,7 @@ async def client_work_exception(ctx: Context) -> tuple[str, str]:
     return _grade_client_exit(ctx, await ctx.wait_exit(), EXIT_EXCEPTION, None, "OPTION_RES exceptions, WORK_EXCEPTION")
 
 
-async def client_error_reply(ctx: Context) -> tuple[str, str]:
+async def client_error_reply(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send(Packet.response("ERROR", "QUEUE_ERROR", "queue is full"))
     code = await ctx.wait_exit()
@@ -709,7 +708,7 @@ async def client_error_reply(ctx: Context) -> tuple[str, str]:
     return PASS, f"reported the ERROR (exit status {code}){ctx.stderr_tail()}"
 
 
-async def client_server_closes(ctx: Context) -> tuple[str, str]:
+async def client_server_closes(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send(Packet.response("JOB_CREATED", HANDLE))
     await asyncio.sleep(0.05)  # let JOB_CREATED arrive before the close
@@ -726,8 +725,8 @@ async def client_server_closes(ctx: Context) -> tuple[str, str]:
         if exited.code == 0:
             return FAIL, "exit status 0 (success) although the job never finished"
         return PASS, f"reported the lost connection (exit status {exited.code})"
-    except Verdict as verdict:
-        if verdict.reason.startswith("no "):
+    except ScenarioEnd as end:
+        if end.reason.startswith("no "):
             return FAIL, "neither reported the lost connection nor resubmitted (hung)"
         raise
     _check_submit(ctx, submit)
@@ -736,7 +735,7 @@ async def client_server_closes(ctx: Context) -> tuple[str, str]:
     return grade, ("reconnected and resubmitted the job; " + reason) if grade == PASS else reason
 
 
-async def client_failover(ctx: Context) -> tuple[str, str]:
+async def client_failover(ctx: Context) -> tuple[Outcome, str]:
     try:
         submit, conn = await ctx.expect(_ANY_SUBMIT, "submitting to the second server")
     except Exited as exited:
@@ -776,7 +775,7 @@ def _tolerate_while_working(conn: Connection, packet: Packet) -> bool:
 async def _registered(ctx: Context) -> Connection:
     can_do, conn = await ctx.expect({T.CAN_DO, T.CAN_DO_TIMEOUT}, "registering its function")
     if can_do["function"] != ctx.params.function.encode():
-        raise Verdict(FAIL, f"registered {can_do['function']!r}, expected {ctx.params.function!r}")
+        raise ScenarioEnd(FAIL, f"registered {can_do['function']!r}, expected {ctx.params.function!r}")
     return conn
 
 
@@ -803,7 +802,7 @@ async def _result(ctx: Context, conn: Connection, handle: bytes) -> tuple[Packet
         packet, _ = await ctx.expect(_RESULTS | _UPDATES, "working on the job", conn=conn,
                                      tolerate=_tolerate_while_working)
         if packet["handle"] != handle:
-            raise Verdict(FAIL, f"{packet.type.name} for handle {packet['handle']!r}, it was assigned {handle!r}")
+            raise ScenarioEnd(FAIL, f"{packet.type.name} for handle {packet['handle']!r}, it was assigned {handle!r}")
         if packet.type in _RESULTS:
             return packet, updates
         updates.append(packet.type)
@@ -812,9 +811,9 @@ async def _result(ctx: Context, conn: Connection, handle: bytes) -> tuple[Packet
 async def _complete(ctx: Context, conn: Connection, handle: bytes, data: bytes) -> None:
     packet, _ = await _result(ctx, conn, handle)
     if packet.type is not T.WORK_COMPLETE:
-        raise Verdict(FAIL, f"answered {packet.type.name}, expected WORK_COMPLETE")
+        raise ScenarioEnd(FAIL, f"answered {packet.type.name}, expected WORK_COMPLETE")
     if packet["data"] != data:
-        raise Verdict(FAIL, f"WORK_COMPLETE carries {packet['data'][:60]!r}, expected {data!r}")
+        raise ScenarioEnd(FAIL, f"WORK_COMPLETE carries {packet['data'][:60]!r}, expected {data!r}")
 
 
 async def _reverse_job(
@@ -826,7 +825,7 @@ async def _reverse_job(
     await _complete(ctx, conn, handle, data[::-1])
 
 
-async def worker_sleep_and_wake(ctx: Context) -> tuple[str, str]:
+async def worker_sleep_and_wake(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
     conn.send(Packet.response("NO_JOB"))
@@ -838,14 +837,14 @@ async def worker_sleep_and_wake(ctx: Context) -> tuple[str, str]:
             break
         polls += 1
         if polls >= 3:
-            raise Verdict(FAIL, "keeps sending GRAB after NO_JOB instead of PRE_SLEEP (busy polling)")
+            raise ScenarioEnd(FAIL, "keeps sending GRAB after NO_JOB instead of PRE_SLEEP (busy polling)")
         conn.send(Packet.response("NO_JOB"))
     # Asleep: nothing should come on this connection until the NOOP.
     quiet_until = time.monotonic() + 0.2
     while (item := await ctx.next(quiet_until)) is not None:
         source, event = item
         if source is conn and event is not None:
-            raise Verdict(FAIL, f"sent {_describe(event)} while asleep (before any NOOP)")
+            raise ScenarioEnd(FAIL, f"sent {_describe(event)} while asleep (before any NOOP)")
     conn.send(Packet.response("NOOP"))
     grab, _ = await ctx.expect(_GRABS, "grabbing after the NOOP wake-up", conn=conn)
     await _reverse_job(ctx, conn, grab)
@@ -853,7 +852,7 @@ async def worker_sleep_and_wake(ctx: Context) -> tuple[str, str]:
     return PASS, f"NO_JOB -> PRE_SLEEP ({how}), NOOP -> {grab.type.name} -> WORK_COMPLETE"
 
 
-async def worker_job(ctx: Context) -> tuple[str, str]:
+async def worker_job(ctx: Context) -> tuple[Outcome, str]:
     """Assign at the first grab; the data decides the expected answer (contract worker)."""
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
@@ -878,7 +877,7 @@ async def worker_job(ctx: Context) -> tuple[str, str]:
     return PASS, f"{grab.type.name} -> {_ASSIGN_FOR_GRAB[grab.type].name} -> WORK_COMPLETE {data[::-1]!r}"
 
 
-async def worker_two_jobs_then_exit(ctx: Context) -> tuple[str, str]:
+async def worker_two_jobs_then_exit(ctx: Context) -> tuple[Outcome, str]:
     connections = set()
     for number in (1, 2):
         grab, conn = await _grab(ctx, f"asking for job {number}")
@@ -894,7 +893,7 @@ async def worker_two_jobs_then_exit(ctx: Context) -> tuple[str, str]:
     return PASS, f"did two jobs {how}, then exited 0"
 
 
-async def worker_spurious_noop(ctx: Context) -> tuple[str, str]:
+async def worker_spurious_noop(ctx: Context) -> tuple[Outcome, str]:
     conn = await _registered(ctx)
     conn.send(Packet.response("NOOP"))  # no PRE_SLEEP came: a wake-up it never asked for
     grab, conn = await _grab(ctx, "asking for a job after an unexpected NOOP")
@@ -902,7 +901,7 @@ async def worker_spurious_noop(ctx: Context) -> tuple[str, str]:
     return PASS, "took a NOOP it did not ask for in its stride and did the job"
 
 
-async def worker_error_reply(ctx: Context) -> tuple[str, str]:
+async def worker_error_reply(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     _, conn = await _grab(ctx, "asking for a job")
     conn.send(Packet.response("ERROR", "INTERNAL_ERROR", "try again"))
@@ -910,15 +909,15 @@ async def worker_error_reply(ctx: Context) -> tuple[str, str]:
         grab, conn = await _grab(ctx, "asking again after an ERROR")
     except Exited as exited:
         return INFO, f"exited after an ERROR reply to its grab (status {exited.code})"
-    except Verdict as verdict:
-        if verdict.reason.startswith("no "):
+    except ScenarioEnd as end:
+        if end.reason.startswith("no "):
             return FAIL, "stopped asking for jobs after an ERROR reply (stuck, still running)"
         raise
     await _reverse_job(ctx, conn, grab)
     return PASS, "carried on after an ERROR reply and did the next job"
 
 
-async def worker_server_closes(ctx: Context) -> tuple[str, str]:
+async def worker_server_closes(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
     _assign(conn, grab, HANDLE, ctx.params.function, b"lost")
@@ -943,8 +942,8 @@ async def worker_server_closes(ctx: Context) -> tuple[str, str]:
         if exited.code == EXIT_TIMEOUT:
             return FAIL, "neither reconnected nor exited when the server closed the connection (its own timeout ended it)"
         return INFO, f"gave up when the server closed the connection (exit status {exited.code}; a supervisor must restart it)"
-    except Verdict as verdict:
-        if verdict.reason.startswith("no "):
+    except ScenarioEnd as end:
+        if end.reason.startswith("no "):
             return FAIL, "neither reconnected nor exited after the server closed the connection mid-job"
         raise
     await _reverse_job(ctx, conn2, grab)
@@ -956,14 +955,14 @@ async def worker_server_closes(ctx: Context) -> tuple[str, str]:
     return PASS, "reconnected, registered again and did the next job"
 
 
-async def worker_failover(ctx: Context) -> tuple[str, str]:
+async def worker_failover(ctx: Context) -> tuple[Outcome, str]:
     try:
         grab, conn = await _grab(ctx, "asking the second server for a job")
     except Exited as exited:
         del exited
         return UNSUPPORTED, "never worked for the second server; a command given {servers} or GEARMAN_SERVERS could fail over"
-    except Verdict as verdict:
-        if verdict.reason.startswith("no "):
+    except ScenarioEnd as end:
+        if end.reason.startswith("no "):
             return UNSUPPORTED, "never worked for the second server; a command given {servers} or GEARMAN_SERVERS could fail over"
         raise
     await _reverse_job(ctx, conn, grab)
@@ -1002,13 +1001,13 @@ def _brief(data: bytes) -> str:
 def _hostile(script: Script, *, packets: bool = True, rss: bool = False) -> Script:
     """`script` with the crash and busy-loop checks (`packets=False` where the scenario itself
     provokes many packets: then only a reconnect storm counts) and, with `rss`, memory sampling."""
-    async def run(ctx: Context) -> tuple[str, str]:
+    async def run(ctx: Context) -> tuple[Outcome, str]:
         if rss:
             ctx.sample_rss()
         try:
             grade, reason = await script(ctx)
-        except Verdict as verdict:
-            grade, reason = verdict.grade, verdict.reason
+        except ScenarioEnd as end:
+            grade, reason = end.grade, end.reason
         if not ctx.exited():  # a command on its way out may be crashing: let it finish
             await ctx.wait_exit(time.monotonic() + 0.3)
         crash = ctx.crash()
@@ -1023,7 +1022,7 @@ def _hostile(script: Script, *, packets: bool = True, rss: bool = False) -> Scri
     return run
 
 
-def _grade_growth(ctx: Context, base: int, grade: str, reason: str) -> tuple[str, str]:
+def _grade_growth(ctx: Context, base: int, grade: Outcome, reason: str) -> tuple[Outcome, str]:
     """Add the memory the command needed for a LARGE payload; too much is a failure."""
     peak = max(ctx.rss_peak, base)
     if not base:
@@ -1035,7 +1034,7 @@ def _grade_growth(ctx: Context, base: int, grade: str, reason: str) -> tuple[str
     return grade, reason + note
 
 
-def _grade_client_result(ctx: Context, code: int | None, want: bytes, what: str) -> tuple[str, str]:
+def _grade_client_result(ctx: Context, code: int | None, want: bytes, what: str) -> tuple[Outcome, str]:
     """A client given a legal, if unusual, reply. The right result passes; an error exit is
     informational (it refused what it did not expect); success with other data is a wrong result."""
     if code is None:
@@ -1051,7 +1050,7 @@ def _grade_client_result(ctx: Context, code: int | None, want: bytes, what: str)
     return INFO, f"gave up after {what} (exit status {code}){ctx.stderr_tail()}"
 
 
-def _grade_lost(ctx: Context, code: int, what: str) -> tuple[str, str]:
+def _grade_lost(ctx: Context, code: int, what: str) -> tuple[Outcome, str]:
     if code == EXIT_UNSUPPORTED:
         return UNSUPPORTED, ctx.unsupported_reason()
     if code == EXIT_TIMEOUT:
@@ -1081,7 +1080,7 @@ async def _refuse_for(ctx: Context, seconds: float) -> None:
 
 # -- client
 
-async def client_error_after_created(ctx: Context) -> tuple[str, str]:
+async def client_error_after_created(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send(Packet.response("JOB_CREATED", HANDLE), Packet.response("ERROR", "INTERNAL_ERROR", "the job was lost"))
     code = await ctx.wait_exit()
@@ -1096,7 +1095,7 @@ async def client_error_after_created(ctx: Context) -> tuple[str, str]:
     return PASS, f"reported the ERROR that followed JOB_CREATED (exit status {code})"
 
 
-async def client_unanswered(ctx: Context) -> tuple[str, str]:
+async def client_unanswered(ctx: Context) -> tuple[Outcome, str]:
     await _client_submit(ctx)
     code = await ctx.wait_exit()  # the server never answers
     if code is None:
@@ -1112,7 +1111,7 @@ async def client_unanswered(ctx: Context) -> tuple[str, str]:
     return PASS, f"gave up waiting for a JOB_CREATED that never came (exit status {code}){again}"
 
 
-async def client_slow_created(ctx: Context) -> tuple[str, str]:
+async def client_slow_created(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     await asyncio.sleep(QUIET)
     conn.send(Packet.response("JOB_CREATED", HANDLE))
@@ -1122,7 +1121,7 @@ async def client_slow_created(ctx: Context) -> tuple[str, str]:
     return _grade_client_result(ctx, await ctx.wait_exit(), want, f"JOB_CREATED {QUIET:g}s late")
 
 
-async def client_split(ctx: Context) -> tuple[str, str]:
+async def client_split(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     want = ctx.params.data[::-1].encode()
     data = Packet.response("JOB_CREATED", HANDLE).to_bytes() + Packet.response("WORK_COMPLETE", HANDLE, want).to_bytes()
@@ -1130,7 +1129,7 @@ async def client_split(ctx: Context) -> tuple[str, str]:
     return _grade_client_result(ctx, await ctx.wait_exit(), want, "replies split byte by byte")
 
 
-async def client_coalesced(ctx: Context) -> tuple[str, str]:
+async def client_coalesced(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     want = ctx.params.data[::-1].encode()
     conn.send_raw(
@@ -1140,7 +1139,7 @@ async def client_coalesced(ctx: Context) -> tuple[str, str]:
     return _grade_client_result(ctx, await ctx.wait_exit(), want, "both replies in one segment")
 
 
-async def client_unknown_packet(ctx: Context) -> tuple[str, str]:
+async def client_unknown_packet(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send_raw(_unknown_packet(), f"a well-formed packet of unknown type {UNKNOWN_TYPE}")
     want = ctx.params.data[::-1].encode()
@@ -1148,7 +1147,7 @@ async def client_unknown_packet(ctx: Context) -> tuple[str, str]:
     return _grade_client_result(ctx, await ctx.wait_exit(), want, f"a packet of unknown type {UNKNOWN_TYPE}")
 
 
-async def client_noop_storm(ctx: Context) -> tuple[str, str]:
+async def client_noop_storm(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.send_raw(Packet.response("NOOP").to_bytes() * NOOP_STORM, f"{NOOP_STORM} NOOPs")
     want = ctx.params.data[::-1].encode()
@@ -1156,7 +1155,7 @@ async def client_noop_storm(ctx: Context) -> tuple[str, str]:
     return _grade_client_result(ctx, await ctx.wait_exit(), want, f"{NOOP_STORM} NOOPs before JOB_CREATED")
 
 
-async def client_other_handle(ctx: Context) -> tuple[str, str]:
+async def client_other_handle(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     want = ctx.params.data[::-1].encode()
     conn.send_raw(
@@ -1168,7 +1167,7 @@ async def client_other_handle(ctx: Context) -> tuple[str, str]:
     return _grade_client_result(ctx, await ctx.wait_exit(), want, "a WORK_COMPLETE for another handle first")
 
 
-async def client_large_result(ctx: Context) -> tuple[str, str]:
+async def client_large_result(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     result = _large_data()
     base = ctx.rss()
@@ -1177,7 +1176,7 @@ async def client_large_result(ctx: Context) -> tuple[str, str]:
     return _grade_growth(ctx, base, grade, reason)
 
 
-async def _client_after_close(ctx: Context, what: str) -> tuple[str, str]:
+async def _client_after_close(ctx: Context, what: str) -> tuple[Outcome, str]:
     """After the server closed (and refused connections for QUIET seconds): reporting the
     loss passes, and so does a resubmission that then completes."""
     try:
@@ -1185,8 +1184,8 @@ async def _client_after_close(ctx: Context, what: str) -> tuple[str, str]:
         submit, conn = await ctx.expect(_ANY_SUBMIT, "resubmitting after the server closed")
     except Exited as exited:
         return _grade_lost(ctx, exited.code, what)
-    except Verdict as verdict:
-        if verdict.reason.startswith("no "):
+    except ScenarioEnd as end:
+        if end.reason.startswith("no "):
             return FAIL, f"neither reported {what} nor resubmitted (hung)"
         raise
     _check_submit(ctx, submit)
@@ -1195,13 +1194,13 @@ async def _client_after_close(ctx: Context, what: str) -> tuple[str, str]:
     return grade, (f"resubmitted after {what}; " + reason) if grade == PASS else reason
 
 
-async def client_close_before_created(ctx: Context) -> tuple[str, str]:
+async def client_close_before_created(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     conn.close()
     return await _client_after_close(ctx, "the server closing before JOB_CREATED")
 
 
-async def client_close_mid_packet(ctx: Context) -> tuple[str, str]:
+async def client_close_mid_packet(ctx: Context) -> tuple[Outcome, str]:
     conn, _ = await _client_submit(ctx)
     complete = Packet.response("WORK_COMPLETE", HANDLE, ctx.params.data[::-1]).to_bytes()
     conn.send(Packet.response("JOB_CREATED", HANDLE))
@@ -1215,7 +1214,7 @@ async def client_close_mid_packet(ctx: Context) -> tuple[str, str]:
 
 async def _worker_carries_on(
     ctx: Context, after: str, odd: Connection, handle: bytes = HANDLE, data: bytes | None = None
-) -> tuple[str, str]:
+) -> tuple[Outcome, str]:
     """After something odd on connection `odd`: a worker that grabs and does the job
     passes; one that drops the connection over it (and comes back) or exits is
     informational; one that neither grabs nor exits is stuck."""
@@ -1226,8 +1225,8 @@ async def _worker_carries_on(
             if exited.code == EXIT_UNSUPPORTED:
                 return UNSUPPORTED, ctx.unsupported_reason()
             return INFO, f"exited after {after} (status {exited.code}){ctx.stderr_tail()}"
-        except Verdict as verdict:
-            if verdict.reason.startswith("no "):
+        except ScenarioEnd as end:
+            if end.reason.startswith("no "):
                 return FAIL, f"stopped asking for jobs after {after} (stuck, still running)"
             raise
         try:
@@ -1242,14 +1241,14 @@ async def _worker_carries_on(
     return PASS, f"carried on after {after} and did the job"
 
 
-async def worker_error_can_do(ctx: Context) -> tuple[str, str]:
+async def worker_error_can_do(ctx: Context) -> tuple[Outcome, str]:
     conn = await _registered(ctx)
     conn.send(Packet.response("ERROR", "INVALID_FUNCTION", "function refused"))
     await asyncio.sleep(SETTLE)
     return await _worker_carries_on(ctx, "an ERROR reply to CAN_DO", conn)
 
 
-async def worker_error_pre_sleep(ctx: Context) -> tuple[str, str]:
+async def worker_error_pre_sleep(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     _, conn = await ctx.expect(_GRABS, "asking for a job", tolerate=_tolerate_registration)
     conn.send(Packet.response("NO_JOB"))
@@ -1270,7 +1269,7 @@ async def worker_error_pre_sleep(ctx: Context) -> tuple[str, str]:
     return await _worker_carries_on(ctx, "an ERROR reply to PRE_SLEEP and a NOOP", conn)
 
 
-async def worker_error_result(ctx: Context) -> tuple[str, str]:
+async def worker_error_result(ctx: Context) -> tuple[Outcome, str]:
     grab, conn = await _grab(ctx, "asking for job 1")
     await _reverse_job(ctx, conn, grab, b"H:gearspec:1", b"job1")
     conn.send(Packet.response("ERROR", "JOB_NOT_FOUND", "no such job"))
@@ -1278,7 +1277,7 @@ async def worker_error_result(ctx: Context) -> tuple[str, str]:
     return await _worker_carries_on(ctx, "an ERROR reply to its WORK_COMPLETE", conn, b"H:gearspec:2", b"job2")
 
 
-async def worker_unanswered_grab(ctx: Context) -> tuple[str, str]:
+async def worker_unanswered_grab(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
     start = time.monotonic()
@@ -1305,7 +1304,7 @@ async def worker_unanswered_grab(ctx: Context) -> tuple[str, str]:
     return PASS, f"waited quietly {QUIET:g}s for an answer to its {grab.type.name}{again}, then did the job"
 
 
-async def worker_noop_storm(ctx: Context) -> tuple[str, str]:
+async def worker_noop_storm(ctx: Context) -> tuple[Outcome, str]:
     conn = await _registered(ctx)
     base = ctx.rss()
     conn.send_raw(Packet.response("NOOP").to_bytes() * NOOP_STORM, f"{NOOP_STORM} NOOPs it never asked for")
@@ -1316,7 +1315,7 @@ async def worker_noop_storm(ctx: Context) -> tuple[str, str]:
 
 
 def _worker_assign_variant(kind: PacketType) -> Script:
-    async def script(ctx: Context) -> tuple[str, str]:
+    async def script(ctx: Context) -> tuple[Outcome, str]:
         await _registered(ctx)
         grab, conn = await _grab(ctx, "asking for a job")
         data = ctx.params.data.encode()
@@ -1332,8 +1331,8 @@ def _worker_assign_variant(kind: PacketType) -> Script:
             return INFO, f"exited on a {kind.name} {asked} (status {exited.code}){ctx.stderr_tail()}"
         except Lost:
             return INFO, f"dropped the connection on a {kind.name} {asked}"
-        except Verdict as verdict:
-            if verdict.reason.startswith("no "):
+        except ScenarioEnd as end:
+            if end.reason.startswith("no "):
                 return INFO, f"ignored a {kind.name} {asked}: the job is never done (no result within {QUIET * 1.5:g}s)"
             raise
         if packet.type is T.WORK_COMPLETE and packet["handle"] == HANDLE and packet["data"] == data[::-1]:
@@ -1346,14 +1345,14 @@ def _worker_assign_variant(kind: PacketType) -> Script:
     return script
 
 
-async def worker_unknown_packet(ctx: Context) -> tuple[str, str]:
+async def worker_unknown_packet(ctx: Context) -> tuple[Outcome, str]:
     conn = await _registered(ctx)
     conn.send_raw(_unknown_packet(), f"a well-formed packet of unknown type {UNKNOWN_TYPE}")
     await asyncio.sleep(SETTLE)
     return await _worker_carries_on(ctx, f"a packet of unknown type {UNKNOWN_TYPE}", conn)
 
 
-async def worker_split(ctx: Context) -> tuple[str, str]:
+async def worker_split(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
     data = ctx.params.data.encode()
@@ -1363,7 +1362,7 @@ async def worker_split(ctx: Context) -> tuple[str, str]:
     return PASS, f"{kind.name} split byte by byte: did the job"
 
 
-async def worker_coalesced(ctx: Context) -> tuple[str, str]:
+async def worker_coalesced(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
     data = ctx.params.data.encode()
@@ -1374,7 +1373,7 @@ async def worker_coalesced(ctx: Context) -> tuple[str, str]:
     return PASS, f"{kind.name} and NOOPs in one segment: did the job"
 
 
-async def worker_large_workload(ctx: Context) -> tuple[str, str]:
+async def worker_large_workload(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
     base = ctx.rss()
@@ -1382,7 +1381,7 @@ async def worker_large_workload(ctx: Context) -> tuple[str, str]:
     return _grade_growth(ctx, base, PASS, f"did a job of {LARGE} bytes and sent the {LARGE}-byte result")
 
 
-async def _worker_after_close(ctx: Context, conn: Connection, what: str) -> tuple[str, str]:
+async def _worker_after_close(ctx: Context, conn: Connection, what: str) -> tuple[Outcome, str]:
     """After the server closed `conn` and refused connections for QUIET seconds: register
     again and do a fresh job (passes), or exit (informational). Work on the old job on a new
     connection is a failure."""
@@ -1410,8 +1409,8 @@ async def _worker_after_close(ctx: Context, conn: Connection, what: str) -> tupl
                 return FAIL, f"reported a timeout (exit status 6) at once after {what}: a lost connection misreported"
             return FAIL, f"neither reconnected nor exited after {what} (its own timeout ended it)"
         return INFO, f"exited after {what} (status {exited.code}; a supervisor must restart it)"
-    except Verdict as verdict:
-        if verdict.reason.startswith("no "):
+    except ScenarioEnd as end:
+        if end.reason.startswith("no "):
             return FAIL, f"neither reconnected nor exited after {what} (hung)"
         raise
     await _reverse_job(ctx, conn2, grab, b"H:gearspec:2", b"again")
@@ -1420,14 +1419,14 @@ async def _worker_after_close(ctx: Context, conn: Connection, what: str) -> tupl
     return PASS, f"reconnected after {what} (and {QUIET:g}s of refused connections), registered again and did the next job"
 
 
-async def worker_close_after_grab(ctx: Context) -> tuple[str, str]:
+async def worker_close_after_grab(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     _, conn = await _grab(ctx, "asking for a job")
     conn.close()
     return await _worker_after_close(ctx, conn, "the server closing before answering its grab")
 
 
-async def worker_close_mid_packet(ctx: Context) -> tuple[str, str]:
+async def worker_close_mid_packet(ctx: Context) -> tuple[Outcome, str]:
     await _registered(ctx)
     grab, conn = await _grab(ctx, "asking for a job")
     kind = _ASSIGN_FOR_GRAB[grab.type]
@@ -1524,7 +1523,7 @@ SCENARIOS: tuple[Scenario, ...] = (
 # -- running ------------------------------------------------------------------------------
 
 
-async def run_scenario(scenario: Scenario, command: str, *, timeout: float = 10.0, host: str = "127.0.0.1") -> Outcome:
+async def run_scenario(scenario: Scenario, command: str, *, timeout: float = 10.0, host: str = "127.0.0.1") -> ScenarioResult:
     """Run one scenario against the command; never raises for the command's behaviour."""
     if scenario.timeout is not None:
         timeout = min(timeout, scenario.timeout)
@@ -1539,8 +1538,8 @@ async def run_scenario(scenario: Scenario, command: str, *, timeout: float = 10.
             await ctx.backup.start(host)
         await ctx.spawn(command, host)
         grade, reason = await scenario.script(ctx)
-    except Verdict as verdict:
-        grade, reason = verdict.grade, verdict.reason
+    except ScenarioEnd as end:
+        grade, reason = end.grade, end.reason
     except OSError as exc:
         grade, reason = FAIL, f"could not run the scenario: {exc}"
     finally:
@@ -1549,34 +1548,29 @@ async def run_scenario(scenario: Scenario, command: str, *, timeout: float = 10.
         if ctx.backup is not None:
             await ctx.backup.close()
     code = ctx.process.returncode if ctx.process else None
-    return Outcome(
+    return ScenarioResult(
         scenario.id, scenario.role, scenario.title, grade, reason, time.monotonic() - ctx.started, code,
         ctx.stdout.decode("utf-8", "replace"), ctx.stderr.decode("utf-8", "replace"), ctx.trace,
     )
 
 
 def select_scenarios(role: str, select: list[str] | None = None, exclude: list[str] | None = None) -> list[Scenario]:
-    """Scenarios of one role whose ID matches a --select glob (or all) and no --exclude glob."""
-    def match(pattern: str, sid: str) -> bool:
-        return fnmatch.fnmatchcase(sid, pattern) or fnmatch.fnmatchcase(sid, pattern + "*") or sid.endswith("/" + pattern)
-
-    chosen = [s for s in SCENARIOS if s.role == role]
-    if select:
-        chosen = [s for s in chosen if any(match(p, s.id) for p in select)]
-    if exclude:
-        chosen = [s for s in chosen if not any(match(p, s.id) for p in exclude)]
-    return chosen
+    """Scenarios of one role chosen as `gearspec test` chooses cases (registry.select_cases):
+    an ID, a glob, or a prefix ending at a "/" (`client` is every client scenario)."""
+    chosen = {c.id for c in select_cases([scenario_case(s) for s in SCENARIOS if s.role == role],
+                                        select or (), exclude or ())}
+    return [s for s in SCENARIOS if s.id in chosen]
 
 
 async def run_scenarios(
     role: str, command: str, *, timeout: float = 10.0, select: list[str] | None = None,
-    exclude: list[str] | None = None, parallel: int = 1, progress: Callable[[Outcome], None] | None = None,
-) -> list[Outcome]:
+    exclude: list[str] | None = None, parallel: int = 1, progress: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
     """Run the selected scenarios of `role`, `parallel` at a time, in scenario order."""
     scenarios = select_scenarios(role, select, exclude)
     limit = asyncio.Semaphore(max(1, parallel))
 
-    async def one(scenario: Scenario) -> Outcome:
+    async def one(scenario: Scenario) -> ScenarioResult:
         async with limit:
             outcome = await run_scenario(scenario, command, timeout=timeout)
         if progress is not None:
@@ -1586,39 +1580,56 @@ async def run_scenarios(
     return list(await asyncio.gather(*(one(s) for s in scenarios)))
 
 
-def summary(outcomes: list[Outcome]) -> dict[str, int]:
-    counts = {PASS: 0, FAIL: 0, UNSUPPORTED: 0, INFO: 0}
-    for outcome in outcomes:
-        counts[outcome.grade] += 1
-    return counts
+# -- into the suite's results: one outcome vocabulary, one expectations mechanism, one report --
+
+_SOURCE = "the driver contract (conformance/drivers/README.md), graded by the scripted server (conformance/roles.py)"
+_TRACE_LINE = re.compile(r"\s*(\d+\.\d+) (?:\[([^\]]+)\] )?(.*)", re.S)
 
 
-def format_table(outcomes: list[Outcome]) -> str:
-    """A plain-text table: scenario, grade, reason."""
-    width = max((len(o.id) for o in outcomes), default=10)
-    lines = [f"{o.id.ljust(width)}  {o.grade.upper():13} {o.reason}" for o in outcomes]
-    counts = summary(outcomes)
-    lines.append(", ".join(f"{n} {g}" for g, n in counts.items()))
-    return "\n".join(lines)
+def _not_a_case(session: object) -> None:
+    raise RuntimeError("a scenario runs through run_scenario, not as a server case")
 
 
-def junit_xml(outcomes: list[Outcome], name: str) -> str:
-    counts = summary(outcomes)
-    cases = []
-    for o in outcomes:
-        body = ""
-        if o.grade == FAIL:
-            body = f"<failure message={quoteattr(o.reason)}>{escape(chr(10).join(o.trace))}</failure>"
-        elif o.grade == UNSUPPORTED:
-            body = f"<skipped message={quoteattr('unsupported: ' + o.reason)}/>"
-        else:
-            body = f"<system-out>{escape(o.grade + ': ' + o.reason)}</system-out>"
-        cases.append(f'  <testcase classname={quoteattr(name)} name={quoteattr(o.id)} time="{o.duration:.3f}">{body}</testcase>')
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        f'<testsuite name={quoteattr(name)} tests="{len(outcomes)}" failures="{counts[FAIL]}" '
-        f'skipped="{counts[UNSUPPORTED]}">\n' + "\n".join(cases) + "\n</testsuite>\n"
+def scenario_case(scenario: Scenario) -> Case:
+    """The scenario as the reports see a case: its ID, title and level (MUST: every failure counts)."""
+    return Case(
+        id=scenario.id, requirement=scenario.title, level=Level.MUST, packets=(), admin=(), source=_SOURCE,
+        alternatives={}, func=_not_a_case, timeout=scenario.timeout,
     )
+
+
+def _trace_entry(line: str) -> TraceEntry:
+    """A scenario trace line ("  0.012 [server#0] -> SUBMIT_JOB ...") as the suite's trace entry."""
+    match = _TRACE_LINE.fullmatch(line)
+    if match is None:
+        return TraceEntry(0.0, "", "note", line)
+    seconds, conn, text = match.groups()
+    # The scripted server's arrows: "->" what the program sent it, "<-" what it sent back.
+    direction = "recv" if text.startswith("-> ") else "send" if text.startswith("<- ") else "note"
+    return TraceEntry(float(seconds), conn or "", direction, text[3:] if direction != "note" else text)
+
+
+def as_result(outcome: ScenarioResult, expectations: Expectations) -> Result:
+    """One scenario's grade as a suite result, the program's known deviations applied."""
+    notes = [] if outcome.exit_code is None else [f"exit status {outcome.exit_code}"]
+    for name, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+        if text.strip():
+            notes.append(f"{name} (last lines):\n" + "\n".join(text.strip().splitlines()[-20:]))
+    return Result(
+        case=scenario_case(next(s for s in SCENARIOS if s.id == outcome.id)), outcome=outcome.grade,
+        message=outcome.reason, duration=outcome.duration, trace=[_trace_entry(line) for line in outcome.trace],
+        notes=notes, deviation=expectations.find(outcome.id),
+    )
+
+
+def driver_expectations(name: str) -> Path:
+    """The expectations file of driver `name` (`--role ... --profile NAME`)."""
+    from gearspec.conformance.impls import load_registry
+
+    profiles = load_registry().driver_profiles()
+    if name not in profiles:
+        raise ExpectationsError(f"no driver profile {name!r}; known: {', '.join(profiles)}")
+    return profiles[name]
 
 
 def driver_command(name: str, role: str) -> str:
@@ -1639,19 +1650,19 @@ def driver_command(name: str, role: str) -> str:
 async def run_matrix(
     drivers: list[str], roles: tuple[str, ...] = ("client", "worker"), *, timeout: float = 10.0, parallel: int = 4,
     select: list[str] | None = None,
-) -> dict[tuple[str, str], list[Outcome]]:
+) -> dict[tuple[str, str], list[ScenarioResult]]:
     """Every scenario of every role for each named driver, `parallel` scenarios at a time."""
     limit = asyncio.Semaphore(max(1, parallel))
     jobs: list[tuple[str, str, Scenario]] = [
         (name, role, scenario) for name in drivers for role in roles for scenario in select_scenarios(role, select)
     ]
 
-    async def one(name: str, role: str, scenario: Scenario) -> Outcome:
+    async def one(name: str, role: str, scenario: Scenario) -> ScenarioResult:
         async with limit:
             return await run_scenario(scenario, driver_command(name, role), timeout=timeout)
 
     outcomes = await asyncio.gather(*(one(*job) for job in jobs))
-    matrix: dict[tuple[str, str], list[Outcome]] = {}
+    matrix: dict[tuple[str, str], list[ScenarioResult]] = {}
     for (name, role, _), outcome in zip(jobs, outcomes, strict=False):
         matrix.setdefault((name, role), []).append(outcome)
     return matrix
@@ -1660,7 +1671,7 @@ async def run_matrix(
 _MARK = {PASS: "pass", FAIL: "**FAIL**", UNSUPPORTED: "unsupported", INFO: "info"}
 
 
-def format_markdown(matrix: dict[tuple[str, str], list[Outcome]]) -> str:
+def format_markdown(matrix: dict[tuple[str, str], list[ScenarioResult]]) -> str:
     """One markdown table per role: scenarios as rows, drivers as columns, then the notes."""
     out: list[str] = []
     for role in ("client", "worker"):
@@ -1689,55 +1700,91 @@ def format_markdown(matrix: dict[tuple[str, str], list[Outcome]]) -> str:
 
 
 def run_roles(args: argparse.Namespace) -> int:
-    """`gearspec test --role client|worker --exec CMD`: 0 when no scenario fails, 1 otherwise."""
-    command = getattr(args, "exec_cmd", None) or getattr(args, "exec", None)
-    role = args.role
-    if not command:
-        print("gearspec test: --role needs --exec 'COMMAND' (the client or worker program to test)", file=sys.stderr)
+    """`gearspec test --role client|worker --exec CMD`: graded, reported and exited as `gearspec
+    test` is (0 nothing counts against the program, 1 something does, 2 nothing was graded)."""
+    from gearspec.conformance import reports
+
+    def usage(message: str) -> int:
+        print(f"gearspec test: {message}", file=sys.stderr)
         return 2
+
+    command, role = args.exec_cmd, args.role
+    if not command:
+        return usage("--role needs --exec 'COMMAND' (the client or worker program to test)")
+    for flag in ("target", "local", "impl", "grab", "restart_command", "tls_ca", "tls_cert", "tls_key"):
+        if getattr(args, flag, None):
+            return usage(f"--{flag.replace('_', '-')} is for testing a server; --role tests the program of --exec")
+    if args.jobs is not None and args.jobs < 1:
+        return usage("-j must be at least 1")
+    if not args.timeout > 0:
+        return usage("--timeout must be a positive number of seconds")
+    try:
+        if args.profile and args.expect:
+            raise ExpectationsError("use --profile or --expect, not both")
+        path = driver_expectations(args.profile) if args.profile else args.expect
+        expectations = load_expectations(path) if path else Expectations(name="no expectations")
+    except ExpectationsError as exc:
+        return usage(str(exc))
     if command.startswith("driver:"):
         try:
             command = driver_command(command[len("driver:"):], role)
         except ValueError as exc:
-            print(f"gearspec test: {exc}", file=sys.stderr)
-            return 2
-    select = list(getattr(args, "select", None) or [])
-    exclude = list(getattr(args, "exclude", None) or [])
-    scenarios = select_scenarios(role, select, exclude)
-    if getattr(args, "list", False):
+            return usage(str(exc))
+    scenarios = select_scenarios(role, args.select, args.exclude)
+    if args.list:
         for s in scenarios:
-            print(f"{s.id:26} {s.title}")
+            print(f"{s.id:32} {s.title}")
         print(f"{len(scenarios)} scenarios")
         return 0
     if not scenarios:
-        print("gearspec test: no scenario matches the selection", file=sys.stderr)
-        return 2
-    timeout = float(getattr(args, "timeout", None) or 10.0)
-    quiet = bool(getattr(args, "quiet", False))
-    verbose = bool(getattr(args, "verbose", False))
+        return usage("no scenario matches the selection")
+    # One at a time unless asked: the hostile scenarios measure request rates and memory.
+    jobs = args.jobs or expectations.jobs or 1
+    stream = sys.stdout
+    colour = reports.use_colour(stream)
+    progress = reports.Progress(len(scenarios), stream, enabled=not args.quiet, colour=colour)
+    print(f"gearspec test --role {role}: {len(scenarios)} scenarios against {command} "
+          f"[{expectations.name}; -j {jobs}]", file=stream)
+    progress.start()
+    finished: dict[str, Result] = {}
 
-    def progress(outcome: Outcome) -> None:
-        if not quiet:
-            print(f"{outcome.grade.upper():13} {outcome.id}  {outcome.reason}", flush=True)
+    def done(outcome: ScenarioResult) -> None:
+        finished[outcome.id] = as_result(outcome, expectations)
+        progress.update(finished[outcome.id])
 
-    print(f"gearspec test --role {role}: {len(scenarios)} scenarios against: {command}", flush=True)
-    outcomes = asyncio.run(run_scenarios(role, command, timeout=timeout, select=select, exclude=exclude,
-                                         progress=progress))
-    counts = summary(outcomes)
-    if verbose:
-        for o in outcomes:
-            if o.grade == FAIL:
-                print(f"\n--- {o.id}: {o.reason}\n" + "\n".join(o.trace) + (f"\nstderr: {o.stderr.strip()[-800:]}" if o.stderr.strip() else ""))
-    print(", ".join(f"{n} {g}" for g, n in counts.items()))
-    if getattr(args, "json", None):
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"role": role, "command": command, "summary": counts, "results": [o.as_data() for o in outcomes]},
-                      fh, indent=1)
-    if getattr(args, "junit", None):
-        with open(args.junit, "w", encoding="utf-8") as fh:
-            fh.write(junit_xml(outcomes, f"gearspec.roles.{role}"))
-    return 1 if counts[FAIL] else 0
+    started = time.monotonic()
+    interrupted = False
+    try:
+        asyncio.run(run_scenarios(role, command, timeout=args.timeout, select=args.select, exclude=args.exclude,
+                                  parallel=jobs, progress=done))
+    except KeyboardInterrupt:
+        interrupted = True
+    progress.finish()
+    results = [finished[s.id] for s in scenarios if s.id in finished]
 
+    def rerun(case: Case) -> str:
+        parts = ["gearspec", "test", "--role", role, "--exec", args.exec_cmd]
+        if args.profile:
+            parts += ["--profile", args.profile]
+        if args.expect:
+            parts += ["--expect", os.path.abspath(args.expect)]
+        return shlex.join([*parts, "--timeout", f"{args.timeout:g}", "--select", case.id, "-v"])
+
+    run = reports.RunInfo(
+        target=f"{role} {command}", expectations=expectations.name, strict=args.strict, seed="-",
+        elapsed=time.monotonic() - started, grab=None, rerun=rerun, interrupted=interrupted,
+    )
+    reports.print_summary(results, run, stream, verbose=args.verbose, colour=colour)
+    for kind in ("junit", "json", "html", "markdown"):
+        path = getattr(args, kind)
+        if path:
+            try:
+                getattr(reports, f"write_{kind}")(results, run, Path(path))
+            except OSError as exc:
+                print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+    if interrupted:
+        return 130
+    return 1 if any(r.counts_against(args.strict) for r in results) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

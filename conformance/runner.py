@@ -115,7 +115,7 @@ def load_expectations(path: str | Path) -> Expectations:
                                      # target that dies on some packets takes others with it)
 
         [[deviation]]
-        case = "admin/version/1"     # an ID or a glob
+        case = "admin/version/1"     # an ID or a glob, or a list of them (one reason for all)
         outcome = ["fail"]           # optional; default: any outcome but pass; list
                                      # "pass" too for a deviation seen only sometimes
         reason = "what was seen on the wire"
@@ -143,23 +143,27 @@ def load_expectations(path: str | Path) -> Expectations:
     jobs = target.get("jobs")
     if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
         raise ExpectationsError(f"{path}: [target] jobs must be a whole number of at least 1, not {jobs!r}")
-    deviations = []
+    deviations: list[Deviation] = []
     rows = data.get("deviation", [])
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise ExpectationsError(f"{path}: 'deviation' must be a list of [[deviation]] tables")
     for i, row in enumerate(rows):
         if "case" not in row or "reason" not in row:
             raise ExpectationsError(f"{path}: deviation #{i + 1} needs 'case' and 'reason'")
-        for key in ("case", "reason"):
-            if not isinstance(row[key], str):
-                raise ExpectationsError(f"{path}: deviation #{i + 1}: {key} must be a string, not {row[key]!r}")
+        if not isinstance(row["reason"], str):
+            raise ExpectationsError(f"{path}: deviation #{i + 1}: reason must be a string, not {row['reason']!r}")
+        globs = [row["case"]] if isinstance(row["case"], str) else row["case"]
+        if not isinstance(globs, list) or not globs or not all(isinstance(g, str) for g in globs):
+            raise ExpectationsError(
+                f"{path}: deviation #{i + 1}: case must be a string or a list of strings, not {row['case']!r}"
+            )
         raw = row.get("outcome")
         names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [] if raw is None else [raw]
         try:
             outcomes = frozenset(Outcome(n) for n in names) or _DEFAULT_DEVIATION_OUTCOMES
         except (ValueError, TypeError):
-            raise ExpectationsError(f"{path}: deviation {row['case']}: unknown outcome in {names}") from None
-        deviations.append(Deviation(row["case"], outcomes, row["reason"]))
+            raise ExpectationsError(f"{path}: deviation {globs[0]}: unknown outcome in {names}") from None
+        deviations.extend(Deviation(glob, outcomes, row["reason"]) for glob in globs)
     name = target.get("name", path.stem)
     if not isinstance(name, str):
         raise ExpectationsError(f"{path}: [target] name must be a string, not {name!r}")

@@ -36,6 +36,8 @@ from gearspec.conformance.drivers.contract import (
     EXIT_TIMEOUT,
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
+    client_argv,
+    worker_argv,
 )
 from gearspec.conformance.impls import NODE_MODULES, PEERS_DIR, DriverSpec, Implementation, Registry, load_registry
 
@@ -273,14 +275,8 @@ def run_client(
     exceptions: bool = False,
 ) -> ClientResult:
     """Run the driver's client once and wait for it (killed after `timeout` + 10 s)."""
-    args = ["--host", host, "--port", str(port), "--function", function, "--data", data, "--priority", priority,
-            "--timeout", str(timeout)]
-    if unique is not None:
-        args += ["--unique", unique]
-    if background:
-        args.append("--background")
-    if exceptions:
-        args.append("--exceptions")
+    args = client_argv(host, port, function, data=data, unique=unique, background=background, priority=priority,
+                       timeout=timeout, exceptions=exceptions)
     try:
         done = subprocess.run(
             driver.command("client", *args), capture_output=True, timeout=timeout + 10, env=driver.environment(),
@@ -295,9 +291,7 @@ def start_worker(
     driver: Driver, host: str, port: int, function: str, *, count: int | None = None, timeout: float = 60.0
 ) -> subprocess.Popen[bytes]:
     """Start the driver's worker; the caller waits for it (or kills it)."""
-    args = ["--host", host, "--port", str(port), "--function", function, "--timeout", str(timeout)]
-    if count is not None:
-        args += ["--count", str(count)]
+    args = worker_argv(host, port, function, count=count, timeout=timeout)
     return subprocess.Popen(
         driver.command("worker", *args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=driver.environment(), start_new_session=True,

@@ -26,9 +26,11 @@ __all__ = [
     "WorkerAction",
     "WorkerArgs",
     "cannot_ask_exceptions",
+    "client_argv",
     "parse",
     "unsupported",
     "worker_action",
+    "worker_argv",
 ]
 
 EXIT_OK = 0
@@ -80,6 +82,39 @@ class WorkerAction:
     fail: bool = False  # answer WORK_FAIL
     status: bool = False  # send WORK_STATUS 1/2 and WORK_DATA "partial" first
     result: bytes = b""  # the WORK_COMPLETE data
+
+
+def client_argv(
+    host: str, port: int, function: str, *, data: str = "", unique: str | None = None, background: bool = False,
+    priority: str = "normal", timeout: float | None = None, exceptions: bool = False,
+) -> list[str]:
+    """The contract's `client` arguments (after the word `client`), as `parse` reads them back.
+
+    The defaults are left out (`--priority normal`, no `--timeout`), so a program that only
+    knows the basic options still runs the basic scenarios.
+    """
+    argv = ["--host", host, "--port", str(port), "--function", function, "--data", data]
+    if unique is not None:
+        argv += ["--unique", unique]
+    if background:
+        argv.append("--background")
+    if priority != "normal":
+        argv += ["--priority", priority]
+    if exceptions:
+        argv.append("--exceptions")
+    if timeout is not None:
+        argv += ["--timeout", f"{timeout:g}"]
+    return argv
+
+
+def worker_argv(host: str, port: int, function: str, *, count: int | None = None, timeout: float | None = None) -> list[str]:
+    """The contract's `worker` arguments (after the word `worker`), as `parse` reads them back."""
+    argv = ["--host", host, "--port", str(port), "--function", function]
+    if count is not None:
+        argv += ["--count", str(count)]
+    if timeout is not None:
+        argv += ["--timeout", f"{timeout:g}"]
+    return argv
 
 
 def worker_action(data: bytes) -> WorkerAction:

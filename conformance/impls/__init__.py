@@ -7,6 +7,8 @@ Each folder under ``conformance/impls/`` holds everything known about one implem
   known not to work with it (``[[expected]]``, each with its reason);
 - ``expectations.toml``: its known deviations from the conformance suite, with reasons
   (`gearspec test --profile NAME`);
+- ``driver-expectations.toml``: its driver's known deviations under the scripted server of
+  `gearspec test --role client|worker --profile DRIVER`, in the same format;
 - ``Dockerfile`` and any file its commands name through ``{here}``.
 
 Everything else (the targets, ``gearspec test --server/--impl/--profile``, the interop matrix,
@@ -48,6 +50,7 @@ ROLES = frozenset({"server", "client", "worker"})
 IMPLS_DIR = Path(__file__).resolve().parent
 IMPL_FILE = "impl.toml"
 EXPECTATIONS_FILE = "expectations.toml"
+DRIVER_EXPECTATIONS_FILE = "driver-expectations.toml"
 _CONTEXTS = frozenset({"none", "source", "peers"})
 # Peers that no system package provides live in the checkout's git-ignored .peers/
 # (scripts/install-peers.sh: npm packages in .peers/node, cargo builds in .peers/cargo/bin),
@@ -114,6 +117,12 @@ class Implementation:
     def expectations(self) -> Path | None:
         """Its known deviations (the `--profile NAME` file), when its folder has them."""
         path = self.directory / EXPECTATIONS_FILE if self.directory is not None else None
+        return path if path is not None and path.is_file() else None
+
+    @property
+    def driver_expectations(self) -> Path | None:
+        """Its driver's known deviations under `gearspec test --role` (same format), when its folder has them."""
+        path = self.directory / DRIVER_EXPECTATIONS_FILE if self.directory is not None else None
         return path if path is not None and path.is_file() else None
 
     @property
@@ -216,6 +225,12 @@ class Registry:
     def profiles(self) -> dict[str, Path]:
         """Expectations files by implementation name (`gearspec test --profile NAME`)."""
         return dict(sorted((i.name, i.expectations) for i in self.impls.values() if i.expectations))
+
+    def driver_profiles(self) -> dict[str, Path]:
+        """Driver expectations by driver name (`gearspec test --role ... --profile NAME`)."""
+        return dict(sorted(
+            (spec.name, impl.driver_expectations) for impl, spec in self.drivers() if impl.driver_expectations
+        ))
 
     def drivers(self) -> list[tuple[Implementation, DriverSpec]]:
         """The implementations that define a driver ([driver] table), with it."""

@@ -59,13 +59,13 @@ def test_full_featured_pairs_pass_everything(matrix: Matrix, server: str, client
 def test_known_deviations_are_graded_with_their_reasons(matrix: Matrix) -> None:
     # Perl Gearman::Server has no SUBMIT_JOB_LOW: the registry lists it, the matrix shows it.
     (prio,) = [r for r in matrix.cell("perl", "reference") if r.scenario == "priorities"]
-    assert prio.grade == "xfail" and "SUBMIT_JOB_LOW" in prio.detail
+    assert prio.grade == "expected-fail" and "SUBMIT_JOB_LOW" in prio.detail
     # ... and it forwards no WORK_DATA: the result arrives, the stream does not.
     assert grade(matrix, "perl", "reference", "streaming") == "non-strict"
     # Perl's client leaves the exceptions option off (a driver limitation, as data).
     assert grade(matrix, "reference", "perl", "exception") == "non-strict"
     # libgearman's worker sends GRAB_JOB_ALL, which Perl's server does not serve.
-    assert grade(matrix, "perl", "php", "foreground") == "xfail"
+    assert grade(matrix, "perl", "php", "foreground") == "expected-fail"
 
 
 def test_grid_html_and_json_describe_the_same_results(matrix: Matrix) -> None:
@@ -116,7 +116,7 @@ def test_an_expected_failure_does_not_fail_the_run(tmp_path: Path) -> None:
     done = _gearspec("interop", "--impls", str(tmp_path / "bogus.toml"), "--servers", "not-gearman",
                      "--clients", "reference", "--scenarios", "foreground", "--timeout", "2")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "xfail: it is an HTTP server, not a job server" in done.stdout
+    assert "expected-fail: it is an HTTP server, not a job server" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_a_server_that_dies_is_restarted_and_its_death_recorded_against_the_scen
     _need(servers=("abraxas",), drivers=("gearman-cli",))
     matrix = run_matrix(load_registry(), ["abraxas"], ["gearmand"], ["foreground", "failure"], timeout=5)
     first, second = sorted(matrix.cell("abraxas", "gearmand"), key=lambda r: r.scenario != "foreground")
-    assert first.grade == "xfail" and "the server died during this scenario (exited with status 1)" in first.detail
+    assert first.grade == "expected-fail" and "the server died during this scenario (exited with status 1)" in first.detail
     assert "GRAB_JOB_ALL" in first.detail  # the known row's reason
     assert any(n.startswith("abraxas died during gearmand foreground") and "restarted it" in n for n in matrix.notes)
     # The second scenario found a live server (restarted), which its worker killed again: two

@@ -40,5 +40,5 @@ def test_gear_client_against_gear_server_passes_what_it_really_passes() -> None:
         grades = {r.scenario: r.grade for r in matrix.cell("gear", client)}
         # geard does not coalesce (a listed deviation); everything else works, the
         # exception scenario too (geard passes WORK_EXCEPTION through without the option).
-        assert grades == {**dict.fromkeys(SCENARIOS, "pass"), "coalescing": "xfail"}, (client, grades)
+        assert grades == {**dict.fromkeys(SCENARIOS, "pass"), "coalescing": "expected-fail"}, (client, grades)
     assert matrix.broken == []
