@@ -459,13 +459,7 @@ def _run(
     )
     reports.print_summary(results, run, stream, verbose=args.verbose, colour=colour)
     _print_deaths(control, stream)
-    for kind, path in (("junit", args.junit), ("json", args.json), ("html", args.html), ("markdown", args.markdown)):
-        if path:
-            try:
-                getattr(reports, f"write_{kind}")(results, run, Path(path))
-            except OSError as exc:
-                # The verdict above stands and the exit status is still its own.
-                print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+    reports.write_reports(results, run, {kind: getattr(args, kind) for kind in reports.REPORT_KINDS}, sys.stderr)
     if interrupted:
         return 130
     died = control.stopped is not None

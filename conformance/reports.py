@@ -462,3 +462,19 @@ def _server_log_html(run: RunInfo) -> str:
         f"({len(run.server_log.splitlines())} lines)</summary><div class=\"body\"><pre>{_e(run.server_log)}</pre>"
         "</div></details>"
     )
+
+
+REPORT_KINDS = ("junit", "json", "html", "markdown")  # the --junit/--json/--html/--markdown options
+
+
+def write_reports(results: Sequence[Result], run: RunInfo, paths: dict[str, str | None], errors: TextIO) -> None:
+    """Write each report asked for ({kind: path}); one that cannot be written is a line on
+    `errors`, and the verdict already printed (and the exit status) stand."""
+    writers = {"junit": write_junit, "json": write_json, "html": write_html, "markdown": write_markdown}
+    for kind in REPORT_KINDS:
+        path = paths.get(kind)
+        if path:
+            try:
+                writers[kind](results, run, Path(path))
+            except OSError as exc:
+                errors.write(f"gearspec test: cannot write {path}: {exc.strerror or exc}\n")

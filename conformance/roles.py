@@ -1775,13 +1775,7 @@ def run_roles(args: argparse.Namespace) -> int:
         elapsed=time.monotonic() - started, grab=None, rerun=rerun, interrupted=interrupted,
     )
     reports.print_summary(results, run, stream, verbose=args.verbose, colour=colour)
-    for kind in ("junit", "json", "html", "markdown"):
-        path = getattr(args, kind)
-        if path:
-            try:
-                getattr(reports, f"write_{kind}")(results, run, Path(path))
-            except OSError as exc:
-                print(f"gearspec test: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+    reports.write_reports(results, run, {kind: getattr(args, kind) for kind in reports.REPORT_KINDS}, sys.stderr)
     if interrupted:
         return 130
     return 1 if any(r.counts_against(args.strict) for r in results) else 0
