@@ -10,14 +10,14 @@ reference/broker.py, reference/server.py or reference/store.py: a flipped compar
 swapped and/or, a negated condition, a constant off by one, a True/False swapped, an
 arithmetic operator swapped, a dropped statement. Each mutant goes into a temporary copy of
 the package (the working tree is never touched); the mutated reference server is started
-with a sqlite queue (so durability cases can restart it) and GEARSPEC_PURE_PYTHON=1 (so its
+with a sqlite queue (so durability cases can restart it), --job-retries 5 and GEARSPEC_PURE_PYTHON=1 (so its
 Python framing path, not the C one, serves), and the whole suite runs against it in-process
 with the reference profile, strict. A mutant that survives that plaintext run meets a second
 one: the same mutant served over TLS with client certificates and the suite's ACL, against
 the `tls/*` cases with the four ACL identities (certificates made for the run with trustme;
 without trustme this phase is skipped, and said so). The mutant is killed when any case counts
-against it (or the server cannot start, or the run outlives --mutant-timeout); else it
-survives. Mutants listed as equivalent or unobservable from the wire in docs/conformance.md
+against it, when a case the clean copy passes or grades non-strict ends otherwise, when the
+server cannot start, or when the run outlives --mutant-timeout; else it survives. Mutants listed as equivalent or unobservable from the wire in docs/conformance.md
 ("Equivalent and unobservable mutants") are left out of the score.
 
 A mutant's ID names its file, enclosing function, operator and the mutated source, e.g.
@@ -273,38 +273,42 @@ def _copy_tree(workdir: Path) -> Path:
 
 
 def run_mutant(
-    site: Path, mutant: Mutant | None, jobs: int, limit: float, wait: float, passed: set[str] | None = None,
-    tls: TlsFiles | None = None, passed_tls: set[str] | None = None,
+    site: Path, mutant: Mutant | None, jobs: int, limit: float, wait: float, baseline: dict[str, str] | None = None,
+    tls: TlsFiles | None = None, baseline_tls: dict[str, str] | None = None,
 ) -> tuple[bool, str]:
     """(killed, how): plant `mutant` (None: the clean copy), start the server, run the suite.
 
-    `passed`: the cases the clean copy passes; one of them ending otherwise (unsupported,
-    informational, non-strict) kills the mutant too: a feature it broke entirely would
-    otherwise only turn a pass into "unsupported". For the clean copy, `passed` is filled in.
-    `tls`: when given, a mutant the plaintext run does not kill is run again over TLS with
-    the suite's ACL, against the `tls/*` cases (`passed_tls`: as `passed`, for that run).
+    `baseline`: the outcome of each case the clean copy passes or grades non-strict; one of
+    them ending otherwise kills the mutant too: a feature it broke entirely would otherwise
+    only turn a pass (or a known non-strict answer) into "unsupported". For the clean copy,
+    `baseline` is filled in. `tls`: when given, a mutant the plaintext run does not kill is run
+    again over TLS with the suite's ACL, against the `tls/*` cases (`baseline_tls`: as
+    `baseline`, for that run).
     """
     module = site / "gearspec" / "reference" / (mutant.file if mutant else "broker.py")
     original = (ROOT / "reference" / module.name).read_text()
     module.write_text(mutate(original, mutant.index) if mutant else ast.unparse(ast.parse(original)))
-    argv = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "{port}", "--queue", "sqlite:{dir}/queue.db"]
+    # A bounded --job-retries, so the give-up path (WORK_FAIL once the retries are used up) runs
+    # too; disconnect/worker/6 outlives it.
+    argv = [sys.executable, "-m", "gearspec", "serve", "--host", "{host}", "--port", "{port}", "--job-retries", "5",
+            "--queue", "sqlite:{dir}/queue.db"]
     # Pure Python: the mutants' runs then do not depend on whether the C decoder core was
     # built (the server frames through gearspec's Decoder either way).
     env = {"PYTHONPATH": str(site), "GEARSPEC_PURE_PYTHON": "1"}
     try:
-        killed, how = _run_suite(argv, env, jobs, limit, wait, passed)
+        killed, how = _run_suite(argv, env, jobs, limit, wait, baseline)
         if killed or tls is None:
             return killed, how
         tls_argv = [*argv[:-2], "--queue", "memory", "--tls-cert", str(tls.server), "--tls-ca", str(tls.ca),
                     "--acl", str(tls.acl)]
-        killed, how = _run_suite(tls_argv, env, jobs, limit, wait, passed_tls, tls)
+        killed, how = _run_suite(tls_argv, env, jobs, limit, wait, baseline_tls, tls)
         return killed, (f"over TLS with the ACL: {how}" if killed else how)
     finally:
         module.write_text(original)  # after the run: restarts (durability cases) load the mutant too
 
 
 def _run_suite(
-    argv: list[str], env: dict[str, str], jobs: int, limit: float, wait: float, passed: set[str] | None,
+    argv: list[str], env: dict[str, str], jobs: int, limit: float, wait: float, baseline: dict[str, str] | None,
     tls: TlsFiles | None = None,
 ) -> tuple[bool, str]:
     from gearspec.conformance.harness import Outcome
@@ -332,15 +336,21 @@ def _run_suite(
     )
     outcome: list[tuple[bool, str]] = []
 
-    baseline = passed is not None and bool(passed)
+    # The clean copy's run fills `baseline` (empty then); a mutant's run compares with it.
+    comparing = baseline is not None and bool(baseline)
 
     def first_failure(result: Result) -> None:
         if result.counts_against(strict=True):
             raise _Killed(f"{result.case.id}: {result.message[:120]}")
-        if baseline and passed is not None and result.case.id in passed and result.outcome is not Outcome.PASS:
-            raise _Killed(f"{result.case.id}: passes on the clean copy, here {result.outcome.value}: {result.message[:100]}")
-        if not baseline and passed is not None and result.outcome is Outcome.PASS:
-            passed.add(result.case.id)
+        if baseline is None:
+            return
+        if not comparing:
+            if result.outcome in (Outcome.PASS, Outcome.NON_STRICT):
+                baseline[result.case.id] = result.outcome.value
+            return
+        was = baseline.get(result.case.id)
+        if was is not None and result.outcome.value != was:
+            raise _Killed(f"{result.case.id}: {was} on the clean copy, here {result.outcome.value}: {result.message[:100]}")
 
     def run() -> None:
         try:
@@ -404,9 +414,9 @@ def main(argv: list[str] | None = None) -> int:
         tls = TlsFiles.make(Path(tmp) / "tls")
         if tls is None:
             print("mutation: trustme is not installed: no TLS and ACL run (pip install trustme)", file=sys.stderr)
-        passed: set[str] = set()
-        passed_tls: set[str] = set()
-        killed, how = run_mutant(site, None, args.jobs, args.mutant_timeout, args.wait, passed, tls, passed_tls)
+        baseline: dict[str, str] = {}
+        baseline_tls: dict[str, str] = {}
+        killed, how = run_mutant(site, None, args.jobs, args.mutant_timeout, args.wait, baseline, tls, baseline_tls)
         if killed:
             print(f"mutation: the unmutated copy fails the suite ({how}); fix that first", file=sys.stderr)
             return 2
@@ -418,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             if reason is not None:
                 print(f"[{number}/{len(mutants)}] equivalent {mutant.id}  ({reason})", flush=True)
                 continue
-            killed, how = run_mutant(site, mutant, args.jobs, args.mutant_timeout, args.wait, passed, tls, passed_tls)
+            killed, how = run_mutant(site, mutant, args.jobs, args.mutant_timeout, args.wait, baseline, tls, baseline_tls)
             counted += 1
             killed_count += killed
             if not killed:

@@ -204,3 +204,41 @@ def cant_do_running(s: Session) -> None:
         + (", ".join(came) or "no reply")
         + f" and the client {describe(got)}"
     )
+
+
+@case(
+    "abilities/cant_do/5",
+    "With three workers of one function, CANT_DO from the middle one and then the first leaves the others: 'status' counts 2, then 1, and the leavers are not woken for its job",
+    level=SHOULD,
+    packets=["CAN_DO", "CANT_DO", "PRE_SLEEP", "NOOP", "SUBMIT_JOB", "JOB_ASSIGN"],
+    admin=["status"],
+    source=f"{_RULE}; gearmand libgearman-server/text.cc (status: available workers); {PROTOCOL} (PRE_SLEEP: woken for its functions' jobs)",
+)
+def cant_do_among_three(s: Session) -> None:
+    fn = s.name("fn")
+    first, middle, last = (s.worker(fn) for _ in range(3))
+    admin = s.client()
+
+    def workers() -> int | None:
+        if not s.capabilities.admin:
+            return None
+        rows = [r for r in parse_status(admin.admin("status")) if r.function == fn]
+        return rows[0].workers if rows else 0
+
+    s.check_equal(workers(), 3 if s.capabilities.admin else None, f"available workers of {fn}")
+    middle.send(T.CANT_DO, fn)
+    settle(middle)
+    s.check_equal(workers(), 2 if s.capabilities.admin else None, f"available workers of {fn} after the middle one's CANT_DO")
+    first.send(T.CANT_DO, fn)
+    settle(first)
+    s.check_equal(workers(), 1 if s.capabilities.admin else None, f"available workers of {fn} after the first one's CANT_DO too")
+    for conn in (first, middle, last):
+        conn.send(T.PRE_SLEEP)
+    settle(first, middle, last)
+    handle = s.client().submit(fn, b"for the last one")
+    last.expect(T.NOOP)
+    s.check_equal(last.grab().handle, handle, "the job, for the worker that kept the function")
+    for conn, who in ((first, "first"), (middle, "middle")):
+        extra = conn.sync()
+        if extra:
+            s.fail(f"nothing for the {who} worker (it dropped {fn})", "; ".join(describe(e) for e in extra))

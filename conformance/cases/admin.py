@@ -12,8 +12,10 @@ at the same time against the same server.
 from __future__ import annotations
 
 import re
+import time
 
-from gearspec.conformance.harness import Conn, Session
+from gearspec.conformance.cases._jobs import routed_variant, settle, submit_or_unsupported, submit_variant
+from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import EXTENSION, INFO, SHOULD, case
 
 from gearspec.admin import (
@@ -24,6 +26,7 @@ from gearspec.admin import (
     parse_status,
     parse_workers,
 )
+from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
 _PROTOCOL = "PROTOCOL (Administrative Protocol)"
@@ -433,6 +436,33 @@ def cancel_then_counts(s: Session) -> None:
 
 
 @case(
+    "admin/cancel_job/6",
+    "'cancel job H' on an epoch job not yet due answers OK, and the job does not run when its time comes",
+    level=EXTENSION,
+    admin=["cancel job"],
+    packets=["SUBMIT_JOB_EPOCH", "PRE_SLEEP", "GRAB_JOB", "NO_JOB"],
+    source=f"{_TEXT}; gearmand libgearman-server/gearmand_con.cc gearman_server_job_cancel",
+    timeout=8,
+)
+def cancel_epoch(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()
+    when = int(time.time()) + 2
+    handle = submit_or_unsupported(s, client, T.SUBMIT_JOB_EPOCH, fn, s.name("u"), when, b"cancelled")
+    reply = _extension_admin(s, client, "cancel job", handle.decode("latin-1"))
+    if reply.lines != ("OK",):
+        s.unsupported(f"'cancel job' of a waiting epoch job answered {' | '.join(reply.lines)}")
+    worker = s.worker(fn)
+    worker.grab_nothing()
+    worker.send(T.PRE_SLEEP)
+    settle(worker)
+    worker.receive(timeout=max(0.0, when - time.time()) + 1.5)  # a NOOP if the job comes back
+    worker.send(s.grab_type)
+    got = worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP])
+    s.check(got.type is T.NO_JOB, "NO_JOB: the cancelled job stays cancelled", describe(got))
+
+
+@case(
     "admin/cancel_job/3",
     "After 'cancel job H' answered OK, GET_STATUS for H reports an unknown job (known 0)",
     level=SHOULD,
@@ -506,6 +536,42 @@ def create_function(s: Session) -> None:
 
 
 @case(
+    "admin/create_function/2",
+    "A function made with 'create function' stays listed by 'status' after 1,100 other names were registered and dropped",
+    level=EXTENSION,
+    admin=["create function", "status"],
+    packets=["CAN_DO", "CANT_DO"],
+    source=f"{_TEXT} (create function); gearspec reference/broker.py IDLE_FUNCTIONS_KEPT (idle names forgotten, created ones kept)",
+    timeout=20,
+    # Alone: the 1,100 idle names would push other cases' idle functions out of a server that forgets them.
+    serial=True,
+)
+def created_function_stays(s: Session) -> None:
+    fn = s.name("fn")
+    conn = s.client()
+    reply = _extension_admin(s, conn, "create function", fn)
+    s.check(reply.lines == ("OK",), "OK", " | ".join(reply.lines))
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO, fn)
+    worker.send(T.CANT_DO, fn)
+    others = [s.name(f"churn{i}") for i in range(1100)]
+    worker.send_raw(b"".join(Packet.request(type, name).to_bytes() for name in others for type in (T.CAN_DO, T.CANT_DO)),
+                    f"CAN_DO and CANT_DO for {len(others)} other functions")
+    settle(worker)
+    listed = {r.function for r in parse_status(conn.admin("status"))}
+    s.check(fn in listed, f"{fn} in 'status'", f"{len(listed)} rows without it")
+    # Tidy up where the target can: a server that keeps every name would list them all forever.
+    conn.send_admin("drop function", others[0])
+    first = conn.receive()
+    if first is not None:
+        conn.unread(first)
+        if conn.expect_admin("drop function").lines == ("OK",):
+            conn.send_raw("".join(f"drop function {name}\r\n" for name in others[1:]).encode(), "drop function for the rest")
+            for _ in others[1:]:
+                conn.expect_admin("drop function")
+
+
+@case(
     "admin/drop_function/1",
     "'drop function F' on a function without workers or jobs answers OK and F leaves 'status'",
     level=EXTENSION,
@@ -555,6 +621,29 @@ def drop_function_with_worker(s: Session) -> None:
     s.check(reply.is_error, "an ERR line", " | ".join(reply.lines))
 
 
+@case(
+    "admin/drop_function/4",
+    "'drop function F' while a job of F is queued (and no worker can do F) is refused with one ERR line, and the job stays",
+    level=EXTENSION,
+    admin=["drop function"],
+    packets=["SUBMIT_JOB_BG", "CAN_DO", "GRAB_JOB", "JOB_ASSIGN"],
+    source=f"{_TEXT} (drop function); PROTOCOL (SUBMIT_JOB_BG: an acknowledged job is the server's to run)",
+    alternatives={"purged": "answered OK and the acknowledged job was gone: no worker gets it, and nobody was told"},
+)
+def drop_function_with_job(s: Session) -> None:
+    fn = s.name("fn")
+    conn = s.client()
+    handle = conn.submit(fn, b"still here", s.name("u"), type=T.SUBMIT_JOB_BG)
+    reply = _extension_admin(s, conn, "drop function", fn)
+    worker = s.worker(fn)
+    worker.send(s.grab_type)
+    job = worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP])
+    if reply.lines == ("OK",) and job.type is T.NO_JOB:
+        s.non_strict("purged", "GRAB got NO_JOB after 'drop function' answered OK")
+    s.check(reply.is_error, "an ERR line", " | ".join(reply.lines))
+    s.check(job.type is not T.NO_JOB and job.handle == handle, "the queued job after the refused drop", describe(job))
+
+
 # -- maxqueue --------------------------------------------------------------------------------
 
 
@@ -577,6 +666,49 @@ def maxqueue_limits(s: Session) -> None:
     for type in (T.SUBMIT_JOB_BG, T.SUBMIT_JOB_HIGH_BG, T.SUBMIT_JOB_LOW_BG):
         conn.send(type, fn, s.name("u2"), b"second")
         conn.expect_error("QUEUE_ERROR")
+
+
+@case(
+    "admin/maxqueue/5",
+    "'maxqueue F 3' set while two foreground jobs are queued lets one more job in and refuses the next with ERROR QUEUE_ERROR",
+    level=EXTENSION,
+    admin=["maxqueue"],
+    packets=["SUBMIT_JOB", "SUBMIT_JOB_BG", "JOB_CREATED", "ERROR"],
+    source=f"{_TEXT}; gearmand libgearman-server/job.cc gearman_server_job_add_reducer (job_total >= max_queue_size: QUEUE_FULL)",
+)
+def maxqueue_counts_queued(s: Session) -> None:
+    fn = s.name("fn")
+    waiting = s.client()
+    for i in range(2):
+        waiting.submit(fn, b"fg-%d" % i)
+    conn = s.client()
+    reply = _extension_admin(s, conn, "maxqueue", fn, 3)
+    s.check(reply.lines == ("OK",), "OK", " | ".join(reply.lines))
+    conn.submit(fn, b"third", s.name("u3"), type=T.SUBMIT_JOB_BG)
+    conn.send(T.SUBMIT_JOB_BG, fn, s.name("u4"), b"fourth")
+    conn.expect_error("QUEUE_ERROR")
+
+
+@case(
+    "admin/maxqueue/6",
+    "'maxqueue F x 1 1' reads the non-numeric HIGH size as 0 (no limit): a second HIGH job is queued, a NORMAL one is refused with ERROR QUEUE_ERROR",
+    level=EXTENSION,
+    admin=["maxqueue"],
+    packets=["SUBMIT_JOB_HIGH_BG", "SUBMIT_JOB_BG", "JOB_CREATED", "ERROR"],
+    source=f"{_TEXT} (maxqueue: each size read with atoi, below 0 or not a number: 0, no limit)",
+)
+def maxqueue_not_a_number(s: Session) -> None:
+    fn = s.name("fn")
+    conn = s.client()
+    high = routed_variant(s, T.SUBMIT_JOB_HIGH_BG)  # HIGH in the foreground where HIGH_BG is refused
+    submit_variant(s, conn, fn, b"first", s.name("u1"), high)
+    reply = _extension_admin(s, conn, "maxqueue", fn, "x", 1, 1)
+    s.check(reply.lines == ("OK",), "OK", " | ".join(reply.lines))
+    conn.send(high, fn, s.name("u2"), b"second high")
+    got = conn.expect(T.JOB_CREATED, T.ERROR, what="JOB_CREATED for the second HIGH job")
+    s.check(got.type is T.JOB_CREATED, "JOB_CREATED for the second HIGH job (no HIGH limit)", describe(got))
+    conn.send(T.SUBMIT_JOB_BG, fn, s.name("u3"), b"normal")
+    conn.expect_error("QUEUE_ERROR")
 
 
 @case(
@@ -662,6 +794,8 @@ def show_queue(s: Session) -> None:
         fields["state"],
     )
     s.check(fields["refused"].isdigit(), "refused: a count", fields["refused"])
+    s.check((fields["queue"] == "memory") == (fields["state"] == "not durable"),
+            "state 'not durable' for the memory queue only", f"queue {fields['queue']}, state {fields['state']}")
 
 
 @case(

@@ -116,6 +116,9 @@ def _route(s: Session, fn: str, size_note: str) -> str:
         return "closed"
     if reply.type is T.ERROR:
         s.note(f"{size_note}: SUBMIT_JOB refused: {describe(reply)}")
+        if reg == "ok":  # a worker registered for a name no job can have
+            s.fail(f"the {size_note} name refused by both CAN_DO and SUBMIT_JOB, or by neither",
+                   f"CAN_DO accepted, SUBMIT_JOB got {describe(reply)}")
         return "refused"
     s.check(reply.type is T.JOB_CREATED, f"JOB_CREATED or ERROR for a {size_note} function name", reply)
     if reg != "ok":
@@ -457,8 +460,9 @@ def status_numbers_kept(s: Session) -> None:
 )
 def status_numbers_wide(s: Session) -> None:
     client, worker, handle = _running_with_status(s)
-    top = str(2**63 - 1).encode()
-    for num, den, may_refuse in ((top, top, False), (str(2**63).encode(), b"1", True), (b"1", b"9" * 20, True)):
+    top, over = str(2**63 - 1).encode(), str(2**63).encode()
+    treated: dict[tuple[bytes, bytes], str] = {}
+    for num, den, may_refuse in ((top, top, False), (over, b"1", True), (b"1", over, True), (b"1", b"9" * 20, True)):
         got = _forward_status(s, client, worker, handle, num, den)
         if got is None:
             s.check_alive("a WORK_STATUS with wide numbers")
@@ -467,6 +471,9 @@ def status_numbers_wide(s: Session) -> None:
             s.fail(f"WORK_STATUS {num.decode()}/{den.decode()} forwarded", describe(got))
         if isinstance(got, Packet):
             s.note(f"{num.decode()}/{den.decode()}: {describe(got)}")
+        treated[num, den] = "forwarded" if got == "forwarded" else "refused"
+    # One rule for both numbers: 2**63 as the denominator goes the way it went as the numerator.
+    s.check_equal(treated[b"1", over], treated[over, b"1"], "WORK_STATUS 1/2**63 handled as 2**63/1 was")
 
 
 @case(
@@ -528,7 +535,7 @@ def _timeouts(s: Session, values: Sequence[tuple[int, bool]]) -> None:
 
 @case(
     "bounds/number/5",
-    "SUBMIT_JOB_EPOCH at 2**63 - 1 queues a job not handed out now; at 2**63 the job is refused or also not handed out (never wrapped into the past)",
+    "SUBMIT_JOB_EPOCH at 2**63 - 1 queues a job not handed out now; at 2**63 the job is refused or also not handed out (never wrapped into the past), and the next job is accepted",
     level=EXTENSION,
     packets=["SUBMIT_JOB_EPOCH", "JOB_CREATED", "GRAB_JOB", "NO_JOB", "ERROR"],
     source=f"{_RUN} SUBMIT_JOB_EPOCH (strtoll: out of range closes the connection); {_REF} MAX_NUMBER",
@@ -552,6 +559,13 @@ def epoch_wide(s: Session) -> None:
         s.check(isinstance(first, Packet) and first.type is T.JOB_CREATED, f"JOB_CREATED for epoch {epoch}", first)
         s.worker(fn).grab_nothing()
     s.check_alive("SUBMIT_JOB_EPOCH with wide epochs")
+    # A refused epoch leaves nothing behind: the next background job is accepted at once.
+    fn = s.name("fn")
+    after = s.client()
+    after.send(T.SUBMIT_JOB_BG, fn, b"", b"after")
+    reply = after.expect(T.JOB_CREATED, T.ERROR, what="JOB_CREATED for a SUBMIT_JOB_BG after the wide epochs")
+    s.check(reply.type is T.JOB_CREATED, "JOB_CREATED for a SUBMIT_JOB_BG after the wide epochs", describe(reply))
+    s.worker(fn).grab()
     if closed:
         s.non_strict("closes", f"epoch {', '.join(closed)}")
 

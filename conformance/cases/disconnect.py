@@ -299,3 +299,37 @@ def complete_then_close(s: Session) -> None:
     worker.work(T.WORK_COMPLETE, handle, b"last words")
     worker.close()
     s.check_equal(client.expect(T.WORK_COMPLETE)["data"], b"last words", "result")
+
+
+@case(
+    "disconnect/worker/6",
+    "When the workers holding a foreground job die one after another, the job runs again each time or, once the server gives up, its client gets WORK_FAIL: it never vanishes",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "JOB_ASSIGN", "PRE_SLEEP", "NOOP", "WORK_FAIL", "WORK_COMPLETE"],
+    source=f"{_REQUEUE}; gearmand libgearman-server/job.cc gearman_server_job_queue (--job-retries: WORK_FAIL to the clients when the retries are used up)",
+)
+def workers_keep_dying(s: Session) -> None:
+    fn = s.name("fn")
+    client, holder, handle, _job = start_job(s, fn, b"doomed")
+    for death in range(1, 8):  # past a small --job-retries, e.g. the mutation run's
+        standby = s.worker(fn)
+        standby.grab_nothing()
+        standby.send(T.PRE_SLEEP)
+        settle(standby)
+        holder.close()
+        who = first_to_speak(s, [client, standby], timeout=s.wait)
+        if who is None:
+            s.fail("the job requeued (NOOP to a sleeping worker) or WORK_FAIL to the client",
+                   f"nothing after worker death {death}: the job is gone")
+        if who is client:
+            event = client.receive()
+            s.check(isinstance(event, Packet) and event.type is T.WORK_FAIL and event.handle == handle,
+                    f"WORK_FAIL for {handle!r} (the server gave up)", describe(event))
+            s.note(f"the server gave up after worker death {death}")
+            return
+        standby.expect(T.NOOP)
+        job = standby.grab()
+        s.check_equal(job.handle, handle, f"handle assigned after worker death {death}")
+        holder = standby
+    holder.work(T.WORK_COMPLETE, handle, b"finally")
+    s.check_equal(client.expect(T.WORK_COMPLETE)["data"], b"finally", "the result after seven requeues")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PROTOCOL, status_of
+from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PROTOCOL, probe, status_of
 from gearspec.conformance.harness import Conn, Session
 from gearspec.conformance.registry import EXTENSION, CaseFunction, case
 
@@ -134,21 +134,25 @@ def priority_survives(s: Session) -> None:
 
 @_restart_case(
     "durability/restart/3",
-    "A background job completed before a restart is not handed out again after it",
-    ["SUBMIT_JOB_BG", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE", "NO_JOB"], f"{_SOURCE} (gearman_queue_done removes the job)",
+    "Background jobs completed or failed before a restart are not handed out again after it",
+    ["SUBMIT_JOB_BG", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE", "WORK_FAIL", "NO_JOB"],
+    f"{_SOURCE} (gearman_queue_done removes the job, whatever ended it)",
 )
 def completed_stays_done(s: Session) -> None:
     fn = s.name("fn")
-    done, kept = b"done-" + s.token().encode(), b"kept-" + s.token().encode()
-    _queue(s, fn, [(T.SUBMIT_JOB_BG, done), (T.SUBMIT_JOB_BG, kept)])
+    token = s.token().encode()
+    done, failed, kept = b"done-" + token, b"failed-" + token, b"kept-" + token
+    _queue(s, fn, [(T.SUBMIT_JOB_BG, done), (T.SUBMIT_JOB_BG, failed), (T.SUBMIT_JOB_BG, kept)])
     worker = s.worker(fn)
-    job = worker.grab()
-    s.check_equal(job["data"], done, "first job")
-    worker.work(T.WORK_COMPLETE, job.handle, b"")
-    worker.sync()  # the completion is processed before the restart
-    got = _survivors(s, fn, [done, kept], hard=False)
-    if done in got:
-        s.fail("only the job not yet completed after the restart", f"{got!r} (the completed one came back)")
+    for data, ending in ((done, T.WORK_COMPLETE), (failed, T.WORK_FAIL)):
+        job = worker.grab()
+        s.check_equal(job["data"], data, "job in submit order")
+        worker.work(ending, job.handle, *((b"",) if ending is T.WORK_COMPLETE else ()))
+    worker.sync()  # the endings are processed before the restart
+    got = _survivors(s, fn, [done, failed, kept], hard=False)
+    back = [d for d in (done, failed) if d in got]
+    if back:
+        s.fail("only the job not yet ended after the restart", f"{got!r} ({b', '.join(back).decode()} came back)")
     s.check_equal(got, [kept], "jobs after the restart")
 
 
@@ -203,3 +207,55 @@ def replayed_job_is_live(s: Session) -> None:
     s.restart_target()
     again = [j["data"] for j in _take_all(s, s.worker(fn), 1)]
     s.check_equal(again, [], "jobs of the function after the second restart (the replayed one was completed)")
+
+
+@_restart_case(
+    "durability/restart/6",
+    "A background job replayed after a restart keeps its unique id: a new submit with it joins the job, and GET_STATUS_UNIQUE knows it",
+    ["SUBMIT_JOB_BG", "JOB_CREATED", "GET_STATUS_UNIQUE", "STATUS_RES_UNIQUE", "GRAB_JOB", "JOB_ASSIGN", "NO_JOB"],
+    f"{_SOURCE} (gearman_server_queue_replay adds each job with its unique); {_SQLITE}",
+)
+def replayed_job_keeps_unique(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    data = b"unique-" + s.token().encode()
+    client = s.client()
+    client.submit(fn, data, unique, type=T.SUBMIT_JOB_BG)
+    client.close()
+    s.restart_target()
+    client = s.client()
+    handle = client.submit(fn, b"again", unique, type=T.SUBMIT_JOB_BG)
+    worker = s.worker(fn)
+    job = worker.grab()
+    if job["data"] == b"again":  # nothing came back: the new submit made its own job
+        worker.work(T.WORK_COMPLETE, job.handle, b"")
+        if not s.durable:
+            s.unsupported("no persistent queue: the job did not come back after the restart")
+        s.fail("the replayed job, joined by the new submit", "only the new submit's job")
+    s.check_equal((job.handle, job["data"]), (handle, data), "the replayed job, under the handle the new submit was given")
+    # Asked only now: the target has shown it keeps jobs (some servers die on packets they lack).
+    events = probe(s, client, T.GET_STATUS_UNIQUE, unique)
+    worker.work(T.WORK_COMPLETE, job.handle, b"")
+    s.check_equal([j["data"] for j in _take_all(s, worker, 1)], [], "jobs left (the new submit joined the replayed one)")
+    if events and isinstance(events[0], Packet) and events[0].type is T.STATUS_RES_UNIQUE:
+        s.check_equal(events[0]["known"], b"1", "STATUS_RES_UNIQUE known for the replayed job's unique")
+    else:
+        s.note(f"GET_STATUS_UNIQUE not answered ({events!r}): only the join was checked")
+
+
+@_restart_case(
+    "durability/restart/7",
+    "After a restart, the first worker to sleep (PRE_SLEEP) is woken with NOOP by a new job for it",
+    ["CAN_DO", "GRAB_JOB", "NO_JOB", "PRE_SLEEP", "NOOP", "SUBMIT_JOB_BG", "JOB_ASSIGN"],
+    f"{PROTOCOL} (PRE_SLEEP, NOOP); gearmand libgearman-server/job.cc gearman_server_job_queue (NOOP to sleepers)",
+)
+def wakes_after_restart(s: Session) -> None:
+    # A fresh process: whatever the server counts about sleepers starts from nothing here.
+    s.restart_target()
+    fn = s.name("fn")
+    worker = s.worker(fn)
+    worker.grab_nothing()
+    worker.send(T.PRE_SLEEP)
+    worker.sync()
+    handle = s.client().submit(fn, b"wake", s.name("u"), type=T.SUBMIT_JOB_BG)
+    worker.expect(T.NOOP)
+    s.check_equal(worker.grab().handle, handle, "the job after the wake-up")

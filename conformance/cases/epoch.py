@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import time
 
-from gearspec.conformance.cases._jobs import JOB_TAKE, PROTOCOL, RUN, settle, status_of, submit_or_unsupported
+from gearspec.conformance.cases._jobs import (
+    JOB_TAKE,
+    PROTOCOL,
+    RUN,
+    routed_variant,
+    settle,
+    status_of,
+    submit_or_unsupported,
+    submit_variant,
+)
 from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import EXTENSION, SHOULD, case
 
@@ -167,3 +176,53 @@ def epoch_is_background(s: Session) -> None:
     worker.work(T.WORK_COMPLETE, handle, b"done")
     settle(worker)
     client.expect_silence("nothing for an epoch (background) job")
+
+
+@case(
+    "epoch/priority/1",
+    "Epoch jobs are NORMAL jobs once due: two of them (same time, their own uniques) are assigned before a LOW job queued ahead",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB_LOW_BG", "SUBMIT_JOB_EPOCH", "GRAB_JOB", "JOB_ASSIGN"],
+    source=f"{_RULE} (priority= GEARMAN_JOB_PRIORITY_NORMAL for SUBMIT_JOB_EPOCH)",
+)
+def epoch_is_normal(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()
+    submit_variant(s, client, fn, b"low", b"", routed_variant(s, T.SUBMIT_JOB_LOW_BG))
+    when = int(time.time()) - 60
+    _submit_epoch(s, client, fn, when, b"epoch-1")
+    _submit_epoch(s, client, fn, when, b"epoch-2")
+    worker = s.worker(fn)
+    s.check_equal([worker.grab()["data"] for _ in range(3)], [b"epoch-1", b"epoch-2", b"low"], "order of assignment")
+
+
+@case(
+    "epoch/timers/1",
+    "An epoch job falls due on time while a longer CAN_DO_TIMEOUT of another job is pending",
+    level=EXTENSION,
+    packets=["CAN_DO_TIMEOUT", "SUBMIT_JOB_EPOCH", "GRAB_JOB", "NO_JOB", "JOB_ASSIGN"],
+    source=f"{_RULE}; gearmand libgearman-server/connection.cc gearman_server_con_add_job_timeout (a timer of its own per job)",
+    timeout=10,
+    # Alone: any other case's timer firing meanwhile would release the job on time anyway.
+    serial=True,
+)
+def epoch_among_timers(s: Session) -> None:
+    slow_fn, fn = s.name("slow"), s.name("fn")
+    holder = s.connect("holder")
+    holder.send(T.CAN_DO_TIMEOUT, slow_fn, 30000)  # 30 s in milliseconds (gearmand >= 1.1.19), longer in seconds
+    slow = s.client().submit(slow_fn, b"slow", type=T.SUBMIT_JOB_BG)
+    holder.send(s.grab_type)
+    held = holder.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP])
+    when = int(time.time()) + 2
+    handle = _submit_epoch(s, s.client(), fn, when, b"due")
+    worker = s.worker(fn)
+    job = _grab_any(s, worker)
+    while job.type is T.NO_JOB and time.time() < when + 1.5:
+        settle(worker)
+        worker.receive(timeout=0.2)  # pacing; a NOOP here is fine
+        job = _grab_any(s, worker)
+    if held.type is not T.NO_JOB:
+        holder.work(T.WORK_COMPLETE, slow, b"")
+    s.check(job.type is not T.NO_JOB, "the epoch job within 1.5 s of its time", f"NO_JOB {time.time() - when:.1f} s after it")
+    s.check(time.time() >= when, "no assignment before the epoch", "assigned early")
+    s.check_equal(job.handle, handle, "assigned handle")

@@ -14,6 +14,7 @@ from gearspec.conformance.cases._jobs import PERL_CLIENT, PROTOCOL, RUN, probe, 
 from gearspec.conformance.harness import Session, describe
 from gearspec.conformance.registry import INFO, SHOULD, case
 
+from gearspec.admin import parse_status
 from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
 
@@ -248,3 +249,25 @@ def empty_function(s: Session) -> None:
     if events is None:
         s.info("closed the connection")
     s.info("answered: " + ("; ".join(describe(e) for e in events) or "nothing"))
+
+
+@case(
+    "errors/twice/3",
+    "A second WORK_FAIL for a job that already failed is not forwarded, and 'status' then counts no job of its function",
+    packets=["WORK_FAIL"],
+    admin=["status"],
+    source=f"{_RULE}; {PROTOCOL} (WORK_FAIL ends the job); gearmand libgearman-server/text.cc (status)",
+)
+def fail_twice(s: Session) -> None:
+    fn = s.name("fn")
+    client, worker, handle, _job = start_job(s, fn)
+    worker.work(T.WORK_FAIL, handle)
+    worker.work(T.WORK_FAIL, handle)
+    client.expect(T.WORK_FAIL)
+    settle(worker)
+    extra = client.sync()
+    if extra:
+        s.fail("one WORK_FAIL", "then " + "; ".join(describe(e) for e in extra))
+    if s.capabilities.admin:
+        rows = [r for r in parse_status(client.admin("status")) if r.function == fn]
+        s.check_equal([(r.total, r.running) for r in rows][:1], [(0, 0)], f"status TOTAL and RUNNING of {fn}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from gearspec.conformance.harness import Closed, Conn, Session, describe
+from gearspec.conformance.harness import Closed, Conn, Session, describe, is_barrier_reply
 from gearspec.conformance.registry import INFO, MUST, SHOULD, case
 
 from gearspec.codec import Packet, RawPacket
@@ -121,6 +121,23 @@ def unknown_magic(s: Session) -> None:
     if isinstance(event, (Packet, RawPacket)) and event.name == "ERROR":
         s.non_strict("error-kept-open", describe(event))
     s.fail("the connection closed (framing is lost after bad magic)", conn.describe_received(event))
+
+
+@case(
+    "framing/magic/5",
+    "A valid request and a packet with unknown magic in one write: the request is answered before the server closes",
+    level=SHOULD,
+    packets=["ECHO_REQ", "ECHO_RES"],
+    source=f"{_PROTOCOL} (requests are answered in order); {_PARSER}",
+)
+def answered_before_bad_magic(s: Session) -> None:
+    conn = s.client()
+    token = b"gs-before-" + s.token().encode()
+    conn.send_raw(s.barrier_request(token).to_bytes() + _raw(b"\0XYZ", T.ECHO_REQ, b"bad"), "a request, then bad magic")
+    event = conn.receive()
+    if isinstance(event, Closed):
+        s.fail(f"the {s.barrier_reply} for the request before the bad packet, then the close", "the close alone: the reply was lost")
+    s.check(is_barrier_reply(event, token), f"the {s.barrier_reply} for the request before the bad packet", conn.describe_received(event))
 
 
 @case(

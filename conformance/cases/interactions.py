@@ -30,6 +30,7 @@ import time
 
 from gearspec.conformance.cases._jobs import (
     ASSIGN_TYPES,
+    close_and_wait_forgotten,
     first_to_speak,
     probe,
     settle,
@@ -201,6 +202,34 @@ def background_joins_foreground(s: Session) -> None:
     worker.work(T.WORK_COMPLETE, h1, b"done")
     s.check_equal(fg.expect(T.WORK_COMPLETE)["data"], b"done", "foreground result")
     worker.grab_nothing()
+    bg.expect_silence("nothing to the background submitter")
+
+
+@case(
+    "interact/coalesce/4",
+    "A queued foreground job that a SUBMIT_JOB_BG joined still runs after its foreground client disconnects: the background submitter was told it is queued",
+    level=SHOULD,
+    packets=["SUBMIT_JOB", "SUBMIT_JOB_BG", "JOB_CREATED", "JOB_ASSIGN"],
+    source=f"{_ADD} (a background submit attaches no client); PROTOCOL (SUBMIT_JOB_BG: JOB_CREATED means queued); {_FREE}",
+    alternatives={"dropped": "the job went with its foreground client although a background submit had joined it"},
+)
+def background_join_outlives_client(s: Session) -> None:
+    fn, unique = s.name("fn"), s.name("u")
+    fg, bg = s.client(), s.client()
+    fg_id = s.name("fg")
+    fg.send(T.SET_CLIENT_ID, fg_id)
+    h1 = fg.submit(fn, b"fg", unique)
+    h2 = bg.submit(fn, b"bg", unique, T.SUBMIT_JOB_BG)
+    if h2 != h1:
+        s.unsupported(f"no coalescing across kinds (handles {h1!r}, {h2!r}); see coalesce/unique/9")
+    close_and_wait_forgotten(s, fg, fg_id)
+    worker = s.worker(fn)
+    worker.send(s.grab_type)
+    job = worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+    if job.type is T.NO_JOB:
+        s.non_strict("dropped", "GRAB got NO_JOB after the foreground client left")
+    s.check_equal(job.handle, h1, "assigned handle")
+    worker.work(T.WORK_COMPLETE, h1, b"done")
     bg.expect_silence("nothing to the background submitter")
 
 

@@ -9,9 +9,16 @@ functions, gearmand 1.1.x takes the first function with work (its worker list or
 
 from __future__ import annotations
 
-from gearspec.conformance.cases._jobs import JOB_TAKE, PROTOCOL, routed_variant, submit_variant
+from gearspec.conformance.cases._jobs import (
+    JOB_TAKE,
+    PROTOCOL,
+    RUN,
+    routed_variant,
+    submit_or_unsupported,
+    submit_variant,
+)
 from gearspec.conformance.harness import Conn, Session
-from gearspec.conformance.registry import SHOULD, case
+from gearspec.conformance.registry import EXTENSION, SHOULD, case
 
 from gearspec.spec import PacketType as T
 
@@ -77,6 +84,24 @@ _order_case(
     [(T.SUBMIT_JOB_LOW, b"l1"), (T.SUBMIT_JOB_LOW_BG, b"l2"), (T.SUBMIT_JOB_BG, b"normal")],
     [b"normal", b"l1", b"l2"],
 )
+
+
+@case(
+    "priority/reduce/1",
+    "Map/reduce jobs (SUBMIT_REDUCE_JOB and its background form) are NORMAL jobs: after a queued NORMAL job, before a LOW one",
+    level=EXTENSION,
+    packets=["SUBMIT_JOB_LOW_BG", "SUBMIT_JOB_BG", "SUBMIT_REDUCE_JOB_BACKGROUND", "SUBMIT_REDUCE_JOB", "GRAB_JOB", "JOB_ASSIGN"],
+    source=f"{_RULE}; {RUN} (SUBMIT_REDUCE_JOB*: map_priority= GEARMAN_JOB_PRIORITY_NORMAL)",
+)
+def reduce_is_normal(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()
+    submit_variant(s, client, fn, b"low", b"", routed_variant(s, T.SUBMIT_JOB_LOW_BG))
+    submit_variant(s, client, fn, b"normal", b"", T.SUBMIT_JOB_BG)
+    for type, data in ((T.SUBMIT_REDUCE_JOB_BACKGROUND, b"reduce-bg"), (T.SUBMIT_REDUCE_JOB, b"reduce")):
+        submit_or_unsupported(s, client, type, fn, s.name("u"), s.name("r"), b"", data)
+    worker = s.worker(fn)
+    s.check_equal(_grab_data(s, worker, 4), [b"normal", b"reduce-bg", b"reduce", b"low"], "order of assignment")
 
 
 def _fifo_case(number: int, type: T, background: T) -> None:

@@ -210,3 +210,21 @@ def wake_second_function(s: Session) -> None:
     s.client().submit(fn_b, b"for b")
     worker.expect(T.NOOP)
     s.check_equal(worker.grab()["function"], fn_b.encode(), "function of the job")
+
+
+@case(
+    "sleep/noop/9",
+    "A worker that goes to sleep right after CAN_DO, without a GRAB first, gets NOOP when a job for it is submitted",
+    level=SHOULD,
+    packets=["CAN_DO", "PRE_SLEEP", "NOOP", "SUBMIT_JOB", "GRAB_JOB", "JOB_ASSIGN"],
+    source=f"{_SLEEP} (PRE_SLEEP needs no GRAB before it); {_QUEUE}",
+)
+def sleep_before_any_grab(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO, fn)
+    worker.send(T.PRE_SLEEP)
+    settle(worker)
+    handle = s.client().submit(fn, b"wake", s.name("u"))  # its own unique: only the wake-up is graded here
+    worker.expect(T.NOOP)
+    s.check_equal(worker.grab().handle, handle, "job after the wake-up")

@@ -12,6 +12,8 @@ gearmand, 1 ms for a server taking the value literally; in every reading it expi
 
 from __future__ import annotations
 
+import time
+
 from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PERL_CLIENT, PROTOCOL, RUN, first_to_speak, settle
 from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import SHOULD, case
@@ -214,3 +216,69 @@ def cant_do_after_timeout(s: Session) -> None:
     worker.send(T.CANT_DO, fn)
     s.client().submit(fn, b"x")
     worker.grab_nothing()
+
+
+@case(
+    "timeout/attempt/1",
+    "A job requeued when its worker left gets a fresh CAN_DO_TIMEOUT limit with its next worker: the old worker's deadline does not end it",
+    level=SHOULD,
+    packets=["CAN_DO_TIMEOUT", "SUBMIT_JOB", "JOB_ASSIGN", "WORK_COMPLETE"],
+    source=f"{_RULE}; gearmand libgearman-server/connection.cc gearman_server_con_add_job_timeout (one timer per assignment)",
+    timeout=10,
+)
+def fresh_limit_after_requeue(s: Session) -> None:
+    fn = s.name("fn")
+    first, second = s.connect("first"), s.connect("second")
+    for worker in (first, second):
+        worker.send(T.CAN_DO_TIMEOUT, fn, 1)  # 1 s, or 1 ms that gearmand raises to 1000 ms
+    client = s.client()
+    handle = client.submit(fn, b"twice")
+    started = time.monotonic()
+    s.check_equal(_grab_timed(s, first).handle, handle, "assigned handle")
+    first.receive(timeout=0.5)  # pacing: half the first limit gone
+    first.close()
+    while True:  # until the server has processed the close and requeued the job
+        second.send(s.grab_type)
+        job = second.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+        regrabbed = time.monotonic()
+        if job.type is not T.NO_JOB or regrabbed > started + 0.9:
+            break
+        second.receive(timeout=0.05)  # pacing between polls
+    if job.type is T.NO_JOB or regrabbed > started + 0.9:
+        s.unsupported(f"the requeue took over 0.9 s ({describe(job)}): too late to tell the two deadlines apart")
+    s.check_equal(job.handle, handle, "the requeued job for the second worker")
+    # Past the first assignment's deadline, well within the second's.
+    second.receive(timeout=max(0.0, started + 1.25 - time.monotonic()))
+    if time.monotonic() > regrabbed + 0.9:
+        s.unsupported("a slow turn: no margin left in the second worker's limit to tell the deadlines apart")
+    second.work(T.WORK_COMPLETE, handle, b"in time")
+    event = client.receive()
+    s.check(isinstance(event, Packet) and event.type is T.WORK_COMPLETE and event["data"] == b"in time",
+            "WORK_COMPLETE from the second worker", describe(event) if event else "nothing")
+
+
+
+@case(
+    "timeout/register/4",
+    "A CAN_DO_TIMEOUT worker that sends two GRAB_JOB in one write gets two jobs (two limits start at the same instant)",
+    level=SHOULD,
+    packets=["CAN_DO_TIMEOUT", "SUBMIT_JOB_BG", "GRAB_JOB", "JOB_ASSIGN", "WORK_COMPLETE"],
+    source=f"{_RULE}; gearmand libgearman-server/connection.cc gearman_server_con_add_job_timeout (one timer per assignment)",
+    # Alone, with a short limit: its two deadlines are then the earliest a server has pending,
+    # so a server that cannot keep two equal deadlines apart meets them side by side.
+    serial=True,
+)
+def two_grabs_one_write(s: Session) -> None:
+    fn = s.name("fn")
+    worker = s.connect("worker")
+    worker.send(T.CAN_DO_TIMEOUT, fn, 2)  # 2 s, or 2 ms that gearmand raises to 1000 ms; completed at once
+    client = s.client()
+    handles = {client.submit(fn, b"job-%d" % i, type=T.SUBMIT_JOB_BG) for i in range(2)}
+    grab = Packet.request(s.grab_type).to_bytes()
+    worker.send_raw(grab + grab, f"two {s.grab_type.name} in one write")
+    got = [worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP]) for _ in range(2)]
+    if got[0].type is T.NO_JOB:
+        s.unsupported("CAN_DO_TIMEOUT did not register the function (GRAB got NO_JOB); see timeout/register/1")
+    s.check_equal({p.handle for p in got if p.type is not T.NO_JOB}, handles, "the handles assigned")
+    for handle in handles:
+        worker.work(T.WORK_COMPLETE, handle, b"")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gearspec.conformance.registry import all_cases
 from gearspec.conformance.servers import RunningServer
 
 from gearspec.codec import Decoder, Packet
@@ -207,7 +208,8 @@ def test_target_that_dies_midway_stops_the_run_naming_the_case(dies_after_probe:
     assert out.returncode == 1, (out.stdout, out.stderr)
     assert "cannot reach" not in out.stderr and "Traceback" not in out.stdout + out.stderr
     assert "the target died during framing/magic/1 (stopped accepting connections)" in out.stdout
-    assert "3 cases not run" in out.stdout and "ERROR framing/magic/2" not in out.stdout
+    not_run = len([c for c in all_cases() if c.id.startswith("framing/magic/")]) - 1
+    assert f"{not_run} cases not run" in out.stdout and "ERROR framing/magic/2" not in out.stdout
 
 
 @pytest.fixture
