@@ -88,6 +88,13 @@ def _admin_spaces() -> Rewrite:
     return rewrite
 
 
+def _crlf_admin() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        return AdminLine(event.text, b"\r\n").to_bytes() if isinstance(event, AdminLine) else event.to_bytes()
+
+    return rewrite
+
+
 def _no_terminator() -> Rewrite:
     def rewrite(event: Event) -> bytes:
         return b"" if isinstance(event, AdminLine) and event.text == b"." else event.to_bytes()
@@ -195,6 +202,8 @@ FAULTS: dict[str, Fault] = {
         Fault("drop-noop", TO_CLIENT, "sleeping workers are never woken (NOOP dropped)", _drop(T.NOOP)),
         Fault("swap-status", TO_CLIENT, "STATUS_RES numerator and denominator swapped", _swap_status),
         Fault("admin-spaces", TO_CLIENT, "admin columns separated by spaces, not tabs", _admin_spaces),
+        Fault("crlf-admin", TO_CLIENT, "every admin reply line ends in CRLF, block rows too", _crlf_admin),
+        Fault("duplicate-status-unique", TO_CLIENT, "STATUS_RES_UNIQUE is sent twice", _twice(T.STATUS_RES_UNIQUE)),
         Fault("no-terminator", TO_CLIENT, "admin blocks miss their closing '.' line", _no_terminator),
         Fault("no-coalesce", TO_SERVER, "jobs with the same unique id are never merged", _no_coalesce),
         Fault("invert-priority", TO_SERVER, "HIGH jobs are queued as LOW and LOW as HIGH", _invert_priority),

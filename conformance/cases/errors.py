@@ -111,6 +111,7 @@ def foreign_complete_error(s: Session) -> None:
     intruder = s.worker(fn)
     intruder.work(T.WORK_COMPLETE, handle, b"forged")
     intruder.expect(T.ERROR)
+    intruder.expect_silence("one ERROR for one WORK_COMPLETE")
 
 
 @case(

@@ -37,12 +37,14 @@ CAUGHT_BY: dict[str, str | tuple[str, Verdict]] = {
     "swap-priority-columns": "admin/prioritystatus/2",
     "cut-assigned-unique": "submit/unique/1",
     "empty-assigned-unique": "grab/uniq/1",
+    "crlf-admin": ("admin/lines/1", Verdict.NON_STRICT),
+    "duplicate-status-unique": "status/unique/1",
 }
 
 # More cases the audit tightened, each catching one of the faults above.
 ALSO_CAUGHT_BY: dict[str, list[str | tuple[str, Verdict]]] = {
     "error-to-close": [("framing/magic/2", Verdict.NON_STRICT), ("framing/type/2", Verdict.NON_STRICT)],
-    "duplicate-error": ["errors/client/1", "framing/type/2", "framing/direction/1"],
+    "duplicate-error": ["errors/client/1", "errors/foreign/2", "framing/type/2", "framing/direction/1"],
     "malformed-error": [("framing/magic/2", Verdict.NON_STRICT), ("framing/args/3", Verdict.NON_STRICT)],
     "empty-assigned-unique": ["bounds/payload/1"],
     "duplicate-ending": ["work/forward/5", "work/listeners/4", "exceptions/forward/3"],
