@@ -30,8 +30,13 @@ __all__ = ["FAULTS", "Fault", "FaultProxy", "main"]
 
 TO_SERVER, TO_CLIENT = "to-server", "to-client"
 
-# A rewrite takes one decoded event and returns the bytes to forward instead (b"" drops it).
+# A rewrite takes one decoded event and returns the bytes to forward instead (b"" drops it),
+# or raises CloseConnection to forward what came before and close the connection instead.
 Rewrite = Callable[[Event], bytes]
+
+
+class CloseConnection(Exception):
+    """Raised by a rewrite: the proxy forwards what it has, then closes the connection."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,75 @@ def _admin_spaces() -> Rewrite:
     return rewrite
 
 
+def _crlf_admin() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        return AdminLine(event.text, b"\r\n").to_bytes() if isinstance(event, AdminLine) else event.to_bytes()
+
+    return rewrite
+
+
 def _no_terminator() -> Rewrite:
     def rewrite(event: Event) -> bytes:
         return b"" if isinstance(event, AdminLine) and event.text == b"." else event.to_bytes()
 
     return rewrite
+
+
+def _error_to_close() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        if isinstance(event, Packet) and event.type is T.ERROR:
+            raise CloseConnection
+        return event.to_bytes()
+
+    return rewrite
+
+
+def _malformed_error() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        if isinstance(event, Packet) and event.type is T.ERROR:
+            data = event.to_bytes() + b"\0"  # a NUL after the text: three arguments, off-spec
+            return data[:8] + (len(data) - 12).to_bytes(4, "big") + data[12:]
+        return event.to_bytes()
+
+    return rewrite
+
+
+def _twice(*types: T) -> Callable[[], Rewrite]:
+    def make() -> Rewrite:
+        def rewrite(event: Event) -> bytes:
+            data = event.to_bytes()
+            return data * 2 if isinstance(event, Packet) and event.type in types else data
+
+        return rewrite
+
+    return make
+
+
+def _swap_priority_columns() -> Rewrite:
+    def rewrite(event: Event) -> bytes:
+        # 'prioritystatus' rows: FUNCTION HIGH NORMAL LOW WORKERS (the only 5-column admin rows).
+        if isinstance(event, AdminLine):
+            columns = event.text.split(b"\t")
+            if len(columns) == 5:
+                columns[1], columns[3] = columns[3], columns[1]
+                return AdminLine(b"\t".join(columns), event.terminator).to_bytes()
+        return event.to_bytes()
+
+    return rewrite
+
+
+def _cut_unique(limit: int) -> Callable[[], Rewrite]:
+    def make() -> Rewrite:
+        def rewrite(event: Event) -> bytes:
+            if isinstance(event, Packet) and event.type in (T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL):
+                args = list(event.args)
+                args[2] = args[2][:limit]
+                return Packet(event.magic, event.type, tuple(args)).to_bytes()
+            return event.to_bytes()
+
+        return rewrite
+
+    return make
 
 
 _SUBMITS = {t for t in T if t.spec.submit is not None}
@@ -133,9 +202,19 @@ FAULTS: dict[str, Fault] = {
         Fault("drop-noop", TO_CLIENT, "sleeping workers are never woken (NOOP dropped)", _drop(T.NOOP)),
         Fault("swap-status", TO_CLIENT, "STATUS_RES numerator and denominator swapped", _swap_status),
         Fault("admin-spaces", TO_CLIENT, "admin columns separated by spaces, not tabs", _admin_spaces),
+        Fault("crlf-admin", TO_CLIENT, "every admin reply line ends in CRLF, block rows too", _crlf_admin),
+        Fault("duplicate-status-unique", TO_CLIENT, "STATUS_RES_UNIQUE is sent twice", _twice(T.STATUS_RES_UNIQUE)),
         Fault("no-terminator", TO_CLIENT, "admin blocks miss their closing '.' line", _no_terminator),
         Fault("no-coalesce", TO_SERVER, "jobs with the same unique id are never merged", _no_coalesce),
         Fault("invert-priority", TO_SERVER, "HIGH jobs are queued as LOW and LOW as HIGH", _invert_priority),
+        Fault("error-to-close", TO_CLIENT, "the connection is closed where an ERROR was due", _error_to_close),
+        Fault("malformed-error", TO_CLIENT, "ERROR packets end in a stray NUL (three arguments)", _malformed_error),
+        Fault("duplicate-error", TO_CLIENT, "every ERROR packet is sent twice", _twice(T.ERROR)),
+        Fault("duplicate-ending", TO_CLIENT, "WORK_COMPLETE and WORK_FAIL reach clients twice", _twice(T.WORK_COMPLETE, T.WORK_FAIL)),
+        Fault("duplicate-noop", TO_CLIENT, "a sleeping worker is woken with two NOOPs", _twice(T.NOOP)),
+        Fault("swap-priority-columns", TO_CLIENT, "'prioritystatus' rows list LOW where HIGH belongs and HIGH where LOW does", _swap_priority_columns),
+        Fault("cut-assigned-unique", TO_CLIENT, "uniques in JOB_ASSIGN_UNIQ/ALL are cut to 63 bytes", _cut_unique(63)),
+        Fault("empty-assigned-unique", TO_CLIENT, "JOB_ASSIGN_UNIQ/ALL carry an empty unique", _cut_unique(0)),
     )
 }
 
@@ -259,6 +338,11 @@ def _pump(src: socket.socket, dst: socket.socket, accept: Magic, rewrites: list[
                 # Framing is lost (e.g. a case sent bad magic): forward the rest untouched.
                 out += bytes(decoder._buf[decoder._pos:]) + b"".join(decoder._more)
                 raw = True
+            except CloseConnection:
+                if out:
+                    dst.sendall(out)
+                _close_both(src, dst)
+                return
             if out:
                 dst.sendall(out)
     except OSError:
@@ -269,6 +353,15 @@ def _pump(src: socket.socket, dst: socket.socket, accept: Magic, rewrites: list[
                 sock.shutdown(how)
             except OSError:
                 pass
+
+
+def _close_both(src: socket.socket, dst: socket.socket) -> None:
+    """End both directions at once, as a server closing the connection would."""
+    for sock in (dst, src):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,7 @@ __all__ = [
     "status_of",
     "submit_or_unsupported",
     "submit_variant",
+    "unique_grab",
 ]
 
 PROTOCOL = "PROTOCOL"
@@ -138,6 +139,34 @@ def routed_variant(s: Session, wanted: T) -> T:
     return s.unsupported(
         f"needs {wanted.name} or its {'foreground' if attrs.background else 'background'} sibling; the target refused both"
     )
+
+
+def unique_grab(s: Session, worker: Conn) -> Packet:
+    """Grab one job with a packet whose assignment carries the unique (GRAB_JOB_UNIQ, else
+    GRAB_JOB_ALL); ends the case unsupported when the target has none.
+
+    The run's probe may miss one (rustygeard merges the probe's empty-unique jobs, so its
+    probe finds one grab packet or none from run to run): without one in its list,
+    GRAB_JOB_UNIQ is tried, and only an ERROR, a close or silence means unsupported (Perl:
+    ERROR server_error, it serves GRAB_JOB only).
+    """
+    for grab in (T.GRAB_JOB_UNIQ, T.GRAB_JOB_ALL):
+        if grab in s.capabilities.grabs:
+            return worker.grab(grab)
+    worker.send(T.GRAB_JOB_UNIQ)
+    while True:
+        event = worker.receive()
+        if isinstance(event, Packet) and event.type is T.NOOP:
+            continue
+        if isinstance(event, Packet) and event.type is T.JOB_ASSIGN_UNIQ:
+            return event
+        if event is None or isinstance(event, Closed) or getattr(event, "name", "") == "ERROR":
+            s.unsupported(
+                "no grab packet that carries the unique: GRAB_JOB_UNIQ got "
+                + worker.describe_received(event)
+                + " (and the run's probe found no GRAB_JOB_ALL)"
+            )
+        s.fail("JOB_ASSIGN_UNIQ (or an ERROR) for GRAB_JOB_UNIQ", describe(event))
 
 
 def start_job(

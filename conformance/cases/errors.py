@@ -47,6 +47,10 @@ def _unknown_case(number: int, type: T, args: tuple[object, ...]) -> None:
             s.fail(f"ERROR for {type.name} of an unknown handle", "nothing (silently ignored)")
         first = events[0]
         s.check(isinstance(first, Packet) and first.type is T.ERROR, "ERROR", describe(first))
+        # One request, one ERROR: anything more (a second ERROR) a client would take as the
+        # answer to its next request.
+        if len(events) > 1:
+            s.fail(f"one ERROR for {type.name} of an unknown handle", "; ".join(describe(e) for e in events))
 
     unknown.__name__ = unknown.__qualname__ = f"unknown_{type.name.lower()}"
 
@@ -108,6 +112,7 @@ def foreign_complete_error(s: Session) -> None:
     intruder = s.worker(fn)
     intruder.work(T.WORK_COMPLETE, handle, b"forged")
     intruder.expect(T.ERROR)
+    intruder.expect_silence("one ERROR for one WORK_COMPLETE")
 
 
 @case(
@@ -161,9 +166,15 @@ def client_completes(s: Session) -> None:
     client = s.client()
     handle = client.submit(fn, b"x")
     client.work(T.WORK_COMPLETE, handle, b"self-served")
-    for event in client.sync():
+    extra = client.sync()
+    for event in extra:
         if isinstance(event, Packet) and event.type is T.WORK_COMPLETE:
             s.fail("no WORK_COMPLETE from the client's own packet", describe(event))
+    # Nothing, or one ERROR (gearmand: JOB_NOT_FOUND, the client holds no job) both conform:
+    # WORK_COMPLETE has no reply, and an ERROR is the refusal errors/unknown/* ask for.
+    errors = [e for e in extra if isinstance(e, Packet) and e.type is T.ERROR]
+    if extra and (len(extra) > 1 or len(errors) != 1):
+        s.fail("nothing, or one ERROR, for the client's WORK_COMPLETE", "; ".join(describe(e) for e in extra))
     s.check_equal(s.worker(fn).grab().handle, handle, "the job, still queued")
 
 

@@ -154,6 +154,8 @@ def fail_without_option(s: Session) -> None:
     first = extra[0]
     s.check(isinstance(first, Packet) and first.type is T.WORK_FAIL, "WORK_FAIL", describe(first))
     s.check_equal(first.handle, handle, "WORK_FAIL handle")
+    if len(extra) > 1:
+        s.fail("one WORK_FAIL (one ending per job)", "; ".join(describe(e) for e in extra))
 
 
 @case(

@@ -131,8 +131,9 @@ def all_sleepers_woken(s: Session) -> None:
     woken = 0
     for worker in sleepers:
         extra = worker.sync()
-        if any(getattr(e, "name", "") == "NOOP" for e in extra):
-            woken += 1
+        if [getattr(e, "name", "") for e in extra] not in ([], ["NOOP"]):
+            s.fail(f"one NOOP (or nothing) for {worker.label}", "; ".join(describe(e) for e in extra))
+        woken += len(extra)
     if woken == 0:
         s.fail("NOOP to the sleeping workers", "no worker got NOOP")
     if woken < len(sleepers):

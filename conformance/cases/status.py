@@ -144,6 +144,8 @@ def _status_unique(s: Session, conn: Conn, unique: str) -> Packet:
     reply = events[0]
     if not (isinstance(reply, Packet) and reply.type is T.STATUS_RES_UNIQUE):
         s.fail("STATUS_RES_UNIQUE", describe(reply))
+    if len(events) > 1:  # one request, one reply: a second would answer the client's next request
+        s.fail("one STATUS_RES_UNIQUE", "; ".join(describe(e) for e in events))
     s.check_equal(reply["unique"], unique.encode(), "STATUS_RES_UNIQUE unique")
     return reply
 

@@ -8,7 +8,7 @@ Sources: gearmand `PROTOCOL` ("Client Requests": SUBMIT_JOB and its BG/HIGH/LOW 
 
 from __future__ import annotations
 
-from gearspec.conformance.cases._jobs import JOB_ADD, PROTOCOL, RUN, settle, start_job
+from gearspec.conformance.cases._jobs import JOB_ADD, PROTOCOL, RUN, settle, start_job, unique_grab
 from gearspec.conformance.harness import Session
 from gearspec.conformance.registry import MUST, SHOULD, case
 
@@ -214,7 +214,8 @@ def unique_64(s: Session) -> None:
     fn = s.name("fn")
     unique = (s.name("u") + "-" * 64)[:64].encode()
     handle = s.client().submit(fn, b"x", unique)
-    job = s.worker(fn).grab()
+    # Only JOB_ASSIGN_UNIQ / JOB_ASSIGN_ALL show the worker the unique: without a grab packet
+    # that returns one, "reaches the worker unchanged" cannot be seen (no pass on JOB_ASSIGN).
+    job = unique_grab(s, s.worker(fn))
     s.check_equal(job.handle, handle, "assigned handle")
-    if job.type is not T.JOB_ASSIGN:  # the target's grab packet reports the unique
-        s.check_equal(job["unique"], unique, "assigned unique")
+    s.check_equal(job["unique"], unique, "assigned unique")

@@ -49,6 +49,8 @@ def _forward_case(number: int, type: T, args: tuple[object, ...], expected: tupl
         worker.work(type, handle, *args)
         got = client.expect(type)
         s.check_equal(tuple(got.args), (handle, *expected), f"{type.name} arguments")
+        settle(worker)
+        client.expect_silence(f"exactly one {type.name} for one sent")  # a duplicate is a second update (or ending)
 
     forward.__name__ = forward.__qualname__ = f"forward_{type.name.lower()}"
 
@@ -71,6 +73,9 @@ def _listeners_case(number: int, type: T, args: tuple[object, ...], expected: tu
         for c in clients:
             got = c.expect(type)
             s.check_equal(tuple(got.args), (handle, *expected), f"{c.label} {type.name} arguments")
+        settle(worker)
+        for c in clients:
+            c.expect_silence(f"exactly one {type.name} per listener")
 
     listeners.__name__ = listeners.__qualname__ = f"listeners_{type.name.lower()}"
 
