@@ -120,8 +120,7 @@ fi
 # Servers in their images, drivers as local processes: a `docker exec` per driver run costs
 # about a second here, too slow for the whole matrix (tests/docker runs a few in the peers image).
 # Every server, but only the first seven client libraries: all 16 take .ci/run past its 40
-# minutes, and the newer libraries' rows against abraxas and rustygeard are not recorded yet
-# (the GitHub workflow's per-implementation jobs run each library against every server).
+# minutes (the GitHub workflow's per-implementation jobs run each library against every server).
 CLIENTS=reference,gearmand,perl,php,gear,gearman3,node
 if python3 -m gearspec interop --mode docker-servers --clients "$CLIENTS" -q --json "$OUT/interop.json" --html "$OUT/interop.html" >"$OUT/interop.txt" 2>&1; then
   cat "$OUT/interop.txt"
