@@ -103,6 +103,8 @@ def test_user_files_from_the_environment_override_shipped_entries(tmp_path: Path
         ('[[impl]]\nname = "x"\nroles = ["client"]\n', "needs `driver`"),
         ('[[impl]]\nname = "x"\nroles = ["server"]\nlocal = "no-such-peer"\n', "not a known server"),
         ('[[expected]]\nclient = "php"\n', "needs a reason"),
+        ('[[expected]]\noutcomes = ["teleported"]\nreason = "r"\n', "outcomes: unknown outcome in ['teleported']"),
+        ('[[expected]]\noutcomes = ["pass"]\noutcome = ["fail"]\nreason = "r"\n', "has both outcomes and outcome"),
         ('[[server]]\nname = "x"\n', "unknown table(s) server"),
         ("[[impl]\n", "not valid TOML"),
     ],
