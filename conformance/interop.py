@@ -39,7 +39,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -753,6 +753,16 @@ def _driver_runner(mode: str, registry: Registry, clients: Sequence[Implementati
         container.stop()
 
 
+def _axes(
+    servers: Sequence[str], clients: Sequence[str], scenarios: Sequence[str], chosen: Collection[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The servers, clients and scenarios that have a chosen cell (case IDs), in their order."""
+    wanted = [(s, c, x) for s in servers for c in clients for x in scenarios if cell_id(s, c, x) in chosen]
+    return ([s for s in servers if any(w[0] == s for w in wanted)],
+            [c for c in clients if any(w[1] == c for w in wanted)],
+            [x for x in scenarios if any(w[2] == x for w in wanted)])
+
+
 def run_matrix(
     registry: Registry,
     servers: Sequence[str],
@@ -780,11 +790,8 @@ def run_matrix(
     unsupported."""
     chosen = {c.id: c for c in matrix_cases(registry, servers, clients, scenarios, worker=worker,
                                              select=select, exclude=exclude)}
-    wanted = [(s, c, x) for s in servers for c in clients for x in scenarios if cell_id(s, c, x) in chosen]
-    servers = [s for s in servers if any(w[0] == s for w in wanted)]
-    clients = [c for c in clients if any(w[1] == c for w in wanted)]
-    scenarios = [x for x in scenarios if any(w[2] == x for w in wanted)]
-    matrix = Matrix(list(servers), list(clients), list(scenarios), mode)
+    servers, clients, scenarios = _axes(servers, clients, scenarios, chosen)
+    matrix = Matrix(servers, clients, scenarios, mode)
     client_impls = [registry[c] for c in clients]
     worker_impl = registry[worker] if worker else None
     lock = threading.Lock()  # servers run in threads; results and progress are shared
@@ -1034,6 +1041,7 @@ exit status:
   0    nothing counts against the run
   1    a failure, or a known failure ([[expected]] in impl.toml) that now passes
   2    nothing could be run (bad names or options, no cell selected, no server or driver)
+  130  interrupted (Ctrl-C): the summary and reports cover the cells that finished
 """
     which = parser.add_argument_group("cells")
     which.add_argument("--servers", metavar="A,B", help="servers to run (default: every server in the registry)")
@@ -1155,16 +1163,32 @@ def run_interop(args: argparse.Namespace) -> int:
     from gearspec.conformance.servers import docker as launcher
 
     started = time.monotonic()
+    finished: list[CellResult] = []  # what a Ctrl-C leaves to report
+
+    def on_result(result: CellResult) -> None:
+        finished.append(result)
+        progress.update(result)
+
+    interrupted = False
     try:
         with launcher.sigterm_as_interrupt():
             matrix = run_matrix(registry, servers, clients, scenarios, mode=args.mode, worker=args.worker,
                                 timeout=args.timeout, jobs=args.jobs, expected_timeout=args.expected_timeout,
-                                progress=progress.update, tls=tls, select=args.select, exclude=args.exclude)
+                                progress=on_result, tls=tls, select=args.select, exclude=args.exclude)
     except LaunchError as exc:
         progress.finish()
         return _usage(str(exc))
+    except KeyboardInterrupt:
+        # As `gearspec test`: the summary and the reports cover the cells that finished.
+        interrupted = True
+        order = {c.id: i for i, c in enumerate(cases)}
+        matrix = Matrix(*_axes(servers, clients, scenarios, order), args.mode,
+                        sorted(finished, key=lambda r: order[r.case.id]))
     progress.finish()
     matrix.strict = args.strict
+    if interrupted:
+        print(f"gearspec interop: interrupted after {len(matrix.results)} of {len(cases)} cells; "
+              "the summary and reports cover those", file=sys.stderr)
     print(render_grid(matrix), file=stream)
     run = reports.RunInfo(
         target=f"{', '.join(matrix.servers)} (clients {', '.join(matrix.clients)}; mode {matrix.mode})",
@@ -1174,7 +1198,10 @@ def run_interop(args: argparse.Namespace) -> int:
         rerun=lambda case: _rerun_command(args, case), extra_html=grid_html(matrix),
         extra_markdown=grid_markdown(matrix), extra_data={"matrix": matrix.as_data()},
         case_data=lambda r: r.coordinates() if isinstance(r, CellResult) else {}, command="gearspec interop",
+        interrupted=interrupted,
     )
     reports.print_summary(matrix.results, run, stream, verbose=args.verbose, colour=colour)
     reports.write_reports(matrix.results, run, paths, sys.stderr)
+    if interrupted:
+        return 130
     return 1 if matrix.broken else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -252,3 +253,29 @@ def test_select_and_exclude_choose_cells_as_gearspec_test_chooses_cases(tmp_path
     assert (data["matrix"]["servers"], data["matrix"]["clients"]) == (["reference"], ["reference"])
     nothing = _gearspec("interop", "--servers", "reference", "-k", "interop/nosuch", timeout=60)
     assert nothing.returncode == 2 and "no cell matches the selection" in nothing.stderr
+
+
+def test_ctrl_c_reports_the_cells_that_finished_as_gearspec_test_does(tmp_path: Path) -> None:
+    report = tmp_path / "partial.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gearspec", "interop", "--servers", "reference", "--clients", "reference,gear",
+         "-j", "1", "--json", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        assert run.stdout is not None
+        header = run.stdout.readline()
+        assert header.startswith("gearspec interop: 14 cells"), header
+        assert run.stdout.readline().startswith("progress: ")  # the legend of the letters
+        assert len(run.stdout.read(2)) == 2  # two cells finished (one progress letter each)
+        os.killpg(run.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        rest, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 130, rest + err
+    assert "Traceback" not in err and "\nINTERRUPTED: " in rest, rest + err
+    data = json.loads(report.read_text())
+    assert data["run"]["interrupted"] is True and 2 <= len(data["cases"]) < 14, rest + err
+    assert f"interrupted after {len(data['cases'])} of 14 cells" in err, err
