@@ -1006,11 +1006,9 @@ def grid_markdown(matrix: Matrix) -> str:
     lines = [
         f"Scenarios in each cell, in order: {', '.join(matrix.scenarios)}. Legend: {_legend()}.",
         "",
-        "| client | " + " | ".join(matrix.servers) + " |",
-        "|---|" + "---|" * len(matrix.servers),
+        *reports.markdown_table("client", matrix.servers, (
+            (client, [_cell_text(matrix.cell(s, client)) for s in matrix.servers]) for client in matrix.clients)),
     ]
-    lines += [f"| {client} | " + " | ".join(_cell_text(matrix.cell(s, client)) for s in matrix.servers) + " |"
-              for client in matrix.clients]
     return "\n".join([*lines, "", _tally(matrix)]) + "\n"
 
 

@@ -15,7 +15,7 @@ import string
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +30,7 @@ __all__ = [
     "area_grades",
     "format_trace",
     "legend",
+    "markdown_table",
     "print_summary",
     "results_as_data",
     "use_colour",
@@ -353,17 +354,26 @@ def write_markdown(results: Sequence[Result], run: RunInfo, path: Path) -> None:
     path.write_text(markdown_summary(results, run))
 
 
+def markdown_table(corner: str, columns: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
+    """A markdown table's lines: a heading row (`corner`, then `columns`), then each row's name
+    and cells. The one table writer of the markdown reports, the interop grid and the README's
+    role table (`python -m gearspec.conformance.roles`)."""
+    return [
+        f"| {corner} | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+        *(f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows),
+    ]
+
+
 def markdown_summary(results: Sequence[Result], run: RunInfo) -> str:
     grades = area_grades(results)
     cols = [v for v in VERDICT_ORDER if any(c[v] for c in grades.values())]
     lines = [
         f"Conformance of **{run.target}** ({run.expectations}): {len(results)} cases in {run.elapsed:.1f} s",
         "",
-        "| area | grade | " + " | ".join(v.value for v in cols) + " |",
-        "|---|---|" + "---|" * len(cols),
+        *markdown_table("area", ["grade", *(v.value for v in cols)], (
+            (area, [_grade_letter(counts), *(str(counts[v]) for v in cols)]) for area, counts in sorted(grades.items()))),
     ]
-    for area, counts in sorted(grades.items()):
-        lines.append(f"| {area} | {_grade_letter(counts)} | " + " | ".join(str(counts[v]) for v in cols) + " |")
     return "\n".join(lines) + "\n" + (f"\n{run.extra_markdown}" if run.extra_markdown else "")
 
 
