@@ -7,11 +7,17 @@ the drivers in `gearspec.conformance.drivers` (one command-line contract for eve
 Scenarios: foreground, background, priorities, coalescing, data/status streaming,
 exceptions and failure.
 
-Grades per scenario: ``pass``; ``non-strict`` (works, but not the way the protocol says,
-e.g. an exception delivered as a failure); ``unsupported`` (the library says it cannot,
-exit 5); ``fail``; ``expected-fail`` (a known failure listed in an implementation's impl.toml, with its reason) and
-``unexpected-pass`` (a known failure that now works: reported, so the list can be updated). The exit
-status is 1 when any pass that was expected to work fails (``fail``), else 0; 2 when
+Each scenario of each (server, client) pair is a case of the suite's framework: its ID is
+``interop/SERVER/CLIENT/SCENARIO`` (so ``-k interop/gearmand`` selects a server's column,
+``-k 'interop/*/php/*'`` a client's row, ``-k '*/foreground'`` a scenario; the worker is named
+in the case's requirement), it grades in the suite's outcomes (harness.Outcome: pass,
+non-strict, unsupported, fail), the known failures (the ``[[expected]]`` rows of the
+implementations' impl.toml, and the limitations the drivers declare) are the suite's known
+deviations (runner.Deviation), so the verdicts are the suite's (runner.Verdict: a known
+failure seen is ``expected-fail``, a known failure that now works ``unexpected-pass``), and
+the results (`CellResult`, a runner.Result) go through the suite's summary and report
+files (reports.py), with the grid on top. Exit status as `gearspec test`'s: 0 when nothing
+counts against the run, 1 when something does (a fail, or an unexpected pass), 2 when
 nothing could be run.
 """
 
@@ -24,6 +30,7 @@ import html
 import itertools
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -32,14 +39,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gearspec.conformance import reports
+from gearspec.conformance.harness import Outcome
 from gearspec.conformance.impls import Implementation, Registry, RegistryError, load_registry
 from gearspec.conformance.lifecycle import RestartError, TargetControl
-from gearspec.conformance.runner import Verdict
+from gearspec.conformance.registry import Case, Level, select_cases
+from gearspec.conformance.runner import Deviation, Result, Verdict
 from gearspec.conformance.servers import LaunchError, open_server
 from gearspec.conformance.tls import TLS_DRIVERS, InteropTls
 
@@ -56,10 +66,14 @@ __all__ = [
     "CellOutcome",
     "CellResult",
     "Matrix",
+    "cell_case",
+    "cell_id",
     "configure_interop",
     "driver_limitation",
+    "grid_html",
+    "grid_markdown",
+    "matrix_cases",
     "render_grid",
-    "render_html",
     "run_interop",
     "run_matrix",
 ]
@@ -67,9 +81,8 @@ __all__ = [
 SUMMARIES = {"interop": "run every client against every server"}
 
 # The suite's verdicts (runner.Verdict) that a cell can have: one vocabulary for cases, scenarios and cells.
-GRADES = tuple(v.value for v in (Verdict.PASS, Verdict.NON_STRICT, Verdict.UNSUPPORTED, Verdict.EXPECTED_FAIL,
-                                  Verdict.UNEXPECTED_PASS, Verdict.FAIL))
-BREAKING = frozenset({"fail"})
+GRADES = (Verdict.PASS, Verdict.NON_STRICT, Verdict.UNSUPPORTED, Verdict.EXPECTED_FAIL, Verdict.UNEXPECTED_PASS,
+          Verdict.FAIL, Verdict.ERROR)
 # --mode -> where servers start (servers.open_server); "docker" also runs the drivers in the peers image.
 SERVER_MODES = {"local": "local", "docker": "docker", "docker-servers": "docker", "auto": "auto"}
 EXIT_CODES = {0: "ok", 1: "usage error", 2: "connection error", 3: "WORK_FAIL", 4: "WORK_EXCEPTION",
@@ -168,9 +181,9 @@ _DRIVER_TABLE = (
 
 @dataclass
 class CellOutcome:
-    """How one scenario of a cell went, before known failures are applied (grades: harness.Outcome values)."""
+    """How one scenario of a cell went, before known failures are applied."""
 
-    grade: str
+    grade: Outcome
     detail: str = ""
 
 
@@ -338,7 +351,7 @@ def _exit_text(code: int, out: str, err: str, prefix: str = "") -> str:
 def _unsupported(code: int, err: str) -> CellOutcome | None:
     if code == 5:
         line = next((ln for ln in err.splitlines() if ln.startswith("unsupported")), err.strip())
-        return CellOutcome("unsupported", line[:200])
+        return CellOutcome(Outcome.UNSUPPORTED, line[:200])
     return None
 
 
@@ -367,7 +380,7 @@ def scenario_foreground(cell: Cell) -> CellOutcome:
     fn = cell.function("fg")
     client = cell.client(fn, "hello")
     worker = cell.worker(fn)
-    return _expect_result(client, cell, "olleh", "client") or _expect_worker_done(worker, cell) or CellOutcome("pass")
+    return _expect_result(client, cell, "olleh", "client") or _expect_worker_done(worker, cell) or CellOutcome(Outcome.PASS)
 
 
 def scenario_background(cell: Cell) -> CellOutcome:
@@ -390,7 +403,7 @@ def scenario_background(cell: Cell) -> CellOutcome:
         return other
     if cell.queued(fn) != 0 if by_admin else cell.known(handle):
         raise ScenarioFailed("the worker exited, but the background job is still queued")
-    return CellOutcome("pass")
+    return CellOutcome(Outcome.PASS)
 
 
 def scenario_priorities(cell: Cell) -> CellOutcome:
@@ -413,7 +426,7 @@ def scenario_priorities(cell: Cell) -> CellOutcome:
         if code != 0 or out.strip() != level[::-1]:
             raise ScenarioFailed(f"{level} client: " + _exit_text(code, out, err))
         del clients[name]
-    return CellOutcome("pass")
+    return CellOutcome(Outcome.PASS)
 
 
 def _wait_any(procs: list[Proc], timeout: float) -> Proc:
@@ -457,7 +470,7 @@ def scenario_coalescing(cell: Cell) -> CellOutcome:
         if code != 0 or out.strip() != "tsrif":
             hint = " (not coalesced: one worker does one job)" if proc is second and code == 6 else ""
             raise ScenarioFailed(f"{what}: expected 'tsrif', got {_exit_text(code, out, err)}{hint}")
-    return _expect_worker_done(worker, cell) or CellOutcome("pass")
+    return _expect_worker_done(worker, cell) or CellOutcome(Outcome.PASS)
 
 
 def scenario_streaming(cell: Cell) -> CellOutcome:
@@ -473,8 +486,8 @@ def scenario_streaming(cell: Cell) -> CellOutcome:
         return other
     missing = [what for what, seen in (("WORK_DATA", "partial" in err), ("WORK_STATUS", "1/2" in err)) if not seen]
     if missing:
-        return CellOutcome("non-strict", f"result arrived, but the client did not report {' and '.join(missing)}")
-    return CellOutcome("pass")
+        return CellOutcome(Outcome.NON_STRICT, f"result arrived, but the client did not report {' and '.join(missing)}")
+    return CellOutcome(Outcome.PASS)
 
 
 def scenario_failure(cell: Cell) -> CellOutcome:
@@ -486,7 +499,7 @@ def scenario_failure(cell: Cell) -> CellOutcome:
         return skip
     if code != 3:
         raise ScenarioFailed("expected exit 3 (WORK_FAIL), got " + _exit_text(code, out, err))
-    return _expect_worker_done(worker, cell) or CellOutcome("pass")
+    return _expect_worker_done(worker, cell) or CellOutcome(Outcome.PASS)
 
 
 def scenario_exception(cell: Cell) -> CellOutcome:
@@ -504,9 +517,9 @@ def scenario_exception(cell: Cell) -> CellOutcome:
     if (skip := _unsupported(code, err)) is not None:
         return skip
     if code == 4:
-        return CellOutcome("pass")
+        return CellOutcome(Outcome.PASS)
     if code == 3:
-        return CellOutcome("non-strict", "WORK_EXCEPTION reached the client as WORK_FAIL")
+        return CellOutcome(Outcome.NON_STRICT, "WORK_EXCEPTION reached the client as WORK_FAIL")
     raise ScenarioFailed("expected exit 4 (WORK_EXCEPTION), got " + _exit_text(code, out, err))
 
 
@@ -597,16 +610,80 @@ SCENARIOS: dict[str, Scenario] = {
 
 # -- the matrix ---------------------------------------------------------------------------
 
+# What each scenario checks, as its cases' requirement says it (docs/docker.md has the table).
+SCENARIO_REQUIREMENTS = {
+    "foreground": "a foreground job's result reaches the client",
+    "background": "a background submit returns, the job is queued, and a worker does it",
+    "priorities": "queued high, normal and low jobs are handed out in that order",
+    "coalescing": "two submits with one unique ID while queued are one job: both clients get its result",
+    "streaming": "WORK_STATUS and WORK_DATA reach the client before the result",
+    "exception": "WORK_EXCEPTION ends the client's job as an exception",
+    "failure": "WORK_FAIL ends the client's job as a failure",
+}
+# A limitation a driver declares: its scenario may fail or be unsupported; a pass is a pass
+# (the driver's table says what it cannot promise, not that it must fail).
+LIMITATION_OUTCOMES = frozenset({Outcome.FAIL, Outcome.ERROR, Outcome.UNSUPPORTED, Outcome.PASS})
+_SOURCE = "conformance/interop.py scenario_{scenario}: the drivers' contract (conformance/drivers/README.md) through a real server"
+
+
+def cell_id(server: str, client: str, scenario: str) -> str:
+    """A cell scenario's case ID: what -k/--exclude match and the rerun line selects."""
+    return f"interop/{server}/{client}/{scenario}"
+
+
+def _not_a_case(session: object) -> None:
+    raise RuntimeError("an interop cell runs through run_matrix, not as a server case")
+
+
+def cell_case(server: str, client: str, worker: str, scenario: str) -> Case:
+    """One scenario of one (server, client) pair as the reports see a case (MUST: every
+    failure counts, as in the role tests)."""
+    return Case(
+        id=cell_id(server, client, scenario),
+        requirement=f"{client} client, {worker} worker, {server} server: {SCENARIO_REQUIREMENTS[scenario]}",
+        level=Level.MUST, packets=(), admin=(), source=_SOURCE.format(scenario=scenario), alternatives={},
+        func=_not_a_case,
+    )
+
+
+def _worker_for(registry: Registry, client: Implementation, worker: str | None) -> Implementation:
+    """The worker library a client's row uses: --worker, else the client's own, else gearspec's."""
+    if worker:
+        return registry[worker]
+    return client if "worker" in client.roles else registry["reference"]
+
+
+def matrix_cases(
+    registry: Registry, servers: Sequence[str], clients: Sequence[str], scenarios: Sequence[str] = tuple(SCENARIOS),
+    *, worker: str | None = None, select: Sequence[str] = (), exclude: Sequence[str] = (),
+) -> list[Case]:
+    """The cells' cases, in matrix order (server, client, scenario), chosen as `gearspec test`
+    chooses cases (registry.select_cases: an ID, a glob, or a prefix ending at a "/")."""
+    cases = [
+        cell_case(server, client, _worker_for(registry, registry[client], worker).name, scenario)
+        for server in servers for client in clients for scenario in scenarios
+    ]
+    return select_cases(cases, select, exclude)
+
 
 @dataclass
-class CellResult:
-    server: str
-    client: str
-    worker: str
-    scenario: str
-    grade: str
-    detail: str
-    seconds: float
+class CellResult(Result):
+    """One scenario of one (server, client) pair: a suite result, with the cell's coordinates."""
+
+    server: str = ""
+    client: str = ""
+    worker: str = ""
+    scenario: str = ""
+
+    def coordinates(self) -> dict[str, str]:
+        return {"server": self.server, "client": self.client, "worker": self.worker, "scenario": self.scenario}
+
+    def explained(self) -> str:
+        """The detail, with the known failure's reason when one applies (grid and HTML)."""
+        if self.deviation is None or self.verdict in (Verdict.PASS, Verdict.UNEXPECTED_PASS):
+            return self.message
+        return f"{self.deviation.reason} [{self.message}]" if self.verdict is Verdict.EXPECTED_FAIL else (
+            f"{self.message} (known: {self.deviation.reason})")
 
 
 @dataclass
@@ -618,24 +695,41 @@ class Matrix:
     results: list[CellResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     server_logs: dict[str, str] = field(default_factory=dict)
+    strict: bool = False  # as `gearspec test --strict`: SHOULD failures count too (cells are MUST)
 
     def cell(self, server: str, client: str) -> list[CellResult]:
         return [r for r in self.results if r.server == server and r.client == client]
 
     @property
     def broken(self) -> list[CellResult]:
-        return [r for r in self.results if r.grade in BREAKING]
+        """The results that make the run fail (runner.Result.counts_against)."""
+        return [r for r in self.results if r.counts_against(self.strict)]
 
     def counts(self) -> dict[str, int]:
-        return {g: sum(r.grade == g for r in self.results) for g in GRADES}
+        return {g.value: sum(r.verdict is g for r in self.results) for g in GRADES}
 
     def as_data(self) -> dict[str, Any]:
+        """The matrix's own fields in the JSON report (the results are its "cases")."""
         return {
             "servers": self.servers, "clients": self.clients, "scenarios": self.scenarios, "mode": self.mode,
-            "counts": self.counts(), "ok": not self.broken, "notes": self.notes,
-            "results": [asdict(r) for r in self.results],
-            "server_logs": {k: v[-20000:] for k, v in self.server_logs.items()},
+            "notes": self.notes, "server_logs": {k: v[-20000:] for k, v in self.server_logs.items()},
         }
+
+
+def known_deviation(
+    registry: Registry, server: str, client: str, worker: str | None, scenario: str
+) -> Deviation | None:
+    """The known failure of a cell as the suite's deviation: an [[expected]] row, else a
+    limitation its drivers declare (`worker` None: no driver ran, so none applies)."""
+    case_id = cell_id(server, client, scenario)
+    row = registry.expected_failure(client, server, scenario)
+    if row is not None:
+        return row.deviation(case_id)
+    if worker is not None:
+        why = driver_limitation(registry[client].driver or client, registry[worker].driver or worker, scenario)
+        if why is not None:
+            return Deviation(case_id, LIMITATION_OUTCOMES, f"driver limitation: {why}")
+    return None
 
 
 @contextlib.contextmanager
@@ -659,6 +753,16 @@ def _driver_runner(mode: str, registry: Registry, clients: Sequence[Implementati
         container.stop()
 
 
+def _axes(
+    servers: Sequence[str], clients: Sequence[str], scenarios: Sequence[str], chosen: Collection[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The servers, clients and scenarios that have a chosen cell (case IDs), in their order."""
+    wanted = [(s, c, x) for s in servers for c in clients for x in scenarios if cell_id(s, c, x) in chosen]
+    return ([s for s in servers if any(w[0] == s for w in wanted)],
+            [c for c in clients if any(w[1] == c for w in wanted)],
+            [x for x in scenarios if any(w[2] == x for w in wanted)])
+
+
 def run_matrix(
     registry: Registry,
     servers: Sequence[str],
@@ -672,32 +776,39 @@ def run_matrix(
     expected_timeout: float = 3.0,
     progress: Callable[[CellResult], None] | None = None,
     tls: InteropTls | None = None,
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> Matrix:
     """Run every scenario for every (server, client) pair; see the module docstring.
+
+    `select`/`exclude`: case ID globs as `gearspec test -k/--exclude` takes them
+    (`matrix_cases`); a server with no selected cell is not started, and the matrix lists
+    only the servers, clients and scenarios that have one.
 
     With `tls`, servers serve TLS and clients and workers connect over it; a server or a
     driver without TLS (impl.toml `tls`; conformance/tls.py TLS_DRIVERS) is graded
     unsupported."""
-    matrix = Matrix(list(servers), list(clients), list(scenarios), mode)
+    chosen = {c.id: c for c in matrix_cases(registry, servers, clients, scenarios, worker=worker,
+                                             select=select, exclude=exclude)}
+    servers, clients, scenarios = _axes(servers, clients, scenarios, chosen)
+    matrix = Matrix(servers, clients, scenarios, mode)
     client_impls = [registry[c] for c in clients]
     worker_impl = registry[worker] if worker else None
+    lock = threading.Lock()  # servers run in threads; results and progress are shared
 
-    def record(server: str, client: str, worker_name: str, scenario: str, outcome: CellOutcome, seconds: float) -> None:
-        known = registry.expected_failure(client, server, scenario)
-        reason = known.reason if known is not None else None
-        if reason is None and worker_name != "-":
-            reason = driver_limitation(registry[client].driver or client, registry[worker_name].driver or worker_name, scenario)
-        grade, detail = outcome.grade, outcome.detail
-        if reason is not None and grade in ("fail", "unsupported"):
-            grade, detail = Verdict.EXPECTED_FAIL.value, f"{reason} [{detail}]"
-        elif reason is not None and grade == "non-strict":
-            detail = f"{detail} (known: {reason})"
-        elif known is not None and grade == "pass":
-            grade, detail = Verdict.UNEXPECTED_PASS.value, f"listed as a known failure ({known.reason}) but it works"
-        result = CellResult(server, client, worker_name, scenario, grade, detail, round(seconds, 3))
-        matrix.results.append(result)
-        if progress:
-            progress(result)
+    def record(server: str, client: str, scenario: str, outcome: CellOutcome, seconds: float, *,
+               drivers_ran: bool = True) -> None:
+        case = chosen[cell_id(server, client, scenario)]
+        work = _worker_for(registry, registry[client], worker).name
+        result = CellResult(
+            case, outcome.grade, outcome.detail, duration=round(seconds, 3),
+            deviation=known_deviation(registry, server, client, work if drivers_ran else None, scenario),
+            server=server, client=client, worker=work, scenario=scenario,
+        )
+        with lock:
+            matrix.results.append(result)
+            if progress:
+                progress(result)
 
     with _driver_runner(mode, registry, client_impls) as runner:
         unavailable = {
@@ -705,16 +816,20 @@ def run_matrix(
             for impl in [*client_impls, *([worker_impl] if worker_impl else [])]
             if impl.driver and (why := runner.unavailable(impl.driver))
         }
-        missing_grade = "fail" if os.environ.get("CI") else "unsupported"
+        missing_grade = Outcome.FAIL if os.environ.get("CI") else Outcome.UNSUPPORTED
 
         def run_server(server_name: str) -> None:
             impl = registry[server_name]
+            mine = [(client, [x for x in scenarios if cell_id(server_name, client.name, x) in chosen])
+                    for client in client_impls]
+            mine = [(client, todo) for client, todo in mine if todo]
             tls_flags = tls.server_flags(impl.tls) if tls is not None else []
             if tls_flags is None:
-                for client in client_impls:
-                    for scenario in scenarios:
-                        record(server_name, client.name, "-", scenario,
-                               CellOutcome("unsupported", f"{server_name} cannot serve TLS here"), 0)
+                for client, todo in mine:
+                    for scenario in todo:
+                        record(server_name, client.name, scenario,
+                               CellOutcome(Outcome.UNSUPPORTED, f"{server_name} cannot serve TLS here"), 0,
+                               drivers_ran=False)
                 return
             try:
                 server_cm = open_server(impl, SERVER_MODES[mode], registry=registry, note=matrix.notes.append,
@@ -726,14 +841,15 @@ def run_matrix(
                 control = TargetControl.for_launched(target)
                 down: str | None = None  # set when it died and could not be restarted
             except LaunchError as exc:
-                grade = missing_grade if "not installed" in str(exc) else "fail"
-                for client in client_impls:
-                    for scenario in scenarios:
-                        record(server_name, client.name, "-", scenario, CellOutcome(grade, f"server did not start: {exc}"), 0)
+                grade = missing_grade if "not installed" in str(exc) else Outcome.FAIL
+                for client, todo in mine:
+                    for scenario in todo:
+                        record(server_name, client.name, scenario, CellOutcome(grade, f"server did not start: {exc}"), 0,
+                               drivers_ran=False)
                 return
             facts: dict[str, bool] = {}  # what this server was seen to support, asked once
             try:
-                for row, client in enumerate(client_impls):
+                for row, (client, todo) in enumerate(mine):
                     if row and impl.fresh_server_per_client and not down:
                         try:
                             restarted = control.restart()
@@ -742,26 +858,25 @@ def run_matrix(
                             matrix.notes.append(down)
                         else:
                             host, port = restarted.host, restarted.port
-                    work = worker_impl or (client if "worker" in client.roles else registry["reference"])
+                    work = _worker_for(registry, client, worker)
                     why = unavailable.get(client.name) or unavailable.get(work.name)
                     no_tls = tls is not None and not {client.driver, work.driver} <= set(TLS_DRIVERS)
-                    for scenario in scenarios:
+                    for scenario in todo:
                         if stop.is_set():
                             return
                         if down:
-                            record(server_name, client.name, work.name, scenario, CellOutcome("fail", down), 0)
+                            record(server_name, client.name, scenario, CellOutcome(Outcome.FAIL, down), 0)
                             continue
                         if why:
-                            record(server_name, client.name, work.name, scenario,
+                            record(server_name, client.name, scenario,
                                    CellOutcome(missing_grade, f"not installed: {why}"), 0)
                             continue
                         if no_tls:
-                            record(server_name, client.name, work.name, scenario,
-                                   CellOutcome("unsupported", "no TLS in this client or worker driver"), 0)
+                            record(server_name, client.name, scenario,
+                                   CellOutcome(Outcome.UNSUPPORTED, "no TLS in this client or worker driver"), 0)
                             continue
                         assert client.driver and work.driver
-                        known = registry.expected_failure(client.name, server_name, scenario) or driver_limitation(
-                            client.driver, work.driver, scenario)
+                        known = known_deviation(registry, server_name, client.name, work.name, scenario)
                         # A known failure usually ends in a timeout: wait less for it.
                         cell = Cell(host, port, client.driver, work.driver, runner,
                                     min(timeout, expected_timeout) if known else timeout, tls, facts)
@@ -769,16 +884,17 @@ def run_matrix(
                         try:
                             outcome = SCENARIOS[scenario](cell)
                         except ScenarioFailed as exc:
-                            outcome = CellOutcome("fail", str(exc))
+                            outcome = CellOutcome(Outcome.FAIL, str(exc))
                         except NoBarrier as exc:
-                            outcome = CellOutcome("unsupported", str(exc))
+                            outcome = CellOutcome(Outcome.UNSUPPORTED, str(exc))
                         except (OSError, LaunchError) as exc:
-                            outcome = CellOutcome("fail", f"{type(exc).__name__}: {exc}")
+                            outcome = CellOutcome(Outcome.FAIL, f"{type(exc).__name__}: {exc}")
                         finally:
                             cell.cleanup()
                         died = control.dead()
                         if died is not None:
-                            outcome = CellOutcome("fail", f"the server died during this scenario ({died}): {outcome.detail}")
+                            outcome = CellOutcome(Outcome.FAIL,
+                                                  f"the server died during this scenario ({died}): {outcome.detail}")
                             try:
                                 restarted = control.restart()
                             except RestartError as exc:
@@ -788,7 +904,7 @@ def run_matrix(
                                 host, port = restarted.host, restarted.port
                             matrix.notes.append(f"{server_name} died during {client.name} {scenario} ({died}); "
                                                 "restarted it and went on")
-                        record(server_name, client.name, work.name, scenario, outcome, time.monotonic() - started)
+                        record(server_name, client.name, scenario, outcome, time.monotonic() - started)
             finally:
                 matrix.server_logs[server_name] = target.logs() if target.logs else ""
                 server_cm.__exit__(None, None, None)
@@ -810,11 +926,28 @@ def run_matrix(
 
 # -- output -------------------------------------------------------------------------------
 
-_SYMBOL = {"pass": "✓", "non-strict": "~", "unsupported": "-", "expected-fail": "x", "unexpected-pass": "!", "fail": "✗"}
+_SYMBOL = {
+    Verdict.PASS: "✓", Verdict.NON_STRICT: "~", Verdict.UNSUPPORTED: "-", Verdict.EXPECTED_FAIL: "x",
+    Verdict.UNEXPECTED_PASS: "!", Verdict.FAIL: "✗", Verdict.ERROR: "E", Verdict.INFORMATIONAL: "i",
+}
+_COLOUR = {
+    Verdict.PASS: "#cfc", Verdict.NON_STRICT: "#ffc", Verdict.UNSUPPORTED: "#eee", Verdict.EXPECTED_FAIL: "#fdb",
+    Verdict.UNEXPECTED_PASS: "#cdf", Verdict.FAIL: "#f99", Verdict.ERROR: "#f99", Verdict.INFORMATIONAL: "#eee",
+}
 
 
 def _cell_text(results: list[CellResult]) -> str:
-    return "".join(_SYMBOL[r.grade] for r in results) or "?"
+    return "".join(_SYMBOL[r.verdict] for r in results) or "?"
+
+
+def _legend() -> str:
+    return "  ".join(f"{_SYMBOL[v]} {v.value}" for v in GRADES)
+
+
+def _tally(matrix: Matrix) -> str:
+    counts = ", ".join(f"{n} {g}" for g, n in matrix.counts().items() if n)
+    broken = len(matrix.broken)
+    return counts + (f" — {broken} result(s) count against the run" if broken else " — nothing counts against the run")
 
 
 def render_grid(matrix: Matrix) -> str:
@@ -823,60 +956,60 @@ def render_grid(matrix: Matrix) -> str:
     col = max([len(s) for s in matrix.servers] + [len(matrix.scenarios)]) + 2
     lines = [
         "scenarios, in order: " + ", ".join(matrix.scenarios),
-        "legend: " + "  ".join(f"{sym} {grade}" for grade, sym in _SYMBOL.items()),
+        "legend: " + _legend(),
         "",
         "client".ljust(width) + " | " + "".join(s.ljust(col) for s in matrix.servers),
         "-" * (width + 3 + col * len(matrix.servers)),
     ]
     for client in matrix.clients:
         lines.append(client.ljust(width) + " | " + "".join(_cell_text(matrix.cell(s, client)).ljust(col) for s in matrix.servers))
-    problems = [r for r in matrix.results if r.grade not in ("pass",)]
-    if problems:
-        lines += ["", "details:"]
-        lines += [f"  {r.client} → {r.server} {r.scenario}: {r.grade}: {r.detail}" for r in problems]
+    # What fails the run is in the summary below, with its rerun line; here what is tolerated.
+    tolerated = [r for r in matrix.results if r.verdict is not Verdict.PASS and not r.counts_against(matrix.strict)]
+    if tolerated:
+        lines += ["", "known failures and tolerated results:"]
+        lines += [f"  {r.client} → {r.server} {r.scenario}: {r.verdict.value}: {r.explained()}" for r in tolerated]
     if matrix.notes:
         lines += ["", "notes:"] + [f"  {n}" for n in matrix.notes]
-    counts = matrix.counts()
-    lines += ["", ", ".join(f"{n} {g}" for g, n in counts.items() if n)
-              + (f" — {len(matrix.broken)} expected-to-work result(s) broke" if matrix.broken else " — no expected-to-work pair broke")]
+    lines += ["", _tally(matrix)]
     return "\n".join(lines)
 
 
-def render_html(matrix: Matrix) -> str:
-    """A self-contained HTML page: the grid, with each scenario's detail on hover and below."""
+def grid_html(matrix: Matrix) -> str:
+    """The grid as an HTML section of the suite's report page: each scenario's verdict on hover,
+    linked to its case below."""
     esc = html.escape
-    colors = {"pass": "#cfc", "non-strict": "#ffc", "unsupported": "#eee", "expected-fail": "#fdb", "unexpected-pass": "#cdf", "fail": "#f99"}
     head = "".join(f"<th>{esc(s)}</th>" for s in matrix.servers)
     rows = []
     for client in matrix.clients:
         cells = []
         for server in matrix.servers:
             marks = "".join(
-                f'<span class="g" style="background:{colors[r.grade]}" title="{esc(r.scenario)}: {esc(r.grade)} {esc(r.detail)}">'
-                f"{esc(_SYMBOL[r.grade])}</span>"
+                f'<a class="g" href="#{esc(r.case.id)}" style="background:{_COLOUR[r.verdict]}" '
+                f'title="{esc(r.scenario)}: {esc(r.verdict.value)} {esc(r.explained())}">{esc(_SYMBOL[r.verdict])}</a>'
                 for r in matrix.cell(server, client)
             )
             cells.append(f"<td>{marks}</td>")
         rows.append(f"<tr><th>{esc(client)}</th>{''.join(cells)}</tr>")
-    details = "".join(
-        f"<tr style=\"background:{colors[r.grade]}\"><td>{esc(r.client)}</td><td>{esc(r.server)}</td><td>{esc(r.scenario)}</td>"
-        f"<td>{esc(r.grade)}</td><td>{esc(r.detail)}</td><td>{r.seconds:.2f}</td></tr>"
-        for r in matrix.results
+    notes = "".join(f"<p>{esc(n)}</p>" for n in matrix.notes)
+    return (
+        '<h2 id="interop-grid">interop matrix</h2>'
+        '<style>.grid td,.grid th{border:1px solid #999;padding:3px 6px}'
+        ".grid .g{display:inline-block;width:1.3em;text-align:center;font-family:monospace;text-decoration:none;color:#000}</style>"
+        f"<p>Clients (rows) against servers (columns), mode {esc(matrix.mode)}. Scenarios in each cell, in order: "
+        f"{esc(', '.join(matrix.scenarios))}. Legend: {esc(_legend())}. {esc(_tally(matrix))}.</p>"
+        f'<table class="grid"><tr><th>client \\ server</th>{head}</tr>{"".join(rows)}</table>{notes}'
     )
-    counts = ", ".join(f"{n} {g}" for g, n in matrix.counts().items() if n)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>gearspec interop matrix</title>
-<style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #999;padding:3px 6px}}
-.g{{display:inline-block;width:1.3em;text-align:center;font-family:monospace}}</style></head>
-<body><h1>gearspec interop matrix</h1>
-<p>Clients (rows) against servers (columns), mode {esc(matrix.mode)}. Scenarios in each cell, in order:
-{esc(", ".join(matrix.scenarios))}. {esc(counts)}.</p>
-<table><tr><th>client \\ server</th>{head}</tr>{"".join(rows)}</table>
-<h2>Every result</h2>
-<table><tr><th>client</th><th>server</th><th>scenario</th><th>grade</th><th>detail</th><th>s</th></tr>{details}</table>
-{"".join(f"<p>{esc(n)}</p>" for n in matrix.notes)}
-</body></html>
-"""
+
+
+def grid_markdown(matrix: Matrix) -> str:
+    """The grid as a markdown table (the markdown report's matrix section)."""
+    lines = [
+        f"Scenarios in each cell, in order: {', '.join(matrix.scenarios)}. Legend: {_legend()}.",
+        "",
+        *reports.markdown_table("client", matrix.servers, (
+            (client, [_cell_text(matrix.cell(s, client)) for s in matrix.servers]) for client in matrix.clients)),
+    ]
+    return "\n".join([*lines, "", _tally(matrix)]) + "\n"
 
 
 # -- command line -------------------------------------------------------------------------
@@ -896,29 +1029,52 @@ def configure_interop(parser: argparse.ArgumentParser) -> None:
     parser.epilog = """\
 examples:
   gearspec interop --servers gearmand,reference --clients reference,php --html grid.html
+  gearspec interop -k interop/perl --junit perl.xml      # one server's column
+  gearspec interop -k 'interop/*/php/*' --exclude '*/exception'
+
+cases: each scenario of each pair is the case interop/SERVER/CLIENT/SCENARIO; -k/--select and
+--exclude take IDs, globs or prefixes as in `gearspec test`.
 
 exit status:
-  0    no expected-to-work result broke
-  1    an expected-to-work result failed
-  2    nothing could be run (bad names, no server or driver)
+  0    nothing counts against the run
+  1    a failure, or a known failure ([[expected]] in impl.toml) that now passes
+  2    nothing could be run (bad names or options, no cell selected, no server or driver)
+  130  interrupted (Ctrl-C): the summary and reports cover the cells that finished
 """
-    parser.add_argument("--servers", metavar="A,B", help="servers to run (default: every server in the registry)")
-    parser.add_argument("--clients", metavar="A,B", help="client libraries (default: every client in the registry)")
-    parser.add_argument("--scenarios", metavar="A,B", help=f"scenarios (default: all: {', '.join(SCENARIOS)})")
-    parser.add_argument("--worker", metavar="NAME", help="use this library's worker for every client (default: the client's own)")
-    parser.add_argument("--mode", choices=("local", "docker", "docker-servers", "auto"), default="local",
-                        help="where servers and drivers run: local processes (default); docker (servers in their "
-                             "images, drivers in the peers image); docker-servers (servers in their images, "
-                             "drivers here); auto (servers in Docker when an engine answers, else local)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds a scenario step may take (default 10)")
-    parser.add_argument("-j", "--jobs", type=int, default=4, help="servers tested side by side (default 4)")
-    parser.add_argument("--expected-timeout", type=float, default=3.0,
-                        help="the step timeout for scenarios known to fail (default 3; they still run, to catch fixes)")
-    parser.add_argument("--impls", action="append", default=[], metavar="PATH",
-                        help="an extra implementation folder, folder of folders, or TOML file (repeatable)")
-    parser.add_argument("--html", metavar="FILE", help="write the matrix as an HTML page")
-    parser.add_argument("--json", metavar="FILE", help="write every result as JSON")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no per-result progress lines")
+    which = parser.add_argument_group("cells")
+    which.add_argument("--servers", metavar="A,B", help="servers to run (default: every server in the registry)")
+    which.add_argument("--clients", metavar="A,B", help="client libraries (default: every client in the registry)")
+    which.add_argument("--scenarios", metavar="A,B", help=f"scenarios (default: all: {', '.join(SCENARIOS)})")
+    which.add_argument("--worker", metavar="NAME", help="use this library's worker for every client (default: the client's own)")
+    which.add_argument("--select", "-k", action="append", default=[], metavar="GLOB",
+                       help="run only cells whose case ID (interop/SERVER/CLIENT/SCENARIO) matches (repeatable; "
+                            "'interop/gearmand' selects a server)")
+    which.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip cells whose case ID matches (repeatable)")
+    which.add_argument("--list", action="store_true", help="list the selected cells' case IDs and exit")
+    which.add_argument("--impls", action="append", default=[], metavar="PATH",
+                       help="an extra implementation folder, folder of folders, or TOML file (repeatable)")
+    grade = parser.add_argument_group("grading")
+    grade.add_argument("--strict", action="store_true",
+                       help="SHOULD failures fail the run too, as in `gearspec test` (every cell is MUST: a fail "
+                            "and an unexpected pass count with or without it)")
+    run = parser.add_argument_group("running")
+    run.add_argument("--mode", choices=("local", "docker", "docker-servers", "auto"), default="local",
+                     help="where servers and drivers run: local processes (default); docker (servers in their "
+                          "images, drivers in the peers image); docker-servers (servers in their images, "
+                          "drivers here); auto (servers in Docker when an engine answers, else local)")
+    run.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="seconds a scenario step may take (default 10)")
+    run.add_argument("-j", "--jobs", type=int, default=4, metavar="N",
+                     help="servers run in parallel, each with its column of cells (default 4)")
+    run.add_argument("--expected-timeout", type=float, default=3.0, metavar="SECONDS",
+                     help="the step timeout for scenarios known to fail (default 3; they still run, to catch fixes)")
+    out = parser.add_argument_group("reports (the grid is printed above the summary)")
+    out.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per cell scenario)")
+    out.add_argument("--json", metavar="FILE", help="write JSON results (gearspec test's shape, plus the matrix)")
+    out.add_argument("--html", metavar="FILE", help="write an HTML report (the grid, then every cell scenario)")
+    out.add_argument("--markdown", metavar="FILE", help="write a markdown summary (grades and the grid)")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress, only the grid and the summary")
+    out.add_argument("-v", "--verbose", action="store_true", help="also list every result that is not a plain pass")
     tls = parser.add_argument_group("TLS matrix (servers and drivers that can; conformance/tls.py)")
     tls.add_argument("--tls-ca", metavar="FILE", help="run over TLS: the CA of every certificate below")
     tls.add_argument("--tls-server-cert", metavar="FILE", help="the servers' certificate (key inside, or --tls-server-key)")
@@ -939,7 +1095,33 @@ def _interop_tls(args: argparse.Namespace) -> InteropTls | None:
     return InteropTls(args.tls_ca, args.tls_server_cert, args.tls_cert, args.tls_server_key, args.tls_key)
 
 
+_TLS_FLAGS = ("tls_ca", "tls_server_cert", "tls_server_key", "tls_cert", "tls_key")
+
+
+def _rerun_command(args: argparse.Namespace, case: Case) -> str:
+    """The command that runs one cell scenario again the way this run did."""
+    parts = ["gearspec", "interop", "--mode", args.mode]
+    for path in args.impls:
+        parts += ["--impls", os.path.abspath(path)]  # the line may be run from elsewhere
+    if args.worker:
+        parts += ["--worker", args.worker]
+    for flag in _TLS_FLAGS:
+        if getattr(args, flag):
+            parts += ["--" + flag.replace("_", "-"), os.path.abspath(getattr(args, flag))]
+    if args.strict:
+        parts.append("--strict")
+    parts += ["--timeout", f"{args.timeout:g}", "--expected-timeout", f"{args.expected_timeout:g}", "--select", case.id]
+    return shlex.join(parts)
+
+
+def _usage(message: str) -> int:
+    print(f"gearspec interop: {message}", file=sys.stderr)
+    return 2
+
+
 def run_interop(args: argparse.Namespace) -> int:
+    """`gearspec interop`: graded, reported and exited as `gearspec test` is (0 nothing counts
+    against the run, 1 something does, 2 nothing could be run)."""
     try:
         registry = load_registry(args.impls)
         servers = _names(args.servers, [i.name for i in registry.with_role("server")], "server")
@@ -953,35 +1135,71 @@ def run_interop(args: argparse.Namespace) -> int:
         if args.jobs < 1:
             raise ValueError(f"--jobs must be at least 1, not {args.jobs}")
         # Before the run, not after minutes of it.
-        problem = next(filter(None, (unwritable(p) for p in (args.html, args.json) if p)), None)
+        paths = {kind: getattr(args, kind) for kind in reports.REPORT_KINDS}
+        problem = next(filter(None, (unwritable(p) for p in paths.values() if p)), None)
         if problem:
             raise ValueError(problem)
         tls = _interop_tls(args)
+        cases = matrix_cases(registry, servers, clients, scenarios, worker=args.worker,
+                             select=args.select, exclude=args.exclude)
     except (RegistryError, ValueError, KeyError) as exc:
-        print(f"gearspec interop: {exc}", file=sys.stderr)
-        return 2
+        return _usage(str(exc.args[0] if isinstance(exc, KeyError) else exc))
+    if args.list:
+        for c in cases:
+            print(f"{c.id:44} {c.requirement}")
+        print(f"{len(cases)} cells")
+        return 0
+    if not cases:
+        return _usage("no cell matches the selection")
 
-    def progress(r: CellResult) -> None:
-        if not args.quiet:
-            print(f"{_SYMBOL[r.grade]} {r.client} → {r.server} {r.scenario}: {r.grade}"
-                  + (f" ({r.detail[:120]})" if r.detail else ""), file=sys.stderr, flush=True)
+    stream = sys.stdout
+    colour = reports.use_colour(stream)
+    progress = reports.Progress(len(cases), stream, enabled=not args.quiet, colour=colour)
+    print(f"gearspec interop: {len(cases)} cells [mode {args.mode}; -j {args.jobs}]", file=stream)
+    progress.start()
 
     from gearspec.conformance.servers import docker as launcher
 
+    started = time.monotonic()
+    finished: list[CellResult] = []  # what a Ctrl-C leaves to report
+
+    def on_result(result: CellResult) -> None:
+        finished.append(result)
+        progress.update(result)
+
+    interrupted = False
     try:
         with launcher.sigterm_as_interrupt():
             matrix = run_matrix(registry, servers, clients, scenarios, mode=args.mode, worker=args.worker,
-                                timeout=args.timeout, jobs=args.jobs,
-                                expected_timeout=args.expected_timeout, progress=progress, tls=tls)
+                                timeout=args.timeout, jobs=args.jobs, expected_timeout=args.expected_timeout,
+                                progress=on_result, tls=tls, select=args.select, exclude=args.exclude)
     except LaunchError as exc:
-        print(f"gearspec interop: {exc}", file=sys.stderr)
-        return 2
-    print(render_grid(matrix))
-    for path, render in ((args.html, lambda: render_html(matrix)), (args.json, lambda: json.dumps(matrix.as_data(), indent=2) + "\n")):
-        if path:
-            try:  # the grid above stands, and so does the exit status, whatever happens here
-                Path(path).write_text(render())
-                print(f"{'HTML' if path == args.html else 'JSON'}: {path}")
-            except OSError as exc:
-                print(f"gearspec interop: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        progress.finish()
+        return _usage(str(exc))
+    except KeyboardInterrupt:
+        # As `gearspec test`: the summary and the reports cover the cells that finished.
+        interrupted = True
+        order = {c.id: i for i, c in enumerate(cases)}
+        matrix = Matrix(*_axes(servers, clients, scenarios, order), args.mode,
+                        sorted(finished, key=lambda r: order[r.case.id]))
+    progress.finish()
+    matrix.strict = args.strict
+    if interrupted:
+        print(f"gearspec interop: interrupted after {len(matrix.results)} of {len(cases)} cells; "
+              "the summary and reports cover those", file=sys.stderr)
+    print(render_grid(matrix), file=stream)
+    run = reports.RunInfo(
+        target=f"{', '.join(matrix.servers)} (clients {', '.join(matrix.clients)}; mode {matrix.mode})",
+        expectations="the [[expected]] rows of impl.toml and the drivers' limitations", strict=args.strict,
+        seed="-", elapsed=time.monotonic() - started, grab=None,
+        server_log="\n".join(f"== {name} ==\n{log[-20000:]}" for name, log in matrix.server_logs.items() if log),
+        rerun=lambda case: _rerun_command(args, case), extra_html=grid_html(matrix),
+        extra_markdown=grid_markdown(matrix), extra_data={"matrix": matrix.as_data()},
+        case_data=lambda r: r.coordinates() if isinstance(r, CellResult) else {}, command="gearspec interop",
+        interrupted=interrupted,
+    )
+    reports.print_summary(matrix.results, run, stream, verbose=args.verbose, colour=colour)
+    reports.write_reports(matrix.results, run, paths, sys.stderr)
+    if interrupted:
+        return 130
     return 1 if matrix.broken else 0

@@ -15,8 +15,8 @@ import string
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,6 +30,7 @@ __all__ = [
     "area_grades",
     "format_trace",
     "legend",
+    "markdown_table",
     "print_summary",
     "results_as_data",
     "use_colour",
@@ -88,6 +89,12 @@ class RunInfo:
     server_log: str = ""  # the target's own log, when gearspec started it (container or process)
     rerun: Callable[[Case], str] | None = None  # the command that runs one case again, as this run did
     interrupted: bool = False  # Ctrl-C: the results are the cases that finished before it
+    # What a command adds to the shared reports (`gearspec interop`: its grid and cell coordinates):
+    extra_html: str = ""  # a section above the cases in the HTML page
+    extra_markdown: str = ""  # appended to the markdown summary
+    extra_data: dict[str, Any] = field(default_factory=dict)  # more top-level JSON fields
+    case_data: Callable[[Result], dict[str, Any]] | None = None  # more fields of each case in the JSON
+    command: str = "gearspec test"  # the command, in the lines about the reports
 
     def rerun_line(self, case: Case) -> str | None:
         return self.rerun(case) if self.rerun is not None else None
@@ -223,6 +230,7 @@ def _show(data: bytes) -> str:
 def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
     """Everything a machine reader needs, JSON-ready."""
     return {
+        **run.extra_data,
         "run": {
             "target": run.target, "expectations": run.expectations, "strict": run.strict, "seed": run.seed,
             "elapsed": round(run.elapsed, 3), "grab": run.grab, "server_log": run.server_log or None,
@@ -246,7 +254,10 @@ def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
                 "expected": r.expected,
                 "actual": r.actual,
                 "alternative": r.alternative,
-                "deviation": None if r.deviation is None else {"case": r.deviation.case, "reason": r.deviation.reason},
+                "deviation": None if r.deviation is None else {
+                    "case": r.deviation.case, "reason": r.deviation.reason,
+                    "outcomes": sorted(o.value for o in r.deviation.outcomes),
+                },
                 "rerun": run.rerun_line(r.case),
                 "duration": round(r.duration, 4),
                 "notes": r.notes,
@@ -257,6 +268,7 @@ def results_as_data(results: Sequence[Result], run: RunInfo) -> dict[str, Any]:
                     }
                     for e in r.trace
                 ],
+                **(run.case_data(r) if run.case_data is not None else {}),
             }
             for r in results
         ],
@@ -342,18 +354,27 @@ def write_markdown(results: Sequence[Result], run: RunInfo, path: Path) -> None:
     path.write_text(markdown_summary(results, run))
 
 
+def markdown_table(corner: str, columns: Sequence[str], rows: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
+    """A markdown table's lines: a heading row (`corner`, then `columns`), then each row's name
+    and cells. The one table writer of the markdown reports, the interop grid and the README's
+    role table (`python -m gearspec.conformance.roles`)."""
+    return [
+        f"| {corner} | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+        *(f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows),
+    ]
+
+
 def markdown_summary(results: Sequence[Result], run: RunInfo) -> str:
     grades = area_grades(results)
     cols = [v for v in VERDICT_ORDER if any(c[v] for c in grades.values())]
     lines = [
         f"Conformance of **{run.target}** ({run.expectations}): {len(results)} cases in {run.elapsed:.1f} s",
         "",
-        "| area | grade | " + " | ".join(v.value for v in cols) + " |",
-        "|---|---|" + "---|" * len(cols),
+        *markdown_table("area", ["grade", *(v.value for v in cols)], (
+            (area, [_grade_letter(counts), *(str(counts[v]) for v in cols)]) for area, counts in sorted(grades.items()))),
     ]
-    for area, counts in sorted(grades.items()):
-        lines.append(f"| {area} | {_grade_letter(counts)} | " + " | ".join(str(counts[v]) for v in cols) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (f"\n{run.extra_markdown}" if run.extra_markdown else "")
 
 
 # -- HTML -----------------------------------------------------------------------------------
@@ -437,7 +458,7 @@ def write_html(results: Sequence[Result], run: RunInfo, path: Path) -> None:
                   + (f"grab {run.grab}; " if run.grab else "") + f"strict {run.strict}"),
         head=head,
         areas=area_rows,
-        sections="".join(sections) + _server_log_html(run),
+        sections=run.extra_html + "".join(sections) + _server_log_html(run),
     )
     path.write_text(page)
 
@@ -477,4 +498,4 @@ def write_reports(results: Sequence[Result], run: RunInfo, paths: dict[str, str 
             try:
                 writers[kind](results, run, Path(path))
             except OSError as exc:
-                errors.write(f"gearspec test: cannot write {path}: {exc.strerror or exc}\n")
+                errors.write(f"{run.command}: cannot write {path}: {exc.strerror or exc}\n")

@@ -50,6 +50,7 @@ from typing import Any
 
 from gearspec.conformance.harness import Outcome, TraceEntry
 from gearspec.conformance.registry import Case, Level, select_cases
+from gearspec.conformance.reports import markdown_table
 from gearspec.conformance.runner import Expectations, ExpectationsError, Result, load_expectations
 
 from gearspec.codec import AdminLine, Decoder, Event, Packet, RawPacket
@@ -1679,9 +1680,8 @@ def format_markdown(matrix: dict[tuple[str, str], list[ScenarioResult]]) -> str:
         if not names:
             continue
         scenario_ids = [o.id for o in matrix[(names[0], role)]]
-        out.append("| scenario | " + " | ".join(names) + " |")
-        out.append("|---|" + "---|" * len(names))
         notes: dict[tuple[str, str], int] = {}  # (driver, reason) -> note number; repeats share one
+        rows = []
         for index, sid in enumerate(scenario_ids):
             cells = []
             for name in names:
@@ -1692,7 +1692,8 @@ def format_markdown(matrix: dict[tuple[str, str], list[ScenarioResult]]) -> str:
                     number = notes.setdefault((name, reason), len(notes) + 1)
                     cell += f" [{number}]"
                 cells.append(cell)
-            out.append(f"| {sid} | " + " | ".join(cells) + " |")
+            rows.append((sid, cells))
+        out += markdown_table("scenario", names, rows)
         out.append("")
         out += [f"{number}. {name}: {reason}" for (name, reason), number in notes.items()]
         out.append("")

@@ -50,6 +50,7 @@ __all__ = [
     "Verdict",
     "builtin_profiles",
     "check_reachable",
+    "deviation_outcomes",
     "load_expectations",
     "probe_target",
     "run_case",
@@ -73,6 +74,19 @@ class Deviation:
 
 
 _DEFAULT_DEVIATION_OUTCOMES = frozenset({Outcome.FAIL, Outcome.ERROR, Outcome.UNSUPPORTED, Outcome.NON_STRICT})
+
+
+def deviation_outcomes(raw: object) -> frozenset[Outcome]:
+    """The outcomes a known deviation lists (a name or a list of names; None: any but pass).
+
+    One reading for expectations files (`outcome`) and the interop rows of impl.toml
+    (`outcomes`): listing "pass" too makes a deviation seen only sometimes (a race)."""
+    names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [] if raw is None else [raw]
+    try:
+        return frozenset(Outcome(n) for n in names) or _DEFAULT_DEVIATION_OUTCOMES
+    except (ValueError, TypeError):
+        known = ", ".join(o.value for o in Outcome)
+        raise ValueError(f"unknown outcome in {names} (known: {known})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +171,10 @@ def load_expectations(path: str | Path) -> Expectations:
             raise ExpectationsError(
                 f"{path}: deviation #{i + 1}: case must be a string or a list of strings, not {row['case']!r}"
             )
-        raw = row.get("outcome")
-        names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else [] if raw is None else [raw]
         try:
-            outcomes = frozenset(Outcome(n) for n in names) or _DEFAULT_DEVIATION_OUTCOMES
-        except (ValueError, TypeError):
-            raise ExpectationsError(f"{path}: deviation {globs[0]}: unknown outcome in {names}") from None
+            outcomes = deviation_outcomes(row.get("outcome"))
+        except ValueError as exc:
+            raise ExpectationsError(f"{path}: deviation {globs[0]}: {exc}") from None
         deviations.extend(Deviation(glob, outcomes, row["reason"]) for glob in globs)
     name = target.get("name", path.stem)
     if not isinstance(name, str):

@@ -21,9 +21,9 @@ status=0
 if [[ " $roles " == *" server "* ]]; then
   python3 -m gearspec test --local "$name" --profile "$name" -q --json "$OUT/suite.json" --junit "$OUT/suite.xml" \
     || status=1
-  python3 -m gearspec interop --servers "$name" -q --json "$OUT/interop.json" || status=1
+  python3 -m gearspec interop --servers "$name" -q --json "$OUT/interop.json" --junit "$OUT/interop.xml" || status=1
 elif [[ " $roles " == *" client "* ]]; then
-  python3 -m gearspec interop --clients "$name" -q --json "$OUT/interop.json" || status=1
+  python3 -m gearspec interop --clients "$name" -q --json "$OUT/interop.json" --junit "$OUT/interop.xml" || status=1
 else
   echo "ci-impl: $name has no server or client role (roles: ${roles:-none}); nothing to test" >&2
 fi

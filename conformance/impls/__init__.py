@@ -29,9 +29,13 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gearspec.errors import GearspecError
+
+if TYPE_CHECKING:
+    from gearspec.conformance.harness import Outcome
+    from gearspec.conformance.runner import Deviation
 
 __all__ = [
     "IMPLS_DIR",
@@ -163,18 +167,27 @@ class Implementation:
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """A known failure: which clients, servers and scenarios (lists of globs) and why."""
+    """A known failure: which clients, servers and scenarios (lists of globs), why, and the
+    outcomes it ends in (harness.Outcome; the suite's default when the row lists none)."""
 
     client: tuple[str, ...]
     server: tuple[str, ...]
     scenario: tuple[str, ...]
     reason: str
+    outcomes: frozenset[Outcome] = frozenset()
 
     def matches(self, client: str, server: str, scenario: str) -> bool:
         return all(
             any(fnmatch.fnmatchcase(value, glob) for glob in globs)
             for value, globs in ((client, self.client), (server, self.server), (scenario, self.scenario))
         )
+
+    def deviation(self, case_id: str) -> Deviation:
+        """This row as the suite's known deviation of one interop cell (`case_id`), so the
+        suite's verdict rules grade it (runner.Result.verdict)."""
+        from gearspec.conformance.runner import Deviation, deviation_outcomes
+
+        return Deviation(case_id, self.outcomes or deviation_outcomes(None), self.reason)
 
 
 @dataclass
@@ -385,7 +398,7 @@ def parse_expected(data: Mapping[str, object], where: str, *, server: str = "*")
 
     In an implementation's own impl.toml, `server` defaults to that implementation.
     """
-    extra = set(data) - {"client", "server", "scenario", "reason"}
+    extra = set(data) - {"client", "server", "scenario", "reason", "outcomes", "outcome"}
     if extra:
         raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(extra))} in [[expected]]")
     reason = data.get("reason")
@@ -395,7 +408,16 @@ def parse_expected(data: Mapping[str, object], where: str, *, server: str = "*")
     globs = {key: _strings(data.get(key, default), where, key) for key, default in defaults.items()}
     if not all(globs.values()):
         raise RegistryError(f"{where}: an empty list in [[expected]] matches nothing")
-    return Expected(globs["client"], globs["server"], globs["scenario"], reason)
+    if "outcomes" in data and "outcome" in data:
+        raise RegistryError(f"{where}: [[expected]] has both outcomes and outcome; use outcomes")
+    from gearspec.conformance.runner import deviation_outcomes  # runner -> servers -> this module
+
+    # `outcome` is the expectations files' spelling of the same list.
+    try:
+        outcomes = deviation_outcomes(data.get("outcomes", data.get("outcome")))
+    except ValueError as exc:
+        raise RegistryError(f"{where}: [[expected]] outcomes: {exc}") from None
+    return Expected(globs["client"], globs["server"], globs["scenario"], reason, outcomes)
 
 
 def _extra_sources() -> list[Path]:

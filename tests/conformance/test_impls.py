@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from gearspec.conformance.drivers import DRIVERS
+from gearspec.conformance.harness import Outcome
 from gearspec.conformance.impls import IMPLS_DIR, Registry, RegistryError, load_registry
-from gearspec.conformance.interop import SCENARIOS
+from gearspec.conformance.interop import SCENARIOS, cell_case, known_deviation
+from gearspec.conformance.runner import Deviation, Result, Verdict, deviation_outcomes
 from gearspec.conformance.servers import RunningServer
 
 REQUIRED_SERVERS = {"gearmand", "perl", "gear", "reference", "abraxas", "rustygeard"}
@@ -103,6 +105,8 @@ def test_user_files_from_the_environment_override_shipped_entries(tmp_path: Path
         ('[[impl]]\nname = "x"\nroles = ["client"]\n', "needs `driver`"),
         ('[[impl]]\nname = "x"\nroles = ["server"]\nlocal = "no-such-peer"\n', "not a known server"),
         ('[[expected]]\nclient = "php"\n', "needs a reason"),
+        ('[[expected]]\noutcomes = ["teleported"]\nreason = "r"\n', "outcomes: unknown outcome in ['teleported']"),
+        ('[[expected]]\noutcomes = ["pass"]\noutcome = ["fail"]\nreason = "r"\n', "has both outcomes and outcome"),
         ('[[server]]\nname = "x"\n', "unknown table(s) server"),
         ("[[impl]\n", "not valid TOML"),
     ],
@@ -112,6 +116,41 @@ def test_malformed_entries_get_a_clear_error(tmp_path: Path, text: str, message:
         _load(tmp_path, text)
     assert message in str(info.value)
     assert "mine.toml" in str(info.value)
+
+
+RACE = """
+[[expected]]
+server = "reference"
+client = "gear"
+scenario = "streaming"
+reason = "a race, listed by this test"
+"""
+
+
+@pytest.mark.parametrize(
+    ("listed", "verdicts"),
+    [
+        # No outcomes: the suite's default (any outcome but pass), so a pass is unexpected.
+        ("", {Outcome.PASS: Verdict.UNEXPECTED_PASS, Outcome.FAIL: Verdict.EXPECTED_FAIL,
+              Outcome.NON_STRICT: Verdict.EXPECTED_FAIL}),
+        ('outcomes = ["pass", "fail"]\n', {Outcome.PASS: Verdict.PASS, Outcome.FAIL: Verdict.EXPECTED_FAIL,
+                                           Outcome.NON_STRICT: Verdict.NON_STRICT}),
+        ('outcome = "fail"\n', {Outcome.PASS: Verdict.UNEXPECTED_PASS, Outcome.FAIL: Verdict.EXPECTED_FAIL}),
+    ],
+)
+def test_an_expected_row_is_graded_as_the_suite_grades_a_deviation(
+    tmp_path: Path, listed: str, verdicts: dict[Outcome, Verdict]
+) -> None:
+    registry = _load(tmp_path, RACE + listed)
+    case = cell_case("reference", "gear", "gear", "streaming")
+    deviation = known_deviation(registry, "reference", "gear", "gear", "streaming")
+    assert deviation is not None and deviation.reason == "a race, listed by this test"
+    if not listed:
+        assert deviation.outcomes == Deviation("x", deviation_outcomes(None), "").outcomes
+    for outcome, verdict in verdicts.items():
+        assert Result(case, outcome, deviation=deviation).verdict is verdict, outcome
+    # The row names this cell only.
+    assert known_deviation(registry, "reference", "gear", "gear", "foreground") is None
 
 
 def test_a_missing_registry_file_is_named(tmp_path: Path) -> None:
@@ -177,9 +216,10 @@ def test_adding_a_server_is_one_folder(tmp_path: Path) -> None:
     matrix = tmp_path / "matrix.json"
     done = _run("-m", "gearspec", "interop", "--servers", "twin", "--clients", "reference",
                 "--scenarios", "foreground,background", "--json", str(matrix), "-q", env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    grades = {r["scenario"]: r["grade"] for r in json.loads(matrix.read_text())["results"]}
-    assert grades == {"foreground": "pass", "background": "unexpected-pass"}  # its own [[expected]] row, now working
+    # Its own [[expected]] row, which works: an unexpected pass, which fails the run (as in `gearspec test`).
+    assert done.returncode == 1, done.stdout + done.stderr
+    grades = {r["scenario"]: r["verdict"] for r in json.loads(matrix.read_text())["cases"]}
+    assert grades == {"foreground": "pass", "background": "unexpected-pass"}
 
     probe = "from gearspec.fuzz.model import PROFILES; print(PROFILES['twin'].requeue_position)"
     assert _run("-c", probe, env=env).stdout.strip() == "head"

@@ -80,7 +80,7 @@ def test_interop_on_a_server_without_admin_grades_what_it_can_see(tmp_path: Path
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    grades = {cell["scenario"]: (cell["grade"], cell["detail"]) for cell in json.loads(report.read_text())["results"]}
+    grades = {cell["scenario"]: (cell["verdict"], cell["message"]) for cell in json.loads(report.read_text())["cases"]}
     assert grades["background"][0] == "pass", grades
     for scenario in ("priorities", "coalescing"):
         assert grades[scenario][0] == "unsupported" and "admin `status`" in grades[scenario][1], grades

@@ -23,12 +23,14 @@ from pathlib import Path
 import pytest
 from gearspec.conformance.drivers import DRIVERS
 from gearspec.conformance.impls import load_registry
+from gearspec.conformance.reports import markdown_table
 from gearspec.conformance.roles import (
     FAIL,
     INFO,
     SCENARIOS,
     ScenarioResult,
     as_result,
+    format_markdown,
     run_matrix,
     run_scenarios,
 )
@@ -306,3 +308,12 @@ def test_a_client_whose_memory_balloons_on_a_large_result_is_noted(tmp_path: Pat
         sys.stdout.buffer.write(data[data.rindex(b"\\0") + 1:])
     """)
     assert outcome.grade == INFO and outcome.reason.startswith("resource growth: "), outcome.reason
+
+
+def test_the_readme_role_table_is_written_by_the_reports_table_writer() -> None:
+    # `python -m gearspec.conformance.roles` (the README's table) and the reports' markdown
+    # (per-area grades, the interop grid) share one table writer (reports.markdown_table).
+    matrix = asyncio.run(run_matrix(["reference"], ("client",), select=["client/submit", "client/work-fail"]))
+    table = format_markdown(matrix).splitlines()
+    assert table[:4] == ["| scenario | reference |", "|---|---|", "| client/submit | pass |", "| client/work-fail | pass |"]
+    assert markdown_table("x", ["a", "b"], [("r", ["1", "2"])]) == ["| x | a | b |", "|---|---|---|", "| r | 1 | 2 |"]

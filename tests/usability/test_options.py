@@ -37,7 +37,7 @@ def test_the_reference_client_carries_on_without_an_unanswered_option(gear_serve
 def test_gear_client_against_gear_server_passes_what_it_really_passes() -> None:
     matrix = run_matrix(load_registry(), ["gear"], ["gear", "reference"], timeout=10)
     for client in ("gear", "reference"):
-        grades = {r.scenario: r.grade for r in matrix.cell("gear", client)}
+        grades = {r.scenario: r.verdict.value for r in matrix.cell("gear", client)}
         # geard does not coalesce (a listed deviation); everything else works, the
         # exception scenario too (geard passes WORK_EXCEPTION through without the option).
         assert grades == {**dict.fromkeys(SCENARIOS, "pass"), "coalescing": "expected-fail"}, (client, grades)
