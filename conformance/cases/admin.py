@@ -348,6 +348,26 @@ def prioritystatus_foreground(s: Session) -> None:
     s.check_equal(got, (0, 2, 0, 0), f"prioritystatus of {fn} (high, normal, low, workers)")
 
 
+@case(
+    "admin/prioritystatus/4",
+    "'prioritystatus' counts queued foreground jobs submitted without unique ids (three SUBMIT_JOB -> 0 3 0)",
+    level=EXTENSION,
+    admin=["prioritystatus"],
+    packets=["SUBMIT_JOB", "JOB_CREATED"],
+    source=f"{_TEXT}; PROTOCOL (SUBMIT_JOB: an empty unique id never coalesces)",
+)
+def prioritystatus_without_uniques(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()  # stays open: its foreground jobs stay queued
+    for i in range(3):
+        client.submit(fn, b"job-%d" % i)
+    rows = [r for r in parse_prioritystatus(_prioritystatus(s, s.client())) if r.function == fn]
+    if len(rows) != 1:
+        s.fail(f"one prioritystatus row for {fn}", f"{len(rows)} rows")
+    got = (rows[0].high, rows[0].normal, rows[0].low, rows[0].workers)
+    s.check_equal(got, (0, 3, 0, 0), f"prioritystatus of {fn} (high, normal, low, workers)")
+
+
 # -- show jobs / show unique jobs ------------------------------------------------------------
 
 
@@ -647,6 +667,20 @@ def drop_function_with_job(s: Session) -> None:
     s.check(job.type is not T.NO_JOB and job.handle == handle, "the queued job after the refused drop", describe(job))
 
 
+@case(
+    "admin/drop_function/5",
+    "'drop function' without a function name answers one ERR line, and the connection still answers",
+    level=EXTENSION,
+    admin=["drop function"],
+    source=f"{_TEXT} (too few words: ERR)",
+)
+def drop_function_without_name(s: Session) -> None:
+    conn = s.client()
+    reply = _extension_admin(s, conn, "drop function")
+    s.check(reply.is_error, "an ERR line", " | ".join(reply.lines))
+    conn.sync()
+
+
 # -- maxqueue --------------------------------------------------------------------------------
 
 
@@ -716,14 +750,23 @@ def maxqueue_not_a_number(s: Session) -> None:
 
 @case(
     "admin/maxqueue/2",
-    "'maxqueue F' without a size (back to unlimited) answers OK",
+    "'maxqueue F' without a size (back to unlimited) answers OK, and a limit set before is gone",
     level=EXTENSION,
     admin=["maxqueue"],
     source=_TEXT,
 )
 def maxqueue_reset(s: Session) -> None:
-    reply = _extension_admin(s, s.client(), "maxqueue", s.name("fn"))
+    fn = s.name("fn")
+    conn = s.client()
+    conn.submit(fn, b"first", s.name("u1"), type=T.SUBMIT_JOB_BG)  # gearmand limits known functions only
+    limit = _extension_admin(s, conn, "maxqueue", fn, 1)
+    reply = _extension_admin(s, conn, "maxqueue", fn)
     s.check(reply.lines == ("OK",), "OK", " | ".join(reply.lines))
+    if limit.lines == ("OK",):  # the limit of 1 is gone: more jobs are queued
+        for i in (2, 3):
+            conn.send(T.SUBMIT_JOB_BG, fn, s.name(f"u{i}"), b"more")
+            got = conn.expect(T.JOB_CREATED, T.ERROR, what="JOB_CREATED after 'maxqueue F' lifted the limit")
+            s.check(got.type is T.JOB_CREATED, "JOB_CREATED after 'maxqueue F' lifted the limit", describe(got))
 
 
 @case(

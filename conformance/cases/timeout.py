@@ -16,7 +16,7 @@ import time
 
 from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PERL_CLIENT, PROTOCOL, RUN, first_to_speak, settle
 from gearspec.conformance.harness import Conn, Session, describe
-from gearspec.conformance.registry import SHOULD, case
+from gearspec.conformance.registry import MUST, SHOULD, case
 
 from gearspec.codec import Packet
 from gearspec.spec import PacketType as T
@@ -282,3 +282,23 @@ def two_grabs_one_write(s: Session) -> None:
     s.check_equal({p.handle for p in got if p.type is not T.NO_JOB}, handles, "the handles assigned")
     for handle in handles:
         worker.work(T.WORK_COMPLETE, handle, b"")
+
+
+@case(
+    "timeout/none/1",
+    "A worker registered with plain CAN_DO has no time limit: a job it holds for 1.5 s ends with its WORK_COMPLETE",
+    level=MUST,
+    packets=["CAN_DO", "SUBMIT_JOB", "JOB_ASSIGN", "WORK_COMPLETE"],
+    source=f"{PROTOCOL} (CAN_DO: no timeout; CAN_DO_TIMEOUT sets one); {RUN} (CAN_DO: gearman_server_worker_add with timeout 0)",
+)
+def no_limit_without_timeout(s: Session) -> None:
+    fn = s.name("fn")
+    client = s.client()
+    handle = client.submit(fn, b"take your time", s.name("u"))
+    worker = s.worker(fn)
+    s.check_equal(worker.grab().handle, handle, "assigned handle")
+    worker.receive(timeout=1.5)  # holding the job past the 1 s a CAN_DO_TIMEOUT minimum would allow
+    worker.work(T.WORK_COMPLETE, handle, b"done")
+    event = client.receive()
+    s.check(isinstance(event, Packet) and event.type is T.WORK_COMPLETE and event["data"] == b"done",
+            "WORK_COMPLETE after 1.5 s", describe(event) if event else "nothing")
