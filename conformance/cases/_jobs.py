@@ -36,6 +36,7 @@ __all__ = [
     "require_coalesced",
     "routed_variant",
     "settle",
+    "sleeping_worker",
     "start_job",
     "status_of",
     "submit_or_unsupported",
@@ -179,6 +180,15 @@ def start_job(
     job = worker.grab()
     s.check_equal(job.handle, handle, "handle in the assignment")
     return client, worker, handle, job
+
+
+def sleeping_worker(s: Session, *functions: str) -> Conn:
+    """A new worker of `functions` that found no job and is asleep (PRE_SLEEP) on the server."""
+    worker = s.worker(*functions)
+    worker.grab_nothing()
+    worker.send(T.PRE_SLEEP)
+    settle(worker)  # the server has put it to sleep before anything is submitted
+    return worker
 
 
 def settle(*conns: Conn) -> None:

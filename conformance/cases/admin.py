@@ -14,7 +14,13 @@ from __future__ import annotations
 import re
 import time
 
-from gearspec.conformance.cases._jobs import routed_variant, settle, submit_or_unsupported, submit_variant
+from gearspec.conformance.cases._jobs import (
+    routed_variant,
+    settle,
+    sleeping_worker,
+    submit_or_unsupported,
+    submit_variant,
+)
 from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import EXTENSION, INFO, SHOULD, case
 
@@ -475,10 +481,7 @@ def cancel_epoch(s: Session) -> None:
     reply = _extension_admin(s, client, "cancel job", handle.decode("latin-1"))
     if reply.lines != ("OK",):
         s.unsupported(f"'cancel job' of a waiting epoch job answered {' | '.join(reply.lines)}")
-    worker = s.worker(fn)
-    worker.grab_nothing()
-    worker.send(T.PRE_SLEEP)
-    settle(worker)
+    worker = sleeping_worker(s, fn)
     worker.receive(timeout=max(0.0, when - time.time()) + 1.5)  # a NOOP if the job comes back
     worker.send(s.grab_type)
     got = worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP])

@@ -18,6 +18,7 @@ from gearspec.conformance.cases._jobs import (
     first_to_speak,
     require_coalesced,
     settle,
+    sleeping_worker,
     start_job,
     status_of,
 )
@@ -43,10 +44,7 @@ _REQUEUE = f"{_CON_FREE} (worker's jobs requeued); gearmand libgearman-server/jo
 def worker_dies_foreground(s: Session) -> None:
     fn = s.name("fn")
     client, first, handle, _job = start_job(s, fn, b"retry me")
-    standby = s.worker(fn)
-    standby.grab_nothing()
-    standby.send(T.PRE_SLEEP)
-    settle(standby)
+    standby = sleeping_worker(s, fn)
     first.close()
     who = first_to_speak(s, [client, standby], timeout=s.wait)
     if who is None:
@@ -73,10 +71,7 @@ def worker_dies_foreground(s: Session) -> None:
 def worker_dies_background(s: Session) -> None:
     fn = s.name("fn")
     _client, first, handle, _job = start_job(s, fn, b"bg", b"", T.SUBMIT_JOB_BG)
-    standby = s.worker(fn)
-    standby.grab_nothing()
-    standby.send(T.PRE_SLEEP)
-    settle(standby)
+    standby = sleeping_worker(s, fn)
     first.close()
     standby.expect(T.NOOP)  # woken when the job is back in the queue
     s.check_equal(standby.grab().handle, handle, "requeued handle")
@@ -94,10 +89,7 @@ def requeued_status(s: Session) -> None:
     client, first, handle, _job = start_job(s, fn, b"bg", b"", T.SUBMIT_JOB_BG)
     first.work(T.WORK_STATUS, handle, 1, 2)
     settle(first)
-    standby = s.worker(fn)
-    standby.grab_nothing()
-    standby.send(T.PRE_SLEEP)
-    settle(standby)
+    standby = sleeping_worker(s, fn)
     first.close()
     standby.expect(T.NOOP)  # requeued
     s.check_equal(status_of(s, client, handle)[:2], (b"1", b"0"), "known, running after the worker died")
@@ -141,10 +133,7 @@ def sleeper_leaves(s: Session) -> None:
     gone.send(T.PRE_SLEEP)
     settle(gone)
     gone.close()
-    stay = s.worker(fn)
-    stay.grab_nothing()
-    stay.send(T.PRE_SLEEP)
-    settle(stay)
+    stay = sleeping_worker(s, fn)
     handle = s.client().submit(fn, b"x")
     stay.expect(T.NOOP)
     s.check_equal(stay.grab().handle, handle, "job for the remaining worker")
@@ -312,10 +301,7 @@ def workers_keep_dying(s: Session) -> None:
     fn = s.name("fn")
     client, holder, handle, _job = start_job(s, fn, b"doomed")
     for death in range(1, 8):  # past a small --job-retries, e.g. the mutation run's
-        standby = s.worker(fn)
-        standby.grab_nothing()
-        standby.send(T.PRE_SLEEP)
-        settle(standby)
+        standby = sleeping_worker(s, fn)
         holder.close()
         who = first_to_speak(s, [client, standby], timeout=s.wait)
         if who is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PROTOCOL, probe, status_of
+from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PROTOCOL, probe, sleeping_worker, status_of
 from gearspec.conformance.harness import Conn, Session
 from gearspec.conformance.registry import EXTENSION, CaseFunction, case
 
@@ -252,10 +252,7 @@ def wakes_after_restart(s: Session) -> None:
     # A fresh process: whatever the server counts about sleepers starts from nothing here.
     s.restart_target()
     fn = s.name("fn")
-    worker = s.worker(fn)
-    worker.grab_nothing()
-    worker.send(T.PRE_SLEEP)
-    worker.sync()
+    worker = sleeping_worker(s, fn)
     handle = s.client().submit(fn, b"wake", s.name("u"), type=T.SUBMIT_JOB_BG)
     worker.expect(T.NOOP)
     s.check_equal(worker.grab().handle, handle, "the job after the wake-up")

@@ -19,6 +19,7 @@ from gearspec.conformance.cases._jobs import (
     RUN,
     routed_variant,
     settle,
+    sleeping_worker,
     status_of,
     submit_or_unsupported,
     submit_variant,
@@ -136,10 +137,7 @@ def runs_when_due(s: Session) -> None:
 )
 def wake_at_epoch(s: Session) -> None:
     fn = s.name("fn")
-    worker = s.worker(fn)
-    worker.grab_nothing()
-    worker.send(T.PRE_SLEEP)
-    settle(worker)
+    worker = sleeping_worker(s, fn)
     when = int(time.time()) + 2
     handle = _submit_epoch(s, s.client(), fn, when)
     # A NOOP at submit time is allowed (the job is queued); the worker then finds nothing

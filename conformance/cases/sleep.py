@@ -9,22 +9,14 @@ of the function that has not had one yet).
 
 from __future__ import annotations
 
-from gearspec.conformance.cases._jobs import PROTOCOL, RUN, settle, submit_variant
-from gearspec.conformance.harness import Conn, Session, describe
+from gearspec.conformance.cases._jobs import PROTOCOL, RUN, settle, sleeping_worker, submit_variant
+from gearspec.conformance.harness import Session, describe
 from gearspec.conformance.registry import MUST, SHOULD, case
 
 from gearspec.spec import PacketType as T
 
 _SLEEP = f"{PROTOCOL} (PRE_SLEEP, NOOP); {RUN} (PRE_SLEEP)"
 _QUEUE = "gearmand libgearman-server/job.cc gearman_server_job_queue (NOOP to sleepers)"
-
-
-def _sleeping_worker(s: Session, *fns: str) -> Conn:
-    worker = s.worker(*fns)
-    worker.grab_nothing()
-    worker.send(T.PRE_SLEEP)
-    settle(worker)  # the server has put it to sleep before anything is submitted
-    return worker
 
 
 def _wake_case(number: int, type: T, requirement: str) -> None:
@@ -37,7 +29,7 @@ def _wake_case(number: int, type: T, requirement: str) -> None:
     )
     def wake(s: Session) -> None:
         fn = s.name("fn")
-        worker = _sleeping_worker(s, fn)
+        worker = sleeping_worker(s, fn)
         handle = submit_variant(s, s.client(), fn, b"wake", b"", type)
         worker.expect(T.NOOP)
         s.check_equal(worker.grab().handle, handle, "job after the wake-up")
@@ -94,7 +86,7 @@ def noop_when_high_or_low_waits(s: Session) -> None:
 )
 def no_wake_for_other_function(s: Session) -> None:
     fn, other = s.name("fn"), s.name("other")
-    bystander = _sleeping_worker(s, other)
+    bystander = sleeping_worker(s, other)
     s.client().submit(fn, b"not for the bystander")
     bystander.expect_silence("no NOOP for another function's job")
 
@@ -108,7 +100,7 @@ def no_wake_for_other_function(s: Session) -> None:
 )
 def one_noop_per_sleep(s: Session) -> None:
     fn = s.name("fn")
-    worker = _sleeping_worker(s, fn)
+    worker = sleeping_worker(s, fn)
     client = s.client()
     client.submit(fn, b"1")
     client.submit(fn, b"2")
@@ -126,7 +118,7 @@ def one_noop_per_sleep(s: Session) -> None:
 )
 def all_sleepers_woken(s: Session) -> None:
     fn = s.name("fn")
-    sleepers = [_sleeping_worker(s, fn) for _ in range(3)]
+    sleepers = [sleeping_worker(s, fn) for _ in range(3)]
     s.client().submit(fn, b"for someone")
     woken = 0
     for worker in sleepers:
@@ -148,7 +140,7 @@ def all_sleepers_woken(s: Session) -> None:
 )
 def sleep_cycle(s: Session) -> None:
     fn = s.name("fn")
-    worker = _sleeping_worker(s, fn)
+    worker = sleeping_worker(s, fn)
     client = s.client()
     for round_ in range(3):
         handle = client.submit(fn, b"round %d" % round_)
@@ -191,7 +183,7 @@ def awake_worker_no_noop(s: Session) -> None:
 )
 def sleeping_echo(s: Session) -> None:
     fn = s.name("fn")
-    worker = _sleeping_worker(s, fn)
+    worker = sleeping_worker(s, fn)
     worker.send(s.barrier_request(b"are you asleep"))
     worker.round_trip(b"are you asleep")
     s.client().submit(fn, b"x")
@@ -207,7 +199,7 @@ def sleeping_echo(s: Session) -> None:
 )
 def wake_second_function(s: Session) -> None:
     fn_a, fn_b = s.name("a"), s.name("b")
-    worker = _sleeping_worker(s, fn_a, fn_b)
+    worker = sleeping_worker(s, fn_a, fn_b)
     s.client().submit(fn_b, b"for b")
     worker.expect(T.NOOP)
     s.check_equal(worker.grab()["function"], fn_b.encode(), "function of the job")

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import time
 
-from gearspec.conformance.cases._jobs import ASSIGN_TYPES, PERL_CLIENT, PROTOCOL, RUN, first_to_speak, settle
+from gearspec.conformance.cases._jobs import (
+    ASSIGN_TYPES,
+    PERL_CLIENT,
+    PROTOCOL,
+    RUN,
+    first_to_speak,
+    settle,
+    sleeping_worker,
+)
 from gearspec.conformance.harness import Conn, Session, describe
 from gearspec.conformance.registry import MUST, SHOULD, case
 
@@ -46,10 +54,7 @@ def _overrun(s: Session) -> tuple[Conn, Conn, bytes, Packet, Conn, Conn | None]:
     client = s.client()
     handle = client.submit(fn, b"too slow")
     assigned = _grab_timed(s, slow)
-    standby = s.worker(fn)
-    standby.grab_nothing()
-    standby.send(T.PRE_SLEEP)
-    settle(standby)
+    standby = sleeping_worker(s, fn)
     return slow, client, handle, assigned, standby, first_to_speak(s, [client, standby], timeout=3.0)
 
 
