@@ -1069,10 +1069,8 @@ exit status:
     run.add_argument("--expected-timeout", type=float, default=3.0, metavar="SECONDS",
                      help="the step timeout for scenarios known to fail (default 3; they still run, to catch fixes)")
     out = parser.add_argument_group("reports (the grid is printed above the summary)")
-    out.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per cell scenario)")
-    out.add_argument("--json", metavar="FILE", help="write JSON results (gearspec test's shape, plus the matrix)")
-    out.add_argument("--html", metavar="FILE", help="write an HTML report (the grid, then every cell scenario)")
-    out.add_argument("--markdown", metavar="FILE", help="write a markdown summary (grades and the grid)")
+    reports.add_report_options(out, {"junit": "one testcase per cell scenario", "json": "gearspec test's shape, plus the matrix",
+                             "html": "the grid, then every cell scenario", "markdown": "grades and the grid"})
     out.add_argument("-q", "--quiet", action="store_true", help="no progress, only the grid and the summary")
     out.add_argument("-v", "--verbose", action="store_true", help="also list every result that is not a plain pass")
     tls = parser.add_argument_group("TLS matrix (servers and drivers that can; conformance/tls.py)")

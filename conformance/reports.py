@@ -8,6 +8,7 @@ directions with the hex of each packet behind a <details>.
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import os
@@ -486,6 +487,16 @@ def _server_log_html(run: RunInfo) -> str:
 
 
 REPORT_KINDS = ("junit", "json", "html", "markdown")  # the --junit/--json/--html/--markdown options
+_REPORT_HELP = {"junit": "write JUnit XML", "json": "write JSON results", "html": "write an HTML report",
+                "markdown": "write a markdown summary"}
+
+
+def add_report_options(group: argparse._ArgumentGroup, notes: dict[str, str]) -> None:
+    """The report files (REPORT_KINDS) as options, the same for every command that runs cases;
+    `notes` adds what a command's report of that kind holds besides the suite's."""
+    for kind in REPORT_KINDS:
+        note = notes.get(kind)
+        group.add_argument(f"--{kind}", metavar="FILE", help=_REPORT_HELP[kind] + (f" ({note})" if note else ""))
 
 
 def write_reports(results: Sequence[Result], run: RunInfo, paths: dict[str, str | None], errors: TextIO) -> None:
