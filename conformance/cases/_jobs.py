@@ -30,6 +30,7 @@ __all__ = [
     "RUN",
     "close_and_wait_forgotten",
     "first_to_speak",
+    "grab_any",
     "probe",
     "read_status",
     "refusal",
@@ -180,6 +181,12 @@ def start_job(
     job = worker.grab()
     s.check_equal(job.handle, handle, "handle in the assignment")
     return client, worker, handle, job
+
+
+def grab_any(s: Session, worker: Conn) -> Packet:
+    """One grab with the run's grab packet: NO_JOB or an assignment (NOOPs skipped)."""
+    worker.send(s.grab_type)
+    return worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
 
 
 def sleeping_worker(s: Session, *functions: str) -> Conn:

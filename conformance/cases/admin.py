@@ -15,6 +15,7 @@ import re
 import time
 
 from gearspec.conformance.cases._jobs import (
+    grab_any,
     routed_variant,
     settle,
     sleeping_worker,
@@ -483,8 +484,7 @@ def cancel_epoch(s: Session) -> None:
         s.unsupported(f"'cancel job' of a waiting epoch job answered {' | '.join(reply.lines)}")
     worker = sleeping_worker(s, fn)
     worker.receive(timeout=max(0.0, when - time.time()) + 1.5)  # a NOOP if the job comes back
-    worker.send(s.grab_type)
-    got = worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP])
+    got = grab_any(s, worker)
     s.check(got.type is T.NO_JOB, "NO_JOB: the cancelled job stays cancelled", describe(got))
 
 
@@ -662,8 +662,7 @@ def drop_function_with_job(s: Session) -> None:
     handle = conn.submit(fn, b"still here", s.name("u"), type=T.SUBMIT_JOB_BG)
     reply = _extension_admin(s, conn, "drop function", fn)
     worker = s.worker(fn)
-    worker.send(s.grab_type)
-    job = worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP])
+    job = grab_any(s, worker)
     if reply.lines == ("OK",) and job.type is T.NO_JOB:
         s.non_strict("purged", "GRAB got NO_JOB after 'drop function' answered OK")
     s.check(reply.is_error, "an ERR line", " | ".join(reply.lines))

@@ -17,6 +17,7 @@ from gearspec.conformance.cases._jobs import (
     JOB_TAKE,
     PROTOCOL,
     RUN,
+    grab_any,
     routed_variant,
     settle,
     sleeping_worker,
@@ -35,11 +36,6 @@ _RULE = f"{PROTOCOL} (SUBMIT_JOB_EPOCH); {RUN} (SUBMIT_JOB_EPOCH); {JOB_TAKE} (w
 
 def _submit_epoch(s: Session, client: Conn, fn: str, when: int, data: bytes = b"epoch") -> bytes:
     return submit_or_unsupported(s, client, T.SUBMIT_JOB_EPOCH, fn, s.name("u"), when, data)
-
-
-def _grab_any(s: Session, worker: Conn) -> Packet:
-    worker.send(s.grab_type)
-    return worker.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP])
 
 
 @case(
@@ -112,7 +108,7 @@ def runs_when_due(s: Session) -> None:
     when = int(time.time()) + 2  # 1 to 2 s ahead
     handle = _submit_epoch(s, s.client(), fn, when, b"due")
     worker = s.worker(fn)
-    first = _grab_any(s, worker)
+    first = grab_any(s, worker)
     if time.time() < when and first.type is not T.NO_JOB:
         s.fail("NO_JOB before the epoch", describe(first))
     # Sleep as a worker would; a server that wakes sleepers at the epoch sends NOOP early.
@@ -122,7 +118,7 @@ def runs_when_due(s: Session) -> None:
     if event is not None and not (isinstance(event, Packet) and event.type is T.NOOP):
         s.fail("NOOP or nothing while asleep", describe(event))
     s.check(time.time() >= when, "the epoch to have passed", f"woken {when - time.time():.2f} s early")
-    job = _grab_any(s, worker)
+    job = grab_any(s, worker)
     s.check(job.type is not T.NO_JOB, "the job once its time has come", describe(job))
     s.check_equal(job.handle, handle, "assigned handle")
 
@@ -147,7 +143,7 @@ def wake_at_epoch(s: Session) -> None:
         if event is None:
             s.fail("NOOP when the epoch arrived", "nothing within 1.5 s after the epoch")
         s.check(isinstance(event, Packet) and event.type is T.NOOP, "NOOP", describe(event))
-        job = _grab_any(s, worker)
+        job = grab_any(s, worker)
         if job.type is not T.NO_JOB:
             s.check(time.time() >= when, "no assignment before the epoch", "assigned early")
             s.check_equal(job.handle, handle, "assigned handle")
@@ -209,16 +205,15 @@ def epoch_among_timers(s: Session) -> None:
     holder = s.connect("holder")
     holder.send(T.CAN_DO_TIMEOUT, slow_fn, 30000)  # 30 s in milliseconds (gearmand >= 1.1.19), longer in seconds
     slow = s.client().submit(slow_fn, b"slow", type=T.SUBMIT_JOB_BG)
-    holder.send(s.grab_type)
-    held = holder.expect(T.NO_JOB, T.JOB_ASSIGN, T.JOB_ASSIGN_UNIQ, T.JOB_ASSIGN_ALL, ignore=[T.NOOP])
+    held = grab_any(s, holder)
     when = int(time.time()) + 2
     handle = _submit_epoch(s, s.client(), fn, when, b"due")
     worker = s.worker(fn)
-    job = _grab_any(s, worker)
+    job = grab_any(s, worker)
     while job.type is T.NO_JOB and time.time() < when + 1.5:
         settle(worker)
         worker.receive(timeout=0.2)  # pacing; a NOOP here is fine
-        job = _grab_any(s, worker)
+        job = grab_any(s, worker)
     if held.type is not T.NO_JOB:
         holder.work(T.WORK_COMPLETE, slow, b"")
     s.check(job.type is not T.NO_JOB, "the epoch job within 1.5 s of its time", f"NO_JOB {time.time() - when:.1f} s after it")

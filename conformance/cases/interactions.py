@@ -32,6 +32,7 @@ from gearspec.conformance.cases._jobs import (
     ASSIGN_TYPES,
     close_and_wait_forgotten,
     first_to_speak,
+    grab_any,
     probe,
     settle,
     start_job,
@@ -224,8 +225,7 @@ def background_join_outlives_client(s: Session) -> None:
         s.unsupported(f"no coalescing across kinds (handles {h1!r}, {h2!r}); see coalesce/unique/9")
     close_and_wait_forgotten(s, fg, fg_id)
     worker = s.worker(fn)
-    worker.send(s.grab_type)
-    job = worker.expect(T.NO_JOB, *ASSIGN_TYPES, ignore=[T.NOOP])
+    job = grab_any(s, worker)
     if job.type is T.NO_JOB:
         s.non_strict("dropped", "GRAB got NO_JOB after the foreground client left")
     s.check_equal(job.handle, h1, "assigned handle")
